@@ -1,0 +1,192 @@
+// The etcd keyspace shared by controller, agents and CLI (DESIGN.md, "etcd keyspace").
+// Every value is parsed with zod on read; a value that does not parse is treated as absent.
+import { z } from 'zod';
+
+export const DEFAULT_PREFIX = '/vipwarden/';
+
+export function normalizePrefix(prefix: string): string {
+  if (!prefix.startsWith('/')) throw new Error(`etcd prefix must start with "/": ${prefix}`);
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+export class Keys {
+  readonly prefix: string;
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    this.prefix = normalizePrefix(prefix);
+  }
+  leader() {
+    return `${this.prefix}leader`;
+  }
+  groupsPrefix() {
+    return `${this.prefix}groups/`;
+  }
+  group(group: string) {
+    return `${this.prefix}groups/${group}`;
+  }
+  nodesPrefix() {
+    return `${this.prefix}nodes/`;
+  }
+  node(node: string) {
+    return `${this.prefix}nodes/${node}`;
+  }
+  healthPrefix() {
+    return `${this.prefix}health/`;
+  }
+  health(group: string, node: string) {
+    return `${this.prefix}health/${group}/${node}`;
+  }
+  assignmentsPrefix() {
+    return `${this.prefix}assignments/`;
+  }
+  assignment(group: string) {
+    return `${this.prefix}assignments/${group}`;
+  }
+  releasedPrefix() {
+    return `${this.prefix}released/`;
+  }
+  released(group: string, node: string) {
+    return `${this.prefix}released/${group}/${node}`;
+  }
+  eventsPrefix(group?: string) {
+    return group ? `${this.prefix}events/${group}/` : `${this.prefix}events/`;
+  }
+  event(group: string, rev: number) {
+    // Zero-padded so that a lexical range is in time order.
+    return `${this.prefix}events/${group}/${String(rev).padStart(16, '0')}`;
+  }
+  drainPrefix() {
+    return `${this.prefix}drain/`;
+  }
+  drain(node: string) {
+    return `${this.prefix}drain/${node}`;
+  }
+  movesPrefix() {
+    return `${this.prefix}moves/`;
+  }
+  move(group: string) {
+    return `${this.prefix}moves/${group}`;
+  }
+
+  /** Splits "<prefix>health/<group>/<node>" into its segments after the given sub-prefix. */
+  segments(key: string, sub: string): string[] {
+    const p = this.prefix + sub;
+    if (!key.startsWith(p)) return [];
+    return key.slice(p.length).split('/');
+  }
+}
+
+const Millis = z.number().int().nonnegative();
+
+export const NodeRecord = z.object({
+  name: z.string(),
+  /** The node lease's id as a decimal string (64-bit ids do not fit a JS number). */
+  lease: z.string().regex(/^\d+$/),
+  ttlSeconds: z.number().int().positive(),
+  /** Longest kernel address lifetime the agent may set, in seconds (DESIGN.md Safety 2-3). */
+  maxLifetimeSeconds: z.number().int().positive(),
+  /** Addresses are set only within this long after a keepalive was sent (see node-agent/lease.ts). */
+  renewWindowMs: z.number().int().positive(),
+  addresses: z.array(z.string()).default([]),
+  interfaces: z.array(z.string()).default([]),
+  version: z.string(),
+  startedAt: Millis,
+});
+export type NodeRecord = z.infer<typeof NodeRecord>;
+
+/** A validated group spec, published by the leader so that agents can run the group's checks. */
+export const GroupRecord = z.object({
+  name: z.string(),
+  generation: z.number().int().optional(),
+  /** The spec exactly as parseFailoverGroup returned it (defaults applied); agents parse it again. */
+  spec: z.unknown(),
+  /** Fingerprint of spec.checks: health published for other checks is stale. */
+  checksHash: z.string(),
+});
+export type GroupRecord = z.infer<typeof GroupRecord>;
+
+export const CheckResult = z.object({
+  name: z.string(),
+  ok: z.boolean(),
+  message: z.string().optional(),
+  latencyMs: z.number().optional(),
+});
+export type CheckResult = z.infer<typeof CheckResult>;
+
+export const HealthRecord = z.object({
+  healthy: z.boolean(),
+  /** keepalived-style weight sum added to the configured priority. */
+  priorityDelta: z.number().int().default(0),
+  checks: z.array(CheckResult).default([]),
+  /** checksHash of the group the checks ran for; health for other checks is stale. */
+  checksHash: z.string(),
+  /** Wall-clock time of the last change (ms since epoch), and when the failure was first detected. */
+  at: Millis,
+  failingSince: Millis.optional(),
+});
+export type HealthRecord = z.infer<typeof HealthRecord>;
+
+export const AssignmentRecord = z.object({
+  group: z.string(),
+  /** The node that may hold the VIPs, or null when nobody may. */
+  holder: z.string().nullable(),
+  /** The holder's lease id: a restarted agent (new lease) is not the holder of an old assignment. */
+  holderLease: z.string().nullable(),
+  vips: z.array(z.object({ address: z.string(), interface: z.string().optional() })),
+  /** Set when the controller asks the holder to let go (planned move, failback, deletion). */
+  release: z.boolean().default(false),
+  reason: z.string(),
+  /** Hash of the parts of the spec the agent acts on (VIPs, SNAT, hooks, announce). */
+  specHash: z.string(),
+  at: Millis,
+  leader: z.string(),
+  /** When the failure that led here was detected (ms since epoch), for outage figures. */
+  detectedAt: Millis.optional(),
+});
+export type AssignmentRecord = z.infer<typeof AssignmentRecord>;
+
+export const ReleasedRecord = z.object({
+  epoch: z.number().int().positive(),
+  at: Millis,
+  reason: z.string(),
+});
+export type ReleasedRecord = z.infer<typeof ReleasedRecord>;
+
+export const LeaderRecord = z.object({ id: z.string(), since: Millis, version: z.string() });
+export type LeaderRecord = z.infer<typeof LeaderRecord>;
+
+export const EventRecord = z.object({
+  group: z.string(),
+  from: z.string().nullable(),
+  to: z.string().nullable(),
+  reason: z.string(),
+  at: Millis,
+  epoch: z.number().int(),
+  /** From the failure's detection to this assignment, in ms. */
+  detectMs: z.number().optional(),
+  /** From the old holder's loss (lease end or release) to this assignment, in ms. */
+  outageMs: z.number().optional(),
+  message: z.string().optional(),
+});
+export type EventRecord = z.infer<typeof EventRecord>;
+
+export const DrainRecord = z.object({ at: Millis, by: z.string().default('cli') });
+export const MoveRecord = z.object({ to: z.string(), at: Millis });
+export type MoveRecord = z.infer<typeof MoveRecord>;
+
+/** Parses JSON text with a schema; returns undefined (and calls onBad) when it does not fit. */
+export function decode<T>(schema: z.ZodType<T>, text: string | null | undefined, onBad?: (why: string) => void): T | undefined {
+  if (text == null) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    onBad?.(`not JSON: ${(e as Error).message}`);
+    return undefined;
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    onBad?.(r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    return undefined;
+  }
+  return r.data;
+}

@@ -1,0 +1,268 @@
+// The node lease, with keepalive answers tracked by us (etcd3's own `lost` fires only after 2 x TTL).
+//
+// Each keepalive is stamped with its send time s. An answer with TTL > 0 proves the lease lives on the server at
+// least until s + TTL (the server renewed it after we sent). `validUntil` is the latest such bound. Everything the
+// agent holds is bounded by it (DESIGN.md Safety 1-2).
+import { EventEmitter } from 'node:events';
+import type { Etcd3 } from 'etcd3';
+import type { Clock } from './clock.js';
+import type { Logger } from './log.js';
+
+export interface LeaseTiming {
+  ttlSeconds: number;
+  keepaliveIntervalMs: number;
+  /** Safety margin kept between the agent's own deadline and the lease's end on the server. */
+  marginMs: number;
+  /** An answer that took longer than this is not used to renew address lifetimes. */
+  renewWindowMs: number;
+}
+
+export interface Renewal {
+  lease: string;
+  sentAt: number;
+  answeredAt: number;
+  validUntil: number;
+  rttMs: number;
+}
+
+export interface LeaseKeeperEvents {
+  granted: [lease: string];
+  renewed: [r: Renewal];
+  /** The lease is gone on the server (expired or revoked), or we could not keep it alive in time. */
+  lost: [lease: string, why: string];
+}
+
+/** Longest address lifetime (whole seconds, at least 1) that an answer with `remainingMs` left allows. */
+export function lifetimeFor(remainingMs: number, marginMs: number): number {
+  return Math.max(1, Math.floor((remainingMs - marginMs) / 1000));
+}
+
+/** The longest lifetime this agent may ever set, published so the controller knows how long to wait (Safety 3). */
+export function maxLifetimeSeconds(t: LeaseTiming): number {
+  return lifetimeFor(t.ttlSeconds * 1000, t.marginMs);
+}
+
+/**
+ * How long after the server ends this lease an address set by its agent can still exist:
+ * set at most renewWindowMs after the keepalive was sent, for maxLifetime seconds, deleted by the kernel up to
+ * kernelSlackMs late. The controller waits this long after the expiry before moving the group (Safety 3).
+ */
+export function addressOverhangMs(t: { ttlSeconds: number; maxLifetimeSeconds: number; renewWindowMs: number }, kernelSlackMs: number): number {
+  return Math.max(0, t.maxLifetimeSeconds * 1000 + t.renewWindowMs + kernelSlackMs - t.ttlSeconds * 1000);
+}
+
+interface KeepaliveStream {
+  write(req: { ID: string }): void;
+  end(): void;
+  on(event: string, fn: (...args: never[]) => void): unknown;
+  removeAllListeners(): unknown;
+}
+
+export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
+  lease: string | undefined;
+  validUntil = 0;
+  lastRttMs = 0;
+  /** Send time of the keepalive behind the latest answer. */
+  lastAnsweredSentAt = 0;
+  private stream: KeepaliveStream | undefined;
+  private pending: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  private running = false;
+  private granting: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly timing: LeaseTiming,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** Time left (ms) before the agent must stop holding anything, by its own reckoning. */
+  safeRemainingMs(): number {
+    return this.validUntil - this.timing.marginMs - this.clock.mono();
+  }
+
+  isSafe(): boolean {
+    return this.lease !== undefined && this.safeRemainingMs() > 0;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    this.running = true;
+    signal.addEventListener('abort', () => this.stopTimers(), { once: true });
+    await this.grant();
+    this.timer = setInterval(() => this.tick(), this.timing.keepaliveIntervalMs);
+  }
+
+  private stopTimers(): void {
+    this.running = false;
+    if (this.timer) clearInterval(this.timer);
+    if (this.deadline) clearTimeout(this.deadline);
+    this.closeStream();
+  }
+
+  /** Revokes the lease (graceful shutdown): its keys go at once. */
+  async revoke(): Promise<void> {
+    const lease = this.lease;
+    this.stopTimers();
+    this.lease = undefined;
+    this.validUntil = 0;
+    if (lease) await this.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
+  }
+
+  private async grant(): Promise<void> {
+    if (this.granting) return this.granting;
+    this.granting = (async () => {
+      let delay = 100;
+      while (this.running) {
+        try {
+          const sentAt = this.clock.mono();
+          const res = await this.client.leaseClient.leaseGrant({ TTL: this.timing.ttlSeconds, ID: 0 });
+          if (res.error) throw new Error(res.error);
+          this.lease = String(res.ID);
+          this.validUntil = sentAt + Number(res.TTL) * 1000;
+          this.pending = [];
+          this.closeStream();
+          this.log.info({ lease: this.lease, ttl: Number(res.TTL) }, 'node lease granted');
+          this.armDeadline();
+          this.emit('granted', this.lease);
+          return;
+        } catch (err) {
+          this.log.warn({ err: String(err) }, 'lease grant failed; retrying');
+          await this.clock.sleep(delay);
+          delay = Math.min(delay * 2, 1000);
+        }
+      }
+    })().finally(() => (this.granting = undefined));
+    return this.granting;
+  }
+
+  private closeStream(): void {
+    const s = this.stream;
+    this.stream = undefined;
+    this.pending = [];
+    if (s) {
+      s.removeAllListeners();
+      s.on('error', () => undefined);
+      try {
+        s.end();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  private async openStream(): Promise<void> {
+    const s = (await this.client.leaseClient.leaseKeepAlive()) as unknown as KeepaliveStream;
+    if (!this.running) {
+      s.end();
+      return;
+    }
+    this.stream = s;
+    s.on('data', (res: { ID: string; TTL: string }) => this.onAnswer(s, res));
+    s.on('error', (err: unknown) => {
+      if (this.stream === s) {
+        this.log.warn({ err: String(err) }, 'keepalive stream failed');
+        this.closeStream();
+      }
+    });
+    s.on('end', () => {
+      if (this.stream === s) this.closeStream();
+    });
+  }
+
+  private opening = false;
+  private tick(): void {
+    if (!this.running || !this.lease || this.granting) return;
+    if (!this.stream) {
+      if (this.opening) return;
+      this.opening = true;
+      this.openStream()
+        .catch((err) => this.log.warn({ err: String(err) }, 'keepalive stream could not open'))
+        .finally(() => (this.opening = false));
+      return;
+    }
+    // Answers come back in order on one stream: remember each send time. Never drop one: an answer matched to a
+    // later send time would overstate the lease. A stream with many unanswered requests is replaced instead.
+    if (this.pending.length >= 8) {
+      this.log.warn({ unanswered: this.pending.length }, 'keepalive stream stuck; reopening');
+      this.closeStream();
+      return;
+    }
+    this.pending.push(this.clock.mono());
+    try {
+      this.stream.write({ ID: this.lease });
+    } catch (err) {
+      this.log.warn({ err: String(err) }, 'keepalive write failed');
+      this.closeStream();
+    }
+  }
+
+  private onAnswer(s: unknown, res: { ID: string; TTL: string }): void {
+    if (s !== this.stream) return;
+    const sentAt = this.pending.shift();
+    if (sentAt === undefined || String(res.ID) !== this.lease) return;
+    const now = this.clock.mono();
+    const ttl = Number(res.TTL);
+    if (!(ttl > 0)) {
+      this.onLost('lease expired on the server');
+      return;
+    }
+    const rtt = now - sentAt;
+    this.lastRttMs = rtt;
+    const validUntil = sentAt + ttl * 1000;
+    if (sentAt > this.lastAnsweredSentAt) this.lastAnsweredSentAt = sentAt;
+    if (validUntil > this.validUntil) this.validUntil = validUntil;
+    this.armDeadline();
+    this.emit('renewed', { lease: this.lease, sentAt, answeredAt: now, validUntil: this.validUntil, rttMs: rtt });
+  }
+
+  /**
+   * Addresses may be set only right after an answer: its keepalive was sent at most renewWindowMs ago, so that
+   * an address lifetime set now ends within the overhang the controller waits for (Safety 2-3).
+   */
+  isFresh(): boolean {
+    return this.isSafe() && this.clock.mono() - this.lastAnsweredSentAt <= this.timing.renewWindowMs;
+  }
+
+  /** Resolves true once an answer is fresh enough to set addresses, sending a keepalive at once if needed. */
+  async ensureFresh(timeoutMs = this.timing.renewWindowMs): Promise<boolean> {
+    if (this.isFresh()) return true;
+    if (!this.running || !this.lease) return false;
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(t);
+        this.off('renewed', onRenew);
+        resolve(ok);
+      };
+      const onRenew = () => {
+        if (this.isFresh()) done(true);
+      };
+      const t = setTimeout(() => done(this.isFresh()), timeoutMs);
+      this.on('renewed', onRenew);
+      this.tick();
+    });
+  }
+
+  /** Fires when no answer came in time: from then on the agent must hold nothing. */
+  private armDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    const ms = Math.max(0, this.safeRemainingMs());
+    this.deadline = setTimeout(() => {
+      if (!this.running) return;
+      if (this.safeRemainingMs() <= 0) this.emit('lost', this.lease ?? '', 'no keepalive answer in time');
+    }, ms + 1);
+  }
+
+  private onLost(why: string): void {
+    const old = this.lease;
+    this.log.warn({ lease: old, why }, 'node lease lost; granting a new one');
+    this.lease = undefined;
+    this.validUntil = 0;
+    this.closeStream();
+    this.emit('lost', old ?? '', why);
+    void this.grant();
+  }
+}

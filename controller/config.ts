@@ -1,0 +1,44 @@
+// The controller's configuration (controller.yaml).
+import { hostname } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_PREFIX } from '../common/keyspace.js';
+import { formatPath } from '../crds/failovergroup.js';
+
+export const ControllerConfigSchema = z
+  .object({
+    id: z.string().min(1).max(128).optional(),
+    etcd: z.object({ endpoints: z.array(z.string().url()).min(1), prefix: z.string().startsWith('/').default(DEFAULT_PREFIX) }).strict(),
+    source: z.union([
+      z.object({ directory: z.string().startsWith('/') }).strict(),
+      z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),
+    ]),
+    lease: z
+      .object({
+        ttlSeconds: z.number().int().min(1).max(60).default(2),
+        keepaliveIntervalMs: z.number().int().min(20).max(10_000).default(250),
+        marginMs: z.number().int().min(50).max(10_000).default(500),
+      })
+      .strict()
+      .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
+    /** How late the kernel may delete an address after its lifetime ends (measured ~200 ms; kept with room). */
+    kernelSlackMs: z.number().int().min(0).max(10_000).default(400),
+    resyncMs: z.number().int().min(100).max(600_000).default(1000),
+    eventsPerGroup: z.number().int().min(1).max(10_000).default(100),
+    metrics: z.object({ listen: z.string().default('127.0.0.1:9642') }).strict().optional(),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  })
+  .strict();
+
+export type ControllerConfig = z.output<typeof ControllerConfigSchema> & { id: string };
+
+export function parseControllerConfig(raw: unknown, source = 'controller config'): ControllerConfig {
+  const r = ControllerConfigSchema.safeParse(raw);
+  if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
+  return { ...r.data, id: r.data.id ?? `${hostname()}-${process.pid}` };
+}
+
+export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
+  return parseControllerConfig(parseYaml(await readFile(path, 'utf8')), path);
+}

@@ -1,0 +1,18 @@
+// What the controller reports. The Prometheus implementation lives with the metrics server.
+export interface ControllerMetrics {
+  leader(is: boolean): void;
+  transition(group: string, reason: string): void;
+  holder(group: string, node: string | null, nodes: readonly string[]): void;
+  reconcile(durationMs: number, outcome: 'ok' | 'requeue' | 'conflict' | 'error'): void;
+  etcdUp(up: boolean): void;
+  groups(valid: number, rejected: number): void;
+}
+
+export const NO_CONTROLLER_METRICS: ControllerMetrics = {
+  leader: () => undefined,
+  transition: () => undefined,
+  holder: () => undefined,
+  reconcile: () => undefined,
+  etcdUp: () => undefined,
+  groups: () => undefined,
+};

@@ -1,0 +1,132 @@
+// The bare-VM source: FailoverGroup YAML (the same documents Kubernetes users apply) in a directory.
+// Files are read again on change (fs.watch is a hint) and every few seconds. A bad document never stops the
+// others; a group whose new version is invalid keeps running with its last valid spec.
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import type { Logger } from '../../common/log.js';
+import { parseFailoverGroup, ValidationError, type FailoverGroup } from '../../crds/failovergroup.js';
+import type { GroupSource, SourceGroup } from './types.js';
+
+export interface ParsedFile {
+  path: string;
+  docs: { name?: string; group?: FailoverGroup; error?: ValidationError }[];
+}
+
+/** Pure: the text of one file to its documents. */
+export function parseGroupFile(path: string, text: string): ParsedFile {
+  const docs: ParsedFile['docs'] = [];
+  let all;
+  try {
+    all = parseAllDocuments(text);
+  } catch (e) {
+    return { path, docs: [{ error: new ValidationError(path, [{ path: '(file)', message: String(e) }]) }] };
+  }
+  const list = Array.isArray(all) ? all : [all];
+  list.forEach((doc, i) => {
+    const label = `${path}#${i}`;
+    if (doc.errors.length) {
+      docs.push({ error: new ValidationError(label, doc.errors.map((e) => ({ path: '(yaml)', message: e.message }))) });
+      return;
+    }
+    const raw = doc.toJS() as unknown;
+    if (raw === null || raw === undefined) return;
+    const name = (raw as { metadata?: { name?: unknown } })?.metadata?.name;
+    const r = parseFailoverGroup(raw, label);
+    if (r.ok) docs.push({ name: r.group.name, group: r.group });
+    else docs.push({ name: typeof name === 'string' ? name : undefined, error: r.error });
+  });
+  return { path, docs };
+}
+
+/** Pure: files (sorted by path) to groups, keeping the last valid version of groups whose new version is bad. */
+export function mergeFiles(files: ParsedFile[], lastGood: ReadonlyMap<string, FailoverGroup>, createdAt: ReadonlyMap<string, number>): { groups: SourceGroup[]; errors: ValidationError[] } {
+  const out = new Map<string, SourceGroup>();
+  const errors: ValidationError[] = [];
+  for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    for (const d of f.docs) {
+      if (!d.name) {
+        if (d.error) errors.push(d.error);
+        continue;
+      }
+      const existing = out.get(d.name);
+      if (existing) {
+        errors.push(new ValidationError(f.path, [{ path: 'metadata.name', message: `group "${d.name}" is defined twice; the first definition wins` }]));
+        continue;
+      }
+      const group = d.group ?? lastGood.get(d.name);
+      out.set(d.name, { name: d.name, group, error: d.error, createdAt: createdAt.get(d.name) });
+    }
+  }
+  return { groups: [...out.values()], errors };
+}
+
+export class DirectorySource implements GroupSource {
+  readonly kind = 'directory';
+  private snapshot: SourceGroup[] = [];
+  private readonly lastGood = new Map<string, FailoverGroup>();
+  private readonly createdAt = new Map<string, number>();
+  private watcher: FSWatcher | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastErrors = '';
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+    private readonly rescanMs = 2000,
+  ) {}
+
+  list(): SourceGroup[] {
+    return this.snapshot;
+  }
+
+  async start(signal: AbortSignal, onChange: () => void): Promise<void> {
+    await this.scan();
+    const rescan = () => void this.scan().then(onChange, (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'));
+    try {
+      this.watcher = watch(this.dir, { persistent: false }, () => rescan());
+    } catch (err) {
+      this.log.warn({ err: String(err), dir: this.dir }, 'cannot watch the manifests directory; rescanning periodically only');
+    }
+    this.timer = setInterval(rescan, this.rescanMs);
+    signal.addEventListener(
+      'abort',
+      () => {
+        this.watcher?.close();
+        if (this.timer) clearInterval(this.timer);
+      },
+      { once: true },
+    );
+  }
+
+  async scan(): Promise<void> {
+    const names = (await readdir(this.dir)).filter((n) => /\.(ya?ml|json)$/.test(n) && !n.startsWith('.')).sort();
+    const files: ParsedFile[] = [];
+    for (const n of names) {
+      const path = join(this.dir, n);
+      try {
+        const st = await stat(path);
+        if (!st.isFile()) continue;
+        files.push(parseGroupFile(path, await readFile(path, 'utf8')));
+      } catch (err) {
+        // A file removed between readdir and read is simply gone.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    const now = Date.now();
+    for (const f of files) for (const d of f.docs) if (d.name && !this.createdAt.has(d.name)) this.createdAt.set(d.name, now);
+    const { groups, errors } = mergeFiles(files, this.lastGood, this.createdAt);
+    for (const g of groups) {
+      if (g.group && !g.error) this.lastGood.set(g.name, g.group);
+    }
+    const present = new Set(groups.map((g) => g.name));
+    for (const n of [...this.lastGood.keys()]) if (!present.has(n)) this.lastGood.delete(n);
+    const errText = [...errors, ...groups.flatMap((g) => (g.error ? [g.error] : []))].map((e) => e.message).join('\n');
+    if (errText !== this.lastErrors) {
+      for (const line of errText.split('\n').filter(Boolean)) this.log.error({ error: line }, 'invalid FailoverGroup');
+      this.lastErrors = errText;
+    }
+    this.snapshot = groups;
+  }
+}

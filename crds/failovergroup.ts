@@ -1,0 +1,328 @@
+// The FailoverGroup API (vipwarden.io/v1alpha1): the one source of truth.
+// The controller, the directory source, the CLI and the CRD generator all parse through `parseFailoverGroup`.
+import { z } from 'zod';
+import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
+
+export const API_GROUP = 'vipwarden.io';
+export const API_VERSION = 'v1alpha1';
+export const KIND = 'FailoverGroup';
+export const PLURAL = 'failovergroups';
+
+const ms = (what: string, min: number, max: number, def: number) =>
+  z.number().int().min(min).max(max).default(def).describe(`${what}, in milliseconds (${min}..${max}).`);
+
+export const CidrString = z
+  .string()
+  .min(3)
+  .max(64)
+  .superRefine((v, ctx) => {
+    const c = parseCidr(v);
+    if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
+  });
+
+const Port = z.number().int().min(1).max(65535);
+const InterfaceName = z
+  .string()
+  .min(1)
+  .max(15)
+  .refine(isInterfaceName, 'must be a Linux interface name (1-15 characters, letters, digits, _ . : -)');
+const LocalName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$/, 'must be a lower-case name (letters, digits, - and _)');
+
+export const Vip = z
+  .object({
+    address: CidrString.describe('The virtual address with its prefix length, e.g. 198.18.0.100/24 or 2001:2::100/64.'),
+    interface: InterfaceName.optional().describe("Interface to add it to; the agent's default interface when absent."),
+  })
+  .strict()
+  .describe('One virtual IP address.');
+
+export const CandidateNode = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(253)
+      .refine(isResourceName, 'must be a DNS-1123 name (lower case letters, digits, - and .)')
+      .describe('Node name, as the agent on that machine calls itself.'),
+    priority: z.number().int().min(0).max(1000).default(100).describe('Higher wins (0..1000). Ties break by a stable hash.'),
+  })
+  .strict();
+
+const HttpCheck = z
+  .object({
+    port: Port.default(80),
+    path: z.string().startsWith('/').max(1024).default('/'),
+    host: z.string().max(253).default('127.0.0.1').describe('Address the agent connects to; the node itself by default.'),
+    scheme: z.enum(['http', 'https']).default('http'),
+    expectStatus: z.array(z.number().int().min(100).max(599)).max(16).optional()
+      .describe('Accepted status codes; any 2xx or 3xx when absent.'),
+    expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
+  })
+  .strict();
+
+const TcpCheck = z.object({ port: Port, host: z.string().max(253).default('127.0.0.1') }).strict();
+
+const ProcessCheck = z
+  .object({
+    name: z.string().min(1).max(15).optional().describe('Process name (comm), as pgrep -x matches it.'),
+    pidFile: z.string().startsWith('/').max(4096).optional().describe('A pid file; the process it names must be alive.'),
+  })
+  .strict();
+
+const MysqlCheck = z
+  .object({
+    host: z.string().max(253).default('127.0.0.1'),
+    port: Port.default(3306),
+    socket: z.string().startsWith('/').max(4096).optional(),
+    credentials: LocalName.optional().describe("Name of a credentials file in the agent's local configuration; never a password here."),
+    expectReadOnly: z.boolean().optional().describe('When set, @@global.read_only must equal it.'),
+    replication: z
+      .object({
+        maxLagSeconds: z.number().int().min(0).max(86400).optional(),
+      })
+      .strict()
+      .optional()
+      .describe('When present, the IO and SQL replication threads must run (and lag stay under the bound).'),
+  })
+  .strict();
+
+const ScriptCheck = z
+  .object({ name: LocalName.describe("A command named in the agent's local configuration; commands never come from here.") })
+  .strict();
+
+export const CheckTypes = ['http', 'tcp', 'process', 'mysql', 'script'] as const;
+
+export const HealthCheck = z
+  .object({
+    name: LocalName.describe('Unique within the group.'),
+    type: z.enum(CheckTypes),
+    intervalMs: ms('Time between two runs', 10, 3_600_000, 1000),
+    timeoutMs: ms('How long one run may take', 10, 600_000, 1000),
+    rise: z.number().int().min(1).max(100).default(2).describe('Successes in a row before a failing check counts as passing.'),
+    fall: z.number().int().min(1).max(100).default(2).describe('Failures in a row before a passing check counts as failing.'),
+    weight: z
+      .number()
+      .int()
+      .min(-1000)
+      .max(1000)
+      .default(0)
+      .describe(
+        'keepalived-style weight. 0: the check is required (a failing check makes the node unhealthy). ' +
+          'Positive: added to the priority while passing. Negative: added while failing.',
+      ),
+    http: HttpCheck.optional(),
+    tcp: TcpCheck.optional(),
+    process: ProcessCheck.optional(),
+    mysql: MysqlCheck.optional(),
+    script: ScriptCheck.optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    for (const t of CheckTypes) {
+      const present = c[t] !== undefined;
+      if (t === c.type && !present) ctx.addIssue({ code: 'custom', path: [t], message: `type is ${t}, so ${t} must be set` });
+      if (t !== c.type && present) ctx.addIssue({ code: 'custom', path: [t], message: `type is ${c.type}, so ${t} must not be set` });
+    }
+    if (c.timeoutMs > c.intervalMs) ctx.addIssue({ code: 'custom', path: ['timeoutMs'], message: 'must not exceed intervalMs' });
+    if (c.type === 'process' && c.process && !c.process.name && !c.process.pidFile)
+      ctx.addIssue({ code: 'custom', path: ['process'], message: 'needs name or pidFile' });
+  });
+
+export const SnatRule = z
+  .object({
+    destination: CidrString.describe('Traffic to this network leaves with the VIP as its source address.'),
+    protocol: z.enum(['all', 'tcp', 'udp']).default('all'),
+    ports: z.array(Port).max(15).optional().describe('Destination ports (tcp or udp only).'),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.ports && r.ports.length > 0 && r.protocol === 'all')
+      ctx.addIssue({ code: 'custom', path: ['ports'], message: 'ports need protocol tcp or udp' });
+  });
+
+export const CloudSpec = z
+  .object({
+    provider: z.enum(['digitalocean']),
+    floatingIp: z.string().max(64).describe('The provider-side floating (reserved) IP to point at the holder.'),
+    credentials: LocalName.optional().describe("Name of a token file in the agent's local configuration."),
+  })
+  .strict();
+
+export const AnnounceSpec = z
+  .object({
+    burst: z.number().int().min(1).max(20).default(3).describe('Gratuitous ARP / unsolicited NA packets sent at once.'),
+    repeatIntervalMs: ms('Time between repeats after the burst', 100, 60_000, 1000),
+    repeatForMs: ms('How long to keep repeating', 0, 600_000, 3000),
+  })
+  .strict();
+
+export const FailoverGroupSpec = z
+  .object({
+    vips: z.array(Vip).min(1).max(16).describe('Addresses that move together.'),
+    nodes: z.array(CandidateNode).min(1).max(64).describe('Nodes that may hold the addresses, with their priorities.'),
+    checks: z.array(HealthCheck).max(16).default([]).describe('Health checks run by the agent on each candidate node.'),
+    failback: z
+      .enum(['auto', 'manual'])
+      .default('auto')
+      .describe('auto: the preferred healthy node takes the VIPs back. manual: the VIPs stay where they are while the holder is healthy.'),
+    snat: z.array(SnatRule).max(32).default([]).describe('Outgoing traffic to these destinations leaves from the first VIP of its family.'),
+    hooks: z.array(LocalName).max(8).default([]).describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
+    cloud: CloudSpec.optional(),
+    announce: AnnounceSpec.optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const seenNodes = new Map<string, number>();
+    s.nodes.forEach((n, i) => {
+      const j = seenNodes.get(n.name);
+      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${n.name}" (also nodes[${j}])` });
+      else seenNodes.set(n.name, i);
+    });
+    const seenVips = new Map<string, number>();
+    s.vips.forEach((v, i) => {
+      const c = parseCidr(v.address);
+      if (typeof c === 'string') return;
+      const j = seenVips.get(c.address);
+      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['vips', i, 'address'], message: `duplicate VIP ${c.address} (also vips[${j}])` });
+      else seenVips.set(c.address, i);
+    });
+    const seenChecks = new Map<string, number>();
+    s.checks.forEach((c, i) => {
+      const j = seenChecks.get(c.name);
+      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['checks', i, 'name'], message: `duplicate check name "${c.name}" (also checks[${j}])` });
+      else seenChecks.set(c.name, i);
+    });
+  });
+
+export const Condition = z.object({
+  type: z.string(),
+  status: z.enum(['True', 'False', 'Unknown']),
+  reason: z.string(),
+  message: z.string(),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().optional(),
+});
+
+export const Phases = ['Pending', 'Active', 'Degraded', 'NoHealthyNode', 'Invalid'] as const;
+
+export const FailoverGroupStatus = z
+  .object({
+    phase: z.enum(Phases).optional(),
+    holder: z.string().optional(),
+    epoch: z.number().int().optional().describe('etcd revision of the current assignment; it only grows.'),
+    vips: z.array(z.string()).optional(),
+    observedGeneration: z.number().int().optional(),
+    nodes: z
+      .array(
+        z.object({
+          name: z.string(),
+          live: z.boolean(),
+          healthy: z.boolean(),
+          priority: z.number().int().optional(),
+          checks: z.array(z.object({ name: z.string(), ok: z.boolean(), message: z.string().optional() })).optional(),
+        }),
+      )
+      .optional(),
+    lastTransition: z
+      .object({
+        from: z.string().optional(),
+        to: z.string().optional(),
+        reason: z.string(),
+        time: z.string(),
+        durationMs: z.number().optional(),
+      })
+      .optional(),
+    conditions: z.array(Condition).optional(),
+  })
+  .describe('Written by the controller.');
+
+export const Metadata = z
+  .object({
+    name: z
+      .string()
+      .min(1)
+      .max(253)
+      .refine(isResourceName, 'must be a DNS-1123 name (lower case letters, digits, - and .)'),
+    generation: z.number().int().optional(),
+    uid: z.string().optional(),
+    resourceVersion: z.string().optional(),
+    creationTimestamp: z.union([z.string(), z.date()]).optional(),
+    deletionTimestamp: z.union([z.string(), z.date()]).optional(),
+    finalizers: z.array(z.string()).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .loose();
+
+export const FailoverGroupResource = z.object({
+  apiVersion: z.literal(`${API_GROUP}/${API_VERSION}`),
+  kind: z.literal(KIND),
+  metadata: Metadata,
+  spec: FailoverGroupSpec,
+  status: FailoverGroupStatus.optional(),
+});
+
+export type FailoverGroupSpecInput = z.input<typeof FailoverGroupSpec>;
+export type Spec = z.output<typeof FailoverGroupSpec>;
+export type HealthCheckSpec = z.output<typeof HealthCheck>;
+export type SnatRuleSpec = z.output<typeof SnatRule>;
+export type Status = z.output<typeof FailoverGroupStatus>;
+export type Phase = (typeof Phases)[number];
+
+/** The internal model of one group, after validation and defaulting. */
+export interface FailoverGroup {
+  name: string;
+  generation?: number;
+  spec: Spec;
+}
+
+export interface ValidationIssue {
+  /** e.g. "spec.nodes[1].name" */
+  path: string;
+  message: string;
+}
+
+export class ValidationError extends Error {
+  constructor(
+    readonly source: string,
+    readonly issues: ValidationIssue[],
+  ) {
+    super(`${source}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
+    this.name = 'ValidationError';
+  }
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || '(root)';
+}
+
+export function issuesOf(err: z.ZodError): ValidationIssue[] {
+  return err.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
+}
+
+export type ParseResult = { ok: true; group: FailoverGroup } | { ok: false; error: ValidationError };
+
+/** One parse from a FailoverGroup document (as applied with kubectl or dropped in a directory) to the model. */
+export function parseFailoverGroup(doc: unknown, source = 'FailoverGroup'): ParseResult {
+  const r = FailoverGroupResource.safeParse(doc);
+  if (!r.success) {
+    const name = (doc as { metadata?: { name?: unknown } } | null)?.metadata?.name;
+    const label = typeof name === 'string' ? `${source} ${name}` : source;
+    return { ok: false, error: new ValidationError(label, issuesOf(r.error)) };
+  }
+  return { ok: true, group: { name: r.data.metadata.name, generation: r.data.metadata.generation, spec: r.data.spec } };
+}
+
+/** The candidate node entry for `node`, if the group names it. */
+export function candidate(group: FailoverGroup, node: string) {
+  return group.spec.nodes.find((n) => n.name === node);
+}

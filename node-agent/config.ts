@@ -1,0 +1,89 @@
+// The agent's own local configuration (agent.yaml). Commands, hooks and credentials are named here and only
+// here: a FailoverGroup may refer to them by name, never define them (DESIGN.md, "Health checks").
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { isInterfaceName, isResourceName } from '../common/ip.js';
+import { DEFAULT_PREFIX } from '../common/keyspace.js';
+import { formatPath } from '../crds/failovergroup.js';
+
+const Argv = z.array(z.string().min(1)).min(1).refine((a) => a[0]!.startsWith('/'), 'the command must be an absolute path');
+
+export const AgentConfigSchema = z
+  .object({
+    node: z.string().refine(isResourceName, 'must be a DNS-1123 name'),
+    etcd: z
+      .object({
+        endpoints: z.array(z.string().url()).min(1),
+        prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+      })
+      .strict(),
+    interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
+    lease: z
+      .object({
+        ttlSeconds: z.number().int().min(1).max(60).default(2),
+        keepaliveIntervalMs: z.number().int().min(20).max(10_000).default(250),
+        marginMs: z.number().int().min(50).max(10_000).default(500),
+        renewWindowMs: z.number().int().min(20).max(5_000).optional(),
+      })
+      .strict()
+      .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
+    /** How long to wait, on SIGTERM, for the controller to move released groups before revoking the lease. */
+    shutdownGraceMs: z.number().int().min(0).max(30_000).default(1500),
+    metrics: z.object({ listen: z.string().default('127.0.0.1:9641') }).strict().optional(),
+    stateDir: z.string().startsWith('/').default('/run/vipwarden'),
+    commands: z
+      .record(z.string(), z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict())
+      .default({}),
+    hooks: z
+      .record(
+        z.string(),
+        z
+          .object({
+            acquire: Argv.optional(),
+            release: Argv.optional(),
+            timeoutMs: z.number().int().min(10).max(600_000).default(10_000),
+          })
+          .strict(),
+      )
+      .default({}),
+    /** Named credential files (MySQL option files, cloud API tokens). */
+    credentials: z.record(z.string(), z.string().startsWith('/')).default({}),
+    cloud: z
+      .object({
+        digitalocean: z
+          .object({
+            apiBase: z.string().url().default('https://api.digitalocean.com'),
+            metadataBase: z.string().url().default('http://169.254.169.254'),
+            dropletId: z.number().int().positive().optional(),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.lease.ttlSeconds * 1000 <= c.lease.marginMs + c.lease.keepaliveIntervalMs)
+      ctx.addIssue({ code: 'custom', path: ['lease', 'marginMs'], message: 'ttlSeconds must exceed marginMs + keepaliveIntervalMs' });
+  });
+
+export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };
+
+export function parseAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
+  const r = AgentConfigSchema.safeParse(raw);
+  if (!r.success) {
+    throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
+  }
+  const c = r.data;
+  // An answer may renew address lifetimes only while its keepalive is this fresh (see lease.ts).
+  const renewWindowMs = c.lease.renewWindowMs ?? Math.min(500, Math.floor((c.lease.ttlSeconds * 1000) / 4));
+  return { ...c, lease: { ...c.lease, renewWindowMs } };
+}
+
+export async function loadAgentConfig(path: string): Promise<AgentConfig> {
+  const text = await readFile(path, 'utf8');
+  return parseAgentConfig(parseYaml(text), path);
+}

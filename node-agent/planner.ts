@@ -1,0 +1,82 @@
+// The agent's pure planner: (assignments, own lease and health, what it holds) -> steps.
+// DESIGN.md Safety 1: hold a group only while the assignment names this node *and this lease*, the lease is known
+// alive, the group is healthy here, and this process has not let go of that epoch already.
+import type { AssignmentRecord } from '../common/keyspace.js';
+
+export interface Held {
+  epoch: number;
+  vips: string[];
+  specHash: string;
+}
+
+export interface AgentView {
+  node: string;
+  lease: string | undefined;
+  /** An answered keepalive bounds the lease beyond now + margin. */
+  leaseSafe: boolean;
+  shuttingDown: boolean;
+  assignments: ReadonlyMap<string, { record: AssignmentRecord; epoch: number }>;
+  /** Per group: healthy here (unknown counts as not healthy). */
+  healthy: ReadonlyMap<string, boolean>;
+  held: ReadonlyMap<string, Held>;
+  /** Epochs this process decided to let go of: never taken again. */
+  letGo: ReadonlyMap<string, number>;
+  /** Epochs whose released/<group>/<node> key this process wrote. */
+  acked: ReadonlyMap<string, number>;
+  /** Highest epoch acted on per group: older assignments are ignored (Safety 4). */
+  seen: ReadonlyMap<string, number>;
+}
+
+export type AgentStep =
+  | { type: 'acquire'; group: string; epoch: number; record: AssignmentRecord }
+  | { type: 'update'; group: string; epoch: number; record: AssignmentRecord }
+  | { type: 'release'; group: string; reason: string; ackEpoch?: number }
+  | { type: 'ack'; group: string; epoch: number; reason: string };
+
+export function planAgent(v: AgentView): AgentStep[] {
+  const steps: AgentStep[] = [];
+  const groups = new Set<string>([...v.assignments.keys(), ...v.held.keys()]);
+  for (const g of [...groups].sort()) {
+    const cur = v.assignments.get(g);
+    const seen = v.seen.get(g) ?? 0;
+    const stale = cur !== undefined && cur.epoch < seen;
+    const a = stale ? undefined : cur;
+    const mine = a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
+    const healthy = v.healthy.get(g) === true;
+    const reason = !a
+      ? 'assignment gone'
+      : !mine
+        ? 'assigned elsewhere'
+        : a.record.release
+          ? `release requested (${a.record.reason})`
+          : v.shuttingDown
+            ? 'shutting down'
+            : !healthy
+              ? 'unhealthy'
+              : !v.leaseSafe
+                ? 'lease not confirmed'
+                : v.letGo.get(g) === a.epoch
+                  ? 'already released this epoch'
+                  : '';
+    const want = mine && reason === '';
+    const held = v.held.get(g);
+    if (stale && held) continue; // an old assignment arriving late changes nothing
+    if (held) {
+      if (!want) {
+        steps.push({ type: 'release', group: g, reason, ackEpoch: mine && reason !== 'lease not confirmed' ? a!.epoch : undefined });
+      } else if (held.epoch !== a!.epoch) {
+        steps.push({ type: 'update', group: g, epoch: a!.epoch, record: a!.record });
+      }
+      continue;
+    }
+    if (want) {
+      steps.push({ type: 'acquire', group: g, epoch: a!.epoch, record: a!.record });
+      continue;
+    }
+    // Named but not holding, for a reason that will not pass by itself: tell the controller, once per epoch.
+    if (mine && reason !== 'lease not confirmed' && v.acked.get(g) !== a!.epoch) {
+      steps.push({ type: 'ack', group: g, epoch: a!.epoch, reason });
+    }
+  }
+  return steps;
+}
