@@ -1,0 +1,305 @@
+// TypeScript side of the dual-holder sampler (sampler.c): builds it on first use, runs it over a
+// testbed's namespaces, and keeps per-address, per-node timelines so a test can ask "was this VIP
+// ever on two nodes at once, and for how long?".
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ProcHandle } from './proc.js';
+import type { Testbed } from './testbed.js';
+import { monoMs, normalizeIp, run, withTimeout } from './util.js';
+
+export interface AddrEvent {
+  /** CLOCK_MONOTONIC ms of the poll that saw the change. */
+  t: number;
+  /** Node name (label) of the namespace. */
+  node: string;
+  kind: 'add' | 'del';
+  /** Canonical address without prefix. */
+  address: string;
+  prefixLen: number;
+  ifname: string;
+}
+
+export interface Interval {
+  from: number;
+  /** null: still present. */
+  to: number | null;
+}
+
+export interface OverlapInterval {
+  from: number;
+  /** End; for an ongoing overlap the time of the query. */
+  to: number;
+  ongoing: boolean;
+  holders: string[];
+}
+
+export interface Overlaps {
+  intervals: OverlapInterval[];
+  totalMs: number;
+}
+
+export interface Sampler {
+  /** Polls done so far (from the last heartbeat). */
+  readonly pollCount: number;
+  /** Heartbeats seen: [t, polls] pairs, one per heartbeat period. */
+  readonly heartbeats: ReadonlyArray<{ t: number; polls: number; late: number; maxPollUs: number; errors: number }>;
+  readonly periodMs: number;
+  readonly events: readonly AddrEvent[];
+  /** Nodes holding `address` now (as far as the last poll saw), sorted. */
+  holders(address: string): string[];
+  /** Per-node presence intervals of `address`. */
+  timeline(address: string): Record<string, Interval[]>;
+  /** Intervals where `address` was on two or more nodes at once (and their total length). */
+  overlaps(address: string, opts?: { since?: number }): Overlaps;
+  /** Waits until exactly `node` holds `address` (null: nobody). Resolves with the monotonic time seen. */
+  waitForHolder(address: string, node: string | null, timeoutMs: number): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface SamplerTarget {
+  /** Label used in results (e.g. `node1`). */
+  name: string;
+  netns: string;
+}
+
+export interface StartSamplerOptions {
+  /** Poll period, 1..20 ms; default 5. */
+  periodMs?: number;
+  /** Heartbeat period; default 1000 ms. */
+  heartbeatMs?: number;
+  /** Hard bound on run time; default 1 h. */
+  maxDurationS?: number;
+  /** Namespaces to watch; default: the testbed's nodes (not the client). */
+  targets?: SamplerTarget[];
+}
+
+// ---- build ----------------------------------------------------------------------------------------
+
+function samplerSourcePath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, 'sampler.c'), join(here, '..', '..', '..', 'hack', 'testbed', 'sampler.c'), join(process.cwd(), 'hack', 'testbed', 'sampler.c')];
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error(`sampler.c not found (looked in ${candidates.join(', ')})`);
+  return found;
+}
+
+export function cacheDir(): string {
+  return process.env['VIPWARDEN_CACHE'] || '/var/cache/vipwarden';
+}
+
+/** Compiles sampler.c into `${VIPWARDEN_CACHE:-/var/cache/vipwarden}/bin/vipsampler` unless up to date. */
+export async function buildSampler(): Promise<string> {
+  const src = samplerSourcePath();
+  const text = readFileSync(src);
+  const hash = createHash('sha256').update(text).digest('hex');
+  const binDir = join(cacheDir(), 'bin');
+  const bin = join(binDir, 'vipsampler');
+  const stamp = `${bin}.sha256`;
+  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === hash) return bin;
+  mkdirSync(binDir, { recursive: true });
+  const tmp = `${bin}.tmp-${process.pid}`;
+  await run(['gcc', '-O2', '-Wall', '-Wextra', '-o', tmp, src], { timeoutMs: 60_000 });
+  renameSync(tmp, bin); // atomic: concurrent builders race harmlessly
+  writeFileSync(stamp, hash + '\n');
+  return bin;
+}
+
+// ---- pure timeline logic --------------------------------------------------------------------------
+
+/** Folds events into per-address, per-node presence intervals. */
+export class AddressTimelines {
+  /** address -> node -> intervals */
+  private readonly byAddr = new Map<string, Map<string, Interval[]>>();
+  /** address -> node -> how many (interface, prefix) copies present now */
+  private readonly copies = new Map<string, Map<string, number>>();
+
+  apply(e: AddrEvent): void {
+    const address = normalizeIp(e.address);
+    let per = this.byAddr.get(address);
+    if (!per) this.byAddr.set(address, (per = new Map()));
+    let cnt = this.copies.get(address);
+    if (!cnt) this.copies.set(address, (cnt = new Map()));
+    const before = cnt.get(e.node) ?? 0;
+    const after = Math.max(0, before + (e.kind === 'add' ? 1 : -1));
+    cnt.set(e.node, after);
+    let list = per.get(e.node);
+    if (!list) per.set(e.node, (list = []));
+    if (before === 0 && after > 0) list.push({ from: e.t, to: null });
+    if (before > 0 && after === 0) {
+      const open = list[list.length - 1];
+      if (open && open.to === null) open.to = e.t;
+    }
+  }
+
+  holders(address: string): string[] {
+    const cnt = this.copies.get(normalizeIp(address));
+    if (!cnt) return [];
+    return [...cnt.entries()].filter(([, c]) => c > 0).map(([n]) => n).sort();
+  }
+
+  timeline(address: string): Record<string, Interval[]> {
+    const per = this.byAddr.get(normalizeIp(address));
+    const out: Record<string, Interval[]> = {};
+    if (per) for (const [n, l] of per) out[n] = l.map((i) => ({ ...i }));
+    return out;
+  }
+
+  overlaps(address: string, now: number, since = -Infinity): Overlaps {
+    return computeOverlaps(this.timeline(address), now, since);
+  }
+}
+
+/** Sweep over per-node intervals: where are ≥ 2 nodes present at once? Open intervals end at `now`. */
+export function computeOverlaps(tl: Record<string, Interval[]>, now: number, since = -Infinity): Overlaps {
+  type Ev = { t: number; node: string; d: 1 | -1; open: boolean };
+  const evs: Ev[] = [];
+  for (const [node, list] of Object.entries(tl)) {
+    for (const iv of list) {
+      const to = iv.to ?? now;
+      if (to <= since) continue;
+      evs.push({ t: Math.max(iv.from, since), node, d: 1, open: false }, { t: to, node, d: -1, open: iv.to === null });
+    }
+  }
+  // at equal times, removals first: a del and an add seen at the same instant are not an overlap
+  evs.sort((a, b) => a.t - b.t || a.d - b.d);
+  const present = new Map<string, number>();
+  const intervals: OverlapInterval[] = [];
+  let cur: OverlapInterval | undefined;
+  for (const ev of evs) {
+    present.set(ev.node, (present.get(ev.node) ?? 0) + ev.d);
+    const holders = [...present.entries()].filter(([, c]) => c > 0).map(([n]) => n).sort();
+    if (holders.length >= 2) {
+      if (!cur) cur = { from: ev.t, to: ev.t, ongoing: false, holders };
+      else cur.holders = [...new Set([...cur.holders, ...holders])].sort();
+    } else if (cur) {
+      cur.to = ev.t;
+      cur.ongoing = ev.open;
+      if (cur.to > cur.from || cur.ongoing) intervals.push(cur);
+      cur = undefined;
+    }
+  }
+  const totalMs = intervals.reduce((s, i) => s + (i.to - i.from), 0);
+  return { intervals, totalMs };
+}
+
+/** Parses one sampler output line. */
+export type SamplerLine =
+  | { kind: 'addr'; event: Omit<AddrEvent, 'node'> & { netns: string } }
+  | { kind: 'ready' | 'exit'; t: number; polls: number }
+  | { kind: 'hb'; t: number; polls: number; late: number; maxPollUs: number; errors: number };
+
+export function parseSamplerLine(line: string): SamplerLine | undefined {
+  const f = line.trim().split(/\s+/);
+  const t = Number(f[0]);
+  if (!Number.isFinite(t) || f.length < 3) return undefined;
+  if (f[1] === '-') {
+    const polls = Number(f[3]);
+    if (f[2] === 'ready' || f[2] === 'exit') return { kind: f[2], t, polls };
+    if (f[2] === 'hb') return { kind: 'hb', t, polls, late: Number(f[4] ?? 0), maxPollUs: Number(f[5] ?? 0), errors: Number(f[6] ?? 0) };
+    return undefined;
+  }
+  if ((f[2] === 'add' || f[2] === 'del') && f[3] && f[4]) {
+    const [addr, plen] = f[3].split('/');
+    if (!addr || plen === undefined) return undefined;
+    return { kind: 'addr', event: { t, netns: f[1] as string, kind: f[2], address: addr, prefixLen: Number(plen), ifname: f[4] } };
+  }
+  return undefined;
+}
+
+// ---- process wrapper ------------------------------------------------------------------------------
+
+export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}): Promise<Sampler> {
+  const periodMs = opts.periodMs ?? 5;
+  if (!Number.isInteger(periodMs) || periodMs < 1 || periodMs > 20) throw new Error(`startSampler: periodMs must be 1..20, got ${periodMs}`);
+  const hbMs = opts.heartbeatMs ?? 1000;
+  const maxS = opts.maxDurationS ?? 3600;
+  const targets = opts.targets ?? tb.nodes.map((n) => ({ name: n.name, netns: n.netns }));
+  const labelOf = new Map(targets.map((t) => [t.netns, t.name]));
+  const bin = await buildSampler();
+  const proc: ProcHandle = tb.spawn(null, [bin, '-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS), ...targets.map((t) => t.netns)], {
+    name: 'vipsampler',
+    stdout: 'pipe',
+  });
+  const stdout = proc.stdout;
+  if (!stdout) throw new Error('startSampler: no stdout');
+  const tl = new AddressTimelines();
+  const events: AddrEvent[] = [];
+  const heartbeats: Array<{ t: number; polls: number; late: number; maxPollUs: number; errors: number }> = [];
+  let pollCount = 0;
+  const listeners = new Set<() => void>();
+  let readyResolve: (() => void) | undefined;
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  const rl = createInterface({ input: stdout });
+  rl.on('line', (line) => {
+    const p = parseSamplerLine(line);
+    if (!p) return;
+    if (p.kind === 'addr') {
+      const node = labelOf.get(p.event.netns) ?? p.event.netns;
+      const { netns: _ns, ...rest } = p.event;
+      const e: AddrEvent = { ...rest, node, address: normalizeIp(rest.address) };
+      events.push(e);
+      tl.apply(e);
+      for (const l of [...listeners]) l();
+    } else if (p.kind === 'hb') {
+      pollCount = p.polls;
+      heartbeats.push({ t: p.t, polls: p.polls, late: p.late, maxPollUs: p.maxPollUs, errors: p.errors });
+    } else {
+      pollCount = p.polls;
+      if (p.kind === 'ready') readyResolve?.();
+    }
+  });
+  const started = await withTimeout(Promise.race([ready.then(() => true), proc.done.then(() => false)]), 10_000, false);
+  if (!started) {
+    await proc.stop({ signal: 'SIGKILL' });
+    throw new Error(`vipsampler did not start; see ${proc.stderrLog}`);
+  }
+
+  const sampler: Sampler = {
+    get pollCount() {
+      return pollCount;
+    },
+    heartbeats,
+    periodMs,
+    events,
+    holders: (a) => tl.holders(a),
+    timeline: (a) => tl.timeline(a),
+    overlaps: (a, o = {}) => tl.overlaps(a, monoMs(), o.since),
+    waitForHolder(address, node, timeoutMs) {
+      const want = node === null ? [] : [node];
+      const matches = (): boolean => {
+        const h = tl.holders(address);
+        return h.length === want.length && h.every((x, i) => x === want[i]);
+      };
+      if (matches()) return Promise.resolve(monoMs());
+      return new Promise<number>((resolve, reject) => {
+        const l = (): void => {
+          if (!matches()) return;
+          clearTimeout(timer);
+          listeners.delete(l);
+          const last = events[events.length - 1];
+          resolve(last ? last.t : monoMs());
+        };
+        const timer = setTimeout(() => {
+          listeners.delete(l);
+          reject(new Error(`sampler: ${address} held by [${tl.holders(address).join(', ')}], not [${want.join(', ')}], after ${timeoutMs} ms`));
+        }, timeoutMs);
+        listeners.add(l);
+      });
+    },
+    async stop() {
+      await proc.stop({ signal: 'SIGTERM', timeoutMs: 2000 });
+      await withTimeout(
+        new Promise<void>((r) => {
+          if (stdout.readableEnded) r();
+          else rl.once('close', () => r());
+        }),
+        500,
+        undefined,
+      );
+    },
+  };
+  return sampler;
+}
