@@ -203,7 +203,8 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await Promise.all(procs.map((p) => p?.stop({ signal: 'SIGTERM', timeoutMs: 3000 })));
+    // SIGKILL: the data goes away anyway, and a graceful stop of a whole cluster waits on peers for seconds.
+    await Promise.all(procs.map((p) => p?.stop({ signal: 'SIGKILL', timeoutMs: 3000 })));
     rmSync(dir, { recursive: true, force: true });
     unregister();
   };

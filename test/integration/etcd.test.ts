@@ -1,0 +1,98 @@
+// Throw-away etcd clusters: start, answer through the etcd3 client, survive a member kill, stop
+// without leaving processes or data behind. The bridge-address case needs root (a netns testbed).
+import { jest } from '@jest/globals';
+import { Etcd3 } from 'etcd3';
+import { existsSync } from 'node:fs';
+import { type EtcdCluster, startEtcd } from '../harness/etcd.js';
+import { createTestbed, requireRoot } from '../harness/testbed.js';
+import { etcdPidsFor } from '../../hack/testbed/cleanup.js';
+
+jest.setTimeout(60_000);
+
+async function putGet(endpoints: string[], key: string): Promise<string | null> {
+  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+  try {
+    await client.put(key).value(`value-of-${key}`);
+    return await client.get(key).string();
+  } finally {
+    client.close();
+  }
+}
+
+async function expectGone(c: EtcdCluster, pids: number[]): Promise<void> {
+  expect(existsSync(c.dir)).toBe(false);
+  for (const p of pids) expect(existsSync(`/proc/${p}`)).toBe(false);
+  expect(etcdPidsFor(c.dir)).toEqual([]);
+}
+
+describe('startEtcd', () => {
+  const started: EtcdCluster[] = [];
+  afterAll(async () => {
+    for (const c of started) await c.stop();
+  });
+
+  test('one member: put/get, clean stop', async () => {
+    const c = await startEtcd({ members: 1 });
+    started.push(c);
+    expect(c.endpoints).toHaveLength(1);
+    expect(c.endpoints[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(c.dir.startsWith('/dev/shm/vipwarden-etcd-')).toBe(true);
+    expect(await putGet(c.endpoints, 'k1')).toBe('value-of-k1');
+    const pids = c.members.map((m) => m.pid).filter((p): p is number => p !== undefined);
+    expect(pids).toHaveLength(1);
+    await c.stop();
+    await c.stop(); // idempotent
+    await expectGone(c, pids);
+  });
+
+  test('three members with fast timing: put/get, kill and restart a member, clean stop', async () => {
+    const c = await startEtcd({ members: 3, heartbeatMs: 20, electionMs: 200 });
+    started.push(c);
+    expect(c.endpoints).toHaveLength(3);
+    expect(new Set(c.endpoints).size).toBe(3);
+    expect(await putGet(c.endpoints, 'k3')).toBe('value-of-k3');
+    await c.kill(2);
+    expect(c.members[2]?.running).toBe(false);
+    // two of three still make a quorum
+    expect(await putGet(c.endpoints.slice(0, 2), 'k3b')).toBe('value-of-k3b');
+    await c.restart(2);
+    expect(c.members[2]?.running).toBe(true);
+    expect(await putGet([c.endpoints[2] as string], 'k3c')).toBe('value-of-k3c');
+    expect(await c.healthy()).toBe(true);
+    const pids = c.members.map((m) => m.pid).filter((p): p is number => p !== undefined);
+    expect(pids).toHaveLength(3);
+    await c.stop();
+    await expectGone(c, pids);
+  });
+
+  test('listens on a testbed bridge address too, reachable from inside a node namespace', async () => {
+    requireRoot('etcd on a testbed bridge address');
+    const tb = await createTestbed({ name: 'etcd-itest', nodes: 1 });
+    try {
+      const c = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp] });
+      started.push(c);
+      const inner = c.endpointsFor(tb.bridgeIp);
+      expect(inner[0]).toBe(`http://${tb.bridgeIp}:${c.members[0]?.clientPort}`);
+      expect(await putGet(c.endpoints, 'from-root')).toBe('value-of-from-root');
+      const r = await tb.exec('node1', ['etcdctl', `--endpoints=${inner.join(',')}`, '--dial-timeout=2s', 'get', 'from-root', '--print-value-only']);
+      expect(r.stdout.trim()).toBe('value-of-from-root');
+      expect(() => c.endpointsFor('198.18.255.1')).toThrow(/does not listen/);
+      await c.stop();
+      // and inside a namespace, on the node's own address, reached from the root namespace over the bridge
+      const node = tb.node('node1');
+      const inNs = await startEtcd({ members: 1, host: node.ip, netns: node.netns });
+      started.push(inNs);
+      expect(inNs.endpoints[0]).toMatch(new RegExp(`^http://${node.ip.replace(/\./g, '\\.')}:\\d+$`));
+      expect(await putGet(inNs.endpoints, 'in-ns')).toBe('value-of-in-ns');
+      await inNs.stop();
+      expect(existsSync(inNs.dir)).toBe(false);
+    } finally {
+      await tb.destroy();
+    }
+  });
+
+  test('rejects addresses outside loopback and the benchmarking ranges', async () => {
+    await expect(startEtcd({ members: 1, extraHosts: ['10.0.0.1'] })).rejects.toThrow(/not allowed/);
+    await expect(startEtcd({ members: 2 as 1 })).rejects.toThrow(/members must be 1 or 3/);
+  });
+});
