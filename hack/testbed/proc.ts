@@ -35,10 +35,14 @@ export interface SpawnLoggedOptions {
   stderrLog: string;
   env?: Record<string, string>;
   cwd?: string;
+  /** Kill the child when this process dies, however it dies (default true). */
+  dieWithParent?: boolean;
 }
 
 export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): ProcHandle {
-  const full = inNetns(opts.netns ?? null, argv);
+  // setpriv --pdeathsig: the child dies with this process even when it is SIGKILLed (no exit handler runs then).
+  const guarded = opts.dieWithParent === false ? [...argv] : ['setpriv', '--pdeathsig', 'SIGKILL', '--', ...argv];
+  const full = inNetns(opts.netns ?? null, guarded);
   const [file, ...args] = full;
   if (!file) throw new Error('spawnLogged: empty argv');
   const pipe = opts.stdout === 'pipe';
