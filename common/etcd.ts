@@ -21,7 +21,8 @@ export function connectEtcd(cfg: EtcdConfig): Etcd3 {
   const opts: IOptions = {
     hosts: cfg.endpoints,
     dialTimeout: cfg.dialTimeoutMs ?? 2000,
-    defaultCallOptions: () => ({ deadline: new Date(Date.now() + (cfg.timeoutMs ?? 3000)) }),
+    // A deadline on a stream would end keepalive and watch streams every few seconds: unary calls only.
+    defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + (cfg.timeoutMs ?? 3000)) }),
     // Our own loops retry failed calls. etcd3's default circuit breaker would refuse calls for 5 s after a
     // partition heals, and its retries would hide how long a call really took.
     faultHandling: {

@@ -180,10 +180,16 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       if (this.opening) return;
       this.opening = true;
       this.openStream()
+        .then(() => this.send())
         .catch((err) => this.log.warn({ err: String(err) }, 'keepalive stream could not open'))
         .finally(() => (this.opening = false));
       return;
     }
+    this.send();
+  }
+
+  private send(): void {
+    if (!this.stream || !this.lease) return;
     // Answers come back in order on one stream: remember each send time. Never drop one: an answer matched to a
     // later send time would overstate the lease. A stream with many unanswered requests is replaced instead.
     if (this.pending.length >= 8) {

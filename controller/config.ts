@@ -24,6 +24,8 @@ export const ControllerConfigSchema = z
       .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
     /** How late the kernel may delete an address after its lifetime ends (measured ~200 ms; kept with room). */
     kernelSlackMs: z.number().int().min(0).max(10_000).default(400),
+    /** First placement of a new group waits up to this long for every live candidate's health. */
+    settleMs: z.number().int().min(0).max(60_000).default(2000),
     resyncMs: z.number().int().min(100).max(600_000).default(1000),
     eventsPerGroup: z.number().int().min(1).max(10_000).default(100),
     metrics: z.object({ listen: z.string().default('127.0.0.1:9642') }).strict().optional(),

@@ -1,6 +1,7 @@
 // The controller: elects a leader; the leader reads groups from its source and liveness, health and assignments
 // from etcd, plans with the pure planner, and writes assignments in transactions fenced on its leader key.
 // Level-triggered: events only kick `pass()`; a periodic pass runs anyway.
+import { setMaxListeners } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
@@ -58,6 +59,7 @@ export class Controller {
   /** group -> node -> released epoch, remembered even after the key went with its lease. */
   private readonly releasedSeen = new Map<string, Map<string, { epoch: number; at: number }>>();
   private readonly reported = new Map<string, string>();
+  private readonly firstSeen = new Map<string, number>();
   private passRunning = false;
   private passAgain = false;
   private requeueTimer: NodeJS.Timeout | undefined;
@@ -91,6 +93,7 @@ export class Controller {
 
   async start(): Promise<void> {
     const signal = this.ac.signal;
+    setMaxListeners(64, signal);
     this.election.on('deposed', (why) => this.deposed(why));
     this.election.on('elected', (term) => void this.lead(term));
     this.metrics.leader(false);
@@ -142,6 +145,8 @@ export class Controller {
   /** Records when each node lease ends, with how long its addresses may outlive it (Safety 3). */
   private trackLeases(): void {
     const now = this.deps.clock.wall();
+    // Forget leases that ended long ago and that no assignment names any more.
+    for (const [lease, g] of this.gone) if (now - g.goneAt > 600_000) this.gone.delete(lease);
     const live = new Set<string>();
     for (const e of this.mirrors.nodes.under(this.keys.nodesPrefix())) {
       const rec = decode(NodeRecord, e.value);
@@ -240,7 +245,23 @@ export class Controller {
       const rec = decode(MoveRecord, e.value);
       if (rec) pins.set(e.key.slice(this.keys.movesPrefix().length), rec);
     }
-    return { now, leader: this.deps.config.id, groups, frozen, nodes, gone: this.gone, health, assignments, released: this.releasedSeen, drained, pins };
+    for (const g of groups.keys()) if (!this.firstSeen.has(g)) this.firstSeen.set(g, now);
+    for (const g of this.firstSeen.keys()) if (!groups.has(g)) this.firstSeen.delete(g);
+    return {
+      now,
+      leader: this.deps.config.id,
+      groups,
+      frozen,
+      nodes,
+      gone: this.gone,
+      health,
+      assignments,
+      released: this.releasedSeen,
+      drained,
+      pins,
+      firstSeen: this.firstSeen,
+      settleMs: this.deps.config.settleMs,
+    };
   }
 
   private async pass(): Promise<'ok' | 'requeue' | 'conflict' | 'error'> {

@@ -44,6 +44,10 @@ export interface PlanInput {
   released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number }>>;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
+  /** When the controller first saw each group; a group is placed for the first time once every live candidate
+   *  has reported its health, or settleMs after that, so that it lands on the preferred node at once. */
+  firstSeen: ReadonlyMap<string, number>;
+  settleMs: number;
 }
 
 export interface EventDraft {
@@ -83,6 +87,9 @@ export interface Plan {
   /** Earliest time at which a waiting group must be planned again. */
   requeueAt?: number;
 }
+
+/** Reasons for which the holder releases on its own. */
+const SELF_RELEASE = new Set(['unhealthy', 'health report for other checks', 'no health report']);
 
 export type HolderState = 'none' | 'holding' | 'released' | 'gone-waiting' | 'gone';
 
@@ -228,6 +235,11 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
         }
         return { decision: decision(phaseFor(holder), `held by ${holder}`) };
       }
+      // A holder whose own checks fail lets go by itself, with its health in the same transaction: asking it
+      // would only cost a round trip. (Its lease ending is the backstop if it cannot.)
+      if (holderRank && SELF_RELEASE.has(moveWhy)) {
+        return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${moveWhy})`) };
+      }
       // Ask the holder to let go; the move happens once it has released this epoch (or its lease is gone).
       if (cur.record.release && cur.record.reason === moveWhy) {
         return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${moveWhy})`) };
@@ -247,6 +259,13 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     case 'none':
     case 'released':
     case 'gone': {
+      if (!cur && group) {
+        const settleUntil = (input.firstSeen.get(name) ?? input.now) + input.settleMs;
+        const waitingFor = ranked.filter((n) => n.live && !n.eligible && (n.why === 'no health report' || n.why === 'health report for other checks'));
+        if (waitingFor.length > 0 && input.now < settleUntil) {
+          return { decision: decision('Pending', `waiting for health from ${waitingFor.map((n) => n.name).join(', ')}`), until: settleUntil };
+        }
+      }
       const reasonOut =
         hs.state === 'gone' ? 'lease-expired' : hs.state === 'released' ? (cur?.record.release ? cur.record.reason : 'released') : cur ? 'recovered' : 'initial';
       const lostAt = lossTime(input, name, cur, hs.state);

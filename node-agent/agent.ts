@@ -3,6 +3,7 @@
 // steps. Address changes (add, renew, remove) go through one queue so that a renewal can never re-add an address
 // that a release has just removed.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
@@ -66,7 +67,7 @@ export class Agent {
 
   constructor(private readonly deps: AgentDeps) {
     const { config, client, exec, clock } = deps;
-    this.log = deps.log.child({ node: config.node });
+    this.log = deps.log;
     this.keys = new Keys(config.etcd.prefix);
     this.metrics = deps.metrics ?? NO_METRICS;
     this.lease = new LeaseKeeper(client, config.lease, clock, this.log);
@@ -83,6 +84,7 @@ export class Agent {
 
   async start(): Promise<void> {
     const signal = this.ac.signal;
+    setMaxListeners(64, signal);
     this.groupsMirror.start(signal);
     this.assignMirror.start(signal);
     await Promise.all([this.groupsMirror.ready, this.assignMirror.ready]);
@@ -249,9 +251,11 @@ export class Agent {
       );
       const rt: GroupRuntime = { checksHash: fingerprint(spec.checks), health };
       this.runtimes.set(g, rt);
-      health.on('change', () => {
+      health.on('change', (state) => {
         if (this.runtimes.get(g) !== rt) return;
-        void this.publishHealth(g);
+        // A holder that turns unhealthy publishes its health together with its release (one transaction),
+        // so that the controller moves the group at once instead of first asking for the release.
+        if (!(this.held.has(g) && !state.healthy)) void this.publishHealth(g);
         this.kick();
       });
       health.on('result', (check, ok, latency) => this.metrics.checkResult(g, check, ok, latency));
@@ -289,12 +293,11 @@ export class Agent {
     return Promise.all([...this.runtimes.keys()].map((g) => this.publishHealth(g)));
   }
 
-  private async publishHealth(group: string): Promise<void> {
-    const lease = this.lease.lease;
+  private healthRecord(group: string): HealthRecord | undefined {
     const rt = this.runtimes.get(group);
     const s = this.healthState(group);
-    if (!lease || !rt || !s || !s.known) return;
-    const rec: HealthRecord = {
+    if (!rt || !s || !s.known) return undefined;
+    return {
       healthy: s.healthy,
       priorityDelta: s.priorityDelta,
       checks: s.checks,
@@ -302,6 +305,12 @@ export class Agent {
       at: this.deps.clock.wall(),
       ...(s.failingSince !== undefined ? { failingSince: s.failingSince } : {}),
     };
+  }
+
+  private async publishHealth(group: string): Promise<void> {
+    const lease = this.lease.lease;
+    const rec = this.healthRecord(group);
+    if (!lease || !rec) return;
     try {
       await this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(rec)).lease(lease).exec();
     } catch (err) {
@@ -313,11 +322,17 @@ export class Agent {
     await this.deps.client.delete().key(this.keys.health(group, this.deps.config.node)).exec().catch(() => undefined);
   }
 
+  /** released/<group>/<node> for an epoch, in one transaction with the health that explains it. */
   private async writeReleased(group: string, epoch: number, reason: string): Promise<void> {
     const lease = this.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');
     const rec: ReleasedRecord = { epoch, at: this.deps.clock.wall(), reason };
-    await this.deps.client.put(this.keys.released(group, this.deps.config.node)).value(JSON.stringify(rec)).lease(lease).exec();
+    const releasedKey = this.keys.released(group, this.deps.config.node);
+    const ops = [this.deps.client.put(releasedKey).value(JSON.stringify(rec)).lease(lease)];
+    const health = this.healthRecord(group);
+    if (health) ops.unshift(this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(health)).lease(lease));
+    // A transaction needs a comparison; this one always holds.
+    await this.deps.client.if(releasedKey, 'Mod', '>', -1).then(...ops).commit();
     this.acked.set(group, epoch);
   }
 
@@ -348,6 +363,7 @@ export class Agent {
     const log = this.log.child({ group: step.group });
     switch (step.type) {
       case 'acquire': {
+        const t0 = this.deps.clock.mono();
         if (!(await this.lease.ensureFresh())) {
           log.warn('no fresh keepalive answer: not adding addresses yet');
           setTimeout(() => this.kick(), 50);
@@ -357,14 +373,16 @@ export class Agent {
         const ac = new AbortController();
         this.seen.set(step.group, step.epoch);
         this.held.set(step.group, { epoch: step.epoch, vips: refs.map(vipKey), specHash: step.record.specHash, refs, ac });
+        const tFresh = this.deps.clock.mono();
         await this.withAddresses(async () => {
+          log.debug({ freshMs: Math.round(tFresh - t0), queuedMs: Math.round(this.deps.clock.mono() - tFresh) }, 'adding addresses');
           // Re-check under the queue: a release or a lost lease may have come in between.
           if (this.held.get(step.group)?.epoch !== step.epoch || !this.lease.isFresh()) return;
           const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
           await this.addresses.ensure(refs, lifetime);
         });
         if (this.held.get(step.group)?.epoch !== step.epoch) return;
-        log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), reason: step.record.reason }, 'acquired');
+        log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), reason: step.record.reason, tookMs: Math.round(this.deps.clock.mono() - t0) }, 'acquired');
         this.metrics.holder(step.group, true);
         this.metrics.transition(step.group, 'acquire', step.record.reason);
         if (step.record.detectedAt) this.metrics.failoverOutage(step.group, Math.max(0, this.deps.clock.wall() - step.record.detectedAt) / 1000);
@@ -410,18 +428,13 @@ export class Agent {
         log.info({ epoch: h.epoch, reason: step.reason }, 'released');
         this.metrics.holder(step.group, false);
         this.metrics.transition(step.group, 'release', step.reason);
-        if (step.ackEpoch !== undefined) {
-          // Health first, so that the controller knows why before it sees the release.
-          await this.publishHealth(step.group);
-          await this.writeReleased(step.group, step.ackEpoch, step.reason);
-        }
+        if (step.ackEpoch !== undefined) await this.writeReleased(step.group, step.ackEpoch, step.reason);
         await this.releaseResources(step.group, h.epoch, h.refs, false);
         await this.saveState();
         return;
       }
       case 'ack': {
         this.letGo.set(step.group, step.epoch);
-        await this.publishHealth(step.group);
         await this.writeReleased(step.group, step.epoch, step.reason);
         log.info({ epoch: step.epoch, reason: step.reason }, 'told the controller this node will not hold it');
         return;
