@@ -91,11 +91,19 @@ export class Controller {
     return this.term !== undefined;
   }
 
+  /** Ready (for /readyz): connected to etcd with a confirmed lease, whether leading or standing by. */
+  ready(): boolean {
+    return this.election.lease.isSafe();
+  }
+
   async start(): Promise<void> {
     const signal = this.ac.signal;
     setMaxListeners(64, signal);
     this.election.on('deposed', (why) => this.deposed(why));
     this.election.on('elected', (term) => void this.lead(term));
+    this.election.lease.on('granted', () => this.metrics.etcdUp(true));
+    this.election.lease.on('renewed', () => this.metrics.etcdUp(true));
+    this.election.lease.on('lost', () => this.metrics.etcdUp(false));
     this.metrics.leader(false);
     await this.election.start(signal);
   }

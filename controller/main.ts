@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     status = k.status;
   }
   const controller = new Controller({ config, client, source, status, clock: realClock, log, metrics: extras.metrics });
+  extras.setReady?.(() => controller.ready());
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

@@ -82,6 +82,11 @@ export class Agent {
     return new Map([...this.held].map(([g, h]) => [g, h.epoch]));
   }
 
+  /** Ready (for /readyz): both mirrors have listed etcd and the node lease is confirmed. */
+  ready(): boolean {
+    return this.groupsMirror.relists > 0 && this.assignMirror.relists > 0 && this.lease.isSafe() && !this.shuttingDown;
+  }
+
   async start(): Promise<void> {
     const signal = this.ac.signal;
     setMaxListeners(64, signal);

@@ -3,8 +3,11 @@
 import type { Clock } from '../common/clock.js';
 import type { Exec } from '../common/exec.js';
 import type { Logger } from '../common/log.js';
+import { MetricsServer } from '../common/metrics-server.js';
+import type { VipRef } from './addresses.js';
 import type { AgentConfig } from './config.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
+import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import type { GroupResource } from './resources.js';
 
 export interface ExtrasDeps {
@@ -17,9 +20,40 @@ export interface ExtrasDeps {
 export interface Extras {
   resources: GroupResource[];
   metrics: AgentMetrics;
+  /** CommandAnnouncer's onSent: counts announcement packets. */
+  onAnnounced?: (vip: VipRef, packets: number) => void;
+  /** Binds /readyz to the agent once it exists. */
+  setReady?: (ready: () => boolean) => void;
   close(): Promise<void>;
 }
 
-export async function extraResources(_deps: ExtrasDeps): Promise<Extras> {
-  return { resources: [], metrics: NO_METRICS, close: async () => undefined };
+export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
+  const { config, log } = deps;
+  const resources: GroupResource[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  let metrics: AgentMetrics = NO_METRICS;
+  let onAnnounced: Extras['onAnnounced'];
+  let setReady: Extras['setReady'];
+
+  // Metrics: /metrics, /healthz, /readyz on metrics.listen (no metrics section: no server).
+  if (config.metrics) {
+    const prom = new PromAgentMetrics({ node: config.node, leaseTtlSeconds: config.lease.ttlSeconds });
+    const server = new MetricsServer({ listen: config.metrics.listen, registry: prom.registry, log });
+    await server.start();
+    metrics = prom;
+    onAnnounced = prom.onAnnounced;
+    setReady = (ready) => server.setReady(ready);
+    resources.push(vipGroupResource(prom));
+    closers.push(() => server.stop());
+  }
+
+  return {
+    resources,
+    metrics,
+    onAnnounced,
+    setReady,
+    close: async () => {
+      for (const c of closers.reverse()) await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+    },
+  };
 }

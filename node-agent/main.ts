@@ -18,8 +18,8 @@ async function main(): Promise<void> {
   const config = await loadAgentConfig(path);
   const log = createLogger({ name: 'vipwarden-agent', level: arg('--log-level') ?? config.logLevel, base: { node: config.node } });
   const client = connectEtcd({ endpoints: config.etcd.endpoints });
-  const announcer = new CommandAnnouncer(realExec, log);
   const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
+  const announcer = new CommandAnnouncer(realExec, log, undefined, extras.onAnnounced);
   const agent = new Agent({
     config,
     client,
@@ -29,6 +29,7 @@ async function main(): Promise<void> {
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
   });
+  extras.setReady?.(() => agent.ready());
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
