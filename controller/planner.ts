@@ -41,7 +41,7 @@ export interface PlanInput {
   health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
   assignments: ReadonlyMap<string, CurrentAssignment>;
   /** group -> node -> epoch that node released, with when it said so (wall ms). */
-  released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number }>>;
+  released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number; reason?: string }>>;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
   /** When the controller first saw each group; a group is placed for the first time once every live candidate
@@ -261,13 +261,21 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     case 'gone': {
       if (!cur && group) {
         const settleUntil = (input.firstSeen.get(name) ?? input.now) + input.settleMs;
-        const waitingFor = ranked.filter((n) => n.live && !n.eligible && (n.why === 'no health report' || n.why === 'health report for other checks'));
+        const waitingFor = ranked.filter((n) => !n.eligible && (n.why === 'no lease' || n.why === 'no health report' || n.why === 'health report for other checks'));
         if (waitingFor.length > 0 && input.now < settleUntil) {
           return { decision: decision('Pending', `waiting for health from ${waitingFor.map((n) => n.name).join(', ')}`), until: settleUntil };
         }
       }
       const reasonOut =
-        hs.state === 'gone' ? 'lease-expired' : hs.state === 'released' ? (cur?.record.release ? cur.record.reason : 'released') : cur ? 'recovered' : 'initial';
+        hs.state === 'gone'
+          ? 'lease-expired'
+          : hs.state === 'released'
+            ? cur?.record.release
+              ? cur.record.reason
+              : releasedReason(input, name, holder)
+            : cur
+              ? 'recovered'
+              : 'initial';
       const lostAt = lossTime(input, name, cur, hs.state);
       const failingSince = holder ? input.health.get(name)?.get(holder)?.failingSince : undefined;
       const figures = (): Pick<EventDraft, 'detectMs' | 'outageMs'> => ({
@@ -282,7 +290,8 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
         };
       }
       if (desired === null) {
-        if (cur && holder === null) return { decision: decision('NoHealthyNode', 'no eligible node') };
+        // Nothing to write when there never was a holder: the first assignment names one.
+        if (!cur || holder === null) return { decision: decision('NoHealthyNode', 'no eligible node') };
         return {
           action: {
             type: 'put',
@@ -309,6 +318,13 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
       };
     }
   }
+}
+
+/** The holder's own words for letting go: "unhealthy", "shutting down", ... */
+function releasedReason(input: PlanInput, group: string, holder: string | null): string {
+  const r = holder ? input.released.get(group)?.get(holder)?.reason : undefined;
+  if (!r) return 'released';
+  return r.startsWith('release requested') ? 'released' : r.replace(/\s+/g, '-');
 }
 
 function lossTime(input: PlanInput, group: string, cur: CurrentAssignment | undefined, state: HolderState): number | undefined {

@@ -21,7 +21,7 @@ export interface Announcer {
 
 /** IPv4 with Thomas Habets' arping (Debian package arping): -U unsolicited, -P reply form, -S source = VIP. */
 export function arpingArgv(vip: VipRef, count: number, reply: boolean): string[] {
-  return ['arping', '-q', '-U', ...(reply ? ['-P'] : []), '-c', String(count), '-w', '0', '-W', '0.01', '-i', vip.iface, '-S', vip.address, vip.address];
+  return ['arping', '-q', '-U', ...(reply ? ['-P'] : []), '-c', String(count), '-W', '0.01', '-i', vip.iface, '-S', vip.address, vip.address];
 }
 
 export class CommandAnnouncer implements Announcer {

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
-import { formatPath } from '../crds/failovergroup.js';
+import { formatPath, LocalName } from '../crds/failovergroup.js';
 
 const Argv = z.array(z.string().min(1)).min(1).refine((a) => a[0]!.startsWith('/'), 'the command must be an absolute path');
 
@@ -33,22 +33,34 @@ export const AgentConfigSchema = z
     metrics: z.object({ listen: z.string().default('127.0.0.1:9641') }).strict().optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
     commands: z
-      .record(z.string(), z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict())
+      .record(LocalName, z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict())
       .default({}),
+    /** Hooks (Heartbeat's haresources): run on acquire and on release of the groups that name them. */
     hooks: z
       .record(
-        z.string(),
+        LocalName,
         z
           .object({
             acquire: Argv.optional(),
             release: Argv.optional(),
             timeoutMs: z.number().int().min(10).max(600_000).default(10_000),
           })
-          .strict(),
+          .strict()
+          .refine((h) => h.acquire !== undefined || h.release !== undefined, 'a hook needs acquire, release or both'),
       )
       .default({}),
     /** Named credential files (MySQL option files, cloud API tokens). */
-    credentials: z.record(z.string(), z.string().startsWith('/')).default({}),
+    credentials: z.record(LocalName, z.string().startsWith('/', 'must be an absolute path')).default({}),
+    /** Announcements: the IPv6 unsolicited neighbour advertisement sender (node-agent/ndsend.c). */
+    announce: z
+      .object({
+        ndsend: z
+          .union([z.literal('off'), z.string().startsWith('/', 'must be an absolute path or "off"')])
+          .optional()
+          .describe('Path of the vipwarden-ndsend helper; "off" sends no NA. Default: next to the agent, else built from source.'),
+      })
+      .strict()
+      .default({}),
     cloud: z
       .object({
         digitalocean: z
@@ -56,12 +68,23 @@ export const AgentConfigSchema = z
             apiBase: z.string().url().default('https://api.digitalocean.com'),
             metadataBase: z.string().url().default('http://169.254.169.254'),
             dropletId: z.number().int().positive().optional(),
+            /** DigitalOcean renamed floating IPs to reserved IPs; both API paths work the same way. */
+            api: z.enum(['floating_ips', 'reserved_ips']).default('floating_ips'),
           })
           .strict()
           .optional(),
+        requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        retry: z
+          .object({
+            maxAttempts: z.number().int().min(1).max(100).default(12),
+            initialDelayMs: z.number().int().min(10).max(60_000).default(500),
+            maxDelayMs: z.number().int().min(10).max(600_000).default(30_000),
+          })
+          .strict()
+          .default({ maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 }),
       })
       .strict()
-      .default({}),
+      .default({ requestTimeoutMs: 10_000, retry: { maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 } }),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   })
   .strict()
