@@ -1,6 +1,7 @@
 // The FailoverGroup API (vipwarden.io/v1alpha1): the one source of truth.
 // The controller, the directory source, the CLI and the CRD generator all parse through `parseFailoverGroup`.
 import { z } from 'zod';
+import { isIPv4 } from 'node:net';
 import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
 
 export const API_GROUP = 'vipwarden.io';
@@ -26,7 +27,8 @@ const InterfaceName = z
   .min(1)
   .max(15)
   .refine(isInterfaceName, 'must be a Linux interface name (1-15 characters, letters, digits, _ . : -)');
-const LocalName = z
+/** A name from the agent's local configuration (commands, hooks, credentials). */
+export const LocalName = z
   .string()
   .min(1)
   .max(63)
@@ -144,13 +146,22 @@ export const SnatRule = z
       ctx.addIssue({ code: 'custom', path: ['ports'], message: 'ports need protocol tcp or udp' });
   });
 
+/** Cloud providers that can point a floating IP at the holder; each is one file in node-agent/cloud/. */
+export const CloudProviders = ['digitalocean'] as const;
+
 export const CloudSpec = z
   .object({
-    provider: z.enum(['digitalocean']),
-    floatingIp: z.string().max(64).describe('The provider-side floating (reserved) IP to point at the holder.'),
-    credentials: LocalName.optional().describe("Name of a token file in the agent's local configuration."),
+    provider: z.enum(CloudProviders),
+    floatingIp: z.string().min(1).max(64).describe('The provider-side floating (reserved) IP to point at the holder.'),
+    credentials: LocalName.optional().describe(
+      "Name of a token file in the agent's local configuration; the provider's own name (e.g. digitalocean) when absent.",
+    ),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.provider === 'digitalocean' && !isIPv4(c.floatingIp))
+      ctx.addIssue({ code: 'custom', path: ['floatingIp'], message: 'a DigitalOcean floating IP is an IPv4 address, like 203.0.113.10' });
+  });
 
 export const AnnounceSpec = z
   .object({
@@ -189,6 +200,18 @@ export const FailoverGroupSpec = z
       const j = seenVips.get(c.address);
       if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['vips', i, 'address'], message: `duplicate VIP ${c.address} (also vips[${j}])` });
       else seenVips.set(c.address, i);
+    });
+    const families = new Set(s.vips.map((v) => parseCidr(v.address)).flatMap((c) => (typeof c === 'string' ? [] : [c.family])));
+    s.snat.forEach((r, i) => {
+      const c = parseCidr(r.destination);
+      if (typeof c !== 'string' && !families.has(c.family))
+        ctx.addIssue({ code: 'custom', path: ['snat', i, 'destination'], message: `an IPv${c.family} destination needs an IPv${c.family} VIP to use as the source` });
+    });
+    const seenHooks = new Map<string, number>();
+    s.hooks.forEach((h, i) => {
+      const j = seenHooks.get(h);
+      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks', i], message: `duplicate hook "${h}" (also hooks[${j}])` });
+      else seenHooks.set(h, i);
     });
     const seenChecks = new Map<string, number>();
     s.checks.forEach((c, i) => {
