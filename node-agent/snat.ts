@@ -156,16 +156,22 @@ function listedRule(spec: string[]): ListedRule {
   for (let i = 0; i < spec.length; i++) {
     const opt = spec[i];
     const val = spec[i + 1];
-    if (opt === '-d' && val) (r.destination = val), i++;
-    else if (opt === '-p' && (val === 'tcp' || val === 'udp')) (r.protocol = val), i++;
-    else if (opt === '-m' && (val === 'multiport' || val === 'comment')) i++;
-    else if (opt === '--dports' && val) (r.ports = val.split(',').map(Number).sort((a, b) => a - b)), i++;
-    else if (opt === '--comment' && val) {
+    const takes = val !== undefined;
+    if (opt === '-d' && takes) r.destination = val;
+    else if (opt === '-p' && (val === 'tcp' || val === 'udp')) r.protocol = val;
+    else if (opt === '-m' && (val === 'multiport' || val === 'comment')) {
+      /* the match itself says nothing */
+    } else if (opt === '--dports' && takes) r.ports = val.split(',').map(Number).sort((a, b) => a - b);
+    else if (opt === '--comment' && takes) {
       if (val.startsWith(COMMENT_PREFIX)) r.group = val.slice(COMMENT_PREFIX.length);
-      i++;
-    } else if (opt === '-j' && val === 'SNAT') i++;
-    else if (opt === '--to-source' && val) (r.toSource = val), i++;
-    else known = false;
+    } else if (opt === '-j' && val === 'SNAT') {
+      /* our target */
+    } else if (opt === '--to-source' && takes) r.toSource = val;
+    else {
+      known = false;
+      continue;
+    }
+    i++; // the option's value
   }
   const key = known && r.destination && r.toSource ? ruleKey({ destination: r.destination, protocol: r.protocol, ports: r.ports, toSource: r.toSource }) : undefined;
   return { group: r.group, key, spec };
