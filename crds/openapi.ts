@@ -39,7 +39,21 @@ const CIDR_RULES: CelRule[] = [
 ];
 
 export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
-  spec: { description: 'What the group should be: its addresses, the nodes that may hold them, and how health is judged.' },
+  spec: {
+    description: 'What the group should be: its addresses, the nodes that may hold them, and how health is judged.',
+    rules: [
+      // FailoverGroupSpec.superRefine: an SNAT destination needs a VIP of its family.
+      {
+        rule: 'self.snat.all(r, !isCIDR(r.destination) || self.vips.exists(v, isCIDR(v.address) && cidr(v.address).ip().family() == cidr(r.destination).ip().family()))',
+        message: 'each SNAT destination needs a VIP of its address family to use as the source',
+        fieldPath: '.snat',
+      },
+    ],
+  },
+  'spec.hooks': {
+    // FailoverGroupSpec.superRefine: duplicate hook.
+    rules: [{ rule: 'self.all(h, self.exists_one(g, g == h))', message: 'hook names must be unique' }],
+  },
   'spec.vips[].address': { format: 'cidr', rules: CIDR_RULES },
   'spec.vips': {
     rules: [
@@ -103,7 +117,17 @@ export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
     rules: [{ rule: "!has(self.ports) || size(self.ports) == 0 || self.protocol != 'all'", message: 'ports need protocol tcp or udp', fieldPath: '.ports' }],
   },
   'spec.snat[].destination': { format: 'cidr', rules: CIDR_RULES },
-  'spec.cloud': { description: 'A cloud floating (reserved) IP that follows the holder.' },
+  'spec.cloud': {
+    description: 'A cloud floating (reserved) IP that follows the holder.',
+    // CloudSpec.superRefine: a DigitalOcean floating IP is IPv4.
+    rules: [
+      {
+        rule: "self.provider != 'digitalocean' || (isIP(self.floatingIp) && ip(self.floatingIp).family() == 4)",
+        message: 'a DigitalOcean floating IP is an IPv4 address, like 203.0.113.10',
+        fieldPath: '.floatingIp',
+      },
+    ],
+  },
   'spec.announce': { description: 'Gratuitous ARP / unsolicited neighbour advertisement after a move.' },
   'status.phase': { description: 'Active, Degraded (a candidate is not eligible), NoHealthyNode, Invalid (rejected), or Pending.' },
   'status.holder': { description: 'The node that holds the addresses now.' },
