@@ -54,7 +54,7 @@ export class Controller {
   private readonly ac = new AbortController();
   private term: Term | undefined;
   /** Lease -> what its node record said, while the lease lives. */
-  private readonly leaseInfo = new Map<string, { node: string; waitMs: number }>();
+  private readonly leaseInfo = new Map<string, { node: string; waitMs: number; ttlMs: number }>();
   private readonly gone = new Map<string, GoneLease>();
   /** group -> node -> released epoch, remembered even after the key went with its lease. */
   private readonly releasedSeen = new Map<string, Map<string, { epoch: number; at: number; reason?: string }>>();
@@ -160,13 +160,13 @@ export class Controller {
       const rec = decode(NodeRecord, e.value);
       if (!rec || rec.lease !== e.lease) continue;
       live.add(rec.lease);
-      this.leaseInfo.set(rec.lease, { node: rec.name, waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs) });
+      this.leaseInfo.set(rec.lease, { node: rec.name, waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs), ttlMs: rec.ttlSeconds * 1000 });
     }
     for (const [lease, info] of this.leaseInfo) {
       if (live.has(lease)) continue;
       this.leaseInfo.delete(lease);
       if (!this.gone.has(lease)) {
-        this.gone.set(lease, { lease, node: info.node, goneAt: now, waitMs: info.waitMs });
+        this.gone.set(lease, { lease, node: info.node, goneAt: now, waitMs: info.waitMs, ttlMs: info.ttlMs });
         this.log.info({ node: info.node, lease, waitMs: info.waitMs }, 'node lease ended');
       }
     }

@@ -21,6 +21,8 @@ export interface GoneLease {
   goneAt: number;
   /** How long after goneAt an address of that node may still exist (DESIGN.md Safety 3). */
   waitMs: number;
+  /** The lease's TTL: the node was last heard from about this long before goneAt. */
+  ttlMs?: number;
 }
 
 export interface CurrentAssignment {
@@ -276,12 +278,9 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
             : cur
               ? 'recovered'
               : 'initial';
-      const lostAt = lossTime(input, name, cur, hs.state);
-      const failingSince = holder ? input.health.get(name)?.get(holder)?.failingSince : undefined;
-      const figures = (): Pick<EventDraft, 'detectMs' | 'outageMs'> => ({
-        ...(lostAt !== undefined ? { outageMs: Math.max(0, input.now - lostAt) } : {}),
-        ...(failingSince !== undefined ? { detectMs: Math.max(0, input.now - failingSince) } : {}),
-      });
+      const fig = eventFigures(input, name, cur, hs.state);
+      const figures = (): Pick<EventDraft, 'detectMs' | 'outageMs'> => fig;
+      const failingSince = fig.failureAt;
       if (!group) {
         if (!cur) return {};
         return {
@@ -327,11 +326,41 @@ function releasedReason(input: PlanInput, group: string, holder: string | null):
   return r.startsWith('release requested') ? 'released' : r.replace(/\s+/g, '-');
 }
 
-function lossTime(input: PlanInput, group: string, cur: CurrentAssignment | undefined, state: HolderState): number | undefined {
-  if (!cur || cur.record.holder === null) return undefined;
-  if (state === 'released') return input.released.get(group)?.get(cur.record.holder)?.at;
-  if (state === 'gone' && cur.record.holderLease) return input.gone.get(cur.record.holderLease)?.goneAt;
-  return undefined;
+/**
+ * The figures an event records (DESIGN.md: every transition keeps detection and outage):
+ *  - health failure: detectMs from the first failed check to the holder's release; outageMs from the first failed
+ *    check to this assignment;
+ *  - lease end: detectMs is the lease TTL (the node was last heard from about then); outageMs from then to now;
+ *  - planned release: outageMs from the holder removing its addresses to this assignment.
+ * The new holder adds the addresses a few ms later (the agent measures that part).
+ */
+function eventFigures(
+  input: PlanInput,
+  group: string,
+  cur: CurrentAssignment | undefined,
+  state: HolderState,
+): { detectMs?: number; outageMs?: number; failureAt?: number } {
+  const holder = cur?.record.holder;
+  if (!cur || !holder) return {};
+  if (state === 'released') {
+    const rel = input.released.get(group)?.get(holder);
+    const failingSince = input.health.get(group)?.get(holder)?.failingSince;
+    if (failingSince !== undefined && !cur.record.release) {
+      return {
+        ...(rel ? { detectMs: Math.max(0, rel.at - failingSince) } : {}),
+        outageMs: Math.max(0, input.now - failingSince),
+        failureAt: failingSince,
+      };
+    }
+    return rel ? { outageMs: Math.max(0, input.now - rel.at) } : {};
+  }
+  if (state === 'gone' && cur.record.holderLease) {
+    const g = input.gone.get(cur.record.holderLease);
+    if (!g) return {};
+    const ttlMs = g.ttlMs ?? 0;
+    return { detectMs: ttlMs, outageMs: Math.max(0, input.now - g.goneAt) + ttlMs, failureAt: g.goneAt - ttlMs };
+  }
+  return {};
 }
 
 /**
