@@ -44,7 +44,7 @@ const assigned = (epoch: number, fields: Partial<AssignmentRecord> = {}) => new 
 
 describe('acquire', () => {
   test('when named with this lease, not release-flagged, healthy, lease safe, epoch not let go', () => {
-    expect(planAgent(view())).toEqual<AgentStep[]>([{ type: 'acquire', group: 'web', epoch: 10, record: rec() }]);
+    expect(planAgent(view())).toEqual([{ type: 'acquire', group: 'web', epoch: 10, record: rec() }]);
   });
 
   test('an epoch seen before (equal) is not stale', () => {
