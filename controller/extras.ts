@@ -1,9 +1,11 @@
 // Optional parts wired into the controller at start: metrics server, the Kubernetes source and status sink.
+import { realClock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import { MetricsServer } from '../common/metrics-server.js';
 import type { ControllerConfig } from './config.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { PromControllerMetrics } from './prom-metrics.js';
+import { KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
 import type { GroupSource, StatusSink } from './sources/types.js';
 
 export interface ControllerExtras {
@@ -30,9 +32,20 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
     closers.push(() => server.stop());
   }
 
+  // The Kubernetes source: the kubeconfig named in source.kubernetes, else in-cluster (ServiceAccount), else KUBECONFIG.
+  const kubernetes =
+    'kubernetes' in config.source
+      ? async () => {
+          const k = (config.source as { kubernetes: { kubeconfig?: string } }).kubernetes;
+          const source = new KubernetesSource({ kubeConfig: loadKubeConfig(k.kubeconfig), log, clock: realClock, instance: config.id });
+          return { source, status: source };
+        }
+      : undefined;
+
   return {
     metrics,
     setReady,
+    kubernetes,
     close: async () => {
       for (const c of closers.reverse()) await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
     },
