@@ -14,6 +14,7 @@ export class PromControllerMetrics implements ControllerMetrics {
   readonly registry = new Registry();
   private readonly leaderGauge: Gauge;
   private readonly transitions: Counter<'group' | 'reason'>;
+  private readonly changes: Counter<'group'>;
   private readonly assigned: Gauge<'group' | 'node'>;
   private readonly reconcileDuration: Histogram<'component'>;
   private readonly reconcileTotal: Counter<'component' | 'outcome'>;
@@ -33,6 +34,14 @@ export class PromControllerMetrics implements ControllerMetrics {
       name: 'vipwarden_transitions_total',
       help: 'Holder changes decided by the leader (failover events), by reason.',
       labelNames: ['group', 'reason'],
+      registers,
+    });
+    // The same events without the reason, created at 0 as soon as the leader sees the group: a series that first
+    // appears at 1 shows no increase() in Prometheus, so alerts and graphs of "how often" use this one.
+    this.changes = new Counter({
+      name: 'vipwarden_holder_changes_total',
+      help: 'Holder changes decided by the leader (failover events), per group; starts at 0 when the group is first seen.',
+      labelNames: ['group'],
       registers,
     });
     this.assigned = new Gauge({
@@ -64,10 +73,12 @@ export class PromControllerMetrics implements ControllerMetrics {
 
   transition(group: string, reason: string): void {
     this.transitions.inc({ group, reason });
+    this.changes.inc({ group });
   }
 
   holder(group: string, node: string | null, nodes: readonly string[]): void {
     this.seenThisPass.add(group);
+    if (!this.series.has(group)) this.changes.inc({ group }, 0);
     const want = new Set(nodes);
     if (node) want.add(node);
     const had = this.series.get(group) ?? new Set<string>();
