@@ -1,0 +1,110 @@
+// The cloud floating IP as a GroupResource: on acquire, point the group's floating IP at this node, in the
+// background (the VIPs already work; a slow or failing cloud API must not hold up the rest, nor make the node give
+// the group up). Nothing happens on release: the next holder reassigns the IP, and an "unassign" from the old
+// holder could land after the new holder's assign. Work stops as soon as the epoch is no longer current.
+import type { Clock } from '../../common/clock.js';
+import type { CloudProviders } from '../../crds/failovergroup.js';
+import type { AgentConfig } from '../config.js';
+import type { GroupResource, ResourceContext } from '../resources.js';
+import { digitalocean } from './digitalocean.js';
+import { ensureAssigned, readTokenFile, type EnsureOutcome, type FloatingIpProvider, type ProviderFactory } from './provider.js';
+
+/** One line per cloud. Adding a cloud: a provider file, a line here, its name in CloudProviders (crds). */
+export const PROVIDERS: Record<(typeof CloudProviders)[number], ProviderFactory> = {
+  digitalocean,
+};
+
+export interface CloudResourceDeps {
+  config: Pick<AgentConfig, 'cloud' | 'credentials'>;
+  clock: Clock;
+  fetch?: typeof fetch;
+  /** For tests: provider construction (default PROVIDERS). */
+  providers?: Partial<Record<string, ProviderFactory>>;
+  onOutcome?(group: string, outcome: EnsureOutcome | { result: 'failed'; error: string }): void;
+}
+
+interface Task {
+  ac: AbortController;
+  done: Promise<void>;
+}
+
+export class CloudResource implements GroupResource {
+  readonly name = 'cloud';
+  private readonly tasks = new Map<string, Task>();
+  private readonly cache = new Map<string, FloatingIpProvider>();
+
+  constructor(private readonly deps: CloudResourceDeps) {}
+
+  async acquire(ctx: ResourceContext): Promise<void> {
+    const cloud = ctx.spec?.cloud;
+    this.stop(ctx.group);
+    if (!cloud) return;
+    const ac = new AbortController();
+    const signal = AbortSignal.any([ac.signal, ctx.signal]);
+    const log = ctx.log.child({ provider: cloud.provider, floatingIp: cloud.floatingIp });
+    const done = (async () => {
+      try {
+        const provider = this.provider(cloud.provider, cloud.credentials ?? cloud.provider);
+        const outcome = await ensureAssigned({
+          provider,
+          ip: cloud.floatingIp,
+          isCurrent: ctx.isCurrent,
+          signal,
+          retry: this.deps.config.cloud.retry,
+          clock: this.deps.clock,
+          log,
+        });
+        if (outcome.result === 'superseded') log.info({ attempts: outcome.attempts }, 'floating IP: assignment moved on, stopped');
+        else log.info({ result: outcome.result, instance: outcome.instance, attempts: outcome.attempts }, 'floating IP points at this node');
+        this.deps.onOutcome?.(ctx.group, outcome);
+      } catch (err) {
+        log.error({ err: String(err) }, 'floating IP could not be pointed at this node');
+        this.deps.onOutcome?.(ctx.group, { result: 'failed', error: String(err) });
+      } finally {
+        if (this.tasks.get(ctx.group)?.ac === ac) this.tasks.delete(ctx.group);
+      }
+    })();
+    this.tasks.set(ctx.group, { ac, done });
+  }
+
+  async release(ctx: ResourceContext): Promise<void> {
+    this.stop(ctx.group);
+  }
+
+  /** Resolves when the group's floating IP work has finished (tests, shutdown). */
+  settled(group: string): Promise<void> {
+    return this.tasks.get(group)?.done ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.tasks.values()];
+    for (const t of all) t.ac.abort();
+    await Promise.all(all.map((t) => t.done));
+  }
+
+  private stop(group: string): void {
+    this.tasks.get(group)?.ac.abort();
+    this.tasks.delete(group);
+  }
+
+  private provider(name: string, credentials: string): FloatingIpProvider {
+    const key = `${name}/${credentials}`;
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    const registry: Partial<Record<string, ProviderFactory>> = this.deps.providers ?? PROVIDERS;
+    const factory = registry[name];
+    if (!factory) throw new Error(`no cloud provider named ${name}`);
+    const path = this.deps.config.credentials[credentials];
+    if (!path) throw new Error(`credentials "${credentials}" (the ${name} API token) are not in the agent configuration`);
+    const p = factory({
+      cloud: this.deps.config.cloud,
+      token: () => readTokenFile(path),
+      requestTimeoutMs: this.deps.config.cloud.requestTimeoutMs,
+      clock: this.deps.clock,
+      fetch: this.deps.fetch ?? fetch,
+    });
+    this.cache.set(key, p);
+    return p;
+  }
+}
+
