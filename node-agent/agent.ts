@@ -59,8 +59,8 @@ export class Agent {
   private readonly acquireFailures = new Map<string, { until: number; message: string }>();
   private readonly ac = new AbortController();
   private shuttingDown = false;
-  private passRunning = false;
   private passAgain = false;
+  private passLoop: Promise<void> | undefined;
   private addrQueue: Promise<unknown> = Promise.resolve();
   private periodic: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -158,27 +158,28 @@ export class Agent {
     void this.runPass();
   }
 
-  private async runPass(): Promise<void> {
-    if (this.passRunning) {
+  /** Runs passes until no kick came in meanwhile; a caller that kicks during a pass waits for the next one. */
+  private runPass(): Promise<void> {
+    if (this.passLoop) {
       this.passAgain = true;
-      return;
+      return this.passLoop;
     }
-    this.passRunning = true;
-    try {
-      do {
-        this.passAgain = false;
-        const t0 = this.deps.clock.mono();
-        try {
-          await this.pass();
-          this.metrics.reconcile(this.deps.clock.mono() - t0, 'ok');
-        } catch (err) {
-          this.metrics.reconcile(this.deps.clock.mono() - t0, 'error');
-          this.log.error({ err: String(err) }, 'reconcile pass failed');
-        }
-      } while (this.passAgain && !this.ac.signal.aborted);
-    } finally {
-      this.passRunning = false;
-    }
+    this.passLoop = this.passes().finally(() => (this.passLoop = undefined));
+    return this.passLoop;
+  }
+
+  private async passes(): Promise<void> {
+    do {
+      this.passAgain = false;
+      const t0 = this.deps.clock.mono();
+      try {
+        await this.pass();
+        this.metrics.reconcile(this.deps.clock.mono() - t0, 'ok');
+      } catch (err) {
+        this.metrics.reconcile(this.deps.clock.mono() - t0, 'error');
+        this.log.error({ err: String(err) }, 'reconcile pass failed');
+      }
+    } while (this.passAgain && !this.ac.signal.aborted);
   }
 
   private async pass(): Promise<void> {
