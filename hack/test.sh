@@ -45,7 +45,7 @@ status=0
 for t in "${tiers[@]}"; do
   echo "=== tier: $t"
   args=(--selectProjects "$t" --json --outputFile "$results/$t.json")
-  [ "$t" = unit ] || args+=(--runInBand)
+  [ "$t" = unit ] || args+=(--runInBand --forceExit)
   if ! node --experimental-vm-modules node_modules/jest/bin/jest.js "${args[@]}"; then status=1; fi
 done
 

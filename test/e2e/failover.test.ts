@@ -113,6 +113,20 @@ describe('failover on the netns testbed', () => {
     expect(node1Gone).toBeLessThanOrEqual(node2Came);
   });
 
+  test('the agent stopped with SIGTERM: it releases first, then the next node takes over', async () => {
+    const b = await bed();
+    const t = monoMs();
+    b.c.agents.get('node1')!.kill('SIGTERM');
+    await b.sampler.waitForHolder(b.vip, 'node2', 15_000);
+    await answersFrom(b, 'node2');
+    report('agent SIGTERM', b, t);
+    const evs = await b.c.events('web');
+    expect(evs.at(-1)!.reason).toBe('shutting-down');
+    // The agent exits by itself once the group has moved.
+    const exit = await Promise.race([b.c.agents.get('node1')!.done, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    expect(exit).not.toBe('still running');
+  });
+
   test.each([
     ['auto', 'node1'],
     ['manual', 'node2'],
