@@ -6,7 +6,11 @@ import type { Logger } from '../common/log.js';
 import { MetricsServer } from '../common/metrics-server.js';
 import type { VipRef } from './addresses.js';
 import type { AgentConfig } from './config.js';
+import { CloudResource } from './cloud/resource.js';
+import { HookResource } from './hooks.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
+import { locateNdsend, naSender } from './ndsend.js';
+import { SnatResource } from './snat.js';
 import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import type { GroupResource } from './resources.js';
 
@@ -22,6 +26,8 @@ export interface Extras {
   metrics: AgentMetrics;
   /** CommandAnnouncer's onSent: counts announcement packets. */
   onAnnounced?: (vip: VipRef, packets: number) => void;
+  /** CommandAnnouncer's sendNa: unsolicited neighbour advertisements for IPv6 VIPs (undefined: none). */
+  sendNa?: (vip: VipRef, count: number) => Promise<void>;
   /** Binds /readyz to the agent once it exists. */
   setReady?: (ready: () => boolean) => void;
   close(): Promise<void>;
@@ -47,9 +53,19 @@ export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
     closers.push(() => server.stop());
   }
 
+  // Workloads (issue 4), in acquire order: SNAT, then hooks (services start once traffic leaves from the VIP),
+  // then the cloud floating IP (traffic from outside arrives once the services run). Release runs in reverse.
+  resources.push(new SnatResource(deps.exec), new HookResource(deps.exec, config));
+  const cloud = new CloudResource({ config, clock: deps.clock });
+  resources.push(cloud);
+  closers.push(() => cloud.close());
+  const ndsend = await locateNdsend(deps.exec, config.announce.ndsend, log);
+  const sendNa = ndsend ? naSender(deps.exec, ndsend) : undefined;
+
   return {
     resources,
     metrics,
+    sendNa,
     onAnnounced,
     setReady,
     close: async () => {

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger({ name: 'vipwarden-agent', level: arg('--log-level') ?? config.logLevel, base: { node: config.node } });
   const client = connectEtcd({ endpoints: config.etcd.endpoints });
   const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
-  const announcer = new CommandAnnouncer(realExec, log, undefined, extras.onAnnounced);
+  const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({
     config,
     client,

@@ -223,28 +223,36 @@ export function stepArgv(s: SnatStep): string[] {
 export class SnatResource implements GroupResource {
   readonly name = 'snat';
   private queue: Promise<unknown> = Promise.resolve();
+  /** Groups that may have rules installed (by this process; stale ones are removed at start). */
+  private readonly installed = new Set<string>();
 
   constructor(private readonly exec: Exec) {}
 
   async acquire(ctx: ResourceContext): Promise<void> {
     const snat = ctx.spec?.snat ?? [];
     const rules = desiredRules(ctx.group, snat, ctx.vips);
+    // Most groups have no SNAT: then there is nothing to list or change on the failover path.
+    if (rules.length === 0 && !this.installed.has(ctx.group)) return;
     await this.serial(async () => {
+      this.installed.add(ctx.group);
       for (const family of [4, 6] as const) {
         if (!rules.some((r) => r.family === family) && !(await this.hasRulesOf(family, ctx.group))) continue;
         const steps = planSnat(family, await this.list(family), { group: ctx.group, rules });
         await this.run(steps, ctx.log);
       }
+      if (rules.length === 0) this.installed.delete(ctx.group);
     });
   }
 
   async release(ctx: ResourceContext): Promise<void> {
+    if (!this.installed.has(ctx.group)) return;
     await this.serial(async () => {
       for (const family of [4, 6] as const) {
         const table = await this.list(family).catch(() => undefined);
         if (!table) continue;
         await this.run(planSnat(family, table, { group: ctx.group, rules: [] }), ctx.log);
       }
+      this.installed.delete(ctx.group);
     });
   }
 
