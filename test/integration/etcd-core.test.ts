@@ -1,0 +1,185 @@
+// The etcd mechanisms the safety rules rest on, against a real etcd:
+//  - Mirror stays correct across a compaction, lists again after etcd went away, and converges;
+//  - LeaseKeeper tracks its own keepalive answers: a frozen etcd makes it stop trusting the lease before the
+//    lease could end on the server, and a lease that ended is replaced by a new one;
+//  - a deposed controller cannot write an assignment (fenced transactions, Safety 4).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { realClock } from '../../common/clock.js';
+import { connectEtcd, Mirror } from '../../common/etcd.js';
+import { Keys } from '../../common/keyspace.js';
+import { LeaseKeeper } from '../../common/lease.js';
+import { silentLogger } from '../../common/log.js';
+import { parseControllerConfig } from '../../controller/config.js';
+import { Controller } from '../../controller/controller.js';
+import { DirectorySource } from '../../controller/sources/directory.js';
+import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
+
+jest.setTimeout(60_000);
+
+let etcd: EtcdCluster;
+beforeAll(async () => {
+  etcd = await startEtcd({ members: 1 });
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('Mirror', () => {
+  test('follows puts and deletes, and stays correct across a compaction', async () => {
+    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const ac = new AbortController();
+    try {
+      const m = new Mirror(c, '/m1/', silentLogger());
+      m.start(ac.signal);
+      await m.ready;
+      await c.put('/m1/a').value('1');
+      await until(() => m.get('/m1/a')?.value === '1', 5000, 'put');
+      await c.delete().key('/m1/a');
+      await until(() => m.get('/m1/a') === undefined, 5000, 'delete');
+      for (let i = 0; i < 5; i++) await c.put('/m1/b').value(String(i));
+      const rev = Number((await c.get('/m1/b').exec()).header.revision);
+      await c.kv.compact({ revision: String(rev), physical: true });
+      await c.put('/m1/c').value('x');
+      await until(() => m.get('/m1/c')?.value === 'x' && m.get('/m1/b')?.value === '4', 5000, 'state after compaction');
+    } finally {
+      ac.abort();
+      c.close();
+    }
+  });
+
+  test('lists again after etcd was unreachable and converges on what changed meanwhile', async () => {
+    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const writer = connectEtcd({ endpoints: etcd.endpoints });
+    const ac = new AbortController();
+    try {
+      const m = new Mirror(c, '/m2/', silentLogger());
+      m.start(ac.signal);
+      await m.ready;
+      await writer.put('/m2/x').value('before');
+      await until(() => m.get('/m2/x')?.value === 'before', 5000, 'first put');
+      await etcd.kill(0, 'SIGKILL');
+      await etcd.restart(0);
+      await writer.put('/m2/x').value('after');
+      await writer.put('/m2/y').value('new');
+      await until(() => m.get('/m2/x')?.value === 'after' && m.get('/m2/y')?.value === 'new', 15_000, 'state after restart');
+      expect(m.relists).toBeGreaterThan(1);
+    } finally {
+      ac.abort();
+      c.close();
+      writer.close();
+    }
+  });
+});
+
+describe('LeaseKeeper', () => {
+  const timing = { ttlSeconds: 2, keepaliveIntervalMs: 100, marginMs: 500, renewWindowMs: 500 };
+
+  test('answers extend validity; a frozen etcd makes the lease untrusted before it can end', async () => {
+    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const ac = new AbortController();
+    const k = new LeaseKeeper(c, timing, realClock, silentLogger());
+    try {
+      const lost: string[] = [];
+      k.on('lost', (_l, why) => lost.push(why));
+      let renewals = 0;
+      k.on('renewed', () => renewals++);
+      await k.start(ac.signal);
+      await until(() => renewals >= 3, 5000, 'keepalive answers');
+      expect(k.isSafe()).toBe(true);
+      expect(k.isFresh()).toBe(true);
+      const lease = k.lease;
+      const frozenAt = realClock.mono();
+      await etcd.kill(0, 'SIGSTOP');
+      try {
+        await until(() => lost.length > 0, 5000, 'lost');
+        const after = realClock.mono() - frozenAt;
+        // Untrusted at most TTL - margin after the last answer (plus one keepalive interval of slack).
+        expect(after).toBeLessThan(timing.ttlSeconds * 1000 - timing.marginMs + timing.keepaliveIntervalMs + 200);
+        expect(k.isSafe()).toBe(false);
+      } finally {
+        await etcd.kill(0, 'SIGCONT');
+      }
+      // The lease is still alive on the server if etcd came back in time; either way the keeper recovers.
+      await until(() => k.isSafe(), 10_000, 'safe again');
+      expect(k.lease).toBeDefined();
+      if (k.lease !== lease) expect(lost.some((w) => /expired/.test(w))).toBe(true);
+    } finally {
+      ac.abort();
+      await k.revoke();
+      c.close();
+    }
+  });
+
+  test('a lease revoked behind its back is replaced by a new one', async () => {
+    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const ac = new AbortController();
+    const k = new LeaseKeeper(c, timing, realClock, silentLogger());
+    try {
+      await k.start(ac.signal);
+      const first = k.lease!;
+      const granted: string[] = [];
+      k.on('granted', (l) => granted.push(l));
+      await c.leaseClient.leaseRevoke({ ID: first });
+      await until(() => granted.length > 0, 5000, 'new lease');
+      expect(granted[0]).not.toBe(first);
+      await until(() => k.isSafe(), 5000, 'safe');
+    } finally {
+      ac.abort();
+      await k.revoke();
+      c.close();
+    }
+  });
+});
+
+describe('controller fencing', () => {
+  test('a deposed leader cannot write assignments', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vw-fence-'));
+    const prefix = '/fence/';
+    const keys = new Keys(prefix);
+    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const deposed: string[] = [];
+    const ctl = new Controller({
+      config: parseControllerConfig({ id: 'a', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: dir }, settleMs: 0 }),
+      client: connectEtcd({ endpoints: etcd.endpoints }),
+      source: new DirectorySource(dir, silentLogger(), 200),
+      clock: realClock,
+      log: silentLogger(),
+      onDeposed: (why) => deposed.push(why),
+    });
+    try {
+      await ctl.start();
+      await until(() => ctl.isLeader(), 10_000, 'leadership');
+      // Another controller takes the leader key (as if the first one's lease had ended while it was frozen).
+      await c.delete().key(keys.leader());
+      await c.put(keys.leader()).value(JSON.stringify({ id: 'b', since: Date.now(), version: 'x' }));
+      // A live node and a group the deposed controller would like to place.
+      const lease = await c.lease(10, { autoKeepAlive: true }).grant();
+      await c.put(keys.node('n1')).value(JSON.stringify({ name: 'n1', lease, ttlSeconds: 10, maxLifetimeSeconds: 9, renewWindowMs: 500, version: 't', startedAt: Date.now() })).lease(lease);
+      await c.put(keys.health('g', 'n1')).value(JSON.stringify({ healthy: true, checksHash: 'x', at: Date.now() })).lease(lease);
+      writeFileSync(
+        join(dir, 'g.yaml'),
+        'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: g}\nspec:\n  vips: [{address: 198.18.250.100/24}]\n  nodes: [{name: n1}]\n',
+      );
+      ctl.kick();
+      await until(() => deposed.length > 0, 10_000, 'deposition');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await c.get(keys.assignment('g')).string()).toBeNull();
+      expect(await c.get(keys.group('g')).string()).toBeNull();
+    } finally {
+      await ctl.stop();
+      c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
