@@ -1,0 +1,31 @@
+// Small helpers shared by the Kubernetes integration and e2e tests (on top of test/harness/kube.ts).
+import { join } from 'node:path';
+import { REPO } from '../harness/cluster.js';
+import type { KubeEnv } from '../harness/kube.js';
+
+export const CRD_FILE = join(REPO, 'crds', 'failovergroup.crd.yaml');
+export const DEPLOY_DIR = join(REPO, 'deploy', 'kubernetes');
+
+/** Polls until `check` returns something, bounded (a hang-catching bound, not a timing assertion). */
+export async function waitFor<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (let i = 0; i < 100_000; i++) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+/** Applies the checked-in CRD and waits until kubectl can use it (Established, and in discovery). */
+export async function applyCrd(kube: KubeEnv, file = CRD_FILE): Promise<void> {
+  await kube.kubectl(['apply', '-f', file]);
+  await kube.kubectl(['wait', '--for=condition=Established', 'crd/failovergroups.vipwarden.io', '--timeout=60s']);
+  await waitFor(async () => ((await kube.kubectl(['get', 'fg'], { allowFailure: true })).exitCode === 0 ? true : undefined), 'fg in discovery');
+}
