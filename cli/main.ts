@@ -28,7 +28,7 @@ export interface CliIO {
   err(line: string): void;
 }
 
-interface Options {
+export interface Options {
   etcd: string[];
   prefix: string;
   output: 'table' | 'json';
@@ -59,12 +59,45 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
       const v = next();
       if (v !== 'json' && v !== 'table') throw new UsageError('-o takes json or table');
       o.output = v;
-    } else if (a === '--timeout') o.timeoutMs = Number(next());
-    else if (a === '--unpin') o.unpin = true;
+    } else if (a === '--timeout') {
+      const v = next();
+      o.timeoutMs = Number(v);
+      if (!/^\d+$/.test(v) || o.timeoutMs < 1 || o.timeoutMs > 600_000) throw new UsageError(`--timeout takes milliseconds (1 to 600000), got "${v}"`);
+    } else if (a === '--unpin') o.unpin = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else o.positional.push(a);
   }
+  for (const e of o.etcd) {
+    let u: URL | undefined;
+    try {
+      u = new URL(e);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname) {
+      throw new UsageError(`etcd endpoint "${e}" is not an http(s)://host:port URL (--etcd or VIPWARDEN_ETCD)`);
+    }
+  }
+  if (!o.prefix.startsWith('/')) throw new UsageError(`etcd prefix "${o.prefix}" must start with "/" (--prefix or VIPWARDEN_PREFIX)`);
   return o;
+}
+
+/** At most `max` positional arguments, and --unpin only where it means something. */
+function expectArgs(cmd: string, o: Options, max: number): void {
+  if (o.positional.length > max) throw new UsageError(`${cmd}: unexpected argument ${o.positional[max]}`);
+  if (o.unpin && cmd !== 'move') throw new UsageError(`--unpin only goes with move`);
+}
+
+/** A short reason for an etcd failure, for the operator. */
+export function etcdFailure(endpoints: readonly string[], err: unknown, timeoutMs: number): string | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  let why: string | undefined;
+  if (/ECONNREFUSED/.test(msg)) why = 'connection refused';
+  else if (/EHOSTUNREACH|ENETUNREACH/.test(msg)) why = 'host unreachable';
+  else if (/ENOTFOUND|EAI_AGAIN/.test(msg)) why = 'name not found';
+  else if (/deadline|timed out|timeout/i.test(msg)) why = `no answer within ${timeoutMs} ms`;
+  else if (/unavailable|No connection|connect/i.test(msg)) why = msg.replace(/\s*Resolution note:\s*\.?/, '').trim();
+  return why && `cannot reach etcd at ${endpoints.join(',')}: ${why}. Check --etcd or VIPWARDEN_ETCD.`;
 }
 
 export class UsageError extends Error {}
@@ -83,10 +116,8 @@ async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): P
     return await fn(client, new Keys(o.prefix));
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    const msg = err instanceof Error ? err.message : String(err);
-    if (/unavailable|deadline|ECONNREFUSED|connect|timed out|No connection/i.test(msg)) {
-      throw new Error(`cannot reach etcd at ${o.etcd.join(',')}: ${msg}. Check --etcd or VIPWARDEN_ETCD.`);
-    }
+    const unreachable = etcdFailure(o.etcd, err, o.timeoutMs);
+    if (unreachable) throw new Error(unreachable);
     throw err;
   } finally {
     client.close();
@@ -208,14 +239,21 @@ function needName(v: string | undefined, what: string): string {
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+  if (cmd && rest.some((a) => a === '--help' || a === '-h')) {
     io.out(USAGE);
+    return 0;
+  }
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    // Asked for: on stdout, success. Not asked for (no command): on stderr, a usage error.
+    if (cmd) io.out(USAGE);
+    else io.err(USAGE);
     return cmd ? 0 : 2;
   }
   try {
     const o = parseArgs(rest, env);
     switch (cmd) {
       case 'status':
+        expectArgs(cmd, o, 0);
         return await withEtcd(o, async (c, k) => {
           const s = await collectStatus(c, k);
           if (o.output === 'json') io.out(JSON.stringify(s, null, 2));
@@ -223,6 +261,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
           return 0;
         });
       case 'events':
+        expectArgs(cmd, o, 1);
         return await withEtcd(o, async (c, k) => {
           const group = o.positional[0] ? needName(o.positional[0], 'group') : undefined;
           const evs = await events(c, k, group);
@@ -231,6 +270,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
           return 0;
         });
       case 'move':
+        expectArgs(cmd, o, o.unpin ? 1 : 2);
         return await withEtcd(o, async (c, k) => {
           const group = needName(o.positional[0], 'group');
           if (o.unpin) {
@@ -249,6 +289,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
         });
       case 'drain':
       case 'undrain':
+        expectArgs(cmd, o, 1);
         return await withEtcd(o, async (c, k) => {
           const node = needName(o.positional[0], 'node');
           if (cmd === 'drain') {
