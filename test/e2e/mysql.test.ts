@@ -1,0 +1,131 @@
+// The classic setup: a VIP in front of nginx and MySQL. A real MariaDB (Debian's mariadbd) runs in each node's
+// namespace; the agents check it with the credentials file that their own configuration names.
+//  - both required: stopping mysqld on the holder moves the VIP, though nginx there is fine;
+//  - weighted (keepalived's `weight`): a passing MySQL check adds to the priority, so the node whose MySQL runs wins;
+//  - expectations: a holder whose server turns read-only lets the VIP go.
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import { eventually, startMariadb, type Mariadb } from '../harness/workloads.js';
+
+jest.setTimeout(180_000);
+
+let c: Cluster;
+let sampler: Sampler;
+const db = new Map<string, Mariadb>();
+const vips: string[] = [];
+
+const nginxCheck = { name: 'nginx', type: 'http', http: { port: 80, path: '/' }, intervalMs: 200, timeoutMs: 200, rise: 2, fall: 2 };
+const mysqlCheck = (credentials: string, extra: Record<string, unknown> = {}, weight = 0) => ({
+  name: 'mysql',
+  type: 'mysql',
+  mysql: { credentials, ...extra },
+  intervalMs: 500,
+  timeoutMs: 500,
+  rise: 2,
+  fall: 2,
+  weight,
+});
+
+beforeAll(async () => {
+  requireRoot('the e2e tier');
+  let dirs: Map<string, Mariadb> | undefined;
+  c = await startCluster({
+    name: 'mysql',
+    nodes: 2,
+    start: false,
+    // The credentials files exist once MariaDB is up; agents start after that.
+    agentFor: (node) => ({ credentials: { db: dirs!.get(node)!.credentialsFileTcp, 'db-socket': dirs!.get(node)!.credentialsFile } }),
+  });
+  try {
+    for (const n of c.tb.nodes) db.set(n.name, await startMariadb(c.tb, n));
+    dirs = db;
+    sampler = await startSampler(c.tb, { periodMs: 5 });
+    for (const n of c.tb.nodes) await c.startAgent(n.name);
+    c.startController(0);
+  } catch (err) {
+    await c.destroy();
+    throw err;
+  }
+});
+
+afterAll(async () => {
+  if (!c) return;
+  try {
+    const overlaps = vips.map((v) => [v, sampler?.overlaps(v).intervals ?? []]);
+    await sampler?.stop();
+    expect(overlaps).toEqual(vips.map((v) => [v, []]));
+  } finally {
+    await c.destroy();
+  }
+});
+
+async function checkOf(group: string, node: string, check: string) {
+  const s = await c.status();
+  return s.groups.find((g) => g.group === group)?.nodes.find((n) => n.name === node)?.checks.find((x) => x.name === check);
+}
+
+describe('MySQL / MariaDB check on the netns testbed', () => {
+  test('nginx and MySQL both required: stopping mysqld on the holder moves the VIP', async () => {
+    const vip = c.tb.vip(0);
+    vips.push(vip);
+    c.applyGroup(webGroup({ name: 'db', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], checks: [nginxCheck, mysqlCheck('db')] }));
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+    expect((await checkOf('db', 'node1', 'mysql'))?.message).toMatch(/SELECT 1 ok; read_only=0/);
+
+    await db.get('node1')!.stop();
+    await sampler.waitForHolder(vip, 'node2', 30_000);
+    const evs = await c.events('db');
+    expect([evs.at(-1)!.from, evs.at(-1)!.to, evs.at(-1)!.reason]).toEqual(['node1', 'node2', 'unhealthy']);
+    // nginx on node1 is fine: it was MySQL that failed, and the status says so.
+    const m = await checkOf('db', 'node1', 'mysql');
+    expect(m?.ok).toBe(false);
+    expect(m?.message).toMatch(/ECONNREFUSED/);
+    expect((await checkOf('db', 'node1', 'nginx'))?.ok).toBe(true);
+
+    // MySQL back on node1: the preferred node takes the VIP back (failback auto).
+    await db.get('node1')!.start();
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+    c.deleteGroup('db');
+    await sampler.waitForHolder(vip, null, 30_000);
+  });
+
+  test('weighted instead of required: the node whose MySQL runs wins, and nobody is unhealthy', async () => {
+    const vip = c.tb.vip(1);
+    vips.push(vip);
+    // node1 100 + 10 while MySQL passes; node2 95 + 10. Over the socket named in the credentials file.
+    c.applyGroup(webGroup({ name: 'dbw', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 95]], checks: [nginxCheck, mysqlCheck('db-socket', {}, 10)] }));
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+
+    await db.get('node1')!.stop();
+    await sampler.waitForHolder(vip, 'node2', 30_000);
+    const ev = (await c.events('dbw')).at(-1)!;
+    expect([ev.from, ev.to, ev.reason]).toEqual(['node1', 'node2', 'failback']);
+    const node1 = (await c.status()).groups.find((g) => g.group === 'dbw')!.nodes.find((n) => n.name === 'node1')!;
+    expect(node1.healthy).toBe(true);
+    expect(node1.checks.find((x) => x.name === 'mysql')?.message).toMatch(/ENOENT|ECONNREFUSED/);
+
+    // Both down: priorities alone decide again (100 > 95).
+    await db.get('node2')!.stop();
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+    await db.get('node1')!.start();
+    await db.get('node2')!.start();
+    await eventually(async () => (await checkOf('dbw', 'node2', 'mysql'))?.ok === true, 'MySQL check passing on node2 again');
+    expect(sampler.holders(vip)).toEqual(['node1']);
+    c.deleteGroup('dbw');
+    await sampler.waitForHolder(vip, null, 30_000);
+  });
+
+  test('a holder whose server turns read-only lets the VIP go (expectReadOnly: false)', async () => {
+    const vip = c.tb.vip(2);
+    vips.push(vip);
+    c.applyGroup(webGroup({ name: 'dbro', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], failback: 'manual', checks: [mysqlCheck('db', { expectReadOnly: false })] }));
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+    await db.get('node1')!.sql('SET GLOBAL read_only = 1');
+    await sampler.waitForHolder(vip, 'node2', 30_000);
+    expect((await checkOf('dbro', 'node1', 'mysql'))?.message).toBe('read_only is ON, expected OFF');
+    await db.get('node1')!.sql('SET GLOBAL read_only = 0');
+    c.deleteGroup('dbro');
+    await sampler.waitForHolder(vip, null, 30_000);
+  });
+});
