@@ -376,7 +376,7 @@ export class Controller {
       if (!kv || Number(kv.create_revision) !== term.revision) {
         this.deposed('leader key is no longer ours');
       } else {
-        this.log.info({ group: a.group, expectEpoch: a.expectEpoch }, 'assignment changed under us; planning again');
+        this.log.info({ group: a.group, epoch: a.expectEpoch }, 'assignment changed under us; planning again');
       }
       return 'conflict';
     }
@@ -384,7 +384,7 @@ export class Controller {
     const log = this.log.child({ group: a.group, epoch });
     if (a.type === 'put') {
       const r = a.record;
-      log.info({ holder: r.holder, release: r.release, reason: r.reason }, r.release ? 'asked holder to release' : 'assignment written');
+      log.info({ node: r.holder, holder: r.holder, release: r.release, reason: r.reason }, r.release ? 'asked holder to release' : 'assignment written');
     } else {
       log.info('assignment deleted');
     }

@@ -206,7 +206,7 @@ export class Agent {
     });
     // Groups are independent: their steps run side by side, so a slow acquire never delays a release.
     steps.sort((a, b) => order(a) - order(b));
-    await Promise.all(steps.map((s) => this.execute(s).catch((err) => this.log.error({ err: String(err), group: s.group, step: s.type }, 'step failed'))));
+    await Promise.all(steps.map((s) => this.execute(s).catch((err) => this.log.error({ err: String(err), group: s.group, epoch: 'epoch' in s ? s.epoch : s.ackEpoch, step: s.type }, 'step failed'))));
     if (steps.some((s) => s.type === 'acquire' || s.type === 'update')) await this.saveState();
   }
 
@@ -371,7 +371,7 @@ export class Agent {
       case 'acquire': {
         const t0 = this.deps.clock.mono();
         if (!(await this.lease.ensureFresh())) {
-          log.warn('no fresh keepalive answer: not adding addresses yet');
+          log.warn({ epoch: step.epoch }, 'no fresh keepalive answer: not adding addresses yet');
           setTimeout(() => this.kick(), 50);
           return;
         }

@@ -1,7 +1,7 @@
 // A real Prometheus (the Debian package) scrapes the testbed's agents (each on its node address, in its own
 // namespace, reached through the testbed bridge) and the controller (loopback). After a failover, PromQL shows one
 // holder on the new node and a raised transition counter. /healthz and /readyz answer on every component.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
@@ -187,5 +187,31 @@ describe('metrics on the netns testbed', () => {
     // The failover did not raise the alerts that would mean a broken invariant.
     const firing = await query('ALERTS{alertstate="firing"}');
     expect(firing.map((s) => s.metric.alertname).filter((a) => a === 'VipwardenMultipleHolders' || a === 'VipwardenNoLeader')).toEqual([]);
+  });
+
+  test('logs are pino JSON, and the lines about a group carry group, node and epoch', async () => {
+    const cl = c!;
+    const lines = (p: ProcHandle) =>
+      readFileSync(p.stdoutLog!, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const agentLines = [...cl.agents.values()].flatMap(lines);
+    expect(agentLines.length).toBeGreaterThan(0);
+    for (const l of agentLines) expect(typeof l.node).toBe('string');
+    const about = agentLines.filter((l) => ['acquired', 'released', 'told the controller this node will not hold it'].includes(String(l.msg)));
+    expect(about.map((l) => l.msg)).toEqual(expect.arrayContaining(['acquired', 'released']));
+    for (const l of about) {
+      expect(l.group).toBe('web');
+      expect(typeof l.epoch).toBe('number');
+    }
+    const ctl = lines(cl.controllers[0]!);
+    const failovers = ctl.filter((l) => l.msg === 'failover');
+    expect(failovers.length).toBeGreaterThanOrEqual(2);
+    for (const l of [...failovers, ...ctl.filter((l) => l.msg === 'assignment written')]) {
+      expect(l.group).toBe('web');
+      expect(typeof l.epoch).toBe('number');
+    }
+    for (const l of ctl.filter((l) => l.msg === 'assignment written')) expect(typeof l.node).toBe('string');
   });
 });
