@@ -66,7 +66,9 @@ export class AddressManager {
     if (!Number.isInteger(lifetimeS) || lifetimeS < 1) throw new Error(`invalid lifetime ${lifetimeS}`);
     const lines = vips.map((v) => {
       check(v);
-      const base = `${v.family === 6 ? '-6 ' : ''}addr replace ${v.address}/${v.prefix} dev ${v.iface} valid_lft ${lifetimeS} preferred_lft ${lifetimeS}`;
+      // No "-6" here: ip -batch takes no options per line (it fails with 'Object "-6" is unknown'); the family
+      // follows from the address.
+      const base = `addr replace ${v.address}/${v.prefix} dev ${v.iface} valid_lft ${lifetimeS} preferred_lft ${lifetimeS}`;
       // No duplicate address detection for a VIP: it moves on purpose, and DAD would delay it by a second.
       return v.family === 6 ? `${base} nodad` : base;
     });
@@ -78,7 +80,7 @@ export class AddressManager {
     if (vips.length === 0) return;
     const lines = vips.map((v) => {
       check(v);
-      return `${v.family === 6 ? '-6 ' : ''}addr del ${v.address}/${v.prefix} dev ${v.iface}`;
+      return `addr del ${v.address}/${v.prefix} dev ${v.iface}`;
     });
     // -force: go on after a line fails (an address that is already gone is not an error here).
     const r = await this.exec(['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: 5000, okCodes: [1] });
