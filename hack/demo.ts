@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   requireRoot('the demo');
   installSignalHandlers();
   step('Starting etcd, 3 nodes (network namespaces with nginx), one agent per node and a controller');
-  const c: Cluster = await startCluster({ name: 'demo', nodes: 3 });
+  const c: Cluster = await startCluster({ name: 'demo', nodes: 3, prettyLogs: true });
   try {
     const vip = c.tb.vip(0);
     for (const n of c.tb.nodes) say(`  ${n.name}: ${n.ip} (namespace ${n.netns})`);
