@@ -325,7 +325,8 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
         leader: LEADER,
         detectedAt: NOW - 300,
       },
-      event: { from: 'b', to: 'c', reason, outageMs: 50, detectMs: 300 },
+      // A health failure: detection from the first failed check to the release, outage from it to now.
+      event: { from: 'b', to: 'c', reason, detectMs: 250, outageMs: 300 },
     });
     expect(p.decisions.get('web')?.state).toBe('released');
   });
@@ -337,7 +338,7 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
 });
 
 describe("holder's lease gone", () => {
-  const gone = (waitMs: number, goneAt = NOW - 1000): Map<string, GoneLease> => new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt, waitMs }]]);
+  const gone = (waitMs: number, goneAt = NOW - 1000): Map<string, GoneLease> => new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt, waitMs, ttlMs: 2000 }]]);
   const base = { health: health(G, { a: true, c: true }), assignments: assignment(G, 'b', 7) };
 
   test('waits until goneAt + waitMs (requeueAt set), then assigns with reason lease-expired', () => {
@@ -353,8 +354,9 @@ describe("holder's lease gone", () => {
     const p = run(input(G, { ...base, now: NOW + 2000, nodes: live('a', 'c'), gone: gone(3000) }));
     const put = onlyPut(p.actions);
     expect(put.expectEpoch).toBe(7);
-    expect(put.record).toMatchObject({ holder: 'c', holderLease: leaseOf('c'), reason: 'lease-expired', release: false });
-    expect(put.event).toEqual({ from: 'b', to: 'c', reason: 'lease-expired', outageMs: 3000 });
+    // The node was last heard from about one TTL before its lease was seen gone.
+    expect(put.record).toMatchObject({ holder: 'c', holderLease: leaseOf('c'), reason: 'lease-expired', release: false, detectedAt: NOW - 1000 - 2000 });
+    expect(put.event).toEqual({ from: 'b', to: 'c', reason: 'lease-expired', detectMs: 2000, outageMs: 3000 + 2000 });
     expect(p.requeueAt).toBeUndefined();
   });
 
@@ -510,9 +512,10 @@ describe('deleted group', () => {
   });
 
   test('holder lease gone and waited out: delete', () => {
+    // Without ttlMs (a lease the controller never saw alive), the figures count from goneAt.
     const gone = new Map<string, GoneLease>([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 5000, waitMs: 1000 }]]);
     const p = run(input(undefined, { assignments: assignment(G, 'b', 40), gone }));
-    expect(p.actions).toEqual([{ type: 'delete', group: 'web', expectEpoch: 40, event: { from: 'b', to: null, reason: 'deleted', outageMs: 5000 } }]);
+    expect(p.actions).toEqual([{ type: 'delete', group: 'web', expectEpoch: 40, event: { from: 'b', to: null, reason: 'deleted', detectMs: 0, outageMs: 5000 } }]);
   });
 
   test('holder lease gone, still waiting: nothing', () => {

@@ -279,7 +279,11 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
               ? 'recovered'
               : 'initial';
       const fig = eventFigures(input, name, cur, hs.state);
-      const figures = (): Pick<EventDraft, 'detectMs' | 'outageMs'> => fig;
+      // Only the two figures go into the event: failureAt feeds the record's detectedAt, not the event.
+      const figures = (): Pick<EventDraft, 'detectMs' | 'outageMs'> => ({
+        ...(fig.detectMs !== undefined ? { detectMs: fig.detectMs } : {}),
+        ...(fig.outageMs !== undefined ? { outageMs: fig.outageMs } : {}),
+      });
       const failingSince = fig.failureAt;
       if (!group) {
         if (!cur) return {};
