@@ -1,0 +1,220 @@
+#!/usr/bin/env node
+// vipwarden benchmark (npm run bench, as root): client-visible outage and dual-holder time, vipwarden side by side
+// with keepalived on the same netns testbed with the same client, then the scale benchmark.
+//
+//   node dist/hack/bench/main.js [--quick] [--iterations N] [--modes service,graceful,link,kill,freeze]
+//        [--profiles vipwarden-default,vipwarden-fast,keepalived-default,keepalived-tuned]
+//        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS]
+//        [--scale-nodes 100] [--scale-groups 1000] [--scale-steady-ms MS]
+//
+// Writes DIR/results.json, DIR/failover.svg and DIR/summary.md (DIR defaults to bench-results/, git-ignored).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO } from '../../test/harness/cluster.js';
+import { installSignalHandlers, requireRoot } from '../testbed/index.js';
+import { run } from '../testbed/util.js';
+import { startKeepalivedSubject } from './keepalived.js';
+import { breakdownTable, chartSvg, checkTargets, outageTable, stepsTable, summarizeCells, targetTable } from './report.js';
+import { DEFAULT_RUN, runSubject } from './run.js';
+import { runScale, type ScaleResult } from './scale.js';
+import { formatMs } from './stats.js';
+import { MODES, MODE_TITLES, PROFILES, productOf, type IterationResult, type Mode, type Profile, type Subject } from './types.js';
+import { startVipwardenSubject } from './vipwarden.js';
+
+const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(',')}] [--profiles ${PROFILES.join(',')}]
+             [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS]
+             [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]`;
+
+function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
+  if (!raw) return [...all];
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const i of items) if (!(all as readonly string[]).includes(i)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
+  return items as T[];
+}
+
+function int(raw: string | undefined, def: number, min: number, max: number, what: string): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
+  return n;
+}
+
+async function version(argv: string[]): Promise<string> {
+  const r = await run(argv, { allowFailure: true, timeoutMs: 10_000 }).catch(() => undefined);
+  return (r?.stdout || r?.stderr || '').split('\n')[0]?.trim() ?? '';
+}
+
+async function machine(): Promise<Record<string, unknown>> {
+  const c = cpus();
+  return {
+    cpu: c[0]?.model ?? 'unknown',
+    cores: c.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    kernel: release(),
+    node: process.version,
+    etcd: await version(['etcd', '--version']),
+    keepalived: await version(['keepalived', '--version']),
+    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    git: await version(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']),
+  };
+}
+
+async function startSubject(p: Profile): Promise<Subject> {
+  switch (p) {
+    case 'vipwarden-default':
+    case 'vipwarden-fast':
+      return startVipwardenSubject(p);
+    case 'keepalived-default':
+    case 'keepalived-tuned':
+      return startKeepalivedSubject(p);
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      iterations: { type: 'string' },
+      modes: { type: 'string' },
+      profiles: { type: 'string' },
+      out: { type: 'string' },
+      scale: { type: 'boolean' },
+      'no-scale': { type: 'boolean', default: false },
+      'no-failover': { type: 'boolean', default: false },
+      'settle-ms': { type: 'string' },
+      'scale-nodes': { type: 'string' },
+      'scale-groups': { type: 'string' },
+      'scale-steady-ms': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  requireRoot('the benchmark');
+  installSignalHandlers();
+  const iterations = int(values.iterations, values.quick ? 3 : 10, 1, 1000, '--iterations');
+  const modes = list<Mode>(values.modes, MODES, 'mode');
+  const profiles = list<Profile>(values.profiles, PROFILES, 'profile');
+  const settleMs = int(values['settle-ms'], DEFAULT_RUN.settleMs, 2000, 120_000, '--settle-ms');
+  const scale = values['no-scale'] ? false : (values.scale ?? true);
+  const failover = !values['no-failover'];
+  const out = resolve(values.out ?? join(REPO, 'bench-results'));
+  mkdirSync(out, { recursive: true });
+  const log = (s: string) => console.log(s);
+  const started = new Date();
+  const meta = { started: started.toISOString(), args: argv, iterations, modes, profiles, settleMs, machine: await machine() };
+  log(`vipwarden benchmark: ${iterations} iteration(s) of ${modes.join(', ')} for ${profiles.join(', ')}${scale ? ', then the scale benchmark' : ''}`);
+  log(`machine: ${JSON.stringify(meta.machine)}`);
+
+  const results: IterationResult[] = [];
+  const settings: Record<string, unknown> = {};
+  let scaleResult: ScaleResult | undefined;
+  let scaleError: string | undefined;
+  const write = () => {
+    const cells = summarizeCells(results);
+    const doc = {
+      meta: { ...meta, finished: new Date().toISOString() },
+      modes: Object.fromEntries(modes.map((m) => [m, MODE_TITLES[m]])),
+      profiles: settings,
+      summary: cells,
+      targets: checkTargets(cells),
+      iterations: results,
+      ...(scaleResult ? { scale: scaleResult } : {}),
+      ...(scaleError ? { scaleError } : {}),
+    };
+    writeFileSync(join(out, 'results.json'), JSON.stringify(doc, null, 2) + '\n');
+    if (cells.length) {
+      const subtitle = `${iterations} iteration(s) per cell · ${String(meta.machine['cores'])} cores ${String(meta.machine['cpu'])} · ${started.toISOString().slice(0, 10)}`;
+      writeFileSync(join(out, 'failover.svg'), chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle }));
+    }
+    writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult));
+  };
+
+  if (failover) {
+    for (const p of profiles) {
+      log(`\n== ${p} ==`);
+      let s: Subject | undefined;
+      try {
+        s = await startSubject(p);
+        settings[p] = s.settings;
+        log(`  testbed ${s.tb.id} (${s.tb.subnet}), VIP ${s.vip}; settings ${JSON.stringify(s.settings)}`);
+        results.push(...(await runSubject(s, { ...DEFAULT_RUN, settleMs, iterations, modes, log })));
+      } catch (err) {
+        log(`  ${p}: could not run: ${err instanceof Error ? err.message : String(err)}`);
+      } finally {
+        await s?.destroy().catch((err) => log(`  ${p}: teardown failed: ${String(err)}`));
+      }
+      write();
+    }
+  }
+  if (scale) {
+    log('\n== scale: 1 controller, simulated agents, FailoverGroups ==');
+    try {
+      scaleResult = await runScale({
+        nodes: int(values['scale-nodes'], 100, 3, 1000, '--scale-nodes'),
+        groups: int(values['scale-groups'], 1000, 1, 20_000, '--scale-groups'),
+        steadyMs: int(values['scale-steady-ms'], values.quick ? 10_000 : 30_000, 1000, 600_000, '--scale-steady-ms'),
+        log,
+      });
+    } catch (err) {
+      scaleError = err instanceof Error ? err.message : String(err);
+      log(`  scale benchmark failed: ${scaleError}`);
+    }
+  }
+  write();
+  const cells = summarizeCells(results);
+  log('');
+  log(summaryMarkdown(cells, scaleResult));
+  log(`results: ${join(out, 'results.json')}, ${join(out, 'failover.svg')}, ${join(out, 'summary.md')}`);
+  return 0;
+}
+
+export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale: ScaleResult | undefined): string {
+  const parts: string[] = [];
+  if (cells.length) {
+    parts.push('### Client-visible outage and dual-holder time\n', outageTable(cells), '');
+    parts.push('### Targets (printed, not asserted)\n', targetTable(checkTargets(cells)), '');
+    const vw = cells.filter((c) => productOf(c.profile) === 'vipwarden');
+    if (vw.length) {
+      parts.push('### Where the time goes (medians, ms; vipwarden steps from the components\' logs)\n', breakdownTable(cells), '');
+      parts.push('### Step times (medians, ms after the fault)\n', stepsTable(cells), '');
+    }
+  }
+  if (scale) {
+    parts.push('### Scale\n');
+    const p = scale.placement;
+    parts.push(
+      [
+        `| figure | value |`,
+        `|---|---|`,
+        `| nodes (simulated agents) / FailoverGroups | ${scale.nodes} / ${scale.groups} |`,
+        `| first full placement (controller start → every group has a holder) | ${formatMs(p.placedMs)} (leader ${formatMs(p.leaderMs)}, group records published ${formatMs(p.groupsPublishedMs)}, all health in ${formatMs(p.healthCompleteMs)}) |`,
+        `| lost node: its ${scale.lostNode.groups} groups reassigned after its lease was revoked | ${formatMs(scale.lostNode.reassignedMs)}${scale.lostNode.note ? ` (${scale.lostNode.note})` : ''} |`,
+        `| controller CPU to first placement | ${scale.controller.cpuSecondsToPlacement ?? '–'} s |`,
+        `| controller CPU in steady state | ${scale.controller.steadyCpuPercent ?? '–'} % of one core |`,
+        `| controller memory (RSS, peak) | ${scale.controller.rssMiB ?? '–'} MiB, ${scale.controller.peakRssMiB ?? '–'} MiB |`,
+        `| etcd requests/s in steady state (${Math.round(scale.etcd.windowMs / 1000)} s window) | ${scale.etcd.totalPerSecond} |`,
+        `| of which unary | ${Object.entries(scale.etcd.unaryPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
+        `| of which stream messages | ${Object.entries(scale.etcd.streamMessagesPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
+        `| targets | placement < 5 s: ${p.placedMs !== undefined && p.placedMs < 5000 ? 'met' : 'MISSED'}; reassigned < 1 s after lease end: ${scale.lostNode.reassignedMs !== undefined && scale.lostNode.reassignedMs < 1000 ? 'met' : 'MISSED'} |`,
+      ].join('\n'),
+      '',
+    );
+  }
+  return parts.join('\n') + '\n';
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(USAGE);
+    process.exit(2);
+  },
+);

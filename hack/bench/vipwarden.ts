@@ -1,0 +1,220 @@
+// vipwarden on the netns testbed (test/harness/cluster.ts: etcd, one agent per node, one controller, nginx),
+// in the benchmark's two profiles, with the step timestamps of each failover read back from the JSON logs.
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
+import { parseAgentConfig } from '../../node-agent/config.js';
+import { startCluster, webGroup, type Cluster } from '../../test/harness/cluster.js';
+import { withTimeout } from '../testbed/util.js';
+import type { ExplainWindow, LogTimes, Profile, Subject } from './types.js';
+
+interface VipwardenProfile {
+  etcdHeartbeatMs?: number;
+  etcdElectionMs?: number;
+  /** Merged into agent.yaml. */
+  agent: Record<string, unknown>;
+  /** Merged into controller.yaml. */
+  controller: Record<string, unknown>;
+  /** The FailoverGroup's nginx check; absent fields take the schema's defaults. */
+  check: { intervalMs?: number; timeoutMs?: number; rise?: number; fall?: number };
+}
+
+export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', VipwardenProfile> = {
+  // Everything as shipped: etcd's own timing, 2 s node lease, the FailoverGroup's default check timing (1 s).
+  'vipwarden-default': { agent: {}, controller: {}, check: {} },
+  // DESIGN.md "Timing": etcd with --heartbeat-interval 20 --election-timeout 200 (1 s leases become possible),
+  // 1 s lease renewed every 100 ms, checks every 100 ms.
+  'vipwarden-fast': {
+    etcdHeartbeatMs: 20,
+    etcdElectionMs: 200,
+    agent: { lease: { ttlSeconds: 1, keepaliveIntervalMs: 100 } },
+    controller: {},
+    check: { intervalMs: 100, timeoutMs: 100 },
+  },
+};
+
+/** Controller default (controller/config.ts): how late the kernel may delete an address. */
+const KERNEL_SLACK_MS = 400;
+
+export const PRIORITIES = [100, 90, 80];
+
+export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast'): Record<string, unknown> {
+  const p = VIPWARDEN_PROFILES[profile];
+  const agent = parseAgentConfig({ node: 'bench', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...p.agent }, profile);
+  const maxLifetime = maxLifetimeSeconds(agent.lease);
+  const kernelSlack = (p.controller['kernelSlackMs'] as number | undefined) ?? KERNEL_SLACK_MS;
+  return {
+    etcd: { heartbeatMs: p.etcdHeartbeatMs ?? 100, electionMs: p.etcdElectionMs ?? 1000 },
+    lease: agent.lease,
+    maxAddressLifetimeS: maxLifetime,
+    /** Safety 3: the controller waits this long after a lease ends before moving the group. */
+    overhangWaitMs: addressOverhangMs({ ttlSeconds: agent.lease.ttlSeconds, maxLifetimeSeconds: maxLifetime, renewWindowMs: agent.lease.renewWindowMs }, kernelSlack),
+    kernelSlackMs: kernelSlack,
+    shutdownGraceMs: agent.shutdownGraceMs,
+    check: { type: 'http GET http://127.0.0.1/', intervalMs: p.check.intervalMs ?? 1000, timeoutMs: p.check.timeoutMs ?? 1000, rise: p.check.rise ?? 2, fall: p.check.fall ?? 2 },
+    failback: 'auto',
+    priorities: PRIORITIES,
+  };
+}
+
+interface LogEntry {
+  t: number;
+  src: 'agent' | 'controller';
+  node?: string;
+  msg: string;
+  f: Record<string, unknown>;
+}
+
+/** Reads the components' JSON logs in the testbed dir as they grow. */
+export class LogTail {
+  private readonly offsets = new Map<string, number>();
+  private readonly partial = new Map<string, string>();
+  private entries: LogEntry[] = [];
+
+  constructor(private readonly dir: string) {}
+
+  /** Reads what was appended since the last call; keeps entries newer than keepSinceWall (wall ms). */
+  poll(wallMinusMono: number, keepSinceMono: number): LogEntry[] {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.dir).filter((n) => /\.(agent|controller-\d+)\.\d+\.out\.log$/.test(n));
+    } catch {
+      return this.entries;
+    }
+    for (const name of names) {
+      const path = join(this.dir, name);
+      const src: LogEntry['src'] = name.includes('.agent.') ? 'agent' : 'controller';
+      let size = 0;
+      try {
+        size = statSync(path).size;
+      } catch {
+        continue;
+      }
+      const from = this.offsets.get(name) ?? 0;
+      if (size <= from) continue;
+      const buf = Buffer.alloc(size - from);
+      const fd = openSync(path, 'r');
+      try {
+        readSync(fd, buf, 0, buf.length, from);
+      } finally {
+        closeSync(fd);
+      }
+      this.offsets.set(name, size);
+      const text = (this.partial.get(name) ?? '') + buf.toString('utf8');
+      const lines = text.split('\n');
+      this.partial.set(name, lines.pop() ?? '');
+      for (const line of lines) {
+        if (!line.startsWith('{')) continue;
+        let f: Record<string, unknown>;
+        try {
+          f = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        const wall = typeof f['time'] === 'string' ? Date.parse(f['time']) : typeof f['time'] === 'number' ? f['time'] : NaN;
+        if (!Number.isFinite(wall) || typeof f['msg'] !== 'string') continue;
+        this.entries.push({ t: wall - wallMinusMono, src, node: typeof f['node'] === 'string' ? f['node'] : undefined, msg: f['msg'], f });
+      }
+    }
+    this.entries = this.entries.filter((e) => e.t >= keepSinceMono);
+    return this.entries;
+  }
+}
+
+/** Step times of one failover, from the agents' and the controller's logs (pure, over parsed entries). */
+export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTimes {
+  const inWin = entries.filter((e) => e.t >= w.tFault - 20 && e.t <= w.tEnd + 200).sort((a, b) => a.t - b.t);
+  const first = (pred: (e: LogEntry) => boolean) => inWin.find(pred);
+  const agent = (node: string | undefined, msg: string) => (e: LogEntry) => e.src === 'agent' && e.node === node && e.msg === msg;
+  const ctl = (msg: string) => (e: LogEntry) => e.src === 'controller' && e.msg === msg;
+  const out: LogTimes = {};
+  const leaseEnded = first((e) => ctl('node lease ended')(e) && e.f['node'] === w.from);
+  if (leaseEnded) out.leaseEnded = leaseEnded.t;
+  if (w.mode === 'service') out.detect = first((e) => agent(w.from, 'check changed state')(e) && e.f['ok'] === false)?.t;
+  else if (w.mode === 'graceful') out.detect = first(agent(w.from, 'stopping'))?.t;
+  else out.detect = leaseEnded?.t;
+  const released = first(agent(w.from, 'released'));
+  if (released) out.released = released.t;
+  if (w.to) {
+    const assigned = first((e) => ctl('assignment written')(e) && e.f['holder'] === w.to && e.f['release'] !== true);
+    if (assigned) out.assigned = assigned.t;
+    const ev = first((e) => ctl('failover')(e) && e.f['to'] === w.to);
+    if (ev) {
+      if (typeof ev.f['detectMs'] === 'number') out.eventDetectMs = ev.f['detectMs'];
+      if (typeof ev.f['outageMs'] === 'number') out.eventOutageMs = ev.f['outageMs'];
+      if (typeof ev.f['reason'] === 'string') out.eventReason = ev.f['reason'];
+    }
+    const acquired = first(agent(w.to, 'acquired'));
+    if (acquired) {
+      out.acquired = acquired.t;
+      if (typeof acquired.f['tookMs'] === 'number') out.acquireStart = acquired.t - acquired.f['tookMs'];
+    }
+  }
+  for (const k of Object.keys(out) as (keyof LogTimes)[]) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+export async function startVipwardenSubject(profile: 'vipwarden-default' | 'vipwarden-fast', opts: { nodes?: number } = {}): Promise<Subject> {
+  const p = VIPWARDEN_PROFILES[profile];
+  const c: Cluster = await startCluster({
+    name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
+    nodes: opts.nodes ?? 3,
+    etcdHeartbeatMs: p.etcdHeartbeatMs,
+    etcdElectionMs: p.etcdElectionMs,
+    agent: p.agent,
+    controller: p.controller,
+    logLevel: 'info',
+  });
+  const vip = c.tb.vip(0);
+  const check: Record<string, unknown> = { name: 'nginx', type: 'http', http: { port: 80, path: '/' }, ...p.check };
+  c.applyGroup(
+    webGroup({
+      vips: [`${vip}/${c.tb.prefixLen}`],
+      nodes: c.tb.nodes.map((n, i): [string, number] => [n.name, PRIORITIES[i] ?? 10]),
+      failback: 'auto',
+      checks: [check],
+    }),
+  );
+  const logs = new LogTail(c.tb.dir);
+  const agentOf = (node: string) => c.agents.get(node);
+
+  return {
+    product: 'vipwarden',
+    profile: profile as Profile,
+    tb: c.tb,
+    vip,
+    preferred: c.tb.nodes[0]!.name,
+    settings: vipwardenSettings(profile),
+    killService: (node) => c.nginx.get(node)!.kill(),
+    startService: (node) => c.nginx.get(node)!.start(),
+    serviceRunning: (node) => c.nginx.get(node)?.running ?? false,
+    signalDaemon(node, signal) {
+      const a = agentOf(node);
+      if (a && !a.exited) a.kill(signal);
+    },
+    async waitDaemonGone(node, timeoutMs) {
+      const a = agentOf(node);
+      if (!a || a.exited) return;
+      const r = await withTimeout(a.done, timeoutMs, 'timeout' as const);
+      if (r === 'timeout') {
+        a.kill('SIGCONT');
+        await a.stop({ signal: 'SIGKILL', timeoutMs: 2000 });
+      }
+    },
+    daemonRunning: (node) => {
+      const a = agentOf(node);
+      return a !== undefined && !a.exited;
+    },
+    async startDaemon(node) {
+      await c.startAgent(node);
+    },
+    async explain(w) {
+      const entries = logs.poll(w.wallMinusMono, w.tFault - 60_000);
+      return stepTimes(entries, w);
+    },
+    async destroy() {
+      for (const a of c.agents.values()) if (!a.exited) a.kill('SIGCONT');
+      await c.destroy();
+    },
+  };
+}
