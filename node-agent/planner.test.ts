@@ -122,6 +122,18 @@ describe('stale and changed assignments', () => {
     }
   });
 
+  // Safety 4: letting go of an epoch (release with ack, or ack) is acting on it. Should an older assignment that
+  // names this node show up again afterwards (a view that went back in time), the controller may already have
+  // given the group to another node on the strength of that release: it must not be taken.
+  test('an assignment older than an epoch let go of is not taken', () => {
+    // Held 10; released 11 on request (ackEpoch 11 -> letGo 11); the view then shows epoch 10 again.
+    expect(planAgent(view({ seen: new Map([['web', 10]]), letGo: new Map([['web', 11]]), acked: new Map([['web', 11]]), assignments: assigned(10) }))).toEqual([]);
+    // Never held; acked 12 while unhealthy; the view then shows epoch 11 naming this node, and it is healthy now.
+    expect(planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(11) }))).toEqual([]);
+    // Newer epochs are taken as before.
+    expect(planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(13) }))).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
+  });
+
   test('a stale assignment is ignored when not holding', () => {
     expect(planAgent(view({ seen: new Map([['web', 12]]), assignments: assigned(11), healthy: new Map([['web', false]]) }))).toEqual([]);
   });

@@ -38,7 +38,8 @@ export function planAgent(v: AgentView): AgentStep[] {
   const groups = new Set<string>([...v.assignments.keys(), ...v.held.keys()]);
   for (const g of [...groups].sort()) {
     const cur = v.assignments.get(g);
-    const seen = v.seen.get(g) ?? 0;
+    // Letting go of an epoch is acting on it too: nothing older is ever taken again (Safety 4).
+    const seen = Math.max(v.seen.get(g) ?? 0, v.letGo.get(g) ?? 0);
     const stale = cur !== undefined && cur.epoch < seen;
     const a = stale ? undefined : cur;
     const mine = a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
