@@ -212,6 +212,9 @@ export class KubernetesSource implements GroupSource, StatusSink {
   private restartTimer: NodeJS.Timeout | undefined;
   private restartDelay: number;
   private lastStartAt = 0;
+  /** Status fields waiting to be written, and the writer running for each group. */
+  private readonly pendingStatus = new Map<string, Record<string, unknown>>();
+  private readonly statusRuns = new Map<string, Promise<void>>();
   private readonly eventNamespace: string;
   /** Counts of full lists (also after a 410) and restarts after errors, for tests and logs. */
   readonly stats = { lists: 0, restarts: 0, errors: 0 };
@@ -407,7 +410,36 @@ export class KubernetesSource implements GroupSource, StatusSink {
     }
   }
 
-  private async patchStatus(group: string, status: Record<string, unknown>): Promise<void> {
+  /**
+   * Queues a status merge patch. Patches of one group go out one at a time, newest fields winning, so that an older
+   * report can never land after a newer one; a patch that keeps failing is tried again later.
+   */
+  private patchStatus(group: string, status: Record<string, unknown>): Promise<void> {
+    this.pendingStatus.set(group, { ...this.pendingStatus.get(group), ...status });
+    let run = this.statusRuns.get(group);
+    if (!run) {
+      run = this.flushStatus(group).finally(() => this.statusRuns.delete(group));
+      this.statusRuns.set(group, run);
+    }
+    return run;
+  }
+
+  private async flushStatus(group: string): Promise<void> {
+    for (let pending = this.pendingStatus.get(group); pending && !this.signal?.aborted; pending = this.pendingStatus.get(group)) {
+      this.pendingStatus.delete(group);
+      try {
+        await this.sendStatus(group, pending);
+      } catch (err) {
+        // Keep what failed (under anything newer) and try again in a while; the caller hears of the failure.
+        this.pendingStatus.set(group, { ...pending, ...this.pendingStatus.get(group) });
+        const retry = setTimeout(() => void this.patchStatus(group, {}).catch(() => undefined), 2000);
+        retry.unref();
+        throw err;
+      }
+    }
+  }
+
+  private async sendStatus(group: string, status: Record<string, unknown>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.custom.patchClusterCustomObjectStatus(
