@@ -36,6 +36,9 @@ describe('parseCidr', () => {
     ['10.0.0.1;reboot/24', /not an IPv4 or IPv6 address/],
     ['/24', /not an IPv4 or IPv6 address/],
     ['10.0.0.1/24/24', /is not a number/],
+    // Node's isIPv6 accepts a zone index; canonicalIPv6 would silently drop it ("fe80::1"). Rejected instead.
+    ['fe80::1%eth0/64', /zone index/],
+    ['fe80::1%25eth0/64', /zone index/],
   ])('rejects %s', (text, message) => {
     const r = parseCidr(text);
     expect(typeof r).toBe('string');

@@ -23,6 +23,8 @@ export function parseCidr(text: string): Cidr | string {
     return { address, prefix, family: 4 };
   }
   if (isIPv6(address)) {
+    // node:net accepts "fe80::1%eth0"; canonicalIPv6 would drop the zone without a word. The interface is its own field.
+    if (address.includes('%')) return `"${address}" has a zone index (%...); give the interface separately`;
     if (prefix < 1 || prefix > 128) return `IPv6 prefix length must be 1..128, got ${prefix}`;
     return { address: canonicalIPv6(address), prefix, family: 6 };
   }

@@ -118,6 +118,7 @@ describe('parseFailoverGroup rejects, naming the field path', () => {
     ['IPv4 with /33', { vips: [{ address: '198.18.0.1/33' }] }, 'spec.vips[0].address', /1\.\.32/],
     ['IPv4 with /0', { vips: [{ address: '198.18.0.1/0' }] }, 'spec.vips[0].address', /1\.\.32/],
     ['IPv6 with /129', { vips: [{ address: '2001:2::1/129' }] }, 'spec.vips[0].address', /1\.\.128/],
+    ['IPv6 with a zone index', { vips: [{ address: 'fe80::1%eth0/64' }] }, 'spec.vips[0].address', /zone index/],
     ['no VIPs', { vips: [] }, 'spec.vips'],
     ['bad interface name', { vips: [{ address: '10.0.0.1/24', interface: 'eth0; reboot' }] }, 'spec.vips[0].interface'],
     ['no nodes', { nodes: [] }, 'spec.nodes'],
