@@ -5,6 +5,7 @@
 //   vipwarden-ndsend -i IFACE [-c COUNT] [-w INTERVAL_MS] [-R] ADDRESS
 //
 // Sends COUNT advertisements (default 3), INTERVAL_MS apart (default 100), from ADDRESS to ff02::1 (all nodes)
+// (ADDRESS must be configured on this node, usable, so added with nodad or after DAD)
 // on IFACE, hop limit 255, with the Override flag (and Router with -R), the target ADDRESS and IFACE's link-layer
 // address. The kernel fills in the ICMPv6 checksum. Needs CAP_NET_RAW. Exit 0: all sent; 1: failure; 2: usage.
 // Built at first use by node-agent/ndsend.ts (gcc), or ahead of time: gcc -O2 -o vipwarden-ndsend ndsend.c
@@ -105,14 +106,19 @@ int main(int argc, char **argv) {
   ICMP6_FILTER_SETBLOCKALL(&filter);
   setsockopt(s, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter);
 
-  // From the advertised address itself when it is usable (added with nodad); else the kernel picks the source.
+  // From the advertised address itself. The bind also makes sure that the address is configured here (and not
+  // tentative): an advertisement sent after the address left this node (a repeat still in flight at release)
+  // would point neighbours back at this node while another one holds the address.
   struct sockaddr_in6 src;
   memset(&src, 0, sizeof src);
   src.sin6_family = AF_INET6;
   src.sin6_addr = target;
   if (IN6_IS_ADDR_LINKLOCAL(&target)) src.sin6_scope_id = ifindex;
-  if (bind(s, (struct sockaddr *)&src, sizeof src) < 0 && errno != EADDRNOTAVAIL) {
-    fprintf(stderr, "vipwarden-ndsend: bind: %s\n", strerror(errno));
+  if (bind(s, (struct sockaddr *)&src, sizeof src) < 0) {
+    if (errno == EADDRNOTAVAIL)
+      fprintf(stderr, "vipwarden-ndsend: %s is not a usable address of this node (absent or tentative)\n", argv[optind]);
+    else
+      fprintf(stderr, "vipwarden-ndsend: bind: %s\n", strerror(errno));
     return 1;
   }
 
