@@ -50,6 +50,14 @@ export interface ScaleResult {
 
 let clkTck = 100;
 
+function tail(path: string, chars = 1500): string {
+  try {
+    return readFileSync(path, 'utf8').slice(-chars).trim();
+  } catch {
+    return '(no log)';
+  }
+}
+
 export function parseProcStat(text: string): { utime: number; stime: number } {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { utime: Number(rest[11]), stime: Number(rest[12]) };
@@ -132,7 +140,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   if (o.nodes < 3) throw new Error('scale: at least 3 nodes');
   clkTck = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
   const work = mkdtempSync('/tmp/vipwarden-scale-');
-  const unregister = onExitCleanup(`scale benchmark dir ${work}`, () => rmSync(work, { recursive: true, force: true }));
+  const unregister = onExitCleanup(`scale benchmark dir ${work}`, () => {
+    if (process.env['VIPWARDEN_BENCH_KEEP'] !== '1') rmSync(work, { recursive: true, force: true });
+  });
   const groupsDir = join(work, 'groups');
   mkdirSync(groupsDir);
   const prefix = '/vipwarden/';
@@ -160,7 +170,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       resyncMs: 60_000,
       victim,
     };
-    const sim = spawnLogged([process.execPath, join(DIST, 'hack', 'bench', 'sim-agents.js'), JSON.stringify(simCfg)], {
+    // Niced: on a real cluster the agents run on other machines; here they must not starve the controller.
+    const sim = spawnLogged(['nice', '-n', '10', process.execPath, join(DIST, 'hack', 'bench', 'sim-agents.js'), JSON.stringify(simCfg)], {
       name: 'sim-agents',
       stdout: 'pipe',
       stderrLog: join(work, 'sim-agents.err.log'),
@@ -175,7 +186,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       }
     });
     await waitFor(`${o.nodes} registered nodes`, 60_000, async () => {
-      if (sim.exited) throw new Error(`sim-agents exited; see ${sim.stderrLog}`);
+      if (sim.exited) throw new Error(`sim-agents exited: ${tail(sim.stderrLog)}`);
       return (await client.getAll().prefix(keys.nodesPrefix()).count()) >= o.nodes;
     }, 200);
     o.log(`  ${o.nodes} simulated agents registered`);
@@ -198,7 +209,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const cfgPath = join(work, 'controller.yaml');
     writeFileSync(cfgPath, toYaml({ id: 'scale-controller', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: groupsDir }, logLevel: 'info' }));
     const t0 = monoMs();
-    const controller = spawnLogged([process.execPath, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
+    // For profiling: VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const nodeArgs = (process.env['VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const controller = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
       name: 'controller',
       stdoutLog: join(work, 'controller.out.log'),
       stderrLog: join(work, 'controller.err.log'),
@@ -209,7 +222,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     let cpuAtPlacement: ProcSample | undefined;
     const deadline = t0 + 120_000;
     while (monoMs() < deadline) {
-      if (controller.exited) throw new Error(`the controller exited; see ${controller.stderrLog}`);
+      if (controller.exited) throw new Error(`the controller exited: ${tail(controller.stderrLog)} ${tail(join(work, 'controller.out.log'))}`);
       const now = monoMs();
       if (placement.leaderMs === undefined && (await client.get(keys.leader()).string())) placement.leaderMs = Math.round(now - t0);
       if (placement.groupsPublishedMs === undefined && (await client.getAll().prefix(keys.groupsPrefix()).count()) >= o.groups) placement.groupsPublishedMs = Math.round(monoMs() - t0);
@@ -289,7 +302,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     for (const p of procs.reverse()) await p.stop({ signal: 'SIGTERM', timeoutMs: 3000 }).catch(() => undefined);
     client0.c?.close();
     await etcd?.stop().catch(() => undefined);
-    rmSync(work, { recursive: true, force: true });
+    if (process.env['VIPWARDEN_BENCH_KEEP'] === '1') o.log(`  kept ${work} (VIPWARDEN_BENCH_KEEP=1)`);
+    else rmSync(work, { recursive: true, force: true });
     unregister();
   }
 }

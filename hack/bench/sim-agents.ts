@@ -26,6 +26,19 @@ export interface SimConfig {
 
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
 
+/**
+ * Group records parsed once per process (by key and revision), not once per simulated agent: 100 agents on one
+ * machine would otherwise spend the CPU that 100 machines would, and starve the controller being measured.
+ */
+const parsed = new Map<string, { rev: number; rec: GroupRecord | undefined }>();
+function groupRecord(key: string, value: string, rev: number): GroupRecord | undefined {
+  const c = parsed.get(key);
+  if (c && c.rev === rev) return c.rec;
+  const rec = decode(GroupRecord, value);
+  parsed.set(key, { rev, rec });
+  return rec;
+}
+
 function namesNode(spec: unknown, node: string): boolean {
   const nodes = (spec as { nodes?: unknown } | null)?.nodes;
   return Array.isArray(nodes) && nodes.some((n) => (n as { name?: unknown } | null)?.name === node);
@@ -108,7 +121,7 @@ class SimAgent {
     for (const key of keys) {
       const e = this.groups.get(key);
       const group = key.slice(this.keys.groupsPrefix().length);
-      const rec = e && decode(GroupRecord, e.value);
+      const rec = e && groupRecord(key, e.value, e.modRevision);
       if (!rec || !namesNode(rec.spec, this.node) || this.published.get(group) === rec.checksHash) continue;
       this.published.set(group, rec.checksHash);
       const h: HealthRecord = { healthy: true, priorityDelta: 0, checks: [{ name: 'sim', ok: true }], checksHash: rec.checksHash, at: Date.now() };
