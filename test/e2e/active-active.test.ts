@@ -1,0 +1,90 @@
+// Active-active: two groups preferring different nodes, each the other's standby. Both nodes serve while healthy;
+// when one fails, the other serves both VIPs; when it recovers, its VIP comes back (failback auto).
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
+
+jest.setTimeout(180_000);
+
+let c: Cluster;
+let sampler: Sampler;
+let vipA: string;
+let vipB: string;
+const probes: Probe[] = [];
+
+beforeAll(async () => {
+  requireRoot('the e2e tier');
+  c = await startCluster({ name: 'active-active', nodes: 2 });
+  try {
+    vipA = c.tb.vip(0);
+    vipB = c.tb.vip(1);
+    sampler = await startSampler(c.tb, { periodMs: 5 });
+    c.applyGroup(webGroup({ name: 'web-a', vips: [`${vipA}/24`], nodes: [['node1', 100], ['node2', 50]] }));
+    c.applyGroup(webGroup({ name: 'web-b', vips: [`${vipB}/24`], nodes: [['node1', 50], ['node2', 100]] }));
+  } catch (err) {
+    await c.destroy();
+    throw err;
+  }
+});
+
+afterAll(async () => {
+  if (!c) return;
+  try {
+    for (const p of probes) await p.stop();
+    const overlaps = [sampler?.overlaps(vipA).intervals, sampler?.overlaps(vipB).intervals];
+    await sampler?.stop();
+    expect(overlaps).toEqual([[], []]);
+  } finally {
+    await c.destroy();
+  }
+});
+
+async function probe(vip: string): Promise<Probe> {
+  const p = await startProbe(c.tb, { target: vip, port: 80, intervalMs: 50, timeoutMs: 200, maxDurationMs: 150_000 });
+  probes.push(p);
+  return p;
+}
+
+describe('active-active on the netns testbed', () => {
+  test('each group on its preferred node; each fails over to the other and comes back', async () => {
+    await sampler.waitForHolder(vipA, 'node1', 30_000);
+    await sampler.waitForHolder(vipB, 'node2', 30_000);
+    const pa = await probe(vipA);
+    const pb = await probe(vipB);
+    await pa.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
+    await pb.waitFor((s) => s.ok && s.body === 'node2', 20_000, { includePast: true });
+
+    // node1 fails: node2 serves both.
+    await c.nginx.get('node1')!.kill();
+    await sampler.waitForHolder(vipA, 'node2', 30_000);
+    await pa.waitFor((s) => s.ok && s.body === 'node2', 20_000);
+    expect(sampler.holders(vipB)).toEqual(['node2']);
+
+    // node1 recovers: web-a goes home, web-b never moved.
+    await c.nginx.get('node1')!.start();
+    await sampler.waitForHolder(vipA, 'node1', 30_000);
+    await pa.waitFor((s) => s.ok && s.body === 'node1', 20_000);
+    expect(Object.keys(sampler.timeline(vipB))).toEqual(['node2']);
+
+    // node2 fails: node1 serves both.
+    await c.nginx.get('node2')!.kill();
+    await sampler.waitForHolder(vipB, 'node1', 30_000);
+    await pb.waitFor((s) => s.ok && s.body === 'node1', 20_000);
+    expect(sampler.holders(vipA)).toEqual(['node1']);
+    await c.nginx.get('node2')!.start();
+    await sampler.waitForHolder(vipB, 'node2', 30_000);
+
+    const a = (await c.events('web-a')).map((e) => [e.from, e.to, e.reason]);
+    const b = (await c.events('web-b')).map((e) => [e.from, e.to, e.reason]);
+    expect(a).toEqual([
+      [null, 'node1', 'initial'],
+      ['node1', 'node2', 'unhealthy'],
+      ['node2', 'node1', 'failback'],
+    ]);
+    expect(b).toEqual([
+      [null, 'node2', 'initial'],
+      ['node2', 'node1', 'unhealthy'],
+      ['node1', 'node2', 'failback'],
+    ]);
+  });
+});
