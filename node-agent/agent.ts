@@ -383,9 +383,8 @@ export class Agent {
         await this.withAddresses(async () => {
           log.debug({ freshMs: Math.round(tFresh - t0), queuedMs: Math.round(this.deps.clock.mono() - tFresh) }, 'adding addresses');
           // Re-check under the queue: a release or a lost lease may have come in between.
-          if (this.held.get(step.group)?.epoch !== step.epoch || !this.lease.isFresh()) return;
-          const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
-          await this.addresses.ensure(refs, lifetime);
+          if (this.held.get(step.group)?.epoch !== step.epoch) return;
+          await this.setAddresses(refs);
         });
         if (this.held.get(step.group)?.epoch !== step.epoch) return;
         log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), reason: step.record.reason, tookMs: Math.round(this.deps.clock.mono() - t0) }, 'acquired');
@@ -410,10 +409,7 @@ export class Agent {
         await this.withAddresses(async () => {
           await this.addresses.remove(gone);
           if (this.held.get(step.group) !== h || !this.lease.isSafe()) return;
-          if (await this.lease.ensureFresh()) {
-            const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
-            await this.addresses.ensure(refs, lifetime);
-          }
+          if (await this.lease.ensureFresh()) await this.setAddresses(refs);
         });
         log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), removed: gone.map((r) => r.address) }, 'assignment updated');
         if (specChanged) {
@@ -478,14 +474,29 @@ export class Agent {
     }
   }
 
+  /**
+   * Adds or renews addresses with a kernel lifetime proven by a fresh keepalive answer (Safety 2). Runs inside the
+   * address queue. The freshness is checked again once `ip` has returned: if the agent was frozen or starved between
+   * the check and the command, the command may have run with a lifetime no answer covers any more, and the
+   * addresses are removed at once (the next answered keepalive adds them back if they are still ours).
+   * (The kernel re-creates a missing IPv4 address even on `addr change`, so a late command cannot be made
+   * harmless by its flags; the residual window is the command's own run time: docs/design.md.)
+   */
+  private async setAddresses(refs: VipRef[]): Promise<boolean> {
+    if (refs.length === 0 || !this.lease.isFresh()) return false;
+    const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
+    await this.addresses.ensure(refs, lifetime);
+    if (this.lease.isFresh()) return true;
+    this.log.error({ vips: refs.map((r) => r.address) }, 'address command finished after the keepalive answer stopped covering it: removing the addresses');
+    await this.addresses.remove(refs);
+    return false;
+  }
+
   /** After each answered keepalive: extend every held address's kernel lifetime (Safety 2). */
   private renewAddresses(): void {
     if (this.held.size === 0) return;
     void this.withAddresses(async () => {
-      if (!this.lease.isFresh()) return;
-      const refs = [...this.held.values()].flatMap((h) => h.refs);
-      const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
-      await this.addresses.ensure(refs, lifetime);
+      await this.setAddresses([...this.held.values()].flatMap((h) => h.refs));
     }).catch((err) => this.log.error({ err: String(err) }, 'renewing address lifetimes failed'));
   }
 
