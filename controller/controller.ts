@@ -42,6 +42,13 @@ export interface ControllerDeps {
   onDeposed?: (why: string) => void;
 }
 
+/**
+ * etcd writes in flight at once. Thousands of transactions started in one go (first placement of 1,000 groups)
+ * kept the event loop and the one HTTP/2 connection busy for over a second: the leader's own keepalive answers
+ * came too late and the controller deposed itself (seen in the scale benchmark, hack/bench/scale.ts).
+ */
+const MAX_WRITES_IN_FLIGHT = 32;
+
 /** Overhang assumed for a lease the controller never saw a node record for (TTL 1 s, 1 s lifetime, 500 ms window). */
 const UNKNOWN_OVERHANG_BASE_MS = 500;
 
@@ -65,6 +72,7 @@ export class Controller {
   private requeueTimer: NodeJS.Timeout | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private readonly log: Logger;
+  private readonly writes = new Limiter(MAX_WRITES_IN_FLIGHT);
   /** Decisions of the last pass, for tests and status. */
   lastDecisions: ReturnType<typeof plan>['decisions'] = new Map();
 
@@ -306,7 +314,7 @@ export class Controller {
     this.lastDecisions = p.decisions;
 
     let outcome: 'ok' | 'requeue' | 'conflict' = 'ok';
-    const results = await Promise.all(p.actions.map((a) => this.apply(term, a)));
+    const results = await Promise.all(p.actions.map((a) => this.writes.run(() => this.apply(term, a))));
     if (results.includes('conflict')) outcome = 'conflict';
 
     // Status back to the source (Kubernetes), only when something changed.
@@ -348,13 +356,13 @@ export class Controller {
       const value = JSON.stringify(rec);
       const cur = this.mirrors.groups.get(this.keys.group(name));
       if (cur?.value === value) continue;
-      writes.push(this.fenced(term).then(this.deps.client.put(this.keys.group(name)).value(value)).commit());
+      writes.push(this.writes.run(() => this.fenced(term).then(this.deps.client.put(this.keys.group(name)).value(value)).commit()));
     }
     for (const e of this.mirrors.groups.under(this.keys.groupsPrefix())) {
       const name = e.key.slice(this.keys.groupsPrefix().length);
       // Keep the record while an assignment exists: the holder still needs it to release hooks and SNAT.
       if (!groups.has(name) && !this.mirrors.assignments.get(this.keys.assignment(name))) {
-        writes.push(this.fenced(term).then(this.deps.client.delete().key(e.key)).commit());
+        writes.push(this.writes.run(() => this.fenced(term).then(this.deps.client.delete().key(e.key)).commit()));
       }
     }
     await Promise.all(writes);
@@ -392,7 +400,7 @@ export class Controller {
       const ev: EventRecord = { group: a.group, ...a.event, at: this.deps.clock.wall(), epoch };
       log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, 'failover');
       this.metrics.transition(a.group, ev.reason);
-      void this.recordEvent(term, ev).catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
+      void this.writes.run(() => this.recordEvent(term, ev)).catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
       void this.status.event(a.group, ev).catch((err) => log.warn({ err: String(err) }, 'could not publish the event'));
     }
     return 'ok';
@@ -406,6 +414,26 @@ export class Controller {
     if (excess > 0) {
       const ops = keys.slice(0, excess).map((k) => this.deps.client.delete().key(k));
       await this.fenced(term).then(...ops).commit();
+    }
+  }
+}
+
+/** At most `limit` tasks running at once; the others wait their turn in order. */
+class Limiter {
+  private running = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    // A finishing task hands its slot straight to the next waiter.
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
+    else this.running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.queue.shift();
+      if (next) next();
+      else this.running--;
     }
   }
 }
