@@ -153,6 +153,23 @@ test('a priority edited with kubectl: reassignment follows the failback policy',
   expect((await fg('web'))?.status?.holder).toBe('node3');
 });
 
+test('the leading controller killed: the standby lists the groups and carries on writing status', async () => {
+  const leader = await cluster().leaderIndex();
+  expect([0, 1]).toContain(leader);
+  cluster().controllers[leader]!.kill('SIGKILL');
+  await waitFor(async () => {
+    const i = await cluster().leaderIndex();
+    return i >= 0 && i !== leader ? i : undefined;
+  }, 'the standby leading');
+  expect(sampler!.holders(vip)).toEqual(['node3']);
+  // failback is manual now: only the holder's failure moves the VIP, to the best other node (node2, priority 300).
+  await cluster().nginx.get('node3')!.kill();
+  await answers('node2');
+  const o = await statusHolder('node2', 'status.holder node2 written by the new leader');
+  expect(o.status?.lastTransition).toMatchObject({ from: 'node3', to: 'node2' });
+  await cluster().nginx.get('node3')!.start();
+});
+
 test('kubectl delete: the VIP is gone from every node before the object goes away', async () => {
   await k().kubectl(['delete', 'fg', 'web', '--timeout=60s']);
   expect(await fg('web')).toBeUndefined();
