@@ -2,7 +2,7 @@
 // namespace; the agents check it with the credentials file that their own configuration names.
 //  - both required: stopping mysqld on the holder moves the VIP, though nginx there is fine;
 //  - weighted (keepalived's `weight`): a passing MySQL check adds to the priority, so the node whose MySQL runs wins;
-//  - expectations: a holder whose server turns read-only lets the VIP go.
+//  - expectations: a holder whose server turns read-only lets the VIP go; a read VIP stays on a running replica.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
@@ -126,6 +126,35 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     expect((await checkOf('dbro', 'node1', 'mysql'))?.message).toBe('read_only is ON, expected OFF');
     await db.get('node1')!.sql('SET GLOBAL read_only = 0');
     c.deleteGroup('dbro');
+    await sampler.waitForHolder(vip, null, 30_000);
+  });
+
+  test('a read VIP on a running replica: replication stopped, the VIP goes; started again, it comes back', async () => {
+    const vip = c.tb.vip(3);
+    vips.push(vip);
+    // node2 replicates from node1 over the testbed network.
+    await db.get('node2')!.replicateFrom(db.get('node1')!);
+    c.applyGroup(
+      webGroup({
+        name: 'dbread',
+        vips: [`${vip}/24`],
+        nodes: [['node1', 100], ['node2', 90]],
+        checks: [mysqlCheck('db', { replication: { maxLagSeconds: 30 } })],
+      }),
+    );
+    // node1 is the primary, not a replica: only node2 may hold the read VIP.
+    await sampler.waitForHolder(vip, 'node2', 30_000);
+    expect((await checkOf('dbread', 'node1', 'mysql'))?.message).toBe('not a replica: replication status is empty');
+    expect((await checkOf('dbread', 'node2', 'mysql'))?.message).toMatch(/replication running, lag \d+s/);
+
+    await db.get('node2')!.sql('STOP SLAVE IO_THREAD');
+    await sampler.waitForHolder(vip, null, 30_000);
+    expect((await checkOf('dbread', 'node2', 'mysql'))?.message).toMatch(/^replication IO thread is No/);
+    expect((await c.status()).groups.find((g) => g.group === 'dbread')?.holder).toBeNull();
+
+    await db.get('node2')!.sql('START SLAVE IO_THREAD');
+    await sampler.waitForHolder(vip, 'node2', 30_000);
+    c.deleteGroup('dbread');
     await sampler.waitForHolder(vip, null, 30_000);
   });
 });

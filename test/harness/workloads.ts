@@ -19,6 +19,8 @@ export interface Mariadb {
   readonly running: boolean;
   /** SQL as root over the socket (the test's own administration, not the check). */
   sql(statement: string): Promise<string>;
+  /** Makes this server a replica of `primary` (GTID, from the start of the primary's binary log). */
+  replicateFrom(primary: Mariadb): Promise<void>;
   /** Graceful stop (SIGTERM), as `systemctl stop mariadb` would; waits until it is gone. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -47,11 +49,15 @@ async function template(tb: Testbed): Promise<string> {
   return dir;
 }
 
-/** mariadbd in a node's namespace, on 127.0.0.1:3306 there and on a socket under the testbed dir. */
+/**
+ * mariadbd in a node's namespace, on port 3306 there (loopback and the node's address) and on a socket under the
+ * testbed dir, with a binary log and a server id of its own, so that another node can replicate from it.
+ */
 export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb> {
   if (nodeRef === null) throw new Error('startMariadb: needs a node');
   const node = tb.node(typeof nodeRef === 'string' ? nodeRef : nodeRef.name);
   const dir = join(tb.dir, `mariadb-${node.name}`);
+  const serverId = 10 + tb.nodes.indexOf(node) + 1;
   const datadir = join(dir, 'data');
   const socket = join(dir, 'mysqld.sock');
   const credentialsFile = join(dir, 'check.cnf');
@@ -73,9 +79,11 @@ export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb
       `--pid-file=${join(dir, 'mysqld.pid')}`,
       `--log-error=${join(dir, 'error.log')}`,
       '--port=3306',
-      '--bind-address=127.0.0.1',
+      // The namespace's loopback and the node's address (replicas connect to it); nothing else exists in there.
+      '--bind-address=0.0.0.0',
+      `--server-id=${serverId}`,
+      `--log-bin=${join(dir, 'binlog')}`,
       '--user=root',
-      '--skip-log-bin',
       '--skip-name-resolve',
       '--performance-schema=OFF',
       '--innodb-buffer-pool-size=16M',
@@ -108,6 +116,7 @@ export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb
   writeFileSync(credentialsFile, `${cnf}socket = ${socket}\n`, { mode: 0o600 });
   writeFileSync(credentialsFileTcp, `${cnf}[mysqld]\nsocket = /nonexistent/ignored.sock\n`, { mode: 0o600 });
 
+  const sql = async (s: string) => (await client(s)).stdout.trim();
   return {
     node,
     dir,
@@ -117,7 +126,14 @@ export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb
     get running() {
       return !!proc && !proc.exited;
     },
-    sql: async (s) => (await client(s)).stdout.trim(),
+    sql,
+    async replicateFrom(primary: Mariadb) {
+      await primary.sql(`CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'`);
+      await sql(
+        `CHANGE MASTER TO MASTER_HOST='${primary.node.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', ` +
+          `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE`,
+      );
+    },
     async stop() {
       const p = proc;
       if (!p || p.exited) return;
