@@ -5,7 +5,6 @@ import { setMaxListeners } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
-import { fingerprint } from '../common/hash.js';
 import { addressOverhangMs } from '../common/lease.js';
 import { parseCidr } from '../common/ip.js';
 import {
@@ -73,6 +72,8 @@ export class Controller {
   private periodic: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly writes = new Limiter(MAX_WRITES_IN_FLIGHT);
+  /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
+  private readonly groupJson = new WeakMap<FailoverGroup, string>();
   /** Decisions of the last pass, for tests and status. */
   lastDecisions: ReturnType<typeof plan>['decisions'] = new Map();
 
@@ -321,7 +322,9 @@ export class Controller {
     const bySource = new Map(sourceGroups.map((s) => [s.name, s]));
     for (const s of sourceGroups) {
       const report = { decision: p.decisions.get(s.name), rejected: rejected.get(s.name) ?? (s.error ? s.error.message : undefined), source: s };
-      const fp = fingerprint({ d: report.decision && { ...report.decision, nodes: report.decision.nodes }, r: report.rejected, g: s.generation });
+      // Plain JSON is enough to tell a change (the planner builds these objects in a fixed order), and it costs
+      // far less than a sorted-key hash for every group on every pass.
+      const fp = JSON.stringify({ d: report.decision, r: report.rejected, g: s.generation });
       if (this.reported.get(s.name) === fp) continue;
       this.reported.set(s.name, fp);
       void this.status.report(s.name, report).catch((err) => this.log.warn({ group: s.name, err: String(err) }, 'status update failed'));
@@ -352,8 +355,11 @@ export class Controller {
   private async publishGroups(term: Term, groups: Map<string, FailoverGroup>): Promise<void> {
     const writes: Promise<unknown>[] = [];
     for (const [name, g] of groups) {
-      const rec: GroupRecord = { name, generation: g.generation, spec: g.spec, checksHash: checksHash(g) };
-      const value = JSON.stringify(rec);
+      let value = this.groupJson.get(g);
+      if (value === undefined) {
+        const rec: GroupRecord = { name, generation: g.generation, spec: g.spec, checksHash: checksHash(g) };
+        this.groupJson.set(g, (value = JSON.stringify(rec)));
+      }
       const cur = this.mirrors.groups.get(this.keys.group(name));
       if (cur?.value === value) continue;
       writes.push(this.writes.run(() => this.fenced(term).then(this.deps.client.put(this.keys.group(name)).value(value)).commit()));

@@ -5,7 +5,6 @@ import { MetricsServer } from '../common/metrics-server.js';
 import type { ControllerConfig } from './config.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { PromControllerMetrics } from './prom-metrics.js';
-import { KubernetesSource, loadKubeConfig } from './sources/kubernetes.js';
 import type { GroupSource, StatusSink } from './sources/types.js';
 
 export interface ControllerExtras {
@@ -36,6 +35,9 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
   const kubernetes =
     'kubernetes' in config.source
       ? async () => {
+          // Loaded only when used: the Kubernetes client takes over a second to load, and a bare-VM controller
+          // (directory source) would pay it on every start (scale benchmark).
+          const { KubernetesSource, loadKubeConfig } = await import('./sources/kubernetes.js');
           const k = (config.source as { kubernetes: { kubeconfig?: string } }).kubernetes;
           const source = new KubernetesSource({ kubeConfig: loadKubeConfig(k.kubeconfig), log, clock: realClock, instance: config.id });
           return { source, status: source };
