@@ -195,6 +195,7 @@ export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale:
         `|---|---|`,
         `| nodes (simulated agents) / FailoverGroups | ${scale.nodes} / ${scale.groups} |`,
         `| first full placement (controller start → every group has a holder) | ${formatMs(p.placedMs)} (leader ${formatMs(p.leaderMs)}, group records published ${formatMs(p.groupsPublishedMs)}, all health in ${formatMs(p.healthCompleteMs)}) |`,
+        `| first full placement, warm start (group records and health already in etcd, new controller) | ${formatMs(scale.warmPlacement.placedMs)} (leader ${formatMs(scale.warmPlacement.leaderMs)}; ${scale.warmPlacement.cpuSeconds ?? '–'} s CPU)${scale.warmPlacement.note ? ` (${scale.warmPlacement.note})` : ''} |`,
         `| lost node: its ${scale.lostNode.groups} groups reassigned after its lease was revoked | ${formatMs(scale.lostNode.reassignedMs)}${scale.lostNode.note ? ` (${scale.lostNode.note})` : ''} |`,
         `| controller CPU to first placement | ${scale.controller.cpuSecondsToPlacement ?? '–'} s |`,
         `| controller CPU in steady state | ${scale.controller.steadyCpuPercent ?? '–'} % of one core |`,
@@ -202,7 +203,7 @@ export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale:
         `| etcd requests/s in steady state (${Math.round(scale.etcd.windowMs / 1000)} s window) | ${scale.etcd.totalPerSecond} |`,
         `| of which unary | ${Object.entries(scale.etcd.unaryPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
         `| of which stream messages | ${Object.entries(scale.etcd.streamMessagesPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
-        `| targets | placement < 5 s: ${p.placedMs !== undefined && p.placedMs < 5000 ? 'met' : 'MISSED'}; reassigned < 1 s after lease end: ${scale.lostNode.reassignedMs !== undefined && scale.lostNode.reassignedMs < 1000 ? 'met' : 'MISSED'} |`,
+        `| targets | placement < 5 s: cold ${p.placedMs !== undefined && p.placedMs < 5000 ? 'met' : 'MISSED'}, warm ${scale.warmPlacement.placedMs !== undefined && scale.warmPlacement.placedMs < 5000 ? 'met' : 'MISSED'}; reassigned < 1 s after lease end: ${scale.lostNode.reassignedMs !== undefined && scale.lostNode.reassignedMs < 1000 ? 'met' : 'MISSED'} |`,
       ].join('\n'),
       '',
     );

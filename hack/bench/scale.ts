@@ -36,7 +36,10 @@ export interface ScaleResult {
   nodes: number;
   groups: number;
   /** ms from the controller's start. */
+  /** Cold start: empty etcd, agents waiting for the group records; ms from the controller's start. */
   placement: { leaderMs?: number; groupsPublishedMs?: number; healthCompleteMs?: number; placedMs?: number; placed: number };
+  /** Warm start: group records and every agent's health already in etcd, assignments deleted, a new controller. */
+  warmPlacement: { leaderMs?: number; placedMs?: number; placed: number; cpuSeconds?: number; note?: string };
   lostNode: { node: string; groups: number; reassignedMs?: number; reassigned: number; lastGroupMs?: number; note?: string };
   controller: {
     cpuSecondsToPlacement?: number;
@@ -157,7 +160,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     for (let i = 0; i < o.groups; i++) writeFileSync(join(groupsDir, `g${String(i).padStart(4, '0')}.yaml`), toYaml(scaleGroup(i, o.nodes)));
     etcd = await startEtcd({ members: 1 });
     const endpoint = etcd.endpoints[0]!;
-    const client = connectEtcd({ endpoints: etcd.endpoints });
+    const client = connectEtcd({ endpoints: etcd.endpoints, timeoutMs: 30_000 });
     client0.c = client;
     o.log(`  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}`);
 
@@ -180,7 +183,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const simEvents: Record<string, unknown>[] = [];
     createInterface({ input: sim.stdout! }).on('line', (l) => {
       try {
-        simEvents.push(JSON.parse(l) as Record<string, unknown>);
+        simEvents.push({ ...(JSON.parse(l) as Record<string, unknown>), t: monoMs() });
       } catch {
         // not ours
       }
@@ -236,6 +239,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     }
     placement.placed = placedCount();
     if (placedAt !== undefined) placement.placedMs = Math.round(placedAt - t0);
+    // Groups are placed once every candidate reported or settleMs passed: health may still be coming in.
+    for (let i = 0; i < 600 && placement.healthCompleteMs === undefined; i++) {
+      if ((await client.getAll().prefix(keys.healthPrefix()).count()) >= o.groups * 3) placement.healthCompleteMs = Math.round(monoMs() - t0);
+      else await sleep(50);
+    }
+    const progress = simEvents.filter((e) => e['event'] === 'stats' && typeof e['t'] === 'number' && (e['t'] as number) >= t0 && (e['t'] as number) <= t0 + 60_000);
+    o.log(`  health records written by the simulated agents, by second after the controller started: ${progress.map((e) => `${Math.round(((e['t'] as number) - t0) / 1000)}s:${String(e['health'])}`).join(' ')}`);
     o.log(`  placement: leader ${placement.leaderMs} ms, groups published ${placement.groupsPublishedMs} ms, health complete ${placement.healthCompleteMs} ms, all ${placement.placed} placed ${placement.placedMs ?? 'never'} ms`);
 
     // 3. Steady state: nothing changes; etcd's counters and the controller's CPU over a window.
@@ -283,10 +293,41 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const c3 = sampleProc(controller.pid);
     o.log(`  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked`);
 
+    // 5. Warm start: the controller's own share of a placement. Health is all there; a new controller must
+    //    place every group (its assignments were deleted while no controller ran).
+    await controller.stop({ signal: 'SIGTERM', timeoutMs: 5000 });
+    await client.delete().prefix(keys.assignmentsPrefix()).exec();
+    await waitFor('assignments gone from the observer', 10_000, () => holders.size === 0, 20);
+    const warm: ScaleResult['warmPlacement'] = { placed: 0 };
+    const t1 = monoMs();
+    const controller2 = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
+      name: 'controller',
+      stdoutLog: join(work, 'controller2.out.log'),
+      stderrLog: join(work, 'controller2.err.log'),
+    });
+    procs.push(controller2);
+    const deadline2 = t1 + 60_000;
+    while (monoMs() < deadline2) {
+      if (controller2.exited) {
+        warm.note = `the controller exited: ${tail(controller2.stderrLog)} ${tail(join(work, 'controller2.out.log'))}`;
+        break;
+      }
+      if (warm.leaderMs === undefined && (await client.get(keys.leader()).string())) warm.leaderMs = Math.round(monoMs() - t1);
+      if (placedCount() >= o.groups) {
+        warm.placedMs = Math.round(monoMs() - t1);
+        warm.cpuSeconds = Math.round(sampleProc(controller2.pid).cpuS * 100) / 100;
+        break;
+      }
+      await sleep(20);
+    }
+    warm.placed = placedCount();
+    o.log(`  warm start (health already in etcd): leader ${warm.leaderMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`);
+
     return {
       nodes: o.nodes,
       groups: o.groups,
       placement,
+      warmPlacement: warm,
       lostNode,
       controller: {
         ...(cpuAtPlacement ? { cpuSecondsToPlacement: Math.round(cpuAtPlacement.cpuS * 100) / 100 } : {}),

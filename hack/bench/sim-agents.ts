@@ -1,8 +1,10 @@
 // Simulated node agents for the scale benchmark, run as one child process (dist/hack/bench/sim-agents.js).
 // Each simulated agent does what a real agent does against etcd, with its own etcd client: it keeps a node lease
 // (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<group>/<node> (healthy, with
-// the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors groups/ and
-// assignments/ by list + watch. It writes nothing else and never touches addresses.
+// the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors assignments/
+// by list + watch. It writes nothing else and never touches addresses.
+// One difference, so that one machine can play 100: the group records are watched once per process and shared
+// (a real agent has its own groups/ watch; those records change only when a spec changes).
 //
 // argv[2]: JSON SimConfig. stdout: one JSON object per line. SIGUSR2: the victim node stops (no more keepalives,
 // no watches), as if its machine died; the benchmark then revokes its lease. SIGTERM: stop.
@@ -48,7 +50,6 @@ class SimAgent {
   readonly client: Etcd3;
   readonly keeper: LeaseKeeper;
   private readonly keys: Keys;
-  private readonly groups: Mirror;
   private readonly assignments: Mirror;
   private readonly published = new Map<string, string>();
   private readonly ac = new AbortController();
@@ -58,11 +59,11 @@ class SimAgent {
     readonly node: string,
     private readonly cfg: SimConfig,
     private readonly log: Logger,
+    private readonly groups: Mirror,
   ) {
     this.keys = new Keys(cfg.prefix);
     this.client = connectEtcd({ endpoints: cfg.endpoints });
     this.keeper = new LeaseKeeper(this.client, cfg.lease, realClock, log.child({ node }));
-    this.groups = new Mirror(this.client, this.keys.groupsPrefix(), log, { resyncMs: cfg.resyncMs });
     this.assignments = new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs });
   }
 
@@ -72,14 +73,15 @@ class SimAgent {
 
   async start(): Promise<void> {
     const signal = this.ac.signal;
-    this.groups.start(signal);
     this.assignments.start(signal);
     this.keeper.on('granted', () => {
       this.published.clear();
       this.registered = false;
       void this.register().then(() => this.publish([...this.groups.entries.keys()]));
     });
-    this.groups.on('change', (keys) => void this.publish(keys));
+    const onGroups = (keys: string[]) => void this.publish(keys);
+    this.groups.on('change', onGroups);
+    signal.addEventListener('abort', () => this.groups.off('change', onGroups), { once: true });
     await this.keeper.start(signal);
   }
 
@@ -144,7 +146,13 @@ class SimAgent {
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as SimConfig;
   const log = pino({ level: 'warn', base: { sim: true } }, pino.destination(2));
-  const agents = cfg.nodes.map((n) => new SimAgent(n, cfg, log));
+  const groupsClient = connectEtcd({ endpoints: cfg.endpoints });
+  const groups = new Mirror(groupsClient, new Keys(cfg.prefix).groupsPrefix(), log, { resyncMs: cfg.resyncMs });
+  const ac = new AbortController();
+  groups.setMaxListeners(cfg.nodes.length + 10);
+  groups.start(ac.signal);
+  await groups.ready;
+  const agents = cfg.nodes.map((n) => new SimAgent(n, cfg, log, groups));
   await Promise.all(agents.map((a) => a.start()));
   out({ event: 'started', nodes: agents.length });
   const stats = setInterval(() => {
@@ -159,6 +167,8 @@ async function main(): Promise<void> {
   });
   const stop = () => {
     clearInterval(stats);
+    ac.abort();
+    groupsClient.close();
     for (const a of agents) {
       a.stop();
       a.client.close();
