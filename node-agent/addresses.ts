@@ -34,8 +34,23 @@ interface IpJsonAddr {
 
 const FOREVER = 4294967295;
 
+/** The command ran too late to be allowed to run: it did not run (see node-agent/native/before.c). */
+export class DeadlinePassedError extends Error {
+  constructor(readonly deadlineMs: number) {
+    super('deadline passed before the address command could run');
+    this.name = 'DeadlinePassedError';
+  }
+}
+
 export class AddressManager {
-  constructor(private readonly exec: Exec) {}
+  /**
+   * @param deadlineExec path of vw-before (node-agent/native/before.c): when given, `ensure` with a deadline runs
+   *   `ip` only if the monotonic clock has not passed it, checked in the forked process itself.
+   */
+  constructor(
+    private readonly exec: Exec,
+    private readonly deadlineExec?: string,
+  ) {}
 
   /** Addresses on the given interfaces (all interfaces when empty). */
   async list(ifaces: readonly string[] = []): Promise<LocalAddress[]> {
@@ -61,7 +76,7 @@ export class AddressManager {
   }
 
   /** Adds or renews addresses with a kernel lifetime of `lifetimeS` seconds (one `ip -batch` for all). */
-  async ensure(vips: readonly VipRef[], lifetimeS: number): Promise<void> {
+  async ensure(vips: readonly VipRef[], lifetimeS: number, opts: { deadlineMs?: number } = {}): Promise<void> {
     if (vips.length === 0) return;
     if (!Number.isInteger(lifetimeS) || lifetimeS < 1) throw new Error(`invalid lifetime ${lifetimeS}`);
     const lines = vips.map((v) => {
@@ -72,7 +87,10 @@ export class AddressManager {
       // No duplicate address detection for a VIP: it moves on purpose, and DAD would delay it by a second.
       return v.family === 6 ? `${base} nodad` : base;
     });
-    await this.exec(['ip', '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: 5000 });
+    const ip = ['ip', '-batch', '-'];
+    const argv = opts.deadlineMs !== undefined && this.deadlineExec ? [this.deadlineExec, String(Math.floor(opts.deadlineMs * 1e6)), ...ip] : ip;
+    const r = await this.exec(argv, { input: `${lines.join('\n')}\n`, timeoutMs: 5000, okCodes: [75] });
+    if (r.exitCode === 75) throw new DeadlinePassedError(opts.deadlineMs ?? 0);
   }
 
   /** Removes addresses; absent ones are fine. */

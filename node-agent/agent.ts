@@ -12,7 +12,7 @@ import { fingerprint } from '../common/hash.js';
 import { AssignmentRecord, decode, GroupRecord, Keys, type HealthRecord, type NodeRecord, type ReleasedRecord } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, type Spec } from '../crds/failovergroup.js';
-import { AddressManager, vipKey, vipRef, type VipRef } from './addresses.js';
+import { AddressManager, DeadlinePassedError, vipKey, vipRef, type VipRef } from './addresses.js';
 import { checks as checkRegistry, type CheckFn } from './checks/index.js';
 import type { AgentConfig } from './config.js';
 import { GroupHealth, type GroupHealthState } from './health.js';
@@ -33,6 +33,8 @@ export interface AgentDeps {
   resources?: GroupResource[];
   metrics?: AgentMetrics;
   checkRegistry?: Record<string, CheckFn>;
+  /** Path of vw-before: address commands run only while the keepalive answer still covers them (main.ts sets it). */
+  deadlineExec?: string;
 }
 
 interface GroupRuntime {
@@ -71,7 +73,7 @@ export class Agent {
     this.keys = new Keys(config.etcd.prefix);
     this.metrics = deps.metrics ?? NO_METRICS;
     this.lease = new LeaseKeeper(client, config.lease, clock, this.log);
-    this.addresses = new AddressManager(exec);
+    this.addresses = new AddressManager(exec, deps.deadlineExec);
     this.groupsMirror = new Mirror(client, this.keys.groupsPrefix(), this.log, { resyncMs: 60_000 });
     this.assignMirror = new Mirror(client, this.keys.assignmentsPrefix(), this.log, { resyncMs: 60_000 });
     this.resources = deps.resources ?? [];
@@ -476,16 +478,21 @@ export class Agent {
 
   /**
    * Adds or renews addresses with a kernel lifetime proven by a fresh keepalive answer (Safety 2). Runs inside the
-   * address queue. The freshness is checked again once `ip` has returned: if the agent was frozen or starved between
-   * the check and the command, the command may have run with a lifetime no answer covers any more, and the
-   * addresses are removed at once (the next answered keepalive adds them back if they are still ours).
-   * (The kernel re-creates a missing IPv4 address even on `addr change`, so a late command cannot be made
-   * harmless by its flags; the residual window is the command's own run time: docs/design.md.)
+   * address queue. The command carries a deadline (the end of the answer's fresh window) that vw-before checks in
+   * the forked process itself, so a command decided before the agent was frozen never runs after it wakes.
+   * Freshness is checked again after the command as well: without vw-before (unit tests) that is the only guard.
    */
   private async setAddresses(refs: VipRef[]): Promise<boolean> {
     if (refs.length === 0 || !this.lease.isFresh()) return false;
     const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
-    await this.addresses.ensure(refs, lifetime);
+    const deadlineMs = this.lease.lastAnsweredSentAt + this.deps.config.lease.renewWindowMs;
+    try {
+      await this.addresses.ensure(refs, lifetime, { deadlineMs });
+    } catch (err) {
+      if (!(err instanceof DeadlinePassedError)) throw err;
+      this.log.warn({ vips: refs.map((r) => r.address) }, 'address command would have run after its keepalive answer stopped covering it: not run');
+      return false;
+    }
     if (this.lease.isFresh()) return true;
     this.log.error({ vips: refs.map((r) => r.address) }, 'address command finished after the keepalive answer stopped covering it: removing the addresses');
     await this.addresses.remove(refs);

@@ -32,6 +32,8 @@ export const AgentConfigSchema = z
     shutdownGraceMs: z.number().int().min(0).max(30_000).default(1500),
     metrics: z.object({ listen: z.string().default('127.0.0.1:9641') }).strict().optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
+    /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
+    deadlineExec: z.string().startsWith('/').optional(),
     commands: z
       .record(LocalName, z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict())
       .default({}),

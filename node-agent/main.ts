@@ -1,4 +1,6 @@
 // vipwarden-agent --config /etc/vipwarden/agent.yaml [--log-level debug]
+import { accessSync, constants } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { realClock } from '../common/clock.js';
 import { connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
@@ -11,6 +13,17 @@ import { extraResources } from './extras.js';
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** vw-before, built next to this file by `npm run build` (hack/build-native.sh), or where the config says. */
+function deadlineExecPath(configured: string | undefined): string {
+  const path = configured ?? fileURLToPath(new URL('./vw-before', import.meta.url));
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new Error(`${path} is missing or not executable: build it with "npm run build" (needs a C compiler), or set deadlineExec in the agent config`);
+  }
+  return path;
 }
 
 async function main(): Promise<void> {
@@ -28,6 +41,7 @@ async function main(): Promise<void> {
     log,
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
+    deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());
   let stopping = false;

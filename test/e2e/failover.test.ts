@@ -1,6 +1,9 @@
 // End to end on the netns testbed: 3 nodes with nginx, agents, a controller; a client probing the VIP over fresh
 // TCP connections; a sampler reading every node's addresses every 5 ms for the whole test.
 // The invariant checked after every test: the sampler never saw the VIP on two nodes at once.
+import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
 import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../harness/cluster.js';
 import { outageAround, requireRoot, startProbe, startSampler, monoMs, type Probe, type Sampler } from '../../hack/testbed/index.js';
@@ -42,6 +45,7 @@ afterEach(async () => {
     await b.probe.stop().catch(() => undefined);
     const overlaps = b.sampler.overlaps(b.vip);
     await b.sampler.stop();
+    if (overlaps.intervals.length > 0) keepEvidence(b, overlaps.intervals);
     // The heart of the product: at most one holder, whatever failed.
     expect(overlaps.intervals).toEqual([]);
     expect(b.sampler.pollCount).toBeGreaterThan(0);
@@ -49,6 +53,16 @@ afterEach(async () => {
     await b.c.destroy();
   }
 });
+
+/** Copies the component logs and the sampler's view of a dual holder where a person can read them. */
+function keepEvidence(b: Bed, intervals: unknown[]): void {
+  const dir = mkdtempSync(join(tmpdir(), 'vipwarden-overlap-'));
+  writeFileSync(join(dir, 'overlaps.json'), JSON.stringify({ intervals, timeline: b.sampler.timeline(b.vip), events: b.sampler.events }, null, 2));
+  for (const p of [...b.c.agents.values(), ...b.c.controllers]) {
+    for (const f of [p?.stdoutLog, p?.stderrLog]) if (f && existsSync(f)) copyFileSync(f, join(dir, `${p!.name.replace(/[^a-z0-9-]/gi, "_")}-${p!.pid}-${basename(f)}`));
+  }
+  console.error(`dual holder seen: evidence in ${dir}`);
+}
 
 /** The client's outage around a fault, for the closing notes (not asserted: the benchmark measures timing). */
 function report(name: string, b: Bed, faultT: number): void {
