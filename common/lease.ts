@@ -123,6 +123,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
           if (res.error) throw new Error(res.error);
           this.lease = String(res.ID);
           this.validUntil = sentAt + Number(res.TTL) * 1000;
+          // Answers for another lease say nothing about this one.
+          this.lastAnsweredSentAt = 0;
           this.pending = [];
           this.closeStream();
           this.log.info({ lease: this.lease, ttl: Number(res.TTL) }, 'node lease granted');
@@ -267,6 +269,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.log.warn({ lease: old, why }, 'node lease lost; granting a new one');
     this.lease = undefined;
     this.validUntil = 0;
+    this.lastAnsweredSentAt = 0;
     this.closeStream();
     this.emit('lost', old ?? '', why);
     void this.grant();

@@ -54,7 +54,8 @@ export class Agent {
   private readonly metrics: AgentMetrics;
   private readonly resources: GroupResource[];
   private readonly runtimes = new Map<string, GroupRuntime>();
-  private readonly held = new Map<string, Held & { refs: VipRef[]; ac: AbortController }>();
+  /** Groups whose addresses this process has added, with the lease the assignment named when it did. */
+  private readonly held = new Map<string, Held & { refs: VipRef[]; ac: AbortController; lease: string }>();
   private readonly letGo = new Map<string, number>();
   private readonly acked = new Map<string, number>();
   private readonly seen = new Map<string, number>();
@@ -97,8 +98,9 @@ export class Agent {
     await Promise.all([this.groupsMirror.ready, this.assignMirror.ready]);
     await this.removeStale();
 
-    this.lease.on('granted', () => {
+    this.lease.on('granted', (lease) => {
       this.metrics.etcdUp(true);
+      this.dropHeld((h) => h.lease !== lease, 'held under an earlier lease');
       void this.register().then(() => this.publishAllHealth()).finally(() => this.kick());
     });
     this.lease.on('renewed', (r) => {
@@ -109,6 +111,8 @@ export class Agent {
     this.lease.on('lost', (_lease, why) => {
       this.metrics.etcdUp(false);
       this.log.warn({ why }, 'lease not confirmed: letting go of every VIP');
+      // At once, not behind a pass that may be waiting on something slow.
+      this.dropHeld(() => true, `lease not confirmed: ${why}`);
       this.kick();
     });
     this.groupsMirror.on('change', () => this.kick());
@@ -380,13 +384,15 @@ export class Agent {
         const refs = this.refsOf(step.record);
         const ac = new AbortController();
         this.seen.set(step.group, step.epoch);
-        this.held.set(step.group, { epoch: step.epoch, vips: refs.map(vipKey), specHash: step.record.specHash, refs, ac });
+        const lease = step.record.holderLease;
+        if (!lease || lease !== this.lease.lease) return;
+        this.held.set(step.group, { epoch: step.epoch, vips: refs.map(vipKey), specHash: step.record.specHash, refs, ac, lease });
         const tFresh = this.deps.clock.mono();
         await this.withAddresses(async () => {
           log.debug({ freshMs: Math.round(tFresh - t0), queuedMs: Math.round(this.deps.clock.mono() - tFresh) }, 'adding addresses');
           // Re-check under the queue: a release or a lost lease may have come in between.
           if (this.held.get(step.group)?.epoch !== step.epoch) return;
-          await this.setAddresses(refs);
+          await this.setAddresses(refs, lease);
         });
         if (this.held.get(step.group)?.epoch !== step.epoch) return;
         log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), reason: step.record.reason, tookMs: Math.round(this.deps.clock.mono() - t0) }, 'acquired');
@@ -411,7 +417,7 @@ export class Agent {
         await this.withAddresses(async () => {
           await this.addresses.remove(gone);
           if (this.held.get(step.group) !== h || !this.lease.isSafe()) return;
-          if (await this.lease.ensureFresh()) await this.setAddresses(refs);
+          if (await this.lease.ensureFresh()) await this.setAddresses(refs, h.lease);
         });
         log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), removed: gone.map((r) => r.address) }, 'assignment updated');
         if (specChanged) {
@@ -482,8 +488,10 @@ export class Agent {
    * the forked process itself, so a command decided before the agent was frozen never runs after it wakes.
    * Freshness is checked again after the command as well: without vw-before (unit tests) that is the only guard.
    */
-  private async setAddresses(refs: VipRef[]): Promise<boolean> {
-    if (refs.length === 0 || !this.lease.isFresh()) return false;
+  private async setAddresses(refs: VipRef[], lease: string): Promise<boolean> {
+    // Freshness is only evidence for the lease the answers were for: addresses held under an earlier lease
+    // (this process was frozen, its lease ended, it got a new one) must never be renewed with it.
+    if (refs.length === 0 || lease !== this.lease.lease || !this.lease.isFresh()) return false;
     const lifetime = lifetimeFor(this.lease.validUntil - this.deps.clock.mono(), this.deps.config.lease.marginMs);
     const deadlineMs = this.lease.lastAnsweredSentAt + this.deps.config.lease.renewWindowMs;
     try {
@@ -493,17 +501,41 @@ export class Agent {
       this.log.warn({ vips: refs.map((r) => r.address) }, 'address command would have run after its keepalive answer stopped covering it: not run');
       return false;
     }
-    if (this.lease.isFresh()) return true;
+    if (this.lease.isFresh() && lease === this.lease.lease) return true;
     this.log.error({ vips: refs.map((r) => r.address) }, 'address command finished after the keepalive answer stopped covering it: removing the addresses');
     await this.addresses.remove(refs);
     return false;
+  }
+
+  /**
+   * Lets go of held groups without telling the controller (it cannot be told: the lease is not confirmed, or is
+   * not the one the assignment named). Their addresses leave through the address queue, ahead of any renewal
+   * queued after this call.
+   */
+  private dropHeld(which: (h: { lease: string }) => boolean, reason: string): void {
+    for (const [group, h] of [...this.held]) {
+      if (!which(h)) continue;
+      this.held.delete(group);
+      h.ac.abort();
+      this.log.warn({ group, epoch: h.epoch, reason }, 'released');
+      this.metrics.holder(group, false);
+      this.metrics.transition(group, 'release', 'lease');
+      void this.withAddresses(() => this.addresses.remove(h.refs))
+        .then(() => this.releaseResources(group, h.epoch, h.refs, false))
+        .catch((err) => this.log.error({ group, epoch: h.epoch, err: String(err) }, 'removing addresses failed'));
+    }
   }
 
   /** After each answered keepalive: extend every held address's kernel lifetime (Safety 2). */
   private renewAddresses(): void {
     if (this.held.size === 0) return;
     void this.withAddresses(async () => {
-      await this.setAddresses([...this.held.values()].flatMap((h) => h.refs));
+      const lease = this.lease.lease;
+      if (!lease) return;
+      await this.setAddresses(
+        [...this.held.values()].filter((h) => h.lease === lease).flatMap((h) => h.refs),
+        lease,
+      );
     }).catch((err) => this.log.error({ err: String(err) }, 'renewing address lifetimes failed'));
   }
 
