@@ -19,6 +19,8 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Exit codes that are not errors (besides 0). */
   okCodes?: number[];
+  /** Kills the command when aborted (the call then rejects with a CommandError). */
+  signal?: AbortSignal;
 }
 
 export interface ExecResult {
@@ -41,6 +43,7 @@ export const realExec: Exec = async (argv, opts = {}) => {
     extendEnv: true,
     stripFinalNewline: true,
     killSignal: 'SIGKILL',
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
   });
   const exitCode = r.exitCode ?? -1;
   if (r.timedOut) throw new CommandError(argv, r.exitCode, String(r.stderr ?? ''), true);

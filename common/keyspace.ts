@@ -148,6 +148,8 @@ export const ReleasedRecord = z.object({
   epoch: z.number().int().positive(),
   at: Millis,
   reason: z.string(),
+  /** When the holder's failing check first failed, if that is why it let go (for the event's figures). */
+  failingSince: Millis.optional(),
 });
 export type ReleasedRecord = z.infer<typeof ReleasedRecord>;
 

@@ -63,7 +63,7 @@ export class Controller {
   private readonly leaseInfo = new Map<string, { node: string; waitMs: number; ttlMs: number }>();
   private readonly gone = new Map<string, GoneLease>();
   /** group -> node -> released epoch, remembered even after the key went with its lease. */
-  private readonly releasedSeen = new Map<string, Map<string, { epoch: number; at: number; reason?: string }>>();
+  private readonly releasedSeen = new Map<string, Map<string, { epoch: number; at: number; reason?: string; failingSince?: number }>>();
   private readonly reported = new Map<string, string>();
   private readonly firstSeen = new Map<string, number>();
   private passRunning = false;
@@ -189,7 +189,7 @@ export class Controller {
       let m = this.releasedSeen.get(group);
       if (!m) this.releasedSeen.set(group, (m = new Map()));
       const prev = m.get(node);
-      if (!prev || prev.epoch < rec.epoch) m.set(node, { epoch: rec.epoch, at: rec.at, reason: rec.reason });
+      if (!prev || prev.epoch < rec.epoch) m.set(node, { epoch: rec.epoch, at: rec.at, reason: rec.reason, failingSince: rec.failingSince });
     }
   }
 

@@ -43,7 +43,7 @@ export interface PlanInput {
   health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
   assignments: ReadonlyMap<string, CurrentAssignment>;
   /** group -> node -> epoch that node released, with when it said so (wall ms). */
-  released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number; reason?: string }>>;
+  released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number; reason?: string; failingSince?: number }>>;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
   /** When the controller first saw each group; a group is placed for the first time once every live candidate
@@ -359,7 +359,8 @@ function eventFigures(
   if (!cur || !holder) return {};
   if (state === 'released') {
     const rel = input.released.get(group)?.get(holder);
-    const failingSince = input.health.get(group)?.get(holder)?.failingSince;
+    // The release carries it (health and release arrive on different watches, in either order).
+    const failingSince = rel?.failingSince ?? input.health.get(group)?.get(holder)?.failingSince;
     if (failingSince !== undefined && !cur.record.release) {
       return {
         ...(rel ? { detectMs: Math.max(0, rel.at - failingSince) } : {}),

@@ -338,10 +338,15 @@ export class Agent {
   private async writeReleased(group: string, epoch: number, reason: string): Promise<void> {
     const lease = this.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');
-    const rec: ReleasedRecord = { epoch, at: this.deps.clock.wall(), reason };
+    const health = this.healthRecord(group);
+    const rec: ReleasedRecord = {
+      epoch,
+      at: this.deps.clock.wall(),
+      reason,
+      ...(health && !health.healthy && health.failingSince !== undefined ? { failingSince: health.failingSince } : {}),
+    };
     const releasedKey = this.keys.released(group, this.deps.config.node);
     const ops = [this.deps.client.put(releasedKey).value(JSON.stringify(rec)).lease(lease)];
-    const health = this.healthRecord(group);
     if (health) ops.unshift(this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(health)).lease(lease));
     // A transaction needs a comparison; this one always holds.
     await this.deps.client.if(releasedKey, 'Mod', '>', -1).then(...ops).commit();

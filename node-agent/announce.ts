@@ -15,8 +15,8 @@ export interface AnnounceSettings {
 export const DEFAULT_ANNOUNCE: AnnounceSettings = { burst: 3, repeatIntervalMs: 1000, repeatForMs: 3000 };
 
 export interface Announcer {
-  /** Sends `count` announcements for one address; resolves when sent. */
-  send(vip: VipRef, count: number): Promise<void>;
+  /** Sends `count` announcements for one address; resolves when sent. Aborting stops a send under way. */
+  send(vip: VipRef, count: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** IPv4 with Thomas Habets' arping (Debian package arping): -U unsolicited, -P reply form, -S source = VIP. */
@@ -33,7 +33,8 @@ export class CommandAnnouncer implements Announcer {
     private readonly onSent?: (vip: VipRef, n: number) => void,
   ) {}
 
-  async send(vip: VipRef, count: number): Promise<void> {
+  async send(vip: VipRef, count: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
     if (vip.family === 6) {
       if (this.sendNa) {
         await this.sendNa(vip, count);
@@ -45,10 +46,17 @@ export class CommandAnnouncer implements Announcer {
       return;
     }
     // arping exits 1 when nobody answers, which is normal for gratuitous ARP.
-    await Promise.all([
-      this.exec(arpingArgv(vip, count, false), { timeoutMs: 3000, okCodes: [1] }),
-      this.exec(arpingArgv(vip, count, true), { timeoutMs: 3000, okCodes: [1] }),
-    ]);
+    // A release aborts the signal before it removes the address: an arping still running then would tell the
+    // neighbours that the VIP lives here after it has moved, so it is killed.
+    try {
+      await Promise.all([
+        this.exec(arpingArgv(vip, count, false), { timeoutMs: 3000, okCodes: [1], signal }),
+        this.exec(arpingArgv(vip, count, true), { timeoutMs: 3000, okCodes: [1], signal }),
+      ]);
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw err;
+    }
     this.onSent?.(vip, count * 2);
   }
 }
@@ -70,7 +78,7 @@ export class AnnounceResource implements GroupResource {
     this.running.set(ctx.group, ac);
     const signal = AbortSignal.any([ac.signal, ctx.signal]);
     const sendAll = (n: number) =>
-      Promise.all(ctx.vips.map((v) => this.announcer.send(v, n).catch((err) => ctx.log.warn({ err: String(err), vip: v.address }, 'announce failed'))));
+      Promise.all(ctx.vips.map((v) => this.announcer.send(v, n, signal).catch((err) => ctx.log.warn({ err: String(err), vip: v.address }, 'announce failed'))));
     // The first burst is not awaited: the address already works, and neighbours learn it as packets arrive.
     void (async () => {
       await sendAll(s.burst);
