@@ -23,11 +23,13 @@ export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', 
   // Everything as shipped: etcd's own timing, 2 s node lease, the FailoverGroup's default check timing (1 s).
   'vipwarden-default': { agent: {}, controller: {}, check: {} },
   // DESIGN.md "Timing": etcd with --heartbeat-interval 20 --election-timeout 200 (1 s leases become possible),
-  // 1 s lease renewed every 100 ms, checks every 100 ms.
+  // 1 s lease renewed every 100 ms, checks every 100 ms. With a 1 s lease the address lifetime is 1 s too (the
+  // kernel counts whole seconds), so the controller waits renewWindow + kernel slack after a lease ends (Safety 3):
+  // addresses renewed within 100 ms of a keepalive (answers come every 100 ms) make that wait 150 ms shorter.
   'vipwarden-fast': {
     etcdHeartbeatMs: 20,
     etcdElectionMs: 200,
-    agent: { lease: { ttlSeconds: 1, keepaliveIntervalMs: 100 } },
+    agent: { lease: { ttlSeconds: 1, keepaliveIntervalMs: 100, renewWindowMs: 100 } },
     controller: {},
     check: { intervalMs: 100, timeoutMs: 100 },
   },
@@ -123,7 +125,8 @@ export class LogTail {
 
 /** Step times of one failover, from the agents' and the controller's logs (pure, over parsed entries). */
 export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTimes {
-  const inWin = entries.filter((e) => e.t >= w.tFault - 20 && e.t <= w.tEnd + 200).sort((a, b) => a.t - b.t);
+  // Log times have 1 ms resolution and are converted from wall-clock time: allow a few ms before the fault.
+  const inWin = entries.filter((e) => e.t >= w.tFault - 5 && e.t <= w.tEnd + 200).sort((a, b) => a.t - b.t);
   const first = (pred: (e: LogEntry) => boolean) => inWin.find(pred);
   const agent = (node: string | undefined, msg: string) => (e: LogEntry) => e.src === 'agent' && e.node === node && e.msg === msg;
   const ctl = (msg: string) => (e: LogEntry) => e.src === 'controller' && e.msg === msg;
