@@ -144,7 +144,7 @@ export async function main(argv: string[]): Promise<number> {
         s = await startSubject(p);
         settings[p] = s.settings;
         log(`  testbed ${s.tb.id} (${s.tb.subnet}), VIP ${s.vip}; settings ${JSON.stringify(s.settings)}`);
-        results.push(...(await runSubject(s, { ...DEFAULT_RUN, settleMs, iterations, modes, log })));
+        results.push(...(await runSubject(s, { ...DEFAULT_RUN, settleMs, iterations, modes, log, evidenceDir: join(out, 'evidence') })));
       } catch (err) {
         log(`  ${p}: could not run: ${err instanceof Error ? err.message : String(err)}`);
       } finally {

@@ -7,6 +7,8 @@
 //   3. wait (bounded) for a stable final state: the VIP on exactly one healthy node for 1 s, answering;
 //   4. measure: outage, dual-holder time, steps; undo the fault and wait until the initial state is back
 //      (failback), measuring the dual-holder time of that recovery too.
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { outageAround, monoMs, sleep, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
 import { FaultState, heal, inject, undo } from './faults.js';
 import { macOf, startNeighMonitor, type NeighMonitor } from './neigh.js';
@@ -22,6 +24,8 @@ export interface RunOptions {
   /** Bound on the wait for the initial state (ms). */
   restoreMs: number;
   log: (line: string) => void;
+  /** Where the components' logs are copied when vipwarden had the VIP on two nodes (the evidence). */
+  evidenceDir?: string;
 }
 
 export const DEFAULT_RUN: Omit<RunOptions, 'iterations' | 'modes' | 'log'> = { settleMs: 10_000, stableMs: 1000, restoreMs: 60_000 };
@@ -135,7 +139,16 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
     await undo(s, st, mode, from);
     const back = await view.waitStable(isPreferred, o.stableMs, o.restoreMs);
     if (!back.ok) note = `initial state not back within ${o.restoreMs} ms after the undo (holders [${back.holders.join(', ')}])`;
-    const recoveryDualMs = sampler.overlaps(s.vip, { since: tUndo }).totalMs;
+    const rov = sampler.overlaps(s.vip, { since: tUndo });
+    const recoveryDualMs = rov.totalMs;
+    const dualIntervals = [
+      ...ov.intervals.map((i) => ({ from: rel(i.from, tFault)!, to: rel(i.to, tFault)!, holders: i.holders, phase: 'fault' as const })),
+      ...rov.intervals.map((i) => ({ from: rel(i.from, tFault)!, to: rel(i.to, tFault)!, holders: i.holders, phase: 'recovery' as const })),
+    ];
+    if (s.product === 'vipwarden' && (ov.totalMs > 0 || recoveryDualMs > 0)) {
+      const where = saveEvidence(s, o.evidenceDir, `${s.profile}-${mode}-${iteration}`, { tFault, wallMinusMono, dualIntervals, events: sampler.events.filter((e) => e.address === s.vip) });
+      note = [note, `vipwarden had the VIP on two nodes (${Math.round(ov.totalMs)} ms after the fault, ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`].filter(Boolean).join('; ');
+    }
 
     return {
       profile: s.profile,
@@ -146,6 +159,7 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
       dualMs: Math.round(ov.totalMs * 10) / 10,
       dualOngoing: ov.intervals.some((i) => i.ongoing),
       recoveryDualMs: Math.round(recoveryDualMs * 10) / 10,
+      ...(dualIntervals.length ? { dualIntervals } : {}),
       endedOnOneHealthy: fin.ok,
       finalHolders,
       answeredBy: out.bodyAfter ?? null,
@@ -158,6 +172,20 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
     await probe?.stop().catch(() => undefined);
     await sampler.stop().catch(() => undefined);
   }
+}
+
+/** Copies the testbed's component logs and the sampler's view of the VIP into dir/name; returns where. */
+function saveEvidence(s: Subject, dir: string | undefined, name: string, facts: Record<string, unknown>): string {
+  if (!dir) return s.tb.dir;
+  const to = join(dir, name);
+  try {
+    mkdirSync(to, { recursive: true });
+    for (const f of readdirSync(s.tb.dir)) if (f.endsWith('.log') || f.endsWith('.yaml')) cpSync(join(s.tb.dir, f), join(to, f));
+    writeFileSync(join(to, 'sampler.json'), JSON.stringify(facts, null, 2));
+  } catch {
+    return s.tb.dir;
+  }
+  return to;
 }
 
 function line(r: IterationResult): string {
