@@ -131,7 +131,11 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(join(out, 'results.json'), JSON.stringify(doc, null, 2) + '\n');
     if (cells.length) {
       const subtitle = `${iterations} iteration(s) per cell · ${String(meta.machine['cores'])} cores ${String(meta.machine['cpu'])} · ${started.toISOString().slice(0, 10)}`;
-      writeFileSync(join(out, 'failover.svg'), chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle }));
+      const notes = [
+        'Outage: from the last answer before the fault to the first after it (fresh TCP connection every 10 ms, 100 ms timeout).',
+        'An outage of 0 with dual holders: the old holder kept the VIP and kept answering while another node took it too.',
+      ];
+      writeFileSync(join(out, 'failover.svg'), chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle, notes }));
     }
     writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult));
   };

@@ -218,7 +218,7 @@ interface Panel {
 }
 
 /** Grouped bars on a log scale: bar = p50, whisker = p50..p95, dot = max; one group per mode. */
-export function chartSvg(cells: readonly CellSummary[], opts: { title: string; subtitle?: string }): string {
+export function chartSvg(cells: readonly CellSummary[], opts: { title: string; subtitle?: string; notes?: string[] }): string {
   const modes = MODES.filter((m) => cells.some((c) => c.mode === m));
   const profiles = PROFILES.filter((p) => cells.some((c) => c.profile === p));
   const panels: Panel[] = [
@@ -226,13 +226,14 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
     { title: 'Time the VIP sat on two nodes at once (bar p50, whisker p95, dot max; ≥: still on two nodes when observation ended)', value: (c) => c.dual, ongoing: (c) => c.dualOngoing > 0 },
   ];
   const W = 960;
-  const left = 70;
+  const left = 90;
   const right = 20;
   const panelH = 300;
-  const top = 70;
+  const top = 84;
   const gap = 80;
   const legendH = 30;
-  const H = top + panels.length * panelH + (panels.length - 1) * gap + legendH + 40;
+  const notes = opts.notes ?? [];
+  const H = top + panels.length * panelH + (panels.length - 1) * gap + legendH + 40 + notes.length * 16;
   const plotW = W - left - right;
   const groupW = plotW / Math.max(1, modes.length);
   const barW = Math.min(34, (groupW * 0.8) / Math.max(1, profiles.length));
@@ -253,7 +254,7 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
     const maxV = Math.max(1000, ...values);
     const hi = 10 ** Math.ceil(Math.log10(maxV));
     const y = (v: number) => y0 + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
-    parts.push(`<text x="${left}" y="${y0 - 10}" font-size="13" font-weight="bold">${esc(panel.title)}</text>`);
+    parts.push(`<text x="${left}" y="${y0 - 14}" font-size="13" font-weight="bold">${esc(panel.title)}</text>`);
     for (let t = lo; t <= hi; t *= 10) {
       for (const m of [1, 2, 5]) {
         const v = t * m;
@@ -263,7 +264,7 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
         if (m === 1 || m === 5) parts.push(`<text x="${left - 6}" y="${yy}" dy="4" text-anchor="end" fill="#444">${fmtTick(v)}</text>`);
       }
     }
-    parts.push(`<text x="${left - 6}" y="${(y0 + plotH + 16).toFixed(1)}" text-anchor="end" fill="#444">≤ 10 ms / 0</text>`);
+    parts.push(`<text x="${left - 6}" y="${(y0 + plotH + 16).toFixed(1)}" text-anchor="end" fill="#444" font-size="10">0 / ≤ 10 ms</text>`);
     parts.push(`<line x1="${left}" x2="${left}" y1="${y0}" y2="${y0 + plotH}" stroke="#333"/>`);
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${y0 + plotH}" y2="${y0 + plotH}" stroke="#333"/>`);
     modes.forEach((mode, mi) => {
@@ -288,12 +289,13 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
         const ym = y(Number.isFinite(s.max) ? s.max : hi);
         parts.push(`<circle cx="${cx.toFixed(1)}" cy="${ym.toFixed(1)}" r="3" fill="#fff" stroke="#222"/>`);
         if (s.max === 0) parts.push(`<text x="${cx.toFixed(1)}" y="${(yb - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#222">0</text>`);
-        if (panel.ongoing?.(c)) parts.push(`<text x="${cx.toFixed(1)}" y="${(ym - 6).toFixed(1)}" text-anchor="middle" font-size="11" fill="#b00">≥</text>`);
+        if (panel.ongoing?.(c)) parts.push(`<text x="${cx.toFixed(1)}" y="${(ym + 20).toFixed(1)}" text-anchor="middle" font-size="13" font-weight="bold" fill="#fff">≥</text>`);
         if (!Number.isFinite(s.max)) parts.push(`<text x="${cx.toFixed(1)}" y="${(y0 - 2).toFixed(1)}" text-anchor="middle" font-size="11" fill="#b00">∞</text>`);
       });
     });
   });
-  const ly = H - 30;
+  const ly = H - 30 - notes.length * 16;
+  notes.forEach((n, i) => parts.push(`<text x="${left}" y="${ly + 26 + i * 16}" fill="#444" font-size="11">${esc(n)}</text>`));
   let lx = left;
   for (const p of profiles) {
     parts.push(`<rect x="${lx}" y="${ly - 10}" width="14" height="14" fill="${COLORS[p]}"/>`);
