@@ -76,10 +76,17 @@ export class DirectorySource implements GroupSource {
    */
   private readonly parsed = new Map<string, { stamp: string; file: ParsedFile }>();
 
+  /** Groups whose file went away, with when: they stay until deleteGraceMs has passed (editors that delete and
+   *  rewrite a file, or a config tool replacing the directory, must not make VIPs move). */
+  private readonly missingSince = new Map<string, number>();
+  private graceTimer: NodeJS.Timeout | undefined;
+  private onChange: (() => void) | undefined;
+
   constructor(
     private readonly dir: string,
     private readonly log: Logger,
     private readonly rescanMs = 2000,
+    private readonly deleteGraceMs = 1500,
   ) {}
 
   list(): SourceGroup[] {
@@ -87,6 +94,8 @@ export class DirectorySource implements GroupSource {
   }
 
   async start(signal: AbortSignal, onChange: () => void): Promise<void> {
+    this.onChange = onChange;
+    signal.addEventListener('abort', () => this.graceTimer && clearTimeout(this.graceTimer), { once: true });
     await this.scan();
     const rescan = () => void this.scan().then(onChange, (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'));
     try {
@@ -136,6 +145,28 @@ export class DirectorySource implements GroupSource {
       if (g.group && !g.error) this.lastGood.set(g.name, g.group);
     }
     const present = new Set(groups.map((g) => g.name));
+    for (const g of groups) this.missingSince.delete(g.name);
+    // A group whose file disappeared is kept (last valid spec) for deleteGraceMs before it counts as deleted.
+    let nextGrace: number | undefined;
+    for (const prev of this.snapshot) {
+      if (present.has(prev.name)) continue;
+      const since = this.missingSince.get(prev.name) ?? now;
+      this.missingSince.set(prev.name, since);
+      if (now - since < this.deleteGraceMs) {
+        groups.push(prev);
+        present.add(prev.name);
+        nextGrace = Math.min(nextGrace ?? Infinity, since + this.deleteGraceMs);
+      } else {
+        this.missingSince.delete(prev.name);
+        this.log.info({ group: prev.name }, 'FailoverGroup removed from the manifests directory');
+      }
+    }
+    if (nextGrace !== undefined && !this.graceTimer) {
+      this.graceTimer = setTimeout(() => {
+        this.graceTimer = undefined;
+        void this.scan().then(() => this.onChange?.(), (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'));
+      }, Math.max(0, nextGrace - now) + 10);
+    }
     for (const n of [...this.lastGood.keys()]) if (!present.has(n)) this.lastGood.delete(n);
     const errText = [...errors, ...groups.flatMap((g) => (g.error ? [g.error] : []))].map((e) => e.message).join('\n');
     if (errText !== this.lastErrors) {

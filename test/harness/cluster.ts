@@ -1,7 +1,7 @@
 // A vipwarden cluster on the netns testbed: etcd, one agent per node (in its namespace), controllers in the root
 // namespace reading a manifests directory, nginx on each node. Used by the e2e tests, the demo and the benchmark.
 // Components run from dist/ (npm run build).
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Etcd3 } from 'etcd3';
@@ -196,9 +196,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         const path = join(groupsDir, name);
         // Write then rename, so that the controller never reads half a file.
         writeFileSync(`${path}.tmp`, text);
-        rmSync(path, { force: true });
-        writeFileSync(path, text);
-        rmSync(`${path}.tmp`, { force: true });
+        renameSync(`${path}.tmp`, path);
         return path;
       },
       deleteGroup(name) {
