@@ -202,6 +202,8 @@ export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale:
         `| first full placement, warm start (group records and health already in etcd, new controller) | ${formatMs(scale.warmPlacement.placedMs)} (leader ${formatMs(scale.warmPlacement.leaderMs)}; ${scale.warmPlacement.cpuSeconds ?? '–'} s CPU)${scale.warmPlacement.note ? ` (${scale.warmPlacement.note})` : ''} |`,
         `| lost node: its ${scale.lostNode.groups} groups reassigned after its lease was revoked | ${formatMs(scale.lostNode.reassignedMs)}${scale.lostNode.note ? ` (${scale.lostNode.note})` : ''} |`,
         `| controller CPU to first placement | ${scale.controller.cpuSecondsToPlacement ?? '–'} s |`,
+        `| reconcile passes to first placement | ${scale.passes.toPlacement ? `${scale.passes.toPlacement.passes} passes, mean ${scale.passes.toPlacement.meanMs} ms, slowest < ${scale.passes.toPlacement.slowestUnderMs ?? '∞'} ms` : '–'} |`,
+        `| reconcile passes in steady state | ${scale.passes.steady ? `${scale.passes.steady.perSecond}/s, mean ${scale.passes.steady.meanMs} ms, slowest < ${scale.passes.steady.slowestUnderMs ?? '∞'} ms` : '–'} |`,
         `| controller CPU in steady state | ${scale.controller.steadyCpuPercent ?? '–'} % of one core |`,
         `| controller memory (RSS, peak) | ${scale.controller.rssMiB ?? '–'} MiB, ${scale.controller.peakRssMiB ?? '–'} MiB |`,
         `| etcd requests/s in steady state (${Math.round(scale.etcd.windowMs / 1000)} s window) | ${scale.etcd.totalPerSecond} |`,

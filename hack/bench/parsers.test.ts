@@ -3,7 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import { parseFailoverGroup } from '../../crds/failovergroup.js';
 import { checkScript, keepalivedConfig, KEEPALIVED_PROFILES } from './keepalived.js';
 import { parseNeighLine } from './neigh.js';
-import { grpcCounters, parseProcStat, parseProcStatus, scaleGroup } from './scale.js';
+import { grpcCounters, parsePassHistogram, parseProcStat, parseProcStatus, scaleGroup, summarizePasses } from './scale.js';
 import { stepTimes } from './vipwarden.js';
 
 describe('parseNeighLine', () => {
@@ -78,6 +78,19 @@ describe('scale helpers', () => {
     const stat = '1234 (node (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 0 0';
     expect(parseProcStat(stat)).toEqual({ utime: 250, stime: 50 });
     expect(parseProcStatus('Name:\tnode\nVmHWM:\t  300000 kB\nVmRSS:\t  200000 kB\n')).toEqual({ rssKiB: 200000, hwmKiB: 300000 });
+  });
+  test('reconcile pass histogram', () => {
+    const scrape = (n: number, sum: number, b: [string, number][]) =>
+      [
+        ...b.map(([le, c]) => `vipwarden_reconcile_duration_seconds_bucket{le="${le}",component="controller"} ${c}`),
+        `vipwarden_reconcile_duration_seconds_sum{component="controller"} ${sum}`,
+        `vipwarden_reconcile_duration_seconds_count{component="controller"} ${n}`,
+      ].join('\n');
+    const a = parsePassHistogram(scrape(10, 0.5, [['0.01', 5], ['0.1', 10], ['+Inf', 10]]));
+    const b = parsePassHistogram(scrape(30, 2.5, [['0.01', 5], ['0.1', 20], ['+Inf', 30]]));
+    expect(a.buckets).toEqual([[0.01, 5], [0.1, 10], [Infinity, 10]]);
+    expect(summarizePasses(undefined, a)).toEqual({ passes: 10, meanMs: 50, slowestUnderMs: 100 });
+    expect(summarizePasses(a, b)).toEqual({ passes: 20, meanMs: 100, slowestUnderMs: null });
   });
   test('scale groups are valid FailoverGroups with three candidates', () => {
     for (const i of [0, 249, 250, 999]) {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from '@jest/globals';
 import { checkTargets, chartSvg, hardLimitMs, outageTable, segmentsOf, summarizeCells } from './report.js';
+import { countedOverlaps } from './run.js';
 import type { IterationResult, Mode, Profile } from './types.js';
 
 function it(profile: Profile, mode: Mode, outageMs: number | null, dualMs = 0, extra: Partial<IterationResult> = {}): IterationResult {
@@ -94,4 +95,18 @@ describe('summaries and targets', () => {
     expect(svg).toContain('≥');
     expect(svg.trim().endsWith('</svg>')).toBe(true);
   });
+});
+
+test('overlaps shorter than one sampler round are kept apart, not counted', () => {
+  const r = countedOverlaps({
+    totalMs: 10.2,
+    intervals: [
+      { from: 100, to: 100.2, ongoing: false, holders: ['node1', 'node2'] },
+      { from: 200, to: 210, ongoing: false, holders: ['node2', 'node3'] },
+      { from: 300, to: 300.1, ongoing: true, holders: ['node1', 'node2'] },
+    ],
+  });
+  expect(r.totalMs).toBeCloseTo(10.1, 6);
+  expect(r.counted.map((i) => i.from)).toEqual([200, 300]);
+  expect(r.sameRound.map((i) => i.from)).toEqual([100]);
 });

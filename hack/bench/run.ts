@@ -9,7 +9,7 @@
 //      (failback), measuring the dual-holder time of that recovery too.
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { outageAround, monoMs, sleep, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
+import { outageAround, monoMs, sleep, startProbe, startSampler, type OverlapInterval, type Overlaps, type Probe, type Sampler } from '../testbed/index.js';
 import { FaultState, heal, inject, undo } from './faults.js';
 import { macOf, startNeighMonitor, type NeighMonitor } from './neigh.js';
 import type { IterationResult, Mode, Profile, StepOffsets, Subject } from './types.js';
@@ -26,6 +26,20 @@ export interface RunOptions {
   log: (line: string) => void;
   /** Where the components' logs are copied when vipwarden had the VIP on two nodes (the evidence). */
   evidenceDir?: string;
+}
+
+/**
+ * The sampler reads the namespaces one after another, each read stamped with its own time: a VIP that moved
+ * between two reads of the same round shows as an "overlap" as long as the gap between those reads (well under
+ * 1 ms), in whichever order the move really happened. Overlaps that short are kept as evidence but not counted.
+ */
+export const SAME_ROUND_MS = 1;
+
+/** Overlaps that count (longer than one sampler round, or still going on), and their total. */
+export function countedOverlaps(ov: Overlaps): { totalMs: number; counted: OverlapInterval[]; sameRound: OverlapInterval[] } {
+  const counted = ov.intervals.filter((i) => i.ongoing || i.to - i.from >= SAME_ROUND_MS);
+  const sameRound = ov.intervals.filter((i) => !counted.includes(i));
+  return { totalMs: counted.reduce((s, i) => s + (i.to - i.from), 0), counted, sameRound };
 }
 
 export const DEFAULT_RUN: Omit<RunOptions, 'iterations' | 'modes' | 'log'> = { settleMs: 10_000, stableMs: 1000, restoreMs: 60_000 };
@@ -107,7 +121,7 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
 
     const samples = probe.samples().filter((x) => x.t <= tEnd);
     const out = outageAround(samples, tFault);
-    const ov = sampler.overlaps(s.vip, { since: tFault });
+    const ov = countedOverlaps(sampler.overlaps(s.vip, { since: tFault }));
     const finalHolders = sampler.holders(s.vip);
     const to = fin.ok ? finalHolders[0] : out.bodyAfter !== undefined && out.bodyAfter !== from ? out.bodyAfter : finalHolders.find((h) => h !== from);
     const evs = sampler.events.filter((e) => e.address === s.vip && e.t >= tFault);
@@ -139,13 +153,22 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
     await undo(s, st, mode, from);
     const back = await view.waitStable(isPreferred, o.stableMs, o.restoreMs);
     if (!back.ok) note = `initial state not back within ${o.restoreMs} ms after the undo (holders [${back.holders.join(', ')}])`;
-    const rov = sampler.overlaps(s.vip, { since: tUndo });
+    const rov = countedOverlaps(sampler.overlaps(s.vip, { since: tUndo }));
     const recoveryDualMs = rov.totalMs;
+    const interval = (phase: 'fault' | 'recovery', sameRound: boolean) => (i: OverlapInterval) => ({
+      from: rel(i.from, tFault)!,
+      to: rel(i.to, tFault)!,
+      holders: i.holders,
+      phase,
+      ...(sameRound ? { sameRound: true as const } : {}),
+    });
     const dualIntervals = [
-      ...ov.intervals.map((i) => ({ from: rel(i.from, tFault)!, to: rel(i.to, tFault)!, holders: i.holders, phase: 'fault' as const })),
-      ...rov.intervals.map((i) => ({ from: rel(i.from, tFault)!, to: rel(i.to, tFault)!, holders: i.holders, phase: 'recovery' as const })),
+      ...ov.counted.map(interval('fault', false)),
+      ...ov.sameRound.map(interval('fault', true)),
+      ...rov.counted.map(interval('recovery', false)),
+      ...rov.sameRound.map(interval('recovery', true)),
     ];
-    if (s.product === 'vipwarden' && (ov.totalMs > 0 || recoveryDualMs > 0)) {
+    if (s.product === 'vipwarden' && dualIntervals.length > 0) {
       const where = saveEvidence(s, o.evidenceDir, `${s.profile}-${mode}-${iteration}`, { tFault, wallMinusMono, dualIntervals, events: sampler.events.filter((e) => e.address === s.vip) });
       note = [note, `vipwarden had the VIP on two nodes (${Math.round(ov.totalMs)} ms after the fault, ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`].filter(Boolean).join('; ');
     }
@@ -157,7 +180,7 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
       outageMs: Number.isFinite(out.durationMs) ? Math.round(out.durationMs * 10) / 10 : null,
       failedAttempts: out.failed,
       dualMs: Math.round(ov.totalMs * 10) / 10,
-      dualOngoing: ov.intervals.some((i) => i.ongoing),
+      dualOngoing: ov.counted.some((i) => i.ongoing),
       recoveryDualMs: Math.round(recoveryDualMs * 10) / 10,
       ...(dualIntervals.length ? { dualIntervals } : {}),
       endedOnOneHealthy: fin.ok,

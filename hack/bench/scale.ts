@@ -12,7 +12,7 @@ import { silentLogger } from '../../common/log.js';
 import { DIST, requireBuilt } from '../../test/harness/cluster.js';
 import { spawnLogged, type ProcHandle } from '../testbed/proc.js';
 import { onExitCleanup } from '../testbed/registry.js';
-import { monoMs, sleep, startEtcd, type EtcdCluster } from '../testbed/index.js';
+import { freePorts, monoMs, sleep, startEtcd, type EtcdCluster } from '../testbed/index.js';
 import { run } from '../testbed/util.js';
 import { ratePerSecond } from './stats.js';
 import type { SimConfig } from './sim-agents.js';
@@ -38,6 +38,8 @@ export interface ScaleResult {
   /** ms from the controller's start. */
   /** Cold start: empty etcd, agents waiting for the group records; ms from the controller's start. */
   placement: { leaderMs?: number; groupsPublishedMs?: number; healthCompleteMs?: number; placedMs?: number; placed: number };
+  /** The controller's reconcile passes (from its /metrics histogram): count, mean and the bucket of the slowest. */
+  passes: { toPlacement?: PassSummary; steady?: PassSummary & { perSecond: number } };
   /** Warm start: group records and every agent's health already in etcd, assignments deleted, a new controller. */
   warmPlacement: { leaderMs?: number; placedMs?: number; placed: number; cpuSeconds?: number; note?: string };
   lostNode: { node: string; groups: number; reassignedMs?: number; reassigned: number; lastGroupMs?: number; note?: string };
@@ -52,6 +54,55 @@ export interface ScaleResult {
 }
 
 let clkTck = 100;
+
+export interface PassStats {
+  count: number;
+  sumSeconds: number;
+  /** Cumulative counts by upper bound (seconds). */
+  buckets: [number, number][];
+}
+
+export interface PassSummary {
+  passes: number;
+  meanMs: number;
+  /** Upper bound of the histogram bucket holding the slowest pass. */
+  slowestUnderMs: number | null;
+}
+
+/** vipwarden_reconcile_duration_seconds of the controller (pure). */
+export function parsePassHistogram(text: string): PassStats {
+  const out: PassStats = { count: 0, sumSeconds: 0, buckets: [] };
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('vipwarden_reconcile_duration_seconds')) continue;
+    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('vipwarden_reconcile_duration_seconds_sum')) out.sumSeconds += v;
+    else if (line.startsWith('vipwarden_reconcile_duration_seconds_count')) out.count += v;
+    else {
+      const le = /le="([^"]+)"/.exec(line)?.[1];
+      if (le !== undefined) out.buckets.push([le === '+Inf' ? Infinity : Number(le), v]);
+    }
+  }
+  return out;
+}
+
+/** Passes between two scrapes (or since the start): how many, mean duration, slowest bucket. */
+export function summarizePasses(a: PassStats | undefined, b: PassStats): PassSummary {
+  const n = b.count - (a?.count ?? 0);
+  const sum = b.sumSeconds - (a?.sumSeconds ?? 0);
+  let slowest: number | null = null;
+  for (const [le, c] of b.buckets) {
+    const before = a?.buckets.find(([l]) => l === le)?.[1] ?? 0;
+    if (c - before < n) continue;
+    slowest = le;
+    break;
+  }
+  return { passes: n, meanMs: n > 0 ? Math.round((sum / n) * 10000) / 10 : 0, slowestUnderMs: slowest === null || !Number.isFinite(slowest) ? null : Math.round(slowest * 1000) };
+}
+
+async function passStats(url: string): Promise<PassStats> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  return parsePassHistogram(await res.text());
+}
 
 function tail(path: string, chars = 1500): string {
   try {
@@ -173,8 +224,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       resyncMs: 60_000,
       victim,
     };
-    // Niced: on a real cluster the agents run on other machines; here they must not starve the controller.
-    const sim = spawnLogged(['nice', '-n', '10', process.execPath, join(DIST, 'hack', 'bench', 'sim-agents.js'), JSON.stringify(simCfg)], {
+    // Not niced: a niced simulator starved on a loaded machine, and its 100 leases ended at once.
+    const sim = spawnLogged([process.execPath, join(DIST, 'hack', 'bench', 'sim-agents.js'), JSON.stringify(simCfg)], {
       name: 'sim-agents',
       stdout: 'pipe',
       stderrLog: join(work, 'sim-agents.err.log'),
@@ -210,7 +261,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const placedCount = () => [...holders.values()].filter((h) => h !== null).length;
 
     const cfgPath = join(work, 'controller.yaml');
-    writeFileSync(cfgPath, toYaml({ id: 'scale-controller', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: groupsDir }, logLevel: 'info' }));
+    // With its metrics server, as deployed (deploy/ scrapes it): pass durations come from there.
+    const [metricsPort] = await freePorts(1, ['127.0.0.1']);
+    const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+    writeFileSync(
+      cfgPath,
+      toYaml({ id: 'scale-controller', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: groupsDir }, logLevel: 'info', metrics: { listen: `127.0.0.1:${metricsPort}` } }),
+    );
     const t0 = monoMs();
     // For profiling: VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = (process.env['VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
@@ -223,6 +280,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const placement: ScaleResult['placement'] = { placed: 0 };
     let placedAt: number | undefined;
     let cpuAtPlacement: ProcSample | undefined;
+    let passesAtPlacement: PassStats | undefined;
     const deadline = t0 + 120_000;
     while (monoMs() < deadline) {
       if (controller.exited) throw new Error(`the controller exited: ${tail(controller.stderrLog)} ${tail(join(work, 'controller.out.log'))}`);
@@ -233,6 +291,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       if (placedCount() >= o.groups) {
         placedAt = monoMs();
         cpuAtPlacement = sampleProc(controller.pid);
+        passesAtPlacement = await passStats(metricsUrl).catch(() => undefined);
         break;
       }
       await sleep(50);
@@ -252,14 +311,20 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     await sleep(3000);
     const m1 = await etcdMetrics(endpoint);
     const c1 = sampleProc(controller.pid);
+    const p1 = await passStats(metricsUrl).catch(() => undefined);
     await sleep(o.steadyMs);
     const m2 = await etcdMetrics(endpoint);
     const c2 = sampleProc(controller.pid);
+    const p2 = await passStats(metricsUrl).catch(() => undefined);
     const windowMs = m2.t - m1.t;
     const unaryPerSecond = rates(m1.c.unary, m2.c.unary, windowMs);
     const streamMessagesPerSecond = rates(m1.c.streamMsgs, m2.c.streamMsgs, windowMs);
     const totalPerSecond = Math.round([...Object.values(unaryPerSecond), ...Object.values(streamMessagesPerSecond)].reduce((s, x) => s + x, 0));
     const steadyCpuPercent = Math.round(((c2.cpuS - c1.cpuS) / ((c2.t - c1.t) / 1000)) * 1000) / 10;
+    const passes: ScaleResult['passes'] = {};
+    if (passesAtPlacement) passes.toPlacement = summarizePasses(undefined, passesAtPlacement);
+    if (p1 && p2) passes.steady = { ...summarizePasses(p1, p2), perSecond: Math.round(((p2.count - p1.count) / ((c2.t - c1.t) / 1000)) * 10) / 10 };
+    o.log(`  reconcile passes: to placement ${JSON.stringify(passes.toPlacement)}, steady ${JSON.stringify(passes.steady)}`);
     o.log(`  steady state over ${Math.round(windowMs)} ms: etcd ${totalPerSecond} requests/s, controller CPU ${steadyCpuPercent} %, RSS ${Math.round(c2.rssKiB / 1024)} MiB`);
 
     // 4. A node is lost: its agent stops, its lease is revoked; every group it held must move.
@@ -327,6 +392,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       nodes: o.nodes,
       groups: o.groups,
       placement,
+      passes,
       warmPlacement: warm,
       lostNode,
       controller: {

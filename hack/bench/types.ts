@@ -95,7 +95,8 @@ export interface IterationResult {
   /** Dual-holder time while the initial state was restored after the fault (failback, restart). */
   recoveryDualMs: number;
   /** Each overlap (ms after the fault) with the nodes that held the VIP at once: the evidence. */
-  dualIntervals?: { from: number; to: number; holders: string[]; phase: 'fault' | 'recovery' }[];
+  /** `sameRound`: shorter than one sampler round (not counted; see run.ts). */
+  dualIntervals?: { from: number; to: number; holders: string[]; phase: 'fault' | 'recovery'; sameRound?: true }[];
   /** The VIP ended on exactly one healthy node, stable for the settle time, and the client got answers from it. */
   endedOnOneHealthy: boolean;
   finalHolders: string[];
