@@ -2,7 +2,7 @@
 // from etcd, plans with the pure planner, and writes assignments in transactions fenced on its leader key.
 // Level-triggered: events only kick `pass()`; a periodic pass runs anyway.
 import { setMaxListeners } from 'node:events';
-import type { Etcd3 } from 'etcd3';
+import type { DeleteBuilder, Etcd3, PutBuilder } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
 import { addressOverhangMs } from '../common/lease.js';
@@ -48,6 +48,11 @@ export interface ControllerDeps {
  */
 const MAX_WRITES_IN_FLIGHT = 32;
 
+const MAX_EVENT_WRITES_IN_FLIGHT = 4;
+
+/** Group records written per transaction (etcd takes up to 128 operations in one by default). */
+const GROUP_RECORDS_PER_TXN = 100;
+
 /** Overhang assumed for a lease the controller never saw a node record for (TTL 1 s, 1 s lifetime, 500 ms window). */
 const UNKNOWN_OVERHANG_BASE_MS = 500;
 
@@ -72,6 +77,8 @@ export class Controller {
   private periodic: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   private readonly writes = new Limiter(MAX_WRITES_IN_FLIGHT);
+  /** Events are history: a few at a time, so that they do not hold up assignments (two requests each). */
+  private readonly eventWrites = new Limiter(MAX_EVENT_WRITES_IN_FLIGHT);
   /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
   private readonly groupJson = new WeakMap<FailoverGroup, string>();
   /** Decisions of the last pass, for tests and status. */
@@ -353,7 +360,7 @@ export class Controller {
 
   /** groups/<name>: the validated spec, for the agents' health checks. Written only when it changed. */
   private async publishGroups(term: Term, groups: Map<string, FailoverGroup>): Promise<void> {
-    const writes: Promise<unknown>[] = [];
+    const ops: (() => PutBuilder | DeleteBuilder)[] = [];
     for (const [name, g] of groups) {
       let value = this.groupJson.get(g);
       if (value === undefined) {
@@ -362,14 +369,21 @@ export class Controller {
       }
       const cur = this.mirrors.groups.get(this.keys.group(name));
       if (cur?.value === value) continue;
-      writes.push(this.writes.run(() => this.fenced(term).then(this.deps.client.put(this.keys.group(name)).value(value)).commit()));
+      ops.push(() => this.deps.client.put(this.keys.group(name)).value(value));
     }
     for (const e of this.mirrors.groups.under(this.keys.groupsPrefix())) {
       const name = e.key.slice(this.keys.groupsPrefix().length);
       // Keep the record while an assignment exists: the holder still needs it to release hooks and SNAT.
       if (!groups.has(name) && !this.mirrors.assignments.get(this.keys.assignment(name))) {
-        writes.push(this.writes.run(() => this.fenced(term).then(this.deps.client.delete().key(e.key)).commit()));
+        ops.push(() => this.deps.client.delete().key(e.key));
       }
+    }
+    // Many records per fenced transaction: one transaction each made a cold start with 1,000 groups spend
+    // seconds publishing them before any agent could report health (scale benchmark).
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < ops.length; i += GROUP_RECORDS_PER_TXN) {
+      const batch = ops.slice(i, i + GROUP_RECORDS_PER_TXN);
+      writes.push(this.writes.run(() => this.fenced(term).then(...batch.map((op) => op())).commit()));
     }
     await Promise.all(writes);
   }
@@ -406,7 +420,7 @@ export class Controller {
       const ev: EventRecord = { group: a.group, ...a.event, at: this.deps.clock.wall(), epoch };
       log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, 'failover');
       this.metrics.transition(a.group, ev.reason);
-      void this.writes.run(() => this.recordEvent(term, ev)).catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
+      void this.eventWrites.run(() => this.recordEvent(term, ev)).catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
       void this.status.event(a.group, ev).catch((err) => log.warn({ err: String(err) }, 'could not publish the event'));
     }
     return 'ok';
