@@ -41,7 +41,17 @@ export interface ScaleResult {
   /** The controller's reconcile passes (from its /metrics histogram): count, mean and the bucket of the slowest. */
   passes: { toPlacement?: PassSummary; steady?: PassSummary & { perSecond: number } };
   /** Warm start: group records and every agent's health already in etcd, assignments deleted, a new controller. */
-  warmPlacement: { leaderMs?: number; placedMs?: number; placed: number; cpuSeconds?: number; note?: string };
+  warmPlacement: {
+    leaderMs?: number;
+    /** From the controller's log: sources read and mirrors listed ("leading"), first and last assignment written. */
+    leadingMs?: number;
+    firstAssignmentMs?: number;
+    lastAssignmentMs?: number;
+    placedMs?: number;
+    placed: number;
+    cpuSeconds?: number;
+    note?: string;
+  };
   lostNode: { node: string; groups: number; reassignedMs?: number; reassigned: number; lastGroupMs?: number; note?: string };
   controller: {
     cpuSecondsToPlacement?: number;
@@ -97,6 +107,24 @@ export function summarizePasses(a: PassStats | undefined, b: PassStats): PassSum
     break;
   }
   return { passes: n, meanMs: n > 0 ? Math.round((sum / n) * 10000) / 10 : 0, slowestUnderMs: slowest === null || !Number.isFinite(slowest) ? null : Math.round(slowest * 1000) };
+}
+
+/** "leading" and the first and last "assignment written" in a controller log, in ms after t0 (monotonic). */
+function logMilestones(path: string, t0: number, wallMinusMono: number): { leadingMs?: number; firstAssignmentMs?: number; lastAssignmentMs?: number } {
+  let text = '';
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  const at = (line: string) => Math.round(Date.parse((JSON.parse(line) as { time: string }).time) - wallMinusMono - t0);
+  const lines = text.split('\n').filter((l) => l.startsWith('{'));
+  const leading = lines.find((l) => l.includes('"msg":"leading"'));
+  const written = lines.filter((l) => l.includes('"msg":"assignment written"'));
+  return {
+    ...(leading ? { leadingMs: at(leading) } : {}),
+    ...(written.length ? { firstAssignmentMs: at(written[0]!), lastAssignmentMs: at(written[written.length - 1]!) } : {}),
+  };
 }
 
 async function passStats(url: string): Promise<PassStats> {
@@ -365,6 +393,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     await waitFor('assignments gone from the observer', 10_000, () => holders.size === 0, 20);
     const warm: ScaleResult['warmPlacement'] = { placed: 0 };
     const t1 = monoMs();
+    const wallMinusMono = Date.now() - monoMs();
     const controller2 = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
       name: 'controller',
       stdoutLog: join(work, 'controller2.out.log'),
@@ -386,7 +415,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       await sleep(20);
     }
     warm.placed = placedCount();
-    o.log(`  warm start (health already in etcd): leader ${warm.leaderMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`);
+    Object.assign(warm, logMilestones(join(work, 'controller2.out.log'), t1, wallMinusMono));
+    o.log(`  warm start (health already in etcd): leader ${warm.leaderMs} ms, leading ${warm.leadingMs} ms, assignments written ${warm.firstAssignmentMs}..${warm.lastAssignmentMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`);
 
     return {
       nodes: o.nodes,
