@@ -2,4 +2,6 @@
 // Built entry point: run `npm run build` first.
 import { run } from '../dist/cli/main.js';
 
-run(process.argv.slice(2), process.env, { out: (l) => console.log(l), err: (l) => console.error(l) }).then((code) => process.exit(code));
+run(process.argv.slice(2), process.env, { out: (l) => console.log(l), err: (l) => console.error(l) }).then((code) =>
+  process.exit(code),
+);

@@ -9,17 +9,49 @@ function io() {
 
 describe('parseArgs', () => {
   it('has defaults, and takes the environment', () => {
-    expect(parseArgs([], {})).toEqual({ etcd: ['http://127.0.0.1:2379'], prefix: '/vipwarden/', output: 'table', timeoutMs: 3000, positional: [], unpin: false });
-    const o = parseArgs([], { VIPWARDEN_ETCD: 'http://10.0.0.1:2379,https://10.0.0.2:2379', VIPWARDEN_PREFIX: '/other/' });
+    expect(parseArgs([], {})).toEqual({
+      etcd: ['http://127.0.0.1:2379'],
+      prefix: '/vipwarden/',
+      output: 'table',
+      timeoutMs: 3000,
+      positional: [],
+      unpin: false,
+    });
+    const o = parseArgs([], {
+      VIPWARDEN_ETCD: 'http://10.0.0.1:2379,https://10.0.0.2:2379',
+      VIPWARDEN_PREFIX: '/other/',
+    });
     expect(o.etcd).toEqual(['http://10.0.0.1:2379', 'https://10.0.0.2:2379']);
     expect(o.prefix).toBe('/other/');
   });
 
   it('lets options win over the environment and collects positionals in order', () => {
-    const o = parseArgs(['web', '--etcd', 'http://198.18.0.1:2379', '-o', 'json', 'node2', '--prefix', '/p/', '--timeout', '500', '--unpin'], {
-      VIPWARDEN_ETCD: 'http://10.0.0.1:2379',
+    const o = parseArgs(
+      [
+        'web',
+        '--etcd',
+        'http://198.18.0.1:2379',
+        '-o',
+        'json',
+        'node2',
+        '--prefix',
+        '/p/',
+        '--timeout',
+        '500',
+        '--unpin',
+      ],
+      {
+        VIPWARDEN_ETCD: 'http://10.0.0.1:2379',
+      },
+    );
+    expect(o).toEqual({
+      etcd: ['http://198.18.0.1:2379'],
+      prefix: '/p/',
+      output: 'json',
+      timeoutMs: 500,
+      positional: ['web', 'node2'],
+      unpin: true,
     });
-    expect(o).toEqual({ etcd: ['http://198.18.0.1:2379'], prefix: '/p/', output: 'json', timeoutMs: 500, positional: ['web', 'node2'], unpin: true });
     expect(parseArgs(['--output', 'table'], {}).output).toBe('table');
   });
 
@@ -54,7 +86,14 @@ const web: GroupStatus = {
   pinnedTo: null,
   nodes: [
     { name: 'node1', priority: 100, live: true, healthy: true, drained: false, checks: [{ name: 'nginx', ok: true }] },
-    { name: 'node2', priority: 90, live: true, healthy: false, drained: false, checks: [{ name: 'nginx', ok: false, message: 'connection refused' }] },
+    {
+      name: 'node2',
+      priority: 90,
+      live: true,
+      healthy: false,
+      drained: false,
+      checks: [{ name: 'nginx', ok: false, message: 'connection refused' }],
+    },
     { name: 'node3', priority: 80, live: false, healthy: null, drained: false, checks: [] },
     { name: 'node4', priority: 70, live: true, healthy: true, drained: true, checks: [] },
   ],
@@ -62,7 +101,10 @@ const web: GroupStatus = {
 
 describe('renderStatus', () => {
   it('shows the leader, and one aligned row per group with holder, epoch and every candidate', () => {
-    const lines = renderStatus({ leader: 'controller-0', groups: [web, { ...web, group: 'db-primary', vips: ['198.18.0.101/24'], holder: null, epoch: null, nodes: [] }] });
+    const lines = renderStatus({
+      leader: 'controller-0',
+      groups: [web, { ...web, group: 'db-primary', vips: ['198.18.0.101/24'], holder: null, epoch: null, nodes: [] }],
+    });
     expect(lines[0]).toBe('leader: controller-0');
     expect(lines[1]).toMatch(/^GROUP\s+VIPS\s+HOLDER\s+EPOCH\s+NODES \(priority, live, health\)$/);
     expect(lines[2]).toContain('web');
@@ -77,7 +119,10 @@ describe('renderStatus', () => {
   });
 
   it('marks a pending release and a pin', () => {
-    const [, , row] = renderStatus({ leader: null, groups: [{ ...web, pending: 'release requested (move)', pinnedTo: 'node2' }] });
+    const [, , row] = renderStatus({
+      leader: null,
+      groups: [{ ...web, pending: 'release requested (move)', pinnedTo: 'node2' }],
+    });
     expect(row).toContain('node1 [releasing] [pinned:node2]');
   });
 
@@ -87,10 +132,21 @@ describe('renderStatus', () => {
 });
 
 describe('renderEvents', () => {
-  const ev = (e: Partial<EventRecord>): EventRecord => ({ group: 'web', from: 'node1', to: 'node2', reason: 'unhealthy', at: Date.UTC(2025, 0, 2, 3, 4, 5, 678), epoch: 10, ...e });
+  const ev = (e: Partial<EventRecord>): EventRecord => ({
+    group: 'web',
+    from: 'node1',
+    to: 'node2',
+    reason: 'unhealthy',
+    at: Date.UTC(2025, 0, 2, 3, 4, 5, 678),
+    epoch: 10,
+    ...e,
+  });
 
   it('shows time, group, epoch, from, to, reason and the figures, rounded', () => {
-    const lines = renderEvents([ev({ detectMs: 212.4, outageMs: 87.6 }), ev({ from: null, to: 'node1', reason: 'initial', epoch: 3 })]);
+    const lines = renderEvents([
+      ev({ detectMs: 212.4, outageMs: 87.6 }),
+      ev({ from: null, to: 'node1', reason: 'initial', epoch: 3 }),
+    ]);
     expect(lines[0]).toMatch(/^TIME\s+GROUP\s+EPOCH\s+FROM\s+TO\s+REASON\s+DETECT\s+OUTAGE$/);
     expect(lines[1]).toMatch(/^2025-01-02T03:04:05\.678Z\s+web\s+10\s+node1\s+node2\s+unhealthy\s+212ms\s+88ms$/);
     expect(lines[2]).toMatch(/\s3\s+-\s+node1\s+initial\s+-\s+-$/);
@@ -103,8 +159,12 @@ describe('renderEvents', () => {
 
 describe('etcdFailure', () => {
   it('turns transport errors into one clear line, and leaves other errors alone', () => {
-    const refused = new Error('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: .');
-    expect(etcdFailure(['http://127.0.0.1:1'], refused, 1000)).toBe('cannot reach etcd at http://127.0.0.1:1: connection refused. Check --etcd or VIPWARDEN_ETCD.');
+    const refused = new Error(
+      '14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: .',
+    );
+    expect(etcdFailure(['http://127.0.0.1:1'], refused, 1000)).toBe(
+      'cannot reach etcd at http://127.0.0.1:1: connection refused. Check --etcd or VIPWARDEN_ETCD.',
+    );
     expect(etcdFailure(['http://a:1', 'http://b:1'], new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), 750)).toBe(
       'cannot reach etcd at http://a:1,http://b:1: no answer within 750 ms. Check --etcd or VIPWARDEN_ETCD.',
     );

@@ -62,7 +62,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
     } else if (a === '--timeout') {
       const v = next();
       o.timeoutMs = Number(v);
-      if (!/^\d+$/.test(v) || o.timeoutMs < 1 || o.timeoutMs > 600_000) throw new UsageError(`--timeout takes milliseconds (1 to 600000), got "${v}"`);
+      if (!/^\d+$/.test(v) || o.timeoutMs < 1 || o.timeoutMs > 600_000)
+        throw new UsageError(`--timeout takes milliseconds (1 to 600000), got "${v}"`);
     } else if (a === '--unpin') o.unpin = true;
     else if (a.startsWith('-')) throw new UsageError(`unknown option ${a}`);
     else o.positional.push(a);
@@ -78,7 +79,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
       throw new UsageError(`etcd endpoint "${e}" is not an http(s)://host:port URL (--etcd or VIPWARDEN_ETCD)`);
     }
   }
-  if (!o.prefix.startsWith('/')) throw new UsageError(`etcd prefix "${o.prefix}" must start with "/" (--prefix or VIPWARDEN_PREFIX)`);
+  if (!o.prefix.startsWith('/'))
+    throw new UsageError(`etcd prefix "${o.prefix}" must start with "/" (--prefix or VIPWARDEN_PREFIX)`);
   return o;
 }
 
@@ -124,9 +126,17 @@ async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): P
   }
 }
 
-async function prefixMap(c: Etcd3, prefix: string): Promise<Map<string, { value: string; mod: number; lease: string }>> {
+async function prefixMap(
+  c: Etcd3,
+  prefix: string,
+): Promise<Map<string, { value: string; mod: number; lease: string }>> {
   const res = await c.getAll().prefix(prefix).exec();
-  return new Map(res.kvs.map((kv) => [kv.key.toString().slice(prefix.length), { value: kv.value.toString(), mod: Number(kv.mod_revision), lease: String(kv.lease) }]));
+  return new Map(
+    res.kvs.map((kv) => [
+      kv.key.toString().slice(prefix.length),
+      { value: kv.value.toString(), mod: Number(kv.mod_revision), lease: String(kv.lease) },
+    ]),
+  );
 }
 
 export interface GroupStatus {
@@ -137,7 +147,14 @@ export interface GroupStatus {
   pending: string | null;
   failback: string | null;
   pinnedTo: string | null;
-  nodes: { name: string; priority: number; live: boolean; healthy: boolean | null; drained: boolean; checks: { name: string; ok: boolean; message?: string }[] }[];
+  nodes: {
+    name: string;
+    priority: number;
+    live: boolean;
+    healthy: boolean | null;
+    drained: boolean;
+    checks: { name: string; ok: boolean; message?: string }[];
+  }[];
 }
 
 export async function collectStatus(c: Etcd3, k: Keys): Promise<{ leader: string | null; groups: GroupStatus[] }> {
@@ -180,7 +197,10 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<{ leader: string
           live,
           healthy: live && h ? h.healthy : null,
           drained: drains.has(n.name),
-          checks: live && h ? h.checks.map((c) => ({ name: c.name, ok: c.ok, ...(c.message ? { message: c.message } : {}) })) : [],
+          checks:
+            live && h
+              ? h.checks.map((c) => ({ name: c.name, ok: c.ok, ...(c.message ? { message: c.message } : {}) }))
+              : [],
         };
       }),
     });
@@ -194,9 +214,13 @@ export function renderStatus(s: { leader: string | null; groups: GroupStatus[] }
   const rows: string[][] = [['GROUP', 'VIPS', 'HOLDER', 'EPOCH', 'NODES (priority, live, health)']];
   for (const g of s.groups) {
     const nodes = g.nodes
-      .map((n) => `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`)
+      .map(
+        (n) =>
+          `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`,
+      )
       .join(' ');
-    const holder = (g.holder ?? '-') + (g.pending ? ' [releasing]' : '') + (g.pinnedTo ? ` [pinned:${g.pinnedTo}]` : '');
+    const holder =
+      (g.holder ?? '-') + (g.pending ? ' [releasing]' : '') + (g.pinnedTo ? ` [pinned:${g.pinnedTo}]` : '');
     rows.push([g.group, g.vips.join(','), holder, g.epoch === null ? '-' : String(g.epoch), nodes]);
   }
   return [...lines, ...table(rows)];
@@ -209,7 +233,9 @@ function table(rows: string[][]): string[] {
 
 async function events(c: Etcd3, k: Keys, group: string | undefined): Promise<EventRecord[]> {
   const res = await c.getAll().prefix(k.eventsPrefix(group)).exec();
-  const evs = res.kvs.map((kv) => decode(EventRecord, kv.value.toString())).filter((e): e is EventRecord => e !== undefined);
+  const evs = res.kvs
+    .map((kv) => decode(EventRecord, kv.value.toString()))
+    .filter((e): e is EventRecord => e !== undefined);
   return evs.sort((a, b) => a.epoch - b.epoch);
 }
 
@@ -282,9 +308,15 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
           const g = decode(GroupRecord, await c.get(k.group(group)).string());
           if (!g) throw new UsageError(`no group named ${group}`);
           const spec = FailoverGroupSpec.safeParse(g.spec);
-          if (spec.success && !spec.data.nodes.some((n) => n.name === node)) throw new UsageError(`${node} is not a candidate node of ${group}`);
-          await c.put(k.move(group)).value(JSON.stringify({ to: node, at: Date.now() })).exec();
-          io.out(`${group}: pinned to ${node}; it moves there once ${node} is healthy (undo with: vipwarden move ${group} --unpin)`);
+          if (spec.success && !spec.data.nodes.some((n) => n.name === node))
+            throw new UsageError(`${node} is not a candidate node of ${group}`);
+          await c
+            .put(k.move(group))
+            .value(JSON.stringify({ to: node, at: Date.now() }))
+            .exec();
+          io.out(
+            `${group}: pinned to ${node}; it moves there once ${node} is healthy (undo with: vipwarden move ${group} --unpin)`,
+          );
           return 0;
         });
       case 'drain':
@@ -293,7 +325,10 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
         return await withEtcd(o, async (c, k) => {
           const node = needName(o.positional[0], 'node');
           if (cmd === 'drain') {
-            await c.put(k.drain(node)).value(JSON.stringify(DrainRecord.parse({ at: Date.now(), by: 'cli' }))).exec();
+            await c
+              .put(k.drain(node))
+              .value(JSON.stringify(DrainRecord.parse({ at: Date.now(), by: 'cli' })))
+              .exec();
             io.out(`${node}: drained; its groups move to other nodes`);
           } else {
             await c.delete().key(k.drain(node)).exec();
@@ -314,4 +349,3 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Pr
     return 1;
   }
 }
-

@@ -10,7 +10,10 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 async function registeredNames(): Promise<Set<string>> {
   const names = new Set<string>();
-  const registries = [new PromAgentMetrics({ node: 'n', leaseTtlSeconds: 2, processMetrics: false }).registry, new PromControllerMetrics({ id: 'c', processMetrics: false }).registry];
+  const registries = [
+    new PromAgentMetrics({ node: 'n', leaseTtlSeconds: 2, processMetrics: false }).registry,
+    new PromControllerMetrics({ id: 'c', processMetrics: false }).registry,
+  ];
   for (const r of registries) {
     for (const m of await r.getMetricsAsJSON()) {
       names.add(m.name);
@@ -33,7 +36,11 @@ interface Panel {
 }
 
 describe('deploy/grafana/vipwarden.json', () => {
-  const dash = JSON.parse(readFileSync(join(repo, 'deploy/grafana/vipwarden.json'), 'utf8')) as { title: string; uid: string; panels: Panel[] };
+  const dash = JSON.parse(readFileSync(join(repo, 'deploy/grafana/vipwarden.json'), 'utf8')) as {
+    title: string;
+    uid: string;
+    panels: Panel[];
+  };
   const panels = dash.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row');
 
   it('is a dashboard with panels that all query something', () => {
@@ -75,7 +82,9 @@ describe('deploy/grafana/vipwarden.json', () => {
 
 describe('deploy/prometheus/alerts.yml', () => {
   it('uses only metrics that we register', async () => {
-    const rules = parseYaml(readFileSync(join(repo, 'deploy/prometheus/alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const rules = parseYaml(readFileSync(join(repo, 'deploy/prometheus/alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
     const known = await registeredNames();
     const exprs = rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
     expect(exprs.length).toBeGreaterThanOrEqual(6);

@@ -16,7 +16,8 @@ export interface EtcdConfig {
 export function connectEtcd(cfg: EtcdConfig): Etcd3 {
   for (const e of cfg.endpoints) {
     const u = new URL(e);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`etcd endpoint must be http(s)://host:port: ${e}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new Error(`etcd endpoint must be http(s)://host:port: ${e}`);
   }
   const opts: IOptions = {
     hosts: cfg.endpoints,
@@ -180,7 +181,13 @@ export class Mirror extends EventEmitter<MirrorEvents> {
   }
 }
 
-function toEntry(kv: { key: Buffer; value: Buffer; mod_revision: string; create_revision: string; lease: string }): Entry {
+function toEntry(kv: {
+  key: Buffer;
+  value: Buffer;
+  mod_revision: string;
+  create_revision: string;
+  lease: string;
+}): Entry {
   return {
     key: kv.key.toString(),
     value: kv.value.toString(),

@@ -8,7 +8,9 @@ export class CommandError extends Error {
     readonly stderr: string,
     readonly timedOut = false,
   ) {
-    super(`${argv.join(' ')} ${timedOut ? 'timed out' : `exited ${exitCode ?? '?'}`}${stderr ? `: ${stderr.trim()}` : ''}`);
+    super(
+      `${argv.join(' ')} ${timedOut ? 'timed out' : `exited ${exitCode ?? '?'}`}${stderr ? `: ${stderr.trim()}` : ''}`,
+    );
     this.name = 'CommandError';
   }
 }

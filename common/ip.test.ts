@@ -1,6 +1,14 @@
 // Table tests for address and name validation: everything that reaches a command line goes through these.
 import { describe, expect, test } from '@jest/globals';
-import { canonicalIPv6, formatCidr, isInterfaceName, isResourceName, mustParseCidr, parseCidr, sameAddress } from './ip.js';
+import {
+  canonicalIPv6,
+  formatCidr,
+  isInterfaceName,
+  isResourceName,
+  mustParseCidr,
+  parseCidr,
+  sameAddress,
+} from './ip.js';
 
 describe('parseCidr', () => {
   test.each([
@@ -80,9 +88,12 @@ describe('canonicalIPv6', () => {
 });
 
 describe('isInterfaceName', () => {
-  test.each(['eth0', 'ens3', 'br-vip', 'vlan.100', 'eth0:1', 'veth_a', 'a', 'abcdefghijklmno', 'wg0'])('accepts %s', (name) => {
-    expect(isInterfaceName(name)).toBe(true);
-  });
+  test.each(['eth0', 'ens3', 'br-vip', 'vlan.100', 'eth0:1', 'veth_a', 'a', 'abcdefghijklmno', 'wg0'])(
+    'accepts %s',
+    (name) => {
+      expect(isInterfaceName(name)).toBe(true);
+    },
+  );
 
   test.each([
     ['empty', ''],

@@ -55,7 +55,7 @@ export function canonicalIPv6(address: string): string {
   // Longest run of zeros (length >= 2) becomes '::' (RFC 5952).
   let bestStart = -1;
   let bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
+  for (let i = 0; i < groups.length;) {
     if (groups[i] !== '0') {
       i++;
       continue;

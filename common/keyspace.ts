@@ -176,7 +176,11 @@ export const MoveRecord = z.object({ to: z.string(), at: Millis });
 export type MoveRecord = z.infer<typeof MoveRecord>;
 
 /** Parses JSON text with a schema; returns undefined (and calls onBad) when it does not fit. */
-export function decode<T>(schema: z.ZodType<T>, text: string | null | undefined, onBad?: (why: string) => void): T | undefined {
+export function decode<T>(
+  schema: z.ZodType<T>,
+  text: string | null | undefined,
+  onBad?: (why: string) => void,
+): T | undefined {
   if (text == null) return undefined;
   let raw: unknown;
   try {

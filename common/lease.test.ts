@@ -25,7 +25,14 @@ import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globa
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from './clock.js';
-import { addressOverhangMs, LeaseKeeper, lifetimeFor, maxLifetimeSeconds, type LeaseTiming, type Renewal } from './lease.js';
+import {
+  addressOverhangMs,
+  LeaseKeeper,
+  lifetimeFor,
+  maxLifetimeSeconds,
+  type LeaseTiming,
+  type Renewal,
+} from './lease.js';
 import { silentLogger } from './log.js';
 
 describe('lifetimeFor', () => {
@@ -191,7 +198,10 @@ describe('LeaseKeeper', () => {
     expect(keeper.validUntil).toBe(T0 + 250 + 2000);
     expect(keeper.lastAnsweredSentAt).toBe(T0 + 250);
     expect(keeper.lastRttMs).toBe(350);
-    expect(events.at(-1)).toEqual(['renewed', { lease: '1', sentAt: T0 + 250, answeredAt: T0 + 600, validUntil: T0 + 2250, rttMs: 350 }]);
+    expect(events.at(-1)).toEqual([
+      'renewed',
+      { lease: '1', sentAt: T0 + 250, answeredAt: T0 + 600, validUntil: T0 + 2250, rttMs: 350 },
+    ]);
 
     s.answer('1', 2);
     expect(keeper.validUntil).toBe(T0 + 500 + 2000);
@@ -216,7 +226,7 @@ describe('LeaseKeeper', () => {
     expect(keeper.lastAnsweredSentAt).toBe(T0 + 500);
   });
 
-  test("an answer for another lease id uses up its send time but renews nothing", async () => {
+  test('an answer for another lease id uses up its send time but renews nothing', async () => {
     const { etcd, keeper } = await started();
     await advance(500);
     const s = etcd.last();
@@ -403,35 +413,41 @@ describe('LeaseKeeper', () => {
     [1, 250, 1, 650, 650],
     [2, 500, 1, 0, -100],
     [5, 500, 4, 0, -100],
-  ])('TTL %i s: addresses set under isFresh() end within addressOverhangMs of the lease end', async (ttl, renewWindowMs, wantMaxLife, wantOverhang, wantWorst) => {
-    const kernelSlackMs = 400;
-    const timing: LeaseTiming = { ttlSeconds: ttl, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs };
-    const maxLife = maxLifetimeSeconds(timing);
-    const overhang = addressOverhangMs({ ttlSeconds: ttl, maxLifetimeSeconds: maxLife, renewWindowMs }, kernelSlackMs);
-    expect([maxLife, overhang]).toEqual([wantMaxLife, wantOverhang]);
+  ])(
+    'TTL %i s: addresses set under isFresh() end within addressOverhangMs of the lease end',
+    async (ttl, renewWindowMs, wantMaxLife, wantOverhang, wantWorst) => {
+      const kernelSlackMs = 400;
+      const timing: LeaseTiming = { ttlSeconds: ttl, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs };
+      const maxLife = maxLifetimeSeconds(timing);
+      const overhang = addressOverhangMs(
+        { ttlSeconds: ttl, maxLifetimeSeconds: maxLife, renewWindowMs },
+        kernelSlackMs,
+      );
+      expect([maxLife, overhang]).toEqual([wantMaxLife, wantOverhang]);
 
-    const { etcd, keeper } = await started(timing);
-    await advance(250);
-    const s = T0 + 250;
-    expect(etcd.last().sent).toEqual([{ at: s, id: '1' }]);
-    etcd.last().answer('1', ttl);
-    const leaseEnd = s + ttl * 1000;
+      const { etcd, keeper } = await started(timing);
+      await advance(250);
+      const s = T0 + 250;
+      expect(etcd.last().sent).toEqual([{ at: s, id: '1' }]);
+      etcd.last().answer('1', ttl);
+      const leaseEnd = s + ttl * 1000;
 
-    let worst = -Infinity;
-    let lastFresh = 0;
-    for (let t = s; t <= s + renewWindowMs + 50; t++) {
-      jest.setSystemTime(t); // moves the clock without running timers
-      if (!keeper.isFresh()) continue;
-      lastFresh = t;
-      const lifetime = lifetimeFor(keeper.validUntil - t, timing.marginMs); // as node-agent/agent.ts computes it
-      expect(lifetime).toBeLessThanOrEqual(maxLife);
-      const addressEnd = t + lifetime * 1000 + kernelSlackMs;
-      worst = Math.max(worst, addressEnd - leaseEnd);
-    }
-    expect(lastFresh).toBe(s + renewWindowMs);
-    expect(worst).toBe(wantWorst);
-    expect(worst).toBeLessThanOrEqual(overhang);
-    // The bound is tight: the overhang is exactly the worst case (or 0 when addresses always end first).
-    expect(Math.max(0, worst)).toBe(overhang);
-  });
+      let worst = -Infinity;
+      let lastFresh = 0;
+      for (let t = s; t <= s + renewWindowMs + 50; t++) {
+        jest.setSystemTime(t); // moves the clock without running timers
+        if (!keeper.isFresh()) continue;
+        lastFresh = t;
+        const lifetime = lifetimeFor(keeper.validUntil - t, timing.marginMs); // as node-agent/agent.ts computes it
+        expect(lifetime).toBeLessThanOrEqual(maxLife);
+        const addressEnd = t + lifetime * 1000 + kernelSlackMs;
+        worst = Math.max(worst, addressEnd - leaseEnd);
+      }
+      expect(lastFresh).toBe(s + renewWindowMs);
+      expect(worst).toBe(wantWorst);
+      expect(worst).toBeLessThanOrEqual(overhang);
+      // The bound is tight: the overhang is exactly the worst case (or 0 when addresses always end first).
+      expect(Math.max(0, worst)).toBe(overhang);
+    },
+  );
 });

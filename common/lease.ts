@@ -47,7 +47,10 @@ export function maxLifetimeSeconds(t: LeaseTiming): number {
  * set at most renewWindowMs after the keepalive was sent, for maxLifetime seconds, deleted by the kernel up to
  * kernelSlackMs late. The controller waits this long after the expiry before moving the group (Safety 3).
  */
-export function addressOverhangMs(t: { ttlSeconds: number; maxLifetimeSeconds: number; renewWindowMs: number }, kernelSlackMs: number): number {
+export function addressOverhangMs(
+  t: { ttlSeconds: number; maxLifetimeSeconds: number; renewWindowMs: number },
+  kernelSlackMs: number,
+): number {
   return Math.max(0, t.maxLifetimeSeconds * 1000 + t.renewWindowMs + kernelSlackMs - t.ttlSeconds * 1000);
 }
 

@@ -3,7 +3,12 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(opts: { name: string; level?: string; pretty?: boolean; base?: Record<string, unknown> }): Logger {
+export function createLogger(opts: {
+  name: string;
+  level?: string;
+  pretty?: boolean;
+  base?: Record<string, unknown>;
+}): Logger {
   const pretty = opts.pretty ?? process.env.VIPWARDEN_LOG_PRETTY === '1';
   return pino({
     name: opts.name,
@@ -11,7 +16,12 @@ export function createLogger(opts: { name: string; level?: string; pretty?: bool
     base: { pid: process.pid, ...opts.base },
     timestamp: pino.stdTimeFunctions.isoTime,
     ...(pretty
-      ? { transport: { target: 'pino-pretty', options: { colorize: false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } }
+      ? {
+          transport: {
+            target: 'pino-pretty',
+            options: { colorize: false, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+          },
+        }
       : {}),
   });
 }

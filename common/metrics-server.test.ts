@@ -12,7 +12,16 @@ describe('parseListen', () => {
     expect(parseListen(listen)).toEqual(want);
   });
 
-  it.each(['9641', ':9641', '127.0.0.1', '127.0.0.1:99999', 'example.com:9641', '[127.0.0.1]:80', '::1:9641', '127.0.0.1:x'])('rejects %s', (listen) => {
+  it.each([
+    '9641',
+    ':9641',
+    '127.0.0.1',
+    '127.0.0.1:99999',
+    'example.com:9641',
+    '[127.0.0.1]:80',
+    '::1:9641',
+    '127.0.0.1:x',
+  ])('rejects %s', (listen) => {
     expect(() => parseListen(listen)).toThrow(/metrics\.listen/);
   });
 });

@@ -21,7 +21,8 @@ export function parseListen(listen: string): ListenAddress {
   const port = Number(m[2]);
   if (port > 65535) throw new Error(`metrics.listen: port ${port} is out of range`);
   if (host !== 'localhost' && isIP(host) === 0) throw new Error(`metrics.listen: "${host}" is not an IP address`);
-  if (listen.startsWith('[') && isIP(host) !== 6) throw new Error(`metrics.listen: "${host}" in brackets must be an IPv6 address`);
+  if (listen.startsWith('[') && isIP(host) !== 6)
+    throw new Error(`metrics.listen: "${host}" in brackets must be an IPv6 address`);
   return { host, port };
 }
 
@@ -69,7 +70,9 @@ export class MetricsServer {
         resolve();
       });
     }).catch((err: unknown) => {
-      throw new Error(`metrics: cannot listen on ${this.opts.listen}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(
+        `metrics: cannot listen on ${this.opts.listen}: ${err instanceof Error ? err.message : String(err)}`,
+      );
     });
     server.on('error', (err) => this.opts.log.error({ err: String(err) }, 'metrics server error'));
     this.server = server;
@@ -91,7 +94,8 @@ export class MetricsServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return send(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
       switch (path) {
         case '/metrics': {
           const body = await this.opts.registry.metrics();

@@ -9,7 +9,12 @@ import { formatPath } from '../crds/failovergroup.js';
 export const ControllerConfigSchema = z
   .object({
     id: z.string().min(1).max(128).optional(),
-    etcd: z.object({ endpoints: z.array(z.string().url()).min(1), prefix: z.string().startsWith('/').default(DEFAULT_PREFIX) }).strict(),
+    etcd: z
+      .object({
+        endpoints: z.array(z.string().url()).min(1),
+        prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+      })
+      .strict(),
     source: z.union([
       z.object({ directory: z.string().startsWith('/') }).strict(),
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),
@@ -28,7 +33,10 @@ export const ControllerConfigSchema = z
     settleMs: z.number().int().min(0).max(60_000).default(2000),
     resyncMs: z.number().int().min(100).max(600_000).default(1000),
     eventsPerGroup: z.number().int().min(1).max(10_000).default(100),
-    metrics: z.object({ listen: z.string().default('127.0.0.1:9642') }).strict().optional(),
+    metrics: z
+      .object({ listen: z.string().default('127.0.0.1:9642') })
+      .strict()
+      .optional(),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   })
   .strict();
@@ -37,7 +45,8 @@ export type ControllerConfig = z.output<typeof ControllerConfigSchema> & { id: s
 
 export function parseControllerConfig(raw: unknown, source = 'controller config'): ControllerConfig {
   const r = ControllerConfigSchema.safeParse(raw);
-  if (!r.success) throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
+  if (!r.success)
+    throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
   return { ...r.data, id: r.data.id ?? `${hostname()}-${process.pid}` };
 }
 

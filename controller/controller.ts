@@ -24,7 +24,16 @@ import type { FailoverGroup } from '../crds/failovergroup.js';
 import type { ControllerConfig } from './config.js';
 import { Election, type Term } from './election.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
-import { checksHash, findConflicts, plan, type Action, type CurrentAssignment, type GoneLease, type LiveNode, type PlanInput } from './planner.js';
+import {
+  checksHash,
+  findConflicts,
+  plan,
+  type Action,
+  type CurrentAssignment,
+  type GoneLease,
+  type LiveNode,
+  type PlanInput,
+} from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
 
 export const VERSION = '0.1.0';
@@ -61,14 +70,20 @@ export class Controller {
   readonly election: Election;
   private readonly metrics: ControllerMetrics;
   private readonly status: StatusSink;
-  private readonly mirrors: Record<'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups', Mirror>;
+  private readonly mirrors: Record<
+    'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups',
+    Mirror
+  >;
   private readonly ac = new AbortController();
   private term: Term | undefined;
   /** Lease -> what its node record said, while the lease lives. */
   private readonly leaseInfo = new Map<string, { node: string; waitMs: number; ttlMs: number }>();
   private readonly gone = new Map<string, GoneLease>();
   /** group -> node -> released epoch, remembered even after the key went with its lease. */
-  private readonly releasedSeen = new Map<string, Map<string, { epoch: number; at: number; reason?: string; failingSince?: number }>>();
+  private readonly releasedSeen = new Map<
+    string,
+    Map<string, { epoch: number; at: number; reason?: string; failingSince?: number }>
+  >();
   private readonly reported = new Map<string, string>();
   private readonly firstSeen = new Map<string, number>();
   private passRunning = false;
@@ -157,7 +172,8 @@ export class Controller {
       this.kick();
     });
     this.trackReleased();
-    for (const k of ['health', 'assignments', 'drain', 'moves'] as const) this.mirrors[k].on('change', () => this.kick());
+    for (const k of ['health', 'assignments', 'drain', 'moves'] as const)
+      this.mirrors[k].on('change', () => this.kick());
     await this.deps.source.start(signal, () => this.kick());
     this.term = term;
     this.metrics.leader(true);
@@ -176,7 +192,11 @@ export class Controller {
       const rec = decode(NodeRecord, e.value);
       if (!rec || rec.lease !== e.lease) continue;
       live.add(rec.lease);
-      this.leaseInfo.set(rec.lease, { node: rec.name, waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs), ttlMs: rec.ttlSeconds * 1000 });
+      this.leaseInfo.set(rec.lease, {
+        node: rec.name,
+        waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs),
+        ttlMs: rec.ttlSeconds * 1000,
+      });
     }
     for (const [lease, info] of this.leaseInfo) {
       if (live.has(lease)) continue;
@@ -196,7 +216,8 @@ export class Controller {
       let m = this.releasedSeen.get(group);
       if (!m) this.releasedSeen.set(group, (m = new Map()));
       const prev = m.get(node);
-      if (!prev || prev.epoch < rec.epoch) m.set(node, { epoch: rec.epoch, at: rec.at, reason: rec.reason, failingSince: rec.failingSince });
+      if (!prev || prev.epoch < rec.epoch)
+        m.set(node, { epoch: rec.epoch, at: rec.at, reason: rec.reason, failingSince: rec.failingSince });
     }
   }
 
@@ -237,13 +258,23 @@ export class Controller {
     const now = this.deps.clock.wall();
     const nodes = new Map<string, LiveNode>();
     for (const e of this.mirrors.nodes.under(this.keys.nodesPrefix())) {
-      const rec = decode(NodeRecord, e.value, (why) => this.log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'));
-      if (rec && rec.lease === e.lease) nodes.set(rec.name, { name: rec.name, lease: rec.lease, ttlSeconds: rec.ttlSeconds, maxLifetimeSeconds: rec.maxLifetimeSeconds });
+      const rec = decode(NodeRecord, e.value, (why) =>
+        this.log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'),
+      );
+      if (rec && rec.lease === e.lease)
+        nodes.set(rec.name, {
+          name: rec.name,
+          lease: rec.lease,
+          ttlSeconds: rec.ttlSeconds,
+          maxLifetimeSeconds: rec.maxLifetimeSeconds,
+        });
     }
     const health = new Map<string, Map<string, HealthRecord>>();
     for (const e of this.mirrors.health.under(this.keys.healthPrefix())) {
       const [group, node] = this.keys.segments(e.key, 'health/');
-      const rec = decode(HealthRecord, e.value, (why) => this.log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'));
+      const rec = decode(HealthRecord, e.value, (why) =>
+        this.log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
+      );
       if (!group || !node || !rec) continue;
       // Health is only as alive as the lease it was written under.
       if (nodes.get(node)?.lease !== e.lease) continue;
@@ -254,16 +285,20 @@ export class Controller {
     const assignments = new Map<string, CurrentAssignment>();
     for (const e of this.mirrors.assignments.under(this.keys.assignmentsPrefix())) {
       const group = e.key.slice(this.keys.assignmentsPrefix().length);
-      const rec = decode(AssignmentRecord, e.value, (why) => this.log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'));
+      const rec = decode(AssignmentRecord, e.value, (why) =>
+        this.log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
+      );
       if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
       // A holder lease the controller never saw end: it ends now, with the most conservative overhang.
       if (rec?.holderLease && !nodesHaveLease(nodes, rec.holderLease) && !this.gone.has(rec.holderLease)) {
-        const waitMs = this.leaseInfo.get(rec.holderLease)?.waitMs ?? UNKNOWN_OVERHANG_BASE_MS + this.deps.config.kernelSlackMs;
+        const waitMs =
+          this.leaseInfo.get(rec.holderLease)?.waitMs ?? UNKNOWN_OVERHANG_BASE_MS + this.deps.config.kernelSlackMs;
         this.gone.set(rec.holderLease, { lease: rec.holderLease, node: rec.holder ?? '', goneAt: now, waitMs });
       }
     }
     const drained = new Set<string>();
-    for (const e of this.mirrors.drain.under(this.keys.drainPrefix())) if (decode(DrainRecord, e.value)) drained.add(e.key.slice(this.keys.drainPrefix().length));
+    for (const e of this.mirrors.drain.under(this.keys.drainPrefix()))
+      if (decode(DrainRecord, e.value)) drained.add(e.key.slice(this.keys.drainPrefix().length));
     const pins = new Map<string, MoveRecord>();
     for (const e of this.mirrors.moves.under(this.keys.movesPrefix())) {
       const rec = decode(MoveRecord, e.value);
@@ -295,11 +330,19 @@ export class Controller {
     const assignedVips = new Map<string, string[]>();
     for (const e of this.mirrors.assignments.under(this.keys.assignmentsPrefix())) {
       const rec = decode(AssignmentRecord, e.value);
-      if (rec) assignedVips.set(rec.group, rec.vips.map((v) => addressOf(v.address)));
+      if (rec)
+        assignedVips.set(
+          rec.group,
+          rec.vips.map((v) => addressOf(v.address)),
+        );
     }
     const candidates = sourceGroups.filter((s) => s.group && !s.deleting);
     const rejected = findConflicts(
-      candidates.map((s) => ({ name: s.name, vips: s.group!.spec.vips.map((v) => addressOf(v.address)), createdAt: s.createdAt })),
+      candidates.map((s) => ({
+        name: s.name,
+        vips: s.group!.spec.vips.map((v) => addressOf(v.address)),
+        createdAt: s.createdAt,
+      })),
       assignedVips,
     );
     const groups = new Map<string, FailoverGroup>();
@@ -328,19 +371,32 @@ export class Controller {
     // Status back to the source (Kubernetes), only when something changed.
     const bySource = new Map(sourceGroups.map((s) => [s.name, s]));
     for (const s of sourceGroups) {
-      const report = { decision: p.decisions.get(s.name), rejected: rejected.get(s.name) ?? (s.error ? s.error.message : undefined), source: s };
+      const report = {
+        decision: p.decisions.get(s.name),
+        rejected: rejected.get(s.name) ?? (s.error ? s.error.message : undefined),
+        source: s,
+      };
       // Plain JSON is enough to tell a change (the planner builds these objects in a fixed order), and it costs
       // far less than a sorted-key hash for every group on every pass.
       const fp = JSON.stringify({ d: report.decision, r: report.rejected, g: s.generation });
       if (this.reported.get(s.name) === fp) continue;
       this.reported.set(s.name, fp);
-      void this.status.report(s.name, report).catch((err) => this.log.warn({ group: s.name, err: String(err) }, 'status update failed'));
+      void this.status
+        .report(s.name, report)
+        .catch((err) => this.log.warn({ group: s.name, err: String(err) }, 'status update failed'));
     }
-    for (const [g, d] of p.decisions) this.metrics.holder(g, d.holder, d.nodes.map((n) => n.name));
+    for (const [g, d] of p.decisions)
+      this.metrics.holder(
+        g,
+        d.holder,
+        d.nodes.map((n) => n.name),
+      );
     // Deleted groups whose assignment is gone may let their object go.
     for (const s of sourceGroups) {
       if (s.deleting && !input.assignments.has(s.name) && !p.actions.some((a) => a.group === s.name)) {
-        void this.status.finalize(s.name).catch((err) => this.log.warn({ group: s.name, err: String(err) }, 'finalize failed'));
+        void this.status
+          .finalize(s.name)
+          .catch((err) => this.log.warn({ group: s.name, err: String(err) }, 'finalize failed'));
       }
     }
     for (const name of this.reported.keys()) if (!bySource.has(name)) this.reported.delete(name);
@@ -383,7 +439,13 @@ export class Controller {
     const writes: Promise<unknown>[] = [];
     for (let i = 0; i < ops.length; i += GROUP_RECORDS_PER_TXN) {
       const batch = ops.slice(i, i + GROUP_RECORDS_PER_TXN);
-      writes.push(this.writes.run(() => this.fenced(term).then(...batch.map((op) => op())).commit()));
+      writes.push(
+        this.writes.run(() =>
+          this.fenced(term)
+            .then(...batch.map((op) => op()))
+            .commit(),
+        ),
+      );
     }
     await Promise.all(writes);
   }
@@ -396,7 +458,8 @@ export class Controller {
   private async apply(term: Term, a: Action): Promise<'ok' | 'conflict'> {
     const key = this.keys.assignment(a.group);
     const txn = this.fenced(term).and(key, 'Mod', '==', a.expectEpoch);
-    const op = a.type === 'put' ? this.deps.client.put(key).value(JSON.stringify(a.record)) : this.deps.client.delete().key(key);
+    const op =
+      a.type === 'put' ? this.deps.client.put(key).value(JSON.stringify(a.record)) : this.deps.client.delete().key(key);
     const res = await txn.then(op).commit();
     if (!res.succeeded) {
       const leader = await this.deps.client.get(this.keys.leader()).exec();
@@ -412,15 +475,23 @@ export class Controller {
     const log = this.log.child({ group: a.group, epoch });
     if (a.type === 'put') {
       const r = a.record;
-      log.info({ node: r.holder, holder: r.holder, release: r.release, reason: r.reason }, r.release ? 'asked holder to release' : 'assignment written');
+      log.info(
+        { node: r.holder, holder: r.holder, release: r.release, reason: r.reason },
+        r.release ? 'asked holder to release' : 'assignment written',
+      );
     } else {
       log.info('assignment deleted');
     }
     if (a.event) {
       const ev: EventRecord = { group: a.group, ...a.event, at: this.deps.clock.wall(), epoch };
-      log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, 'failover');
+      log.info(
+        { from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs },
+        'failover',
+      );
       this.metrics.transition(a.group, ev.reason);
-      void this.eventWrites.run(() => this.recordEvent(term, ev)).catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
+      void this.eventWrites
+        .run(() => this.recordEvent(term, ev))
+        .catch((err) => log.warn({ err: String(err) }, 'could not record the event'));
       void this.status.event(a.group, ev).catch((err) => log.warn({ err: String(err) }, 'could not publish the event'));
     }
     return 'ok';
@@ -428,12 +499,16 @@ export class Controller {
 
   /** events/<group>/<epoch>, bounded to the newest eventsPerGroup entries. */
   private async recordEvent(term: Term, ev: EventRecord): Promise<void> {
-    await this.fenced(term).then(this.deps.client.put(this.keys.event(ev.group, ev.epoch)).value(JSON.stringify(ev))).commit();
+    await this.fenced(term)
+      .then(this.deps.client.put(this.keys.event(ev.group, ev.epoch)).value(JSON.stringify(ev)))
+      .commit();
     const keys = await this.deps.client.getAll().prefix(this.keys.eventsPrefix(ev.group)).sort('Key', 'Ascend').keys();
     const excess = keys.length - this.deps.config.eventsPerGroup;
     if (excess > 0) {
       const ops = keys.slice(0, excess).map((k) => this.deps.client.delete().key(k));
-      await this.fenced(term).then(...ops).commit();
+      await this.fenced(term)
+        .then(...ops)
+        .commit();
     }
   }
 }

@@ -49,7 +49,8 @@ export class Election extends EventEmitter<ElectionEvents> {
     signal.addEventListener('abort', () => void w.cancel(), { once: true });
     w.on('delete', () => void this.campaign(signal));
     w.on('put', (kv) => {
-      if (this.term && Number(kv.create_revision) !== this.term.revision) this.emit('deposed', 'another controller holds the leader key');
+      if (this.term && Number(kv.create_revision) !== this.term.revision)
+        this.emit('deposed', 'another controller holds the leader key');
     });
     w.on('connected', () => void this.campaign(signal));
     const poll = setInterval(() => void this.campaign(signal), 1000);

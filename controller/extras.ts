@@ -24,7 +24,12 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
   // Metrics: /metrics, /healthz, /readyz on metrics.listen (no metrics section: no server), leading or not.
   if (config.metrics) {
     const prom = new PromControllerMetrics({ id: config.id });
-    const server = new MetricsServer({ listen: config.metrics.listen, registry: prom.registry, log, ready: () => prom.etcdConnected });
+    const server = new MetricsServer({
+      listen: config.metrics.listen,
+      registry: prom.registry,
+      log,
+      ready: () => prom.etcdConnected,
+    });
     await server.start();
     metrics = prom;
     setReady = (ready) => server.setReady(ready);
@@ -39,7 +44,12 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
           // (directory source) would pay it on every start (scale benchmark).
           const { KubernetesSource, loadKubeConfig } = await import('./sources/kubernetes.js');
           const k = (config.source as { kubernetes: { kubeconfig?: string } }).kubernetes;
-          const source = new KubernetesSource({ kubeConfig: loadKubeConfig(k.kubeconfig), log, clock: realClock, instance: config.id });
+          const source = new KubernetesSource({
+            kubeConfig: loadKubeConfig(k.kubeconfig),
+            log,
+            clock: realClock,
+            instance: config.id,
+          });
           return { source, status: source };
         }
       : undefined;
@@ -49,7 +59,8 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
     setReady,
     kubernetes,
     close: async () => {
-      for (const c of closers.reverse()) await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+      for (const c of closers.reverse())
+        await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
     },
   };
 }

@@ -49,16 +49,30 @@ function live(...names: string[]): Map<string, LiveNode> {
   return new Map(names.map((n) => [n, { name: n, lease: leaseOf(n), ttlSeconds: 2, maxLifetimeSeconds: 1 }]));
 }
 
-function health(g: FailoverGroup, spec: Record<string, Partial<HealthRecord> | boolean>): Map<string, Map<string, HealthRecord>> {
+function health(
+  g: FailoverGroup,
+  spec: Record<string, Partial<HealthRecord> | boolean>,
+): Map<string, Map<string, HealthRecord>> {
   const m = new Map<string, HealthRecord>();
   for (const [node, h] of Object.entries(spec)) {
-    const base: HealthRecord = { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: NOW - 10_000 };
+    const base: HealthRecord = {
+      healthy: true,
+      priorityDelta: 0,
+      checks: [],
+      checksHash: checksHash(g),
+      at: NOW - 10_000,
+    };
     m.set(node, typeof h === 'boolean' ? { ...base, healthy: h } : { ...base, ...h });
   }
   return new Map([[g.name, m]]);
 }
 
-function assignment(g: FailoverGroup, holder: string | null, epoch: number, fields: Partial<AssignmentRecord> = {}): Map<string, CurrentAssignment> {
+function assignment(
+  g: FailoverGroup,
+  holder: string | null,
+  epoch: number,
+  fields: Partial<AssignmentRecord> = {},
+): Map<string, CurrentAssignment> {
   const record: AssignmentRecord = {
     group: g.name,
     holder,
@@ -168,11 +182,18 @@ describe('initial placement', () => {
       for (const order of permutations) {
         const g = group(gname, { nodes: order.map((n) => ({ name: n, priority: 100 })) });
         const hm = new Map<string, HealthRecord>();
-        for (const n of [...order].reverse()) hm.set(n, { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 });
-        const nodes = new Map([...order].reverse().map((n) => [n, { name: n, lease: `7${names.indexOf(n)}`, ttlSeconds: 2, maxLifetimeSeconds: 1 }]));
+        for (const n of [...order].reverse())
+          hm.set(n, { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 });
+        const nodes = new Map(
+          [...order]
+            .reverse()
+            .map((n) => [n, { name: n, lease: `7${names.indexOf(n)}`, ttlSeconds: 2, maxLifetimeSeconds: 1 }]),
+        );
         const inp = input(g, { nodes, health: new Map([[gname, hm]]) });
         expect(onlyPut(run(inp).actions).record.holder).toBe(want);
-        expect(rankNodes(g, inp).map((n) => n.name)).toEqual([...names].sort((x, y) => fnv1a(`${gname}/${y}`) - fnv1a(`${gname}/${x}`)));
+        expect(rankNodes(g, inp).map((n) => n.name)).toEqual(
+          [...names].sort((x, y) => fnv1a(`${gname}/${y}`) - fnv1a(`${gname}/${x}`)),
+        );
       }
     });
 
@@ -180,7 +201,12 @@ describe('initial placement', () => {
       const holders = new Set<string>();
       for (let i = 0; i < 20; i++) {
         const g = group(`g${i}`, { nodes: names.map((n) => ({ name: n })) });
-        const hm = new Map(names.map((n): [string, HealthRecord] => [n, { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 }]));
+        const hm = new Map(
+          names.map((n): [string, HealthRecord] => [
+            n,
+            { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 },
+          ]),
+        );
         const inp = input(g, { nodes: live(...names), health: new Map([[g.name, hm]]) });
         holders.add(onlyPut(run(inp).actions).record.holder ?? '');
       }
@@ -200,7 +226,10 @@ describe('settle wait before the first placement', () => {
     const early = run(input(G, { nodes, health: h, firstSeen }));
     expect(early.actions).toEqual([]);
     expect(early.requeueAt).toBe(NOW - 500 + 2000);
-    expect(early.decisions.get('web')).toMatchObject({ phase: 'Pending', message: `waiting for health from ${waitingFor}` });
+    expect(early.decisions.get('web')).toMatchObject({
+      phase: 'Pending',
+      message: `waiting for health from ${waitingFor}`,
+    });
 
     const late = run(input(G, { now: NOW - 500 + 2000, nodes, health: h, firstSeen }));
     expect(onlyPut(late.actions).record).toMatchObject({ holder: 'c', reason: 'initial', at: NOW + 1500 });
@@ -213,7 +242,14 @@ describe('settle wait before the first placement', () => {
   });
 
   test('a candidate that reported unhealthy or is drained is not waited for', () => {
-    const p = run(input(G, { nodes: live('a', 'b', 'c'), health: health(G, { a: true, b: false, c: true }), drained: new Set(['c']), firstSeen }));
+    const p = run(
+      input(G, {
+        nodes: live('a', 'b', 'c'),
+        health: health(G, { a: true, b: false, c: true }),
+        drained: new Set(['c']),
+        firstSeen,
+      }),
+    );
     expect(onlyPut(p.actions).record.holder).toBe('a');
   });
 
@@ -225,7 +261,14 @@ describe('settle wait before the first placement', () => {
 
   test('the settle wait applies only to the first placement', () => {
     // Assignment exists with holder null (nobody was eligible): the next eligible node gets it at once.
-    const p = run(input(G, { nodes: live('a', 'c'), health: health(G, { a: true, c: true }), firstSeen, assignments: assignment(G, null, 4, { reason: 'no-healthy-node' }) }));
+    const p = run(
+      input(G, {
+        nodes: live('a', 'c'),
+        health: health(G, { a: true, c: true }),
+        firstSeen,
+        assignments: assignment(G, null, 4, { reason: 'no-healthy-node' }),
+      }),
+    );
     const put = onlyPut(p.actions);
     expect(put.record).toMatchObject({ holder: 'c', reason: 'recovered' });
     expect(put.event).toEqual({ from: null, to: 'c', reason: 'recovered' });
@@ -240,7 +283,13 @@ describe('nobody eligible', () => {
   });
 
   test('no write when the assignment already names nobody', () => {
-    const p = run(input(G, { nodes: live('a'), health: health(G, { a: false }), assignments: assignment(G, null, 9, { reason: 'no-healthy-node' }) }));
+    const p = run(
+      input(G, {
+        nodes: live('a'),
+        health: health(G, { a: false }),
+        assignments: assignment(G, null, 9, { reason: 'no-healthy-node' }),
+      }),
+    );
     expect(p.actions).toEqual([]);
   });
 
@@ -266,13 +315,27 @@ describe('nobody eligible', () => {
 describe('holder healthy', () => {
   test.each(['auto', 'manual'] as const)('stays, no action (failback %s)', (failback) => {
     const g = group('web', { failback });
-    const p = run(input(g, { nodes: live('a', 'b', 'c'), health: health(g, { a: true, b: true, c: true }), assignments: assignment(g, 'b', 7) }));
+    const p = run(
+      input(g, {
+        nodes: live('a', 'b', 'c'),
+        health: health(g, { a: true, b: true, c: true }),
+        assignments: assignment(g, 'b', 7),
+      }),
+    );
     expect(p.actions).toEqual([]);
-    expect(p.decisions.get('web')).toMatchObject({ phase: 'Active', holder: 'b', epoch: 7, state: 'holding', message: 'held by b' });
+    expect(p.decisions.get('web')).toMatchObject({
+      phase: 'Active',
+      holder: 'b',
+      epoch: 7,
+      state: 'holding',
+      message: 'held by b',
+    });
   });
 
   test('phase Degraded when another candidate is not eligible', () => {
-    const p = run(input(G, { nodes: live('a', 'b'), health: health(G, { a: true, b: true }), assignments: assignment(G, 'b', 7) }));
+    const p = run(
+      input(G, { nodes: live('a', 'b'), health: health(G, { a: true, b: true }), assignments: assignment(G, 'b', 7) }),
+    );
     expect(p.actions).toEqual([]);
     expect(p.decisions.get('web')?.phase).toBe('Degraded');
   });
@@ -292,7 +355,13 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
   });
 
   test('a release of an older epoch does not count', () => {
-    const p = run(input(G, { ...base, health: health(G, { a: true, b: false, c: true }), released: released('web', 'b', 6, NOW - 100) }));
+    const p = run(
+      input(G, {
+        ...base,
+        health: health(G, { a: true, b: false, c: true }),
+        released: released('web', 'b', 6, NOW - 100),
+      }),
+    );
     expect(p.actions).toEqual([]);
   });
 
@@ -332,13 +401,16 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
   });
 
   test('a holder that released is not offered the group again in the same breath, even if healthy and best', () => {
-    const p = run(input(G, { ...base, health: allHealthy, released: released('web', 'b', 7, NOW - 5, 'shutting down') }));
+    const p = run(
+      input(G, { ...base, health: allHealthy, released: released('web', 'b', 7, NOW - 5, 'shutting down') }),
+    );
     expect(onlyPut(p.actions).record).toMatchObject({ holder: 'c', reason: 'shutting-down' });
   });
 });
 
 describe("holder's lease gone", () => {
-  const gone = (waitMs: number, goneAt = NOW - 1000): Map<string, GoneLease> => new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt, waitMs, ttlMs: 2000 }]]);
+  const gone = (waitMs: number, goneAt = NOW - 1000): Map<string, GoneLease> =>
+    new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt, waitMs, ttlMs: 2000 }]]);
   const base = { health: health(G, { a: true, c: true }), assignments: assignment(G, 'b', 7) };
 
   test('waits until goneAt + waitMs (requeueAt set), then assigns with reason lease-expired', () => {
@@ -355,7 +427,13 @@ describe("holder's lease gone", () => {
     const put = onlyPut(p.actions);
     expect(put.expectEpoch).toBe(7);
     // The node was last heard from about one TTL before its lease was seen gone.
-    expect(put.record).toMatchObject({ holder: 'c', holderLease: leaseOf('c'), reason: 'lease-expired', release: false, detectedAt: NOW - 1000 - 2000 });
+    expect(put.record).toMatchObject({
+      holder: 'c',
+      holderLease: leaseOf('c'),
+      reason: 'lease-expired',
+      release: false,
+      detectedAt: NOW - 1000 - 2000,
+    });
     expect(put.event).toEqual({ from: 'b', to: 'c', reason: 'lease-expired', detectMs: 2000, outageMs: 3000 + 2000 });
     expect(p.requeueAt).toBeUndefined();
   });
@@ -373,7 +451,10 @@ describe("holder's lease gone", () => {
   });
 
   test('a node restarted with a new lease is not the holder: the old lease counts as gone', () => {
-    const nodes = new Map([...live('a', 'c'), ['b', { name: 'b', lease: leaseOf('b', 2), ttlSeconds: 2, maxLifetimeSeconds: 1 }]]);
+    const nodes = new Map([
+      ...live('a', 'c'),
+      ['b', { name: 'b', lease: leaseOf('b', 2), ttlSeconds: 2, maxLifetimeSeconds: 1 }],
+    ]);
     const h = health(G, { a: true, b: true, c: true });
     const waiting = run(input(G, { ...base, health: h, nodes }));
     expect(waiting.actions).toEqual([]);
@@ -385,11 +466,17 @@ describe("holder's lease gone", () => {
 
     // After the wait, b (best priority) may hold it again, but under its new lease.
     const p = run(input(G, { ...base, now: NOW + 2000, health: h, nodes, gone: gone(3000) }));
-    expect(onlyPut(p.actions).record).toMatchObject({ holder: 'b', holderLease: leaseOf('b', 2), reason: 'lease-expired' });
+    expect(onlyPut(p.actions).record).toMatchObject({
+      holder: 'b',
+      holderLease: leaseOf('b', 2),
+      reason: 'lease-expired',
+    });
   });
 
   test('a released key does not shortcut the wait once the lease is gone', () => {
-    const p = run(input(G, { ...base, nodes: live('a', 'c'), gone: gone(3000), released: released('web', 'b', 7, NOW - 1500) }));
+    const p = run(
+      input(G, { ...base, nodes: live('a', 'c'), gone: gone(3000), released: released('web', 'b', 7, NOW - 1500) }),
+    );
     expect(p.actions).toEqual([]);
   });
 
@@ -404,7 +491,18 @@ describe("holder's lease gone", () => {
       [leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 1000, waitMs: 3000 }],
       [leaseOf('a'), { lease: leaseOf('a'), node: 'a', goneAt: NOW - 1000, waitMs: 1500 }],
     ]);
-    const p = run(input(G, { groups, assignments, nodes: live('c'), gone: goneMap, firstSeen: new Map([['web', 0], ['db', 0]]) }));
+    const p = run(
+      input(G, {
+        groups,
+        assignments,
+        nodes: live('c'),
+        gone: goneMap,
+        firstSeen: new Map([
+          ['web', 0],
+          ['db', 0],
+        ]),
+      }),
+    );
     expect(p.actions).toEqual([]);
     expect(p.requeueAt).toBe(NOW + 500);
   });
@@ -416,7 +514,10 @@ describe('failback', () => {
 
   test('auto: asks the holder to release for a strictly higher priority node', () => {
     const put = onlyPut(run(input(G, base)).actions);
-    expect(put).toMatchObject({ expectEpoch: 20, record: { holder: 'a', holderLease: leaseOf('a'), release: true, reason: 'failback' } });
+    expect(put).toMatchObject({
+      expectEpoch: 20,
+      record: { holder: 'a', holderLease: leaseOf('a'), release: true, reason: 'failback' },
+    });
     expect(put.event).toBeUndefined();
   });
 
@@ -427,14 +528,26 @@ describe('failback', () => {
   });
 
   test('auto: after the release, the preferred node gets it with reason failback', () => {
-    const p = run(input(G, { ...base, assignments: assignment(G, 'a', 21, { release: true, reason: 'failback' }), released: released('web', 'a', 21, NOW - 3, 'release requested (failback)') }));
+    const p = run(
+      input(G, {
+        ...base,
+        assignments: assignment(G, 'a', 21, { release: true, reason: 'failback' }),
+        released: released('web', 'a', 21, NOW - 3, 'release requested (failback)'),
+      }),
+    );
     const put = onlyPut(p.actions);
     expect(put.record).toMatchObject({ holder: 'b', holderLease: leaseOf('b'), reason: 'failback', release: false });
     expect(put.event).toEqual({ from: 'a', to: 'b', reason: 'failback', outageMs: 3 });
   });
 
   test('auto: ties do not move', () => {
-    const g = group('web', { nodes: [{ name: 'a', priority: 100 }, { name: 'b', priority: 100 }, { name: 'c', priority: 100 }] });
+    const g = group('web', {
+      nodes: [
+        { name: 'a', priority: 100 },
+        { name: 'b', priority: 100 },
+        { name: 'c', priority: 100 },
+      ],
+    });
     const h = health(g, { a: true, b: true, c: true });
     for (const holder of ['a', 'b', 'c']) {
       const p = run(input(g, { nodes: live('a', 'b', 'c'), health: h, assignments: assignment(g, holder, 5) }));
@@ -444,7 +557,13 @@ describe('failback', () => {
 
   test('manual: the holder keeps it', () => {
     const g = group('web', { failback: 'manual' });
-    const p = run(input(g, { nodes: live('a', 'b', 'c'), health: health(g, { a: true, b: true, c: true }), assignments: assignment(g, 'a', 20) }));
+    const p = run(
+      input(g, {
+        nodes: live('a', 'b', 'c'),
+        health: health(g, { a: true, b: true, c: true }),
+        assignments: assignment(g, 'a', 20),
+      }),
+    );
     expect(p.actions).toEqual([]);
   });
 
@@ -466,7 +585,11 @@ describe('release requests (release: true)', () => {
   ])('%s', (_name, over, g, reason) => {
     const p = run(input(g, { ...base, ...over }));
     const put = onlyPut(p.actions);
-    expect(put).toMatchObject({ group: 'web', expectEpoch: 30, record: { holder: 'b', holderLease: leaseOf('b'), release: true, reason, vips: vipsOf(G) } });
+    expect(put).toMatchObject({
+      group: 'web',
+      expectEpoch: 30,
+      record: { holder: 'b', holderLease: leaseOf('b'), release: true, reason, vips: vipsOf(G) },
+    });
     expect(put.event).toBeUndefined();
     // Asked once: the next pass waits.
     const again = run(input(g, { ...base, ...over, assignments: assignment(G, 'b', 31, { release: true, reason }) }));
@@ -474,13 +597,33 @@ describe('release requests (release: true)', () => {
   });
 
   test('a deleted group keeps the VIPs and specHash of its last assignment in the request', () => {
-    const p = run(input(undefined, { ...base, assignments: assignment(G, 'b', 30, { specHash: 'kept', vips: [{ address: '198.18.0.7/24', interface: 'eth1' }] }) }));
-    expect(onlyPut(p.actions).record).toMatchObject({ release: true, reason: 'deleted', specHash: 'kept', vips: [{ address: '198.18.0.7/24', interface: 'eth1' }] });
+    const p = run(
+      input(undefined, {
+        ...base,
+        assignments: assignment(G, 'b', 30, {
+          specHash: 'kept',
+          vips: [{ address: '198.18.0.7/24', interface: 'eth1' }],
+        }),
+      }),
+    );
+    expect(onlyPut(p.actions).record).toMatchObject({
+      release: true,
+      reason: 'deleted',
+      specHash: 'kept',
+      vips: [{ address: '198.18.0.7/24', interface: 'eth1' }],
+    });
   });
 
   test('pin: after the release, the pinned node gets it with reason move', () => {
     const pins = new Map<string, MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]);
-    const p = run(input(G, { ...base, pins, assignments: assignment(G, 'b', 31, { release: true, reason: 'move' }), released: released('web', 'b', 31, NOW - 2, 'release requested (move)') }));
+    const p = run(
+      input(G, {
+        ...base,
+        pins,
+        assignments: assignment(G, 'b', 31, { release: true, reason: 'move' }),
+        released: released('web', 'b', 31, NOW - 2, 'release requested (move)'),
+      }),
+    );
     const put = onlyPut(p.actions);
     expect(put.record).toMatchObject({ holder: 'a', reason: 'move' });
     expect(put.event).toEqual({ from: 'b', to: 'a', reason: 'move', outageMs: 2 });
@@ -493,33 +636,68 @@ describe('release requests (release: true)', () => {
   });
 
   test('drain: after the release, the next node gets it', () => {
-    const p = run(input(G, { ...base, drained: new Set(['b']), assignments: assignment(G, 'b', 31, { release: true, reason: 'drained' }), released: released('web', 'b', 31, NOW - 2, 'release requested (drained)') }));
+    const p = run(
+      input(G, {
+        ...base,
+        drained: new Set(['b']),
+        assignments: assignment(G, 'b', 31, { release: true, reason: 'drained' }),
+        released: released('web', 'b', 31, NOW - 2, 'release requested (drained)'),
+      }),
+    );
     expect(onlyPut(p.actions).record).toMatchObject({ holder: 'c', reason: 'drained' });
   });
 
   test('the request is written again when the reason changed', () => {
-    const p = run(input(G, { ...base, drained: new Set(['b']), assignments: assignment(G, 'b', 31, { release: true, reason: 'failback' }) }));
+    const p = run(
+      input(G, {
+        ...base,
+        drained: new Set(['b']),
+        assignments: assignment(G, 'b', 31, { release: true, reason: 'failback' }),
+      }),
+    );
     expect(onlyPut(p.actions).record).toMatchObject({ release: true, reason: 'drained' });
   });
 });
 
 describe('deleted group', () => {
   test('holder released: delete action with an event', () => {
-    const inp = input(undefined, { nodes: live('a', 'b'), assignments: assignment(G, 'b', 40, { release: true, reason: 'deleted' }), released: released('web', 'b', 40, NOW - 25, 'release requested (deleted)') });
+    const inp = input(undefined, {
+      nodes: live('a', 'b'),
+      assignments: assignment(G, 'b', 40, { release: true, reason: 'deleted' }),
+      released: released('web', 'b', 40, NOW - 25, 'release requested (deleted)'),
+    });
     const p = run(inp);
-    expect(p.actions).toEqual([{ type: 'delete', group: 'web', expectEpoch: 40, event: { from: 'b', to: null, reason: 'deleted', outageMs: 25 } }]);
+    expect(p.actions).toEqual([
+      {
+        type: 'delete',
+        group: 'web',
+        expectEpoch: 40,
+        event: { from: 'b', to: null, reason: 'deleted', outageMs: 25 },
+      },
+    ]);
     expect(p.decisions.get('web')?.phase).toBe('NoHealthyNode');
   });
 
   test('holder lease gone and waited out: delete', () => {
     // Without ttlMs (a lease the controller never saw alive), the figures count from goneAt.
-    const gone = new Map<string, GoneLease>([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 5000, waitMs: 1000 }]]);
+    const gone = new Map<string, GoneLease>([
+      [leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 5000, waitMs: 1000 }],
+    ]);
     const p = run(input(undefined, { assignments: assignment(G, 'b', 40), gone }));
-    expect(p.actions).toEqual([{ type: 'delete', group: 'web', expectEpoch: 40, event: { from: 'b', to: null, reason: 'deleted', detectMs: 0, outageMs: 5000 } }]);
+    expect(p.actions).toEqual([
+      {
+        type: 'delete',
+        group: 'web',
+        expectEpoch: 40,
+        event: { from: 'b', to: null, reason: 'deleted', detectMs: 0, outageMs: 5000 },
+      },
+    ]);
   });
 
   test('holder lease gone, still waiting: nothing', () => {
-    const gone = new Map<string, GoneLease>([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 500, waitMs: 1000 }]]);
+    const gone = new Map<string, GoneLease>([
+      [leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: NOW - 500, waitMs: 1000 }],
+    ]);
     const p = run(input(undefined, { assignments: assignment(G, 'b', 40), gone }));
     expect(p.actions).toEqual([]);
     expect(p.requeueAt).toBe(NOW + 500);
@@ -527,14 +705,22 @@ describe('deleted group', () => {
 
   test('assignment without a holder: delete', () => {
     const p = run(input(undefined, { assignments: assignment(G, null, 41, { reason: 'no-healthy-node' }) }));
-    expect(p.actions).toEqual([{ type: 'delete', group: 'web', expectEpoch: 41, event: { from: null, to: null, reason: 'deleted' } }]);
+    expect(p.actions).toEqual([
+      { type: 'delete', group: 'web', expectEpoch: 41, event: { from: null, to: null, reason: 'deleted' } },
+    ]);
   });
 });
 
 describe('same holder, record refreshed', () => {
   test('spec change (VIPs): put with reason spec-changed and the same holderLease', () => {
-    const g2 = group('web', { vips: [{ address: '198.18.0.100/24' }, { address: '2001:2::100/64', interface: 'eth1' }] });
-    const inp = input(g2, { nodes: live('a', 'b', 'c'), health: health(g2, { a: true, b: true, c: true }), assignments: assignment(G, 'b', 50) });
+    const g2 = group('web', {
+      vips: [{ address: '198.18.0.100/24' }, { address: '2001:2::100/64', interface: 'eth1' }],
+    });
+    const inp = input(g2, {
+      nodes: live('a', 'b', 'c'),
+      health: health(g2, { a: true, b: true, c: true }),
+      assignments: assignment(G, 'b', 50),
+    });
     const put = onlyPut(run(inp).actions);
     expect(put).toEqual({
       type: 'put',
@@ -558,26 +744,48 @@ describe('same holder, record refreshed', () => {
   test('a change of checks alone is not a spec change for the holder', () => {
     const g2 = group('web', { checks: [{ name: 'web', type: 'tcp', tcp: { port: 8080 } }] });
     expect(specHash(g2)).toBe(specHash(G));
-    const p = run(input(g2, { nodes: live('a', 'b', 'c'), health: health(g2, { a: true, b: true, c: true }), assignments: assignment(G, 'b', 50) }));
+    const p = run(
+      input(g2, {
+        nodes: live('a', 'b', 'c'),
+        health: health(g2, { a: true, b: true, c: true }),
+        assignments: assignment(G, 'b', 50),
+      }),
+    );
     expect(p.actions).toEqual([]);
   });
 
   test('release cancelled when the reason vanished (drain lifted)', () => {
-    const inp = input(G, { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 51, { release: true, reason: 'drained' }) });
+    const inp = input(G, {
+      nodes: live('a', 'b', 'c'),
+      health: allHealthy,
+      assignments: assignment(G, 'b', 51, { release: true, reason: 'drained' }),
+    });
     const put = onlyPut(run(inp).actions);
-    expect(put).toMatchObject({ expectEpoch: 51, record: { holder: 'b', holderLease: leaseOf('b'), release: false, reason: 'release-cancelled' } });
+    expect(put).toMatchObject({
+      expectEpoch: 51,
+      record: { holder: 'b', holderLease: leaseOf('b'), release: false, reason: 'release-cancelled' },
+    });
     expect(put.event).toBeUndefined();
   });
 
   test('release cancelled when the pin is removed', () => {
-    const p = run(input(G, { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 52, { release: true, reason: 'move' }) }));
+    const p = run(
+      input(G, {
+        nodes: live('a', 'b', 'c'),
+        health: allHealthy,
+        assignments: assignment(G, 'b', 52, { release: true, reason: 'move' }),
+      }),
+    );
     expect(onlyPut(p.actions).record).toMatchObject({ release: false, reason: 'release-cancelled' });
   });
 });
 
 describe('rankNodes', () => {
   test('priorityDelta from health changes the ranking', () => {
-    const inp = input(G, { nodes: live('a', 'b', 'c'), health: health(G, { a: { priorityDelta: 150 }, b: true, c: { priorityDelta: -100 } }) });
+    const inp = input(G, {
+      nodes: live('a', 'b', 'c'),
+      health: health(G, { a: { priorityDelta: 150 }, b: true, c: { priorityDelta: -100 } }),
+    });
     expect(rankNodes(G, inp).map((n) => [n.name, n.priority])).toEqual([
       ['a', 250],
       ['b', 200],
@@ -587,7 +795,10 @@ describe('rankNodes', () => {
   });
 
   test('health for another checksHash is not eligible and its delta does not count', () => {
-    const inp = input(G, { nodes: live('a', 'b', 'c'), health: health(G, { a: { priorityDelta: 500, checksHash: 'other' }, b: { checksHash: 'other' }, c: true }) });
+    const inp = input(G, {
+      nodes: live('a', 'b', 'c'),
+      health: health(G, { a: { priorityDelta: 500, checksHash: 'other' }, b: { checksHash: 'other' }, c: true }),
+    });
     const ranked = rankNodes(G, inp);
     expect(ranked.map((n) => [n.name, n.eligible, n.priority, n.why])).toEqual([
       ['c', true, 150, undefined],
@@ -618,9 +829,26 @@ describe('rankNodes', () => {
 describe('frozen groups are untouched', () => {
   test.each<[string, Partial<PlanInput>]>([
     ['no assignment yet', { nodes: live('a', 'b', 'c'), health: allHealthy }],
-    ['holder unhealthy and released', { nodes: live('a', 'b', 'c'), health: health(G, { b: false }), assignments: assignment(G, 'b', 3), released: released('web', 'b', 3, NOW) }],
-    ['holder lease gone long ago', { assignments: assignment(G, 'b', 3), gone: new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: 0, waitMs: 0 }]]) }],
-    ['drained holder', { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 3), drained: new Set(['b']) }],
+    [
+      'holder unhealthy and released',
+      {
+        nodes: live('a', 'b', 'c'),
+        health: health(G, { b: false }),
+        assignments: assignment(G, 'b', 3),
+        released: released('web', 'b', 3, NOW),
+      },
+    ],
+    [
+      'holder lease gone long ago',
+      {
+        assignments: assignment(G, 'b', 3),
+        gone: new Map([[leaseOf('b'), { lease: leaseOf('b'), node: 'b', goneAt: 0, waitMs: 0 }]]),
+      },
+    ],
+    [
+      'drained holder',
+      { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 3), drained: new Set(['b']) },
+    ],
   ])('%s', (_name, over) => {
     const p = run(input(G, { ...over, frozen: new Set(['web']) }));
     expect(p.actions).toEqual([]);
@@ -638,7 +866,17 @@ describe('every assignment action expects the current epoch', () => {
   test('over a mix of groups in one plan', () => {
     const gs = ['g1', 'g2', 'g3', 'g4'].map((n) => group(n));
     const groups = new Map(gs.map((g) => [g.name, g]));
-    const h = new Map(gs.map((g) => [g.name, new Map(['a', 'b', 'c'].map((n): [string, HealthRecord] => [n, { healthy: n !== 'b', priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 }]))]));
+    const h = new Map(
+      gs.map((g) => [
+        g.name,
+        new Map(
+          ['a', 'b', 'c'].map((n): [string, HealthRecord] => [
+            n,
+            { healthy: n !== 'b', priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 },
+          ]),
+        ),
+      ]),
+    );
     const assignments = new Map<string, CurrentAssignment>([
       ...assignment(gs[1]!, 'b', 101), // unhealthy holder released -> move
       ...assignment(gs[2]!, 'c', 102, { specHash: 'old' }), // spec-changed
@@ -670,48 +908,78 @@ describe('findConflicts', () => {
     return c.address;
   };
 
-  test.each<[string, { name: string; vips: string[]; createdAt?: number }[], [string, string[]][], [string, string][]]>([
-    ['no overlap', [{ name: 'x', vips: ['10.0.0.1'] }, { name: 'y', vips: ['10.0.0.2'] }], [], []],
+  test.each<[string, { name: string; vips: string[]; createdAt?: number }[], [string, string[]][], [string, string][]]>(
     [
-      'the group holding an assignment with the VIP keeps it, even if younger',
-      [{ name: 'old', vips: ['10.0.0.1'], createdAt: 1 }, { name: 'young', vips: ['10.0.0.1'], createdAt: 2 }],
-      [['young', ['10.0.0.1']]],
-      [['old', 'VIP 10.0.0.1 is already claimed by group young']],
-    ],
-    [
-      'else the older createdAt',
-      [{ name: 'b-young', vips: ['10.0.0.1'], createdAt: 2 }, { name: 'z-old', vips: ['10.0.0.1'], createdAt: 1 }],
-      [],
-      [['b-young', 'VIP 10.0.0.1 is already claimed by group z-old']],
-    ],
-    [
-      'else name order',
-      [{ name: 'beta', vips: ['10.0.0.1'], createdAt: 5 }, { name: 'alpha', vips: ['10.0.0.1'], createdAt: 5 }],
-      [],
-      [['beta', 'VIP 10.0.0.1 is already claimed by group alpha']],
-    ],
-    [
-      'an assignment keeps its VIP claimed even if its group no longer names it',
-      [{ name: 'x', vips: ['10.0.0.2'], createdAt: 1 }, { name: 'y', vips: ['10.0.0.1'], createdAt: 2 }],
-      [['x', ['10.0.0.1']]],
-      [['y', 'VIP 10.0.0.1 is already claimed by group x']],
-    ],
-    [
-      'a rejected group claims none of its other VIPs',
-      [{ name: 'g1', vips: ['10.0.0.1'], createdAt: 1 }, { name: 'g2', vips: ['10.0.0.1', '10.0.0.2'], createdAt: 2 }, { name: 'g3', vips: ['10.0.0.2'], createdAt: 3 }],
-      [],
-      [['g2', 'VIP 10.0.0.1 is already claimed by group g1']],
-    ],
-    [
-      'IPv6, compared canonically by the caller',
-      [{ name: 'v6a', vips: [canon('2001:2::1/64')], createdAt: 1 }, { name: 'v6b', vips: [canon('2001:2:0::1/64')], createdAt: 2 }, { name: 'v6c', vips: [canon('2001:0002:0000:0000:0000:0000:0000:0001/128')], createdAt: 3 }],
-      [],
       [
-        ['v6b', 'VIP 2001:2::1 is already claimed by group v6a'],
-        ['v6c', 'VIP 2001:2::1 is already claimed by group v6a'],
+        'no overlap',
+        [
+          { name: 'x', vips: ['10.0.0.1'] },
+          { name: 'y', vips: ['10.0.0.2'] },
+        ],
+        [],
+        [],
+      ],
+      [
+        'the group holding an assignment with the VIP keeps it, even if younger',
+        [
+          { name: 'old', vips: ['10.0.0.1'], createdAt: 1 },
+          { name: 'young', vips: ['10.0.0.1'], createdAt: 2 },
+        ],
+        [['young', ['10.0.0.1']]],
+        [['old', 'VIP 10.0.0.1 is already claimed by group young']],
+      ],
+      [
+        'else the older createdAt',
+        [
+          { name: 'b-young', vips: ['10.0.0.1'], createdAt: 2 },
+          { name: 'z-old', vips: ['10.0.0.1'], createdAt: 1 },
+        ],
+        [],
+        [['b-young', 'VIP 10.0.0.1 is already claimed by group z-old']],
+      ],
+      [
+        'else name order',
+        [
+          { name: 'beta', vips: ['10.0.0.1'], createdAt: 5 },
+          { name: 'alpha', vips: ['10.0.0.1'], createdAt: 5 },
+        ],
+        [],
+        [['beta', 'VIP 10.0.0.1 is already claimed by group alpha']],
+      ],
+      [
+        'an assignment keeps its VIP claimed even if its group no longer names it',
+        [
+          { name: 'x', vips: ['10.0.0.2'], createdAt: 1 },
+          { name: 'y', vips: ['10.0.0.1'], createdAt: 2 },
+        ],
+        [['x', ['10.0.0.1']]],
+        [['y', 'VIP 10.0.0.1 is already claimed by group x']],
+      ],
+      [
+        'a rejected group claims none of its other VIPs',
+        [
+          { name: 'g1', vips: ['10.0.0.1'], createdAt: 1 },
+          { name: 'g2', vips: ['10.0.0.1', '10.0.0.2'], createdAt: 2 },
+          { name: 'g3', vips: ['10.0.0.2'], createdAt: 3 },
+        ],
+        [],
+        [['g2', 'VIP 10.0.0.1 is already claimed by group g1']],
+      ],
+      [
+        'IPv6, compared canonically by the caller',
+        [
+          { name: 'v6a', vips: [canon('2001:2::1/64')], createdAt: 1 },
+          { name: 'v6b', vips: [canon('2001:2:0::1/64')], createdAt: 2 },
+          { name: 'v6c', vips: [canon('2001:0002:0000:0000:0000:0000:0000:0001/128')], createdAt: 3 },
+        ],
+        [],
+        [
+          ['v6b', 'VIP 2001:2::1 is already claimed by group v6a'],
+          ['v6c', 'VIP 2001:2::1 is already claimed by group v6a'],
+        ],
       ],
     ],
-  ])('%s', (_name, groups, assigned, want) => {
+  )('%s', (_name, groups, assigned, want) => {
     expect([...findConflicts(groups, new Map(assigned))].sort()).toEqual(want);
     // Input order does not matter.
     expect([...findConflicts([...groups].reverse(), new Map([...assigned].reverse()))].sort()).toEqual(want);

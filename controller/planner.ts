@@ -43,7 +43,10 @@ export interface PlanInput {
   health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
   assignments: ReadonlyMap<string, CurrentAssignment>;
   /** group -> node -> epoch that node released, with when it said so (wall ms). */
-  released: ReadonlyMap<string, ReadonlyMap<string, { epoch: number; at: number; reason?: string; failingSince?: number }>>;
+  released: ReadonlyMap<
+    string,
+    ReadonlyMap<string, { epoch: number; at: number; reason?: string; failingSince?: number }>
+  >;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
   /** When the controller first saw each group; a group is placed for the first time once every live candidate
@@ -111,13 +114,18 @@ export function specHash(group: FailoverGroup): string {
   let h = specHashes.get(group);
   if (h === undefined) {
     const s = group.spec;
-    specHashes.set(group, (h = fingerprint({ vips: s.vips, snat: s.snat, hooks: s.hooks, announce: s.announce, cloud: s.cloud })));
+    specHashes.set(
+      group,
+      (h = fingerprint({ vips: s.vips, snat: s.snat, hooks: s.hooks, announce: s.announce, cloud: s.cloud })),
+    );
   }
   return h;
 }
 
 export function vipsOf(group: FailoverGroup): AssignmentRecord['vips'] {
-  return group.spec.vips.map((v) => (v.interface ? { address: v.address, interface: v.interface } : { address: v.address }));
+  return group.spec.vips.map((v) =>
+    v.interface ? { address: v.address, interface: v.interface } : { address: v.address },
+  );
 }
 
 /** Ranks candidates: effective priority (priority + check weights) desc, then a stable hash, then name. */
@@ -147,7 +155,11 @@ export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] 
   );
 }
 
-function holderState(input: PlanInput, group: string, cur: CurrentAssignment | undefined): { state: HolderState; until?: number } {
+function holderState(
+  input: PlanInput,
+  group: string,
+  cur: CurrentAssignment | undefined,
+): { state: HolderState; until?: number } {
   if (!cur || cur.record.holder === null) return { state: 'none' };
   const live = input.nodes.get(cur.record.holder);
   if (live && live.lease === cur.record.holderLease) {
@@ -176,7 +188,13 @@ export function plan(input: PlanInput): Plan {
   return { actions, decisions, requeueAt };
 }
 
-function record(input: PlanInput, name: string, fields: Partial<AssignmentRecord> & Pick<AssignmentRecord, 'holder' | 'holderLease' | 'reason'>, group?: FailoverGroup, prev?: AssignmentRecord): AssignmentRecord {
+function record(
+  input: PlanInput,
+  name: string,
+  fields: Partial<AssignmentRecord> & Pick<AssignmentRecord, 'holder' | 'holderLease' | 'reason'>,
+  group?: FailoverGroup,
+  prev?: AssignmentRecord,
+): AssignmentRecord {
   return {
     group: name,
     vips: group ? vipsOf(group) : (prev?.vips ?? []),
@@ -242,7 +260,12 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
         if (group && (cur.record.release || cur.record.specHash !== specHash(group))) {
           const reason = cur.record.release ? 'release-cancelled' : 'spec-changed';
           return {
-            action: { type: 'put', group: name, expectEpoch: epoch, record: record(input, name, { holder, holderLease: cur.record.holderLease, reason }, group) },
+            action: {
+              type: 'put',
+              group: name,
+              expectEpoch: epoch,
+              record: record(input, name, { holder, holderLease: cur.record.holderLease, reason }, group),
+            },
             decision: decision(phaseFor(holder), reason),
           };
         }
@@ -262,21 +285,37 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
           type: 'put',
           group: name,
           expectEpoch: epoch,
-          record: record(input, name, { holder, holderLease: cur.record.holderLease, release: true, reason: moveWhy }, group, cur.record),
+          record: record(
+            input,
+            name,
+            { holder, holderLease: cur.record.holderLease, release: true, reason: moveWhy },
+            group,
+            cur.record,
+          ),
         },
         decision: decision(phaseFor(holder), `asking ${holder} to release (${moveWhy})`),
       };
     }
     case 'gone-waiting':
-      return { decision: decision(phaseFor(holder), `lease of ${holder} ended; waiting for its addresses to expire`), until: hs.until };
+      return {
+        decision: decision(phaseFor(holder), `lease of ${holder} ended; waiting for its addresses to expire`),
+        until: hs.until,
+      };
     case 'none':
     case 'released':
     case 'gone': {
       if (!cur && group) {
         const settleUntil = (input.firstSeen.get(name) ?? input.now) + input.settleMs;
-        const waitingFor = ranked.filter((n) => !n.eligible && (n.why === 'no lease' || n.why === 'no health report' || n.why === 'health report for other checks'));
+        const waitingFor = ranked.filter(
+          (n) =>
+            !n.eligible &&
+            (n.why === 'no lease' || n.why === 'no health report' || n.why === 'health report for other checks'),
+        );
         if (waitingFor.length > 0 && input.now < settleUntil) {
-          return { decision: decision('Pending', `waiting for health from ${waitingFor.map((n) => n.name).join(', ')}`), until: settleUntil };
+          return {
+            decision: decision('Pending', `waiting for health from ${waitingFor.map((n) => n.name).join(', ')}`),
+            until: settleUntil,
+          };
         }
       }
       const reasonOut =
@@ -299,7 +338,12 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
       if (!group) {
         if (!cur) return {};
         return {
-          action: { type: 'delete', group: name, expectEpoch: epoch, event: { from: holder, to: null, reason: 'deleted', ...figures() } },
+          action: {
+            type: 'delete',
+            group: name,
+            expectEpoch: epoch,
+            event: { from: holder, to: null, reason: 'deleted', ...figures() },
+          },
           decision: decision('NoHealthyNode', 'deleted'),
         };
       }
@@ -325,7 +369,12 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
           type: 'put',
           group: name,
           expectEpoch: epoch,
-          record: record(input, name, { holder: desired, holderLease: live.lease, reason, ...(failingSince ? { detectedAt: failingSince } : {}) }, group),
+          record: record(
+            input,
+            name,
+            { holder: desired, holderLease: live.lease, reason, ...(failingSince ? { detectedAt: failingSince } : {}) },
+            group,
+          ),
           event: { from: holder, to: desired, reason, ...figures() },
         },
         decision: decision(phaseFor(desired), `assigning to ${desired} (${reason})`),

@@ -28,7 +28,11 @@ export class PromControllerMetrics implements ControllerMetrics {
 
   constructor(opts: PromControllerMetricsOptions) {
     const registers = [this.registry];
-    this.leaderGauge = new Gauge({ name: 'vipwarden_leader', help: 'Whether this controller replica leads (1) or stands by (0).', registers });
+    this.leaderGauge = new Gauge({
+      name: 'vipwarden_leader',
+      help: 'Whether this controller replica leads (1) or stands by (0).',
+      registers,
+    });
     this.leaderGauge.set(0);
     this.transitions = new Counter({
       name: 'vipwarden_transitions_total',
@@ -57,11 +61,30 @@ export class PromControllerMetrics implements ControllerMetrics {
       buckets: RECONCILE_BUCKETS,
       registers,
     });
-    this.reconcileTotal = new Counter({ name: 'vipwarden_reconcile_total', help: 'Reconcile passes, by outcome.', labelNames: ['component', 'outcome'], registers });
-    this.etcd = new Gauge({ name: 'vipwarden_etcd_up', help: 'Whether the controller\'s etcd lease is confirmed (1) or not (0).', registers });
+    this.reconcileTotal = new Counter({
+      name: 'vipwarden_reconcile_total',
+      help: 'Reconcile passes, by outcome.',
+      labelNames: ['component', 'outcome'],
+      registers,
+    });
+    this.etcd = new Gauge({
+      name: 'vipwarden_etcd_up',
+      help: "Whether the controller's etcd lease is confirmed (1) or not (0).",
+      registers,
+    });
     this.etcd.set(0);
-    this.groupsGauge = new Gauge({ name: 'vipwarden_groups', help: 'FailoverGroups seen by the leader, by state (valid or rejected).', labelNames: ['state'], registers });
-    const info = new Gauge({ name: 'vipwarden_controller_info', help: 'Constant 1, labelled with the replica id.', labelNames: ['id'], registers });
+    this.groupsGauge = new Gauge({
+      name: 'vipwarden_groups',
+      help: 'FailoverGroups seen by the leader, by state (valid or rejected).',
+      labelNames: ['state'],
+      registers,
+    });
+    const info = new Gauge({
+      name: 'vipwarden_controller_info',
+      help: 'Constant 1, labelled with the replica id.',
+      labelNames: ['id'],
+      registers,
+    });
     info.set({ id: opts.id }, 1);
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

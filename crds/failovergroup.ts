@@ -50,7 +50,13 @@ export const CandidateNode = z
       .max(253)
       .refine(isResourceName, 'must be a DNS-1123 name (lower case letters, digits, - and .)')
       .describe('Node name, as the agent on that machine calls itself.'),
-    priority: z.number().int().min(0).max(1000).default(100).describe('Higher wins (0..1000). Ties break by a stable hash.'),
+    priority: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(100)
+      .describe('Higher wins (0..1000). Ties break by a stable hash.'),
   })
   .strict();
 
@@ -58,9 +64,16 @@ const HttpCheck = z
   .object({
     port: Port.default(80),
     path: z.string().startsWith('/').max(1024).default('/'),
-    host: z.string().max(253).default('127.0.0.1').describe('Address the agent connects to; the node itself by default.'),
+    host: z
+      .string()
+      .max(253)
+      .default('127.0.0.1')
+      .describe('Address the agent connects to; the node itself by default.'),
     scheme: z.enum(['http', 'https']).default('http'),
-    expectStatus: z.array(z.number().int().min(100).max(599)).max(16).optional()
+    expectStatus: z
+      .array(z.number().int().min(100).max(599))
+      .max(16)
+      .optional()
       .describe('Accepted status codes; any 2xx or 3xx when absent.'),
     expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
   })
@@ -71,7 +84,12 @@ const TcpCheck = z.object({ port: Port, host: z.string().max(253).default('127.0
 const ProcessCheck = z
   .object({
     name: z.string().min(1).max(15).optional().describe('Process name (comm), as pgrep -x matches it.'),
-    pidFile: z.string().startsWith('/').max(4096).optional().describe('A pid file; the process it names must be alive.'),
+    pidFile: z
+      .string()
+      .startsWith('/')
+      .max(4096)
+      .optional()
+      .describe('A pid file; the process it names must be alive.'),
   })
   .strict();
 
@@ -80,7 +98,9 @@ const MysqlCheck = z
     host: z.string().max(253).default('127.0.0.1'),
     port: Port.default(3306),
     socket: z.string().startsWith('/').max(4096).optional(),
-    credentials: LocalName.optional().describe("Name of a credentials file in the agent's local configuration; never a password here."),
+    credentials: LocalName.optional().describe(
+      "Name of a credentials file in the agent's local configuration; never a password here.",
+    ),
     expectReadOnly: z.boolean().optional().describe('When set, @@global.read_only must equal it.'),
     replication: z
       .object({
@@ -93,7 +113,9 @@ const MysqlCheck = z
   .strict();
 
 const ScriptCheck = z
-  .object({ name: LocalName.describe("A command named in the agent's local configuration; commands never come from here.") })
+  .object({
+    name: LocalName.describe("A command named in the agent's local configuration; commands never come from here."),
+  })
   .strict();
 
 export const CheckTypes = ['http', 'tcp', 'process', 'mysql', 'script'] as const;
@@ -104,8 +126,20 @@ export const HealthCheck = z
     type: z.enum(CheckTypes),
     intervalMs: ms('Time between two runs', 10, 3_600_000, 1000),
     timeoutMs: ms('How long one run may take', 10, 600_000, 1000),
-    rise: z.number().int().min(1).max(100).default(2).describe('Successes in a row before a failing check counts as passing.'),
-    fall: z.number().int().min(1).max(100).default(2).describe('Failures in a row before a passing check counts as failing.'),
+    rise: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe('Successes in a row before a failing check counts as passing.'),
+    fall: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(2)
+      .describe('Failures in a row before a passing check counts as failing.'),
     weight: z
       .number()
       .int()
@@ -126,10 +160,13 @@ export const HealthCheck = z
   .superRefine((c, ctx) => {
     for (const t of CheckTypes) {
       const present = c[t] !== undefined;
-      if (t === c.type && !present) ctx.addIssue({ code: 'custom', path: [t], message: `type is ${t}, so ${t} must be set` });
-      if (t !== c.type && present) ctx.addIssue({ code: 'custom', path: [t], message: `type is ${c.type}, so ${t} must not be set` });
+      if (t === c.type && !present)
+        ctx.addIssue({ code: 'custom', path: [t], message: `type is ${t}, so ${t} must be set` });
+      if (t !== c.type && present)
+        ctx.addIssue({ code: 'custom', path: [t], message: `type is ${c.type}, so ${t} must not be set` });
     }
-    if (c.timeoutMs > c.intervalMs) ctx.addIssue({ code: 'custom', path: ['timeoutMs'], message: 'must not exceed intervalMs' });
+    if (c.timeoutMs > c.intervalMs)
+      ctx.addIssue({ code: 'custom', path: ['timeoutMs'], message: 'must not exceed intervalMs' });
     if (c.type === 'process' && c.process && !c.process.name && !c.process.pidFile)
       ctx.addIssue({ code: 'custom', path: ['process'], message: 'needs name or pidFile' });
   });
@@ -160,7 +197,11 @@ export const CloudSpec = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.provider === 'digitalocean' && !isIPv4(c.floatingIp))
-      ctx.addIssue({ code: 'custom', path: ['floatingIp'], message: 'a DigitalOcean floating IP is an IPv4 address, like 203.0.113.10' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['floatingIp'],
+        message: 'a DigitalOcean floating IP is an IPv4 address, like 203.0.113.10',
+      });
   });
 
 export const AnnounceSpec = z
@@ -179,9 +220,19 @@ export const FailoverGroupSpec = z
     failback: z
       .enum(['auto', 'manual'])
       .default('auto')
-      .describe('auto: the preferred healthy node takes the VIPs back. manual: the VIPs stay where they are while the holder is healthy.'),
-    snat: z.array(SnatRule).max(32).default([]).describe('Outgoing traffic to these destinations leaves from the first VIP of its family.'),
-    hooks: z.array(LocalName).max(8).default([]).describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
+      .describe(
+        'auto: the preferred healthy node takes the VIPs back. manual: the VIPs stay where they are while the holder is healthy.',
+      ),
+    snat: z
+      .array(SnatRule)
+      .max(32)
+      .default([])
+      .describe('Outgoing traffic to these destinations leaves from the first VIP of its family.'),
+    hooks: z
+      .array(LocalName)
+      .max(8)
+      .default([])
+      .describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
     cloud: CloudSpec.optional(),
     announce: AnnounceSpec.optional(),
   })
@@ -190,7 +241,12 @@ export const FailoverGroupSpec = z
     const seenNodes = new Map<string, number>();
     s.nodes.forEach((n, i) => {
       const j = seenNodes.get(n.name);
-      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${n.name}" (also nodes[${j}])` });
+      if (j !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', i, 'name'],
+          message: `duplicate node name "${n.name}" (also nodes[${j}])`,
+        });
       else seenNodes.set(n.name, i);
     });
     const seenVips = new Map<string, number>();
@@ -198,25 +254,42 @@ export const FailoverGroupSpec = z
       const c = parseCidr(v.address);
       if (typeof c === 'string') return;
       const j = seenVips.get(c.address);
-      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['vips', i, 'address'], message: `duplicate VIP ${c.address} (also vips[${j}])` });
+      if (j !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vips', i, 'address'],
+          message: `duplicate VIP ${c.address} (also vips[${j}])`,
+        });
       else seenVips.set(c.address, i);
     });
-    const families = new Set(s.vips.map((v) => parseCidr(v.address)).flatMap((c) => (typeof c === 'string' ? [] : [c.family])));
+    const families = new Set(
+      s.vips.map((v) => parseCidr(v.address)).flatMap((c) => (typeof c === 'string' ? [] : [c.family])),
+    );
     s.snat.forEach((r, i) => {
       const c = parseCidr(r.destination);
       if (typeof c !== 'string' && !families.has(c.family))
-        ctx.addIssue({ code: 'custom', path: ['snat', i, 'destination'], message: `an IPv${c.family} destination needs an IPv${c.family} VIP to use as the source` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['snat', i, 'destination'],
+          message: `an IPv${c.family} destination needs an IPv${c.family} VIP to use as the source`,
+        });
     });
     const seenHooks = new Map<string, number>();
     s.hooks.forEach((h, i) => {
       const j = seenHooks.get(h);
-      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks', i], message: `duplicate hook "${h}" (also hooks[${j}])` });
+      if (j !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['hooks', i], message: `duplicate hook "${h}" (also hooks[${j}])` });
       else seenHooks.set(h, i);
     });
     const seenChecks = new Map<string, number>();
     s.checks.forEach((c, i) => {
       const j = seenChecks.get(c.name);
-      if (j !== undefined) ctx.addIssue({ code: 'custom', path: ['checks', i, 'name'], message: `duplicate check name "${c.name}" (also checks[${j}])` });
+      if (j !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['checks', i, 'name'],
+          message: `duplicate check name "${c.name}" (also checks[${j}])`,
+        });
       else seenChecks.set(c.name, i);
     });
   });

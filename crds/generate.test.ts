@@ -9,16 +9,20 @@ test('the checked-in CRD YAML is what the zod schema generates (run "npm run bui
 /** Every schema node, with its path. */
 function* walk(s: OpenApiSchema, path = ''): Generator<[string, OpenApiSchema]> {
   yield [path, s];
-  for (const [k, v] of Object.entries((s.properties as Record<string, OpenApiSchema>) ?? {})) yield* walk(v, path ? `${path}.${k}` : k);
+  for (const [k, v] of Object.entries((s.properties as Record<string, OpenApiSchema>) ?? {}))
+    yield* walk(v, path ? `${path}.${k}` : k);
   if (s.items) yield* walk(s.items as OpenApiSchema, `${path}[]`);
-  if (s.additionalProperties && typeof s.additionalProperties === 'object') yield* walk(s.additionalProperties as OpenApiSchema, `${path}{}`);
+  if (s.additionalProperties && typeof s.additionalProperties === 'object')
+    yield* walk(s.additionalProperties as OpenApiSchema, `${path}{}`);
 }
 
 test('the schema is structural: one type everywhere, no additionalProperties: false, no unions, no $schema', () => {
   for (const [path, s] of walk(openApiSchema())) {
     expect({ path, type: typeof s.type }).toEqual({ path, type: 'string' });
-    for (const k of ['$schema', 'anyOf', 'oneOf', 'allOf', 'not', '$ref']) expect({ path, has: k in s }).toEqual({ path, has: false });
-    if ('additionalProperties' in s) expect({ path, ap: typeof s.additionalProperties }).toEqual({ path, ap: 'object' });
+    for (const k of ['$schema', 'anyOf', 'oneOf', 'allOf', 'not', '$ref'])
+      expect({ path, has: k in s }).toEqual({ path, has: false });
+    if ('additionalProperties' in s)
+      expect({ path, ap: typeof s.additionalProperties }).toEqual({ path, ap: 'object' });
   }
 });
 
@@ -30,25 +34,39 @@ test('bounds, formats, descriptions and the cross-field CEL rules are carried ov
   expect(all.get('spec.checks[].type')?.enum).toEqual(['http', 'tcp', 'process', 'mysql', 'script']);
   expect(all.get('status.epoch')).toMatchObject({ type: 'integer', format: 'int64' });
   expect(all.get('spec.checks[].http.path')?.format).toBeUndefined(); // zod's "starts_with" is not a Kubernetes format
-  const rules = (p: string) => ((all.get(p)?.['x-kubernetes-validations'] as { rule: string }[] | undefined) ?? []).map((r) => r.rule);
+  const rules = (p: string) =>
+    ((all.get(p)?.['x-kubernetes-validations'] as { rule: string }[] | undefined) ?? []).map((r) => r.rule);
   expect(rules('spec.nodes').join()).toMatch(/exists_one/);
   expect(rules('spec.vips').join()).toMatch(/cidr\(/);
   expect(rules('spec.vips[].address').join()).toMatch(/isCIDR\(self\)/);
   expect(rules('spec.checks[]').length).toBe(6);
   // Every field people write has a description, for `kubectl explain`.
   for (const [path, s] of all) {
-    if (path.startsWith('spec') && !/\.(port|host|path|scheme|protocol|provider|socket|maxLagSeconds)$/.test(path) && !path.endsWith('[]')) {
-      if (s.type === 'object' || s.type === 'array') expect({ path, description: typeof s.description }).toEqual({ path, description: 'string' });
+    if (
+      path.startsWith('spec') &&
+      !/\.(port|host|path|scheme|protocol|provider|socket|maxLagSeconds)$/.test(path) &&
+      !path.endsWith('[]')
+    ) {
+      if (s.type === 'object' || s.type === 'array')
+        expect({ path, description: typeof s.description }).toEqual({ path, description: 'string' });
     }
   }
 });
 
 test('the CRD: cluster-scoped, short name fg, status subresource, printer columns', () => {
-  const c = crd() as { spec: { scope: string; names: { shortNames: string[] }; versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[] } };
+  const c = crd() as {
+    spec: {
+      scope: string;
+      names: { shortNames: string[] };
+      versions: { subresources: unknown; additionalPrinterColumns: { name: string }[] }[];
+    };
+  };
   expect(c.spec.scope).toBe('Cluster');
   expect(c.spec.names.shortNames).toEqual(['fg']);
   expect(c.spec.versions[0]?.subresources).toEqual({ status: {} });
-  expect(c.spec.versions[0]?.additionalPrinterColumns.map((p) => p.name)).toEqual(expect.arrayContaining(['VIPs', 'Holder', 'Phase', 'Age']));
+  expect(c.spec.versions[0]?.additionalPrinterColumns.map((p) => p.name)).toEqual(
+    expect.arrayContaining(['VIPs', 'Holder', 'Phase', 'Age']),
+  );
 });
 
 test('toStructural refuses what has no structural form instead of emitting it', () => {

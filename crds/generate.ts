@@ -25,15 +25,56 @@ export type OpenApiSchema = { [key: string]: unknown };
 
 /** Formats that Kubernetes validates in a CRD (k8s.io/apiextensions-apiserver, supported formats). */
 const KUBE_FORMATS = new Set([
-  'bsonobjectid', 'uri', 'email', 'hostname', 'ipv4', 'ipv6', 'cidr', 'mac', 'uuid', 'uuid3', 'uuid4', 'uuid5',
-  'isbn', 'isbn10', 'isbn13', 'creditcard', 'ssn', 'hexcolor', 'rgbcolor', 'byte', 'password', 'date', 'duration',
-  'datetime', 'date-time', 'int32', 'int64', 'float', 'double',
+  'bsonobjectid',
+  'uri',
+  'email',
+  'hostname',
+  'ipv4',
+  'ipv6',
+  'cidr',
+  'mac',
+  'uuid',
+  'uuid3',
+  'uuid4',
+  'uuid5',
+  'isbn',
+  'isbn10',
+  'isbn13',
+  'creditcard',
+  'ssn',
+  'hexcolor',
+  'rgbcolor',
+  'byte',
+  'password',
+  'date',
+  'duration',
+  'datetime',
+  'date-time',
+  'int32',
+  'int64',
+  'float',
+  'double',
 ]);
 
 /** JSON Schema keywords that a structural schema may carry (everything else is refused, so nothing is lost silently). */
 const KEPT = new Set([
-  'type', 'description', 'properties', 'items', 'required', 'enum', 'default', 'minimum', 'maximum', 'minLength',
-  'maxLength', 'pattern', 'minItems', 'maxItems', 'format', 'additionalProperties', 'nullable',
+  'type',
+  'description',
+  'properties',
+  'items',
+  'required',
+  'enum',
+  'default',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minItems',
+  'maxItems',
+  'format',
+  'additionalProperties',
+  'nullable',
 ]);
 
 const SAFE = Number.MAX_SAFE_INTEGER;
@@ -46,9 +87,12 @@ export function toStructural(schema: OpenApiSchema, path = ''): OpenApiSchema {
     if (k === 'anyOf' || k === 'oneOf' || k === 'allOf' || k === 'not' || k === '$ref' || k === '$defs') {
       throw new Error(`${path || '(root)'}: ${k} has no structural form; give the field one type in the zod schema`);
     }
-    if (!KEPT.has(k)) throw new Error(`${path || '(root)'}: JSON Schema keyword "${k}" is not handled by the CRD generator`);
+    if (!KEPT.has(k))
+      throw new Error(`${path || '(root)'}: JSON Schema keyword "${k}" is not handled by the CRD generator`);
     if (k === 'type' && typeof v !== 'string') {
-      throw new Error(`${path || '(root)'}: type ${JSON.stringify(v)} has no structural form; give the field one type in the zod schema`);
+      throw new Error(
+        `${path || '(root)'}: type ${JSON.stringify(v)} has no structural form; give the field one type in the zod schema`,
+      );
     }
     if (k === 'format' && !KUBE_FORMATS.has(String(v))) continue; // e.g. zod's "starts_with": the pattern says it
     if (k === 'additionalProperties') {
@@ -59,7 +103,10 @@ export function toStructural(schema: OpenApiSchema, path = ''): OpenApiSchema {
     if ((k === 'minimum' && v === -SAFE) || (k === 'maximum' && v === SAFE)) continue;
     if (k === 'properties') {
       out[k] = Object.fromEntries(
-        Object.entries(v as Record<string, OpenApiSchema>).map(([name, s]) => [name, toStructural(s, path ? `${path}.${name}` : name)]),
+        Object.entries(v as Record<string, OpenApiSchema>).map(([name, s]) => [
+          name,
+          toStructural(s, path ? `${path}.${name}` : name),
+        ]),
       );
       continue;
     }
@@ -71,7 +118,11 @@ export function toStructural(schema: OpenApiSchema, path = ''): OpenApiSchema {
   }
   if (typeof out.type !== 'string') throw new Error(`${path || '(root)'}: a field without a type is not structural`);
   if (out.type === 'integer' && out.format === undefined) {
-    const small = typeof out.minimum === 'number' && typeof out.maximum === 'number' && out.minimum >= -(2 ** 31) && out.maximum < 2 ** 31;
+    const small =
+      typeof out.minimum === 'number' &&
+      typeof out.maximum === 'number' &&
+      out.minimum >= -(2 ** 31) &&
+      out.maximum < 2 ** 31;
     out.format = small ? 'int32' : 'int64';
   }
   const noProperties = out.properties === undefined || Object.keys(out.properties as object).length === 0;
@@ -133,11 +184,21 @@ export function crd(): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
-    metadata: { name: CRD_NAME, labels: { 'app.kubernetes.io/name': 'vipwarden', 'app.kubernetes.io/component': 'crd' } },
+    metadata: {
+      name: CRD_NAME,
+      labels: { 'app.kubernetes.io/name': 'vipwarden', 'app.kubernetes.io/component': 'crd' },
+    },
     spec: {
       group: API_GROUP,
       scope: 'Cluster',
-      names: { plural: PLURAL, singular: KIND.toLowerCase(), kind: KIND, listKind: `${KIND}List`, shortNames: ['fg'], categories: ['vipwarden'] },
+      names: {
+        plural: PLURAL,
+        singular: KIND.toLowerCase(),
+        kind: KIND,
+        listKind: `${KIND}List`,
+        shortNames: ['fg'],
+        categories: ['vipwarden'],
+      },
       versions: [
         {
           name: API_VERSION,
@@ -145,10 +206,31 @@ export function crd(): Record<string, unknown> {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
-            { name: 'VIPs', type: 'string', jsonPath: '.status.vips', description: 'The addresses, as placed by the controller.' },
-            { name: 'Holder', type: 'string', jsonPath: '.status.holder', description: 'The node that holds the addresses.' },
-            { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Active, Degraded, NoHealthyNode, Invalid.' },
-            { name: 'Epoch', type: 'integer', jsonPath: '.status.epoch', priority: 1, description: 'etcd revision of the assignment.' },
+            {
+              name: 'VIPs',
+              type: 'string',
+              jsonPath: '.status.vips',
+              description: 'The addresses, as placed by the controller.',
+            },
+            {
+              name: 'Holder',
+              type: 'string',
+              jsonPath: '.status.holder',
+              description: 'The node that holds the addresses.',
+            },
+            {
+              name: 'Phase',
+              type: 'string',
+              jsonPath: '.status.phase',
+              description: 'Active, Degraded, NoHealthyNode, Invalid.',
+            },
+            {
+              name: 'Epoch',
+              type: 'integer',
+              jsonPath: '.status.epoch',
+              priority: 1,
+              description: 'etcd revision of the assignment.',
+            },
             { name: 'Failback', type: 'string', jsonPath: '.spec.failback', priority: 1 },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

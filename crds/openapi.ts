@@ -88,18 +88,21 @@ export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
     ],
   },
   'spec.checks[]': {
-    description: 'One health check: its type, the settings of that type (the field named like the type), timing and hysteresis.',
+    description:
+      'One health check: its type, the settings of that type (the field named like the type), timing and hysteresis.',
     rules: [
       // HealthCheck.superRefine: the field named like the type is set, no other.
-      ...CheckTypes.map(
-        (t): CelRule => ({
-          rule: `(self.type == '${t}') == has(self.${t})`,
-          messageExpression: `self.type == '${t}' ? 'type is ${t}, so ${t} must be set' : 'type is ' + self.type + ', so ${t} must not be set'`,
-          fieldPath: `.${t}`,
-        }),
-      ),
+      ...CheckTypes.map((t): CelRule => ({
+        rule: `(self.type == '${t}') == has(self.${t})`,
+        messageExpression: `self.type == '${t}' ? 'type is ${t}, so ${t} must be set' : 'type is ' + self.type + ', so ${t} must not be set'`,
+        fieldPath: `.${t}`,
+      })),
       // HealthCheck.superRefine: timeoutMs <= intervalMs (both are defaulted before validation).
-      { rule: 'self.timeoutMs <= self.intervalMs', message: 'timeoutMs must not exceed intervalMs', fieldPath: '.timeoutMs' },
+      {
+        rule: 'self.timeoutMs <= self.intervalMs',
+        message: 'timeoutMs must not exceed intervalMs',
+        fieldPath: '.timeoutMs',
+      },
     ],
   },
   'spec.checks[].http': { description: 'An HTTP(S) GET that must answer with an accepted status (type http).' },
@@ -109,12 +112,20 @@ export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
     // HealthCheck.superRefine: process needs name or pidFile.
     rules: [{ rule: 'has(self.name) || has(self.pidFile)', message: 'process needs name or pidFile' }],
   },
-  'spec.checks[].mysql': { description: 'A MySQL server that must answer SELECT 1 (type mysql), optionally read-only and replicating.' },
+  'spec.checks[].mysql': {
+    description: 'A MySQL server that must answer SELECT 1 (type mysql), optionally read-only and replicating.',
+  },
   'spec.checks[].script': { description: "A command from the agent's local configuration, by name (type script)." },
   'spec.snat[]': {
     description: 'Outgoing traffic to a destination network that leaves with the VIP as its source address.',
     // SnatRule.superRefine: ports need protocol tcp or udp.
-    rules: [{ rule: "!has(self.ports) || size(self.ports) == 0 || self.protocol != 'all'", message: 'ports need protocol tcp or udp', fieldPath: '.ports' }],
+    rules: [
+      {
+        rule: "!has(self.ports) || size(self.ports) == 0 || self.protocol != 'all'",
+        message: 'ports need protocol tcp or udp',
+        fieldPath: '.ports',
+      },
+    ],
   },
   'spec.snat[].destination': { format: 'cidr', rules: CIDR_RULES },
   'spec.cloud': {
@@ -129,12 +140,19 @@ export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
     ],
   },
   'spec.announce': { description: 'Gratuitous ARP / unsolicited neighbour advertisement after a move.' },
-  'status.phase': { description: 'Active, Degraded (a candidate is not eligible), NoHealthyNode, Invalid (rejected), or Pending.' },
+  'status.phase': {
+    description: 'Active, Degraded (a candidate is not eligible), NoHealthyNode, Invalid (rejected), or Pending.',
+  },
   'status.holder': { description: 'The node that holds the addresses now.' },
   'status.vips': { description: 'The addresses, as placed.' },
   'status.nodes': { description: 'Each candidate: lease alive, health, effective priority, per-check results.' },
   'status.lastTransition': { description: 'The last move of the addresses.' },
   'status.lastTransition.time': { format: 'date-time' },
-  'status.conditions': { description: 'Ready (the addresses are held by a healthy node) and Accepted (the spec is valid and its VIPs are not claimed by another group).', listType: 'map', listMapKeys: ['type'] },
+  'status.conditions': {
+    description:
+      'Ready (the addresses are held by a healthy node) and Accepted (the spec is valid and its VIPs are not claimed by another group).',
+    listType: 'map',
+    listMapKeys: ['type'],
+  },
   'status.conditions[].lastTransitionTime': { format: 'date-time' },
 };

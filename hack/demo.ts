@@ -22,12 +22,29 @@ async function main(): Promise<void> {
     say(`  client: ${c.tb.client.ip} (namespace ${c.tb.client.netns})`);
     say(`  etcd: ${c.etcd.endpoints.join(', ')}; manifests: ${c.groupsDir}`);
 
-    step(`Applying FailoverGroup "web": VIP ${vip}/24, node1 (priority 100) > node2 (90) > node3 (80), nginx checked every 100 ms`);
-    const path = c.applyGroup(webGroup({ vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90], ['node3', 80]] }));
+    step(
+      `Applying FailoverGroup "web": VIP ${vip}/24, node1 (priority 100) > node2 (90) > node3 (80), nginx checked every 100 ms`,
+    );
+    const path = c.applyGroup(
+      webGroup({
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+          ['node3', 80],
+        ],
+      }),
+    );
     say(readFileSync(path, 'utf8').replace(/^/gm, '    '));
     const sampler = await startSampler(c.tb, { periodMs: 5 });
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    const probe = await startProbe(c.tb, { target: vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 120_000 });
+    const probe = await startProbe(c.tb, {
+      target: vip,
+      port: 80,
+      intervalMs: 10,
+      timeoutMs: 100,
+      maxDurationMs: 120_000,
+    });
     const first = await probe.waitFor((s) => s.ok, 10_000, { includePast: true });
     say(`  the client asks http://${vip}/ over a fresh TCP connection every 10 ms: answered by ${first.body}`);
     for (const l of renderStatus(await c.status())) say(`  ${l}`);

@@ -88,7 +88,10 @@ export class AddressManager {
       return v.family === 6 ? `${base} nodad` : base;
     });
     const ip = ['ip', '-batch', '-'];
-    const argv = opts.deadlineMs !== undefined && this.deadlineExec ? [this.deadlineExec, String(Math.floor(opts.deadlineMs * 1e6)), ...ip] : ip;
+    const argv =
+      opts.deadlineMs !== undefined && this.deadlineExec
+        ? [this.deadlineExec, String(Math.floor(opts.deadlineMs * 1e6)), ...ip]
+        : ip;
     const r = await this.exec(argv, { input: `${lines.join('\n')}\n`, timeoutMs: 5000, okCodes: [75] });
     if (r.exitCode === 75) throw new DeadlinePassedError(opts.deadlineMs ?? 0);
   }
@@ -101,12 +104,17 @@ export class AddressManager {
       return `addr del ${v.address}/${v.prefix} dev ${v.iface}`;
     });
     // -force: go on after a line fails (an address that is already gone is not an error here).
-    const r = await this.exec(['ip', '-force', '-batch', '-'], { input: `${lines.join('\n')}\n`, timeoutMs: 5000, okCodes: [1] });
+    const r = await this.exec(['ip', '-force', '-batch', '-'], {
+      input: `${lines.join('\n')}\n`,
+      timeoutMs: 5000,
+      okCodes: [1],
+    });
     if (r.exitCode !== 0) {
       // Something failed: make sure it was only "already gone".
       const left = await this.list([...new Set(vips.map((v) => v.iface))]);
       const still = vips.filter((v) => left.some((l) => l.address === v.address && l.iface === v.iface));
-      if (still.length) throw new Error(`could not remove ${still.map((v) => v.address).join(', ')}: ${r.stderr.trim()}`);
+      if (still.length)
+        throw new Error(`could not remove ${still.map((v) => v.address).join(', ')}: ${r.stderr.trim()}`);
     }
   }
 }

@@ -9,7 +9,15 @@ import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
 import type { Exec } from '../common/exec.js';
 import { fingerprint } from '../common/hash.js';
-import { AssignmentRecord, decode, GroupRecord, Keys, type HealthRecord, type NodeRecord, type ReleasedRecord } from '../common/keyspace.js';
+import {
+  AssignmentRecord,
+  decode,
+  GroupRecord,
+  Keys,
+  type HealthRecord,
+  type NodeRecord,
+  type ReleasedRecord,
+} from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, type Spec } from '../crds/failovergroup.js';
 import { AddressManager, DeadlinePassedError, vipKey, vipRef, type VipRef } from './addresses.js';
@@ -101,7 +109,9 @@ export class Agent {
     this.lease.on('granted', (lease) => {
       this.metrics.etcdUp(true);
       this.dropHeld((h) => h.lease !== lease, 'held under an earlier lease');
-      void this.register().then(() => this.publishAllHealth()).finally(() => this.kick());
+      void this.register()
+        .then(() => this.publishAllHealth())
+        .finally(() => this.kick());
     });
     this.lease.on('renewed', (r) => {
       this.metrics.keepaliveRtt(r.rttMs);
@@ -143,13 +153,19 @@ export class Agent {
   private assignmentOf(group: string): { record: AssignmentRecord; epoch: number } | undefined {
     const e = this.assignMirror.get(this.keys.assignment(group));
     if (!e) return undefined;
-    const record = decode(AssignmentRecord, e.value, (why) => this.log.warn({ group, why }, 'ignoring an assignment that does not parse'));
+    const record = decode(AssignmentRecord, e.value, (why) =>
+      this.log.warn({ group, why }, 'ignoring an assignment that does not parse'),
+    );
     return record ? { record, epoch: e.modRevision } : undefined;
   }
 
   private groupSpec(group: string): Spec | undefined {
     const e = this.groupsMirror.get(this.keys.group(group));
-    const rec = e && decode(GroupRecord, e.value, (why) => this.log.warn({ group, why }, 'ignoring a group record that does not parse'));
+    const rec =
+      e &&
+      decode(GroupRecord, e.value, (why) =>
+        this.log.warn({ group, why }, 'ignoring a group record that does not parse'),
+      );
     if (!rec) return undefined;
     const spec = FailoverGroupSpec.safeParse(rec.spec);
     if (!spec.success) {
@@ -212,7 +228,16 @@ export class Agent {
     });
     // Groups are independent: their steps run side by side, so a slow acquire never delays a release.
     steps.sort((a, b) => order(a) - order(b));
-    await Promise.all(steps.map((s) => this.execute(s).catch((err) => this.log.error({ err: String(err), group: s.group, epoch: 'epoch' in s ? s.epoch : s.ackEpoch, step: s.type }, 'step failed'))));
+    await Promise.all(
+      steps.map((s) =>
+        this.execute(s).catch((err) =>
+          this.log.error(
+            { err: String(err), group: s.group, epoch: 'epoch' in s ? s.epoch : s.ackEpoch, step: s.type },
+            'step failed',
+          ),
+        ),
+      ),
+    );
     if (steps.some((s) => s.type === 'acquire' || s.type === 'update')) await this.saveState();
   }
 
@@ -324,14 +349,22 @@ export class Agent {
     const rec = this.healthRecord(group);
     if (!lease || !rec) return;
     try {
-      await this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(rec)).lease(lease).exec();
+      await this.deps.client
+        .put(this.keys.health(group, this.deps.config.node))
+        .value(JSON.stringify(rec))
+        .lease(lease)
+        .exec();
     } catch (err) {
       this.log.warn({ err: String(err), group }, 'could not publish health');
     }
   }
 
   private async deleteHealth(group: string): Promise<void> {
-    await this.deps.client.delete().key(this.keys.health(group, this.deps.config.node)).exec().catch(() => undefined);
+    await this.deps.client
+      .delete()
+      .key(this.keys.health(group, this.deps.config.node))
+      .exec()
+      .catch(() => undefined);
   }
 
   /** released/<group>/<node> for an epoch, in one transaction with the health that explains it. */
@@ -347,9 +380,15 @@ export class Agent {
     };
     const releasedKey = this.keys.released(group, this.deps.config.node);
     const ops = [this.deps.client.put(releasedKey).value(JSON.stringify(rec)).lease(lease)];
-    if (health) ops.unshift(this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(health)).lease(lease));
+    if (health)
+      ops.unshift(
+        this.deps.client.put(this.keys.health(group, this.deps.config.node)).value(JSON.stringify(health)).lease(lease),
+      );
     // A transaction needs a comparison; this one always holds.
-    await this.deps.client.if(releasedKey, 'Mod', '>', -1).then(...ops).commit();
+    await this.deps.client
+      .if(releasedKey, 'Mod', '>', -1)
+      .then(...ops)
+      .commit();
     this.acked.set(group, epoch);
   }
 
@@ -364,7 +403,8 @@ export class Agent {
       epoch,
       vips: refs,
       spec: this.groupSpec(group),
-      isCurrent: () => this.held.get(group)?.epoch === epoch || (this.held.has(group) && this.assignmentOf(group)?.epoch === epoch),
+      isCurrent: () =>
+        this.held.get(group)?.epoch === epoch || (this.held.has(group) && this.assignmentOf(group)?.epoch === epoch),
       signal,
       log: this.log.child({ group, epoch }),
     };
@@ -391,19 +431,38 @@ export class Agent {
         this.seen.set(step.group, step.epoch);
         const lease = step.record.holderLease;
         if (!lease || lease !== this.lease.lease) return;
-        this.held.set(step.group, { epoch: step.epoch, vips: refs.map(vipKey), specHash: step.record.specHash, refs, ac, lease });
+        this.held.set(step.group, {
+          epoch: step.epoch,
+          vips: refs.map(vipKey),
+          specHash: step.record.specHash,
+          refs,
+          ac,
+          lease,
+        });
         const tFresh = this.deps.clock.mono();
         await this.withAddresses(async () => {
-          log.debug({ freshMs: Math.round(tFresh - t0), queuedMs: Math.round(this.deps.clock.mono() - tFresh) }, 'adding addresses');
+          log.debug(
+            { freshMs: Math.round(tFresh - t0), queuedMs: Math.round(this.deps.clock.mono() - tFresh) },
+            'adding addresses',
+          );
           // Re-check under the queue: a release or a lost lease may have come in between.
           if (this.held.get(step.group)?.epoch !== step.epoch) return;
           await this.setAddresses(refs, lease);
         });
         if (this.held.get(step.group)?.epoch !== step.epoch) return;
-        log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), reason: step.record.reason, tookMs: Math.round(this.deps.clock.mono() - t0) }, 'acquired');
+        log.info(
+          {
+            epoch: step.epoch,
+            vips: refs.map((r) => r.address),
+            reason: step.record.reason,
+            tookMs: Math.round(this.deps.clock.mono() - t0),
+          },
+          'acquired',
+        );
         this.metrics.holder(step.group, true);
         this.metrics.transition(step.group, 'acquire', step.record.reason);
-        if (step.record.detectedAt) this.metrics.failoverOutage(step.group, Math.max(0, this.deps.clock.wall() - step.record.detectedAt) / 1000);
+        if (step.record.detectedAt)
+          this.metrics.failoverOutage(step.group, Math.max(0, this.deps.clock.wall() - step.record.detectedAt) / 1000);
         await this.acquireResources(step.group, step.epoch, refs, ac.signal);
         return;
       }
@@ -424,7 +483,10 @@ export class Agent {
           if (this.held.get(step.group) !== h || !this.lease.isSafe()) return;
           if (await this.lease.ensureFresh()) await this.setAddresses(refs, h.lease);
         });
-        log.info({ epoch: step.epoch, vips: refs.map((r) => r.address), removed: gone.map((r) => r.address) }, 'assignment updated');
+        log.info(
+          { epoch: step.epoch, vips: refs.map((r) => r.address), removed: gone.map((r) => r.address) },
+          'assignment updated',
+        );
         if (specChanged) {
           h.ac.abort();
           h.ac = new AbortController();
@@ -465,7 +527,10 @@ export class Agent {
       } catch (err) {
         const e = err instanceof AcquireError ? err : new AcquireError(r.name, group, err);
         this.log.error({ group, epoch, err: e.message }, 'acquire failed: releasing the group');
-        this.acquireFailures.set(group, { until: this.deps.clock.mono() + ACQUIRE_FAILURE_HOLDDOWN_MS, message: e.message });
+        this.acquireFailures.set(group, {
+          until: this.deps.clock.mono() + ACQUIRE_FAILURE_HOLDDOWN_MS,
+          message: e.message,
+        });
         setTimeout(() => {
           void this.publishHealth(group);
           this.kick();
@@ -503,11 +568,17 @@ export class Agent {
       await this.addresses.ensure(refs, lifetime, { deadlineMs });
     } catch (err) {
       if (!(err instanceof DeadlinePassedError)) throw err;
-      this.log.warn({ vips: refs.map((r) => r.address) }, 'address command would have run after its keepalive answer stopped covering it: not run');
+      this.log.warn(
+        { vips: refs.map((r) => r.address) },
+        'address command would have run after its keepalive answer stopped covering it: not run',
+      );
       return false;
     }
     if (this.lease.isFresh() && lease === this.lease.lease) return true;
-    this.log.error({ vips: refs.map((r) => r.address) }, 'address command finished after the keepalive answer stopped covering it: removing the addresses');
+    this.log.error(
+      { vips: refs.map((r) => r.address) },
+      'address command finished after the keepalive answer stopped covering it: removing the addresses',
+    );
     await this.addresses.remove(refs);
     return false;
   }
@@ -549,7 +620,9 @@ export class Agent {
   }
 
   private async saveState(): Promise<void> {
-    const vips = [...this.held.values()].flatMap((h) => h.refs.map((r) => ({ address: `${r.address}/${r.prefix}`, iface: r.iface })));
+    const vips = [...this.held.values()].flatMap((h) =>
+      h.refs.map((r) => ({ address: `${r.address}/${r.prefix}`, iface: r.iface })),
+    );
     try {
       await mkdir(this.deps.config.stateDir, { recursive: true });
       await writeFile(this.statePath(), JSON.stringify({ vips }));
@@ -581,7 +654,9 @@ export class Agent {
       for (const v of a?.vips ?? []) add(v.address, v.interface ?? this.deps.config.interface);
     }
     try {
-      const saved = JSON.parse(await readFile(this.statePath(), 'utf8')) as { vips?: { address: string; iface: string }[] };
+      const saved = JSON.parse(await readFile(this.statePath(), 'utf8')) as {
+        vips?: { address: string; iface: string }[];
+      };
       for (const v of saved.vips ?? []) add(v.address, v.iface);
     } catch {
       /* no state file */
@@ -589,7 +664,11 @@ export class Agent {
     const local = await this.addresses.list();
     const stale = local.filter((l) => known.get(l.address)?.iface === l.iface && l.validLft !== null);
     const foreign = local.filter((l) => known.has(l.address) && l.validLft === null);
-    for (const f of foreign) this.log.warn({ vip: f.address, iface: f.iface }, 'a VIP is configured permanently on this node by someone else: not touching it');
+    for (const f of foreign)
+      this.log.warn(
+        { vip: f.address, iface: f.iface },
+        'a VIP is configured permanently on this node by someone else: not touching it',
+      );
     if (stale.length) {
       this.log.info({ vips: stale.map((s) => s.address) }, 'removing VIPs left over from an earlier run');
       await this.addresses.remove(stale);

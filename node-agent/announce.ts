@@ -21,7 +21,21 @@ export interface Announcer {
 
 /** IPv4 with Thomas Habets' arping (Debian package arping): -U unsolicited, -P reply form, -S source = VIP. */
 export function arpingArgv(vip: VipRef, count: number, reply: boolean): string[] {
-  return ['arping', '-q', '-U', ...(reply ? ['-P'] : []), '-c', String(count), '-W', '0.01', '-i', vip.iface, '-S', vip.address, vip.address];
+  return [
+    'arping',
+    '-q',
+    '-U',
+    ...(reply ? ['-P'] : []),
+    '-c',
+    String(count),
+    '-W',
+    '0.01',
+    '-i',
+    vip.iface,
+    '-S',
+    vip.address,
+    vip.address,
+  ];
 }
 
 export class CommandAnnouncer implements Announcer {
@@ -78,7 +92,13 @@ export class AnnounceResource implements GroupResource {
     this.running.set(ctx.group, ac);
     const signal = AbortSignal.any([ac.signal, ctx.signal]);
     const sendAll = (n: number) =>
-      Promise.all(ctx.vips.map((v) => this.announcer.send(v, n, signal).catch((err) => ctx.log.warn({ err: String(err), vip: v.address }, 'announce failed'))));
+      Promise.all(
+        ctx.vips.map((v) =>
+          this.announcer
+            .send(v, n, signal)
+            .catch((err) => ctx.log.warn({ err: String(err), vip: v.address }, 'announce failed')),
+        ),
+      );
     // The first burst is not awaited: the address already works, and neighbours learn it as packets arrive.
     void (async () => {
       await sendAll(s.burst);

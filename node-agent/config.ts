@@ -7,7 +7,10 @@ import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { formatPath, LocalName } from '../crds/failovergroup.js';
 
-const Argv = z.array(z.string().min(1)).min(1).refine((a) => a[0]!.startsWith('/'), 'the command must be an absolute path');
+const Argv = z
+  .array(z.string().min(1))
+  .min(1)
+  .refine((a) => a[0]!.startsWith('/'), 'the command must be an absolute path');
 
 export const AgentConfigSchema = z
   .object({
@@ -30,12 +33,18 @@ export const AgentConfigSchema = z
       .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
     /** How long to wait, on SIGTERM, for the controller to move released groups before revoking the lease. */
     shutdownGraceMs: z.number().int().min(0).max(30_000).default(1500),
-    metrics: z.object({ listen: z.string().default('127.0.0.1:9641') }).strict().optional(),
+    metrics: z
+      .object({ listen: z.string().default('127.0.0.1:9641') })
+      .strict()
+      .optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z
-      .record(LocalName, z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict())
+      .record(
+        LocalName,
+        z.object({ argv: Argv, timeoutMs: z.number().int().min(10).max(600_000).default(5000) }).strict(),
+      )
       .default({}),
     /** Hooks (Heartbeat's haresources): run on acquire and on release of the groups that name them. */
     hooks: z
@@ -59,7 +68,9 @@ export const AgentConfigSchema = z
         ndsend: z
           .union([z.literal('off'), z.string().startsWith('/', 'must be an absolute path or "off"')])
           .optional()
-          .describe('Path of the vipwarden-ndsend helper; "off" sends no NA. Default: next to the agent, else built from source.'),
+          .describe(
+            'Path of the vipwarden-ndsend helper; "off" sends no NA. Default: next to the agent, else built from source.',
+          ),
       })
       .strict()
       .default({}),
@@ -92,7 +103,11 @@ export const AgentConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.lease.ttlSeconds * 1000 <= c.lease.marginMs + c.lease.keepaliveIntervalMs)
-      ctx.addIssue({ code: 'custom', path: ['lease', 'marginMs'], message: 'ttlSeconds must exceed marginMs + keepaliveIntervalMs' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lease', 'marginMs'],
+        message: 'ttlSeconds must exceed marginMs + keepaliveIntervalMs',
+      });
   });
 
 export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };

@@ -69,7 +69,8 @@ export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
     onAnnounced,
     setReady,
     close: async () => {
-      for (const c of closers.reverse()) await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+      for (const c of closers.reverse())
+        await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
     },
   };
 }

@@ -62,14 +62,41 @@ describe('step: rise/fall hysteresis', () => {
 });
 
 function check(name: string, weight = 0): HealthCheckSpec {
-  return { name, type: 'tcp', intervalMs: 1000, timeoutMs: 1000, rise: 2, fall: 2, weight, tcp: { port: 80, host: '127.0.0.1' } };
+  return {
+    name,
+    type: 'tcp',
+    intervalMs: 1000,
+    timeoutMs: 1000,
+    rise: 2,
+    fall: 2,
+    weight,
+    tcp: { port: 80, host: '127.0.0.1' },
+  };
 }
-const up = (firstFailAt?: number): CheckState => ({ ok: true, successes: 2, failures: firstFailAt ? 1 : 0, firstFailAt, message: 'ok' });
-const down = (firstFailAt: number): CheckState => ({ ok: false, successes: 0, failures: 2, firstFailAt, message: 'refused' });
+const up = (firstFailAt?: number): CheckState => ({
+  ok: true,
+  successes: 2,
+  failures: firstFailAt ? 1 : 0,
+  firstFailAt,
+  message: 'ok',
+});
+const down = (firstFailAt: number): CheckState => ({
+  ok: false,
+  successes: 0,
+  failures: 2,
+  firstFailAt,
+  message: 'refused',
+});
 
 describe('summarize', () => {
   test('no checks: known and healthy', () => {
-    expect(summarize([], new Map())).toEqual({ known: true, healthy: true, priorityDelta: 0, checks: [], failingSince: undefined });
+    expect(summarize([], new Map())).toEqual({
+      known: true,
+      healthy: true,
+      priorityDelta: 0,
+      checks: [],
+      failingSince: undefined,
+    });
   });
 
   test('unknown until every check has a first result, and unknown is not healthy', () => {
@@ -80,31 +107,112 @@ describe('summarize', () => {
       { name: 'a', ok: true, message: 'ok', latencyMs: undefined },
       { name: 'b', ok: false, message: 'no result yet' },
     ]);
-    expect(summarize(specs, new Map([['a', up()], ['b', initial]])).known).toBe(false);
+    expect(
+      summarize(
+        specs,
+        new Map([
+          ['a', up()],
+          ['b', initial],
+        ]),
+      ).known,
+    ).toBe(false);
   });
 
   test.each<[string, [number, CheckState][], { healthy: boolean; priorityDelta: number; failingSince?: number }]>([
-    ['all required passing', [[0, up()], [0, up()]], { healthy: true, priorityDelta: 0 }],
-    ['a required check failing', [[0, up()], [0, down(500)]], { healthy: false, priorityDelta: 0, failingSince: 500 }],
-    ['two required failing: the earliest', [[0, down(700)], [0, down(500)]], { healthy: false, priorityDelta: 0, failingSince: 500 }],
-    ['a required check still up inside its fall count is not failing', [[0, up(900)]], { healthy: true, priorityDelta: 0 }],
-    ['positive weight passing adds', [[0, up()], [50, up()]], { healthy: true, priorityDelta: 50 }],
-    ['positive weight failing adds nothing and does not make unhealthy', [[0, up()], [50, down(100)]], { healthy: true, priorityDelta: 0 }],
-    ['negative weight failing subtracts', [[0, up()], [-30, down(100)]], { healthy: true, priorityDelta: -30 }],
+    [
+      'all required passing',
+      [
+        [0, up()],
+        [0, up()],
+      ],
+      { healthy: true, priorityDelta: 0 },
+    ],
+    [
+      'a required check failing',
+      [
+        [0, up()],
+        [0, down(500)],
+      ],
+      { healthy: false, priorityDelta: 0, failingSince: 500 },
+    ],
+    [
+      'two required failing: the earliest',
+      [
+        [0, down(700)],
+        [0, down(500)],
+      ],
+      { healthy: false, priorityDelta: 0, failingSince: 500 },
+    ],
+    [
+      'a required check still up inside its fall count is not failing',
+      [[0, up(900)]],
+      { healthy: true, priorityDelta: 0 },
+    ],
+    [
+      'positive weight passing adds',
+      [
+        [0, up()],
+        [50, up()],
+      ],
+      { healthy: true, priorityDelta: 50 },
+    ],
+    [
+      'positive weight failing adds nothing and does not make unhealthy',
+      [
+        [0, up()],
+        [50, down(100)],
+      ],
+      { healthy: true, priorityDelta: 0 },
+    ],
+    [
+      'negative weight failing subtracts',
+      [
+        [0, up()],
+        [-30, down(100)],
+      ],
+      { healthy: true, priorityDelta: -30 },
+    ],
     ['negative weight passing adds nothing', [[-30, up()]], { healthy: true, priorityDelta: 0 }],
-    ['weights add up', [[20, up()], [30, up()], [-40, down(1)], [-5, up()]], { healthy: true, priorityDelta: 10 }],
-    ['weighted failures do not set failingSince', [[-30, down(100)], [0, down(300)]], { healthy: false, priorityDelta: -30, failingSince: 300 }],
+    [
+      'weights add up',
+      [
+        [20, up()],
+        [30, up()],
+        [-40, down(1)],
+        [-5, up()],
+      ],
+      { healthy: true, priorityDelta: 10 },
+    ],
+    [
+      'weighted failures do not set failingSince',
+      [
+        [-30, down(100)],
+        [0, down(300)],
+      ],
+      { healthy: false, priorityDelta: -30, failingSince: 300 },
+    ],
   ])('%s', (_name, rows, want) => {
     const specs = rows.map(([w], i) => check(`c${i}`, w));
     const states = new Map(rows.map(([, s], i) => [`c${i}`, s]));
     const r = summarize(specs, states);
-    expect({ known: r.known, healthy: r.healthy, priorityDelta: r.priorityDelta, failingSince: r.failingSince }).toEqual({ known: true, failingSince: undefined, ...want });
+    expect({
+      known: r.known,
+      healthy: r.healthy,
+      priorityDelta: r.priorityDelta,
+      failingSince: r.failingSince,
+    }).toEqual({ known: true, failingSince: undefined, ...want });
     expect(r.checks.map((c) => c.ok)).toEqual(rows.map(([, s]) => s.ok));
   });
 
   test('checks keep the spec order and carry message and latency', () => {
     const specs = [check('z'), check('a', 10)];
-    const r = summarize(specs, new Map([['a', { ...up(), latencyMs: 3 }], ['z', { ...down(5), latencyMs: 9 }]]));
+    const r = summarize(
+      specs,
+      new Map([
+        ['a', { ...up(), latencyMs: 3 }],
+        ['z', { ...down(5), latencyMs: 9 }],
+      ]),
+    );
     expect(r.checks).toEqual([
       { name: 'z', ok: false, message: 'refused', latencyMs: 9 },
       { name: 'a', ok: true, message: 'ok', latencyMs: 3 },
@@ -112,6 +220,14 @@ describe('summarize', () => {
   });
 
   test('states of checks not in the spec are ignored', () => {
-    expect(summarize([check('a')], new Map([['a', up()], ['old', down(1)]]))).toMatchObject({ healthy: true, checks: [{ name: 'a' }] });
+    expect(
+      summarize(
+        [check('a')],
+        new Map([
+          ['a', up()],
+          ['old', down(1)],
+        ]),
+      ),
+    ).toMatchObject({ healthy: true, checks: [{ name: 'a' }] });
   });
 });

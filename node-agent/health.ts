@@ -20,7 +20,14 @@ export interface CheckState {
 }
 
 /** Pure hysteresis step. */
-export function step(s: CheckState, outcome: CheckOutcome, rise: number, fall: number, now: number, latencyMs?: number): CheckState {
+export function step(
+  s: CheckState,
+  outcome: CheckOutcome,
+  rise: number,
+  fall: number,
+  now: number,
+  latencyMs?: number,
+): CheckState {
   const next: CheckState = {
     ok: s.ok,
     successes: outcome.ok ? s.successes + 1 : 0,
@@ -45,7 +52,10 @@ export interface GroupHealthState {
 }
 
 /** Folds check states into the group's state: weight-0 checks are required; weights add to priority. */
-export function summarize(specs: readonly HealthCheckSpec[], states: ReadonlyMap<string, CheckState>): GroupHealthState {
+export function summarize(
+  specs: readonly HealthCheckSpec[],
+  states: ReadonlyMap<string, CheckState>,
+): GroupHealthState {
   let known = true;
   let healthy = true;
   let delta = 0;
@@ -116,7 +126,9 @@ export class GroupHealth extends EventEmitter<GroupHealthEvents> {
         outcome = fn
           ? await Promise.race([
               fn(spec, this.deps, runSignal),
-              new Promise<CheckOutcome>((resolve) => runSignal.addEventListener('abort', () => resolve({ ok: false, message: 'timeout' }), { once: true })),
+              new Promise<CheckOutcome>((resolve) =>
+                runSignal.addEventListener('abort', () => resolve({ ok: false, message: 'timeout' }), { once: true }),
+              ),
             ])
           : { ok: false, message: `unknown check type ${spec.type}` };
       } catch (err) {
@@ -128,7 +140,11 @@ export class GroupHealth extends EventEmitter<GroupHealthEvents> {
       const prev = this.states.get(spec.name) ?? { ok: undefined, successes: 0, failures: 0 };
       const next = step(prev, outcome, spec.rise, spec.fall, this.clock.wall(), latency);
       this.states.set(spec.name, next);
-      if (prev.ok !== next.ok) this.log.info({ group: this.group, check: spec.name, ok: next.ok, message: next.message }, 'check changed state');
+      if (prev.ok !== next.ok)
+        this.log.info(
+          { group: this.group, check: spec.name, ok: next.ok, message: next.message },
+          'check changed state',
+        );
       const summary = summarize(this.specs, this.states);
       if (!this.last || changed(this.last, summary)) {
         this.last = summary;

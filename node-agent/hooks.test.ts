@@ -32,7 +32,11 @@ function recorder(fail: (argv: readonly string[]) => Error | undefined = () => u
 
 const config = {
   hooks: {
-    httpd: { acquire: ['/usr/sbin/service-start', 'httpd'], release: ['/usr/sbin/service-stop', 'httpd'], timeoutMs: 5000 },
+    httpd: {
+      acquire: ['/usr/sbin/service-start', 'httpd'],
+      release: ['/usr/sbin/service-stop', 'httpd'],
+      timeoutMs: 5000,
+    },
     cache: { acquire: ['/usr/bin/cache', 'warm'], timeoutMs: 1000 },
     notify: { release: ['/usr/bin/notify'], timeoutMs: 2000 },
   },
@@ -68,20 +72,28 @@ describe('HookResource', () => {
   });
 
   it('fails the acquire when a hook fails, and runs no later hook', async () => {
-    const r = recorder((argv) => (argv[0] === '/usr/sbin/service-start' ? new CommandError(argv, 3, 'httpd: port in use\n') : undefined));
+    const r = recorder((argv) =>
+      argv[0] === '/usr/sbin/service-start' ? new CommandError(argv, 3, 'httpd: port in use\n') : undefined,
+    );
     const res = new HookResource(r.exec, config);
-    await expect(res.acquire(ctx(['httpd', 'cache']))).rejects.toThrow('acquire hook "httpd" exited 3: httpd: port in use');
+    await expect(res.acquire(ctx(['httpd', 'cache']))).rejects.toThrow(
+      'acquire hook "httpd" exited 3: httpd: port in use',
+    );
     expect(r.calls).toHaveLength(1);
   });
 
   it('says so when a hook timed out', async () => {
     const r = recorder((argv) => new CommandError(argv, undefined, '', true));
-    await expect(new HookResource(r.exec, config).acquire(ctx(['cache']))).rejects.toThrow('acquire hook "cache" timed out after 1000 ms');
+    await expect(new HookResource(r.exec, config).acquire(ctx(['cache']))).rejects.toThrow(
+      'acquire hook "cache" timed out after 1000 ms',
+    );
   });
 
   it('refuses a hook that this node does not configure, before starting any', async () => {
     const r = recorder();
-    await expect(new HookResource(r.exec, config).acquire(ctx(['httpd', 'nope']))).rejects.toThrow('acquire hook "nope" is not in the agent configuration');
+    await expect(new HookResource(r.exec, config).acquire(ctx(['httpd', 'nope']))).rejects.toThrow(
+      'acquire hook "nope" is not in the agent configuration',
+    );
     expect(r.calls).toHaveLength(0);
   });
 
@@ -98,7 +110,9 @@ describe('HookResource', () => {
 
   it('runs every release hook even when one fails, then reports the failures', async () => {
     const r = recorder((argv) => (argv[0] === '/usr/bin/notify' ? new CommandError(argv, 1, '') : undefined));
-    await expect(new HookResource(r.exec, config).release(ctx(['httpd', 'notify']))).rejects.toThrow('release hook "notify" exited 1');
+    await expect(new HookResource(r.exec, config).release(ctx(['httpd', 'notify']))).rejects.toThrow(
+      'release hook "notify" exited 1',
+    );
     expect(r.calls.map((c) => c.argv[0])).toEqual(['/usr/bin/notify', '/usr/sbin/service-stop']);
   });
 
@@ -108,7 +122,11 @@ describe('HookResource', () => {
     await expect(res.acquire(ctx(['httpd', 'cache', 'notify']))).rejects.toThrow(/cache/);
     const gone = { ...ctx([]), spec: undefined };
     await res.release(gone);
-    expect(r.calls.map((c) => c.argv[0])).toEqual(['/usr/sbin/service-start', '/usr/bin/cache', '/usr/sbin/service-stop']);
+    expect(r.calls.map((c) => c.argv[0])).toEqual([
+      '/usr/sbin/service-start',
+      '/usr/bin/cache',
+      '/usr/sbin/service-stop',
+    ]);
   });
 
   it('runs a real command with the environment and a timeout', async () => {

@@ -22,7 +22,10 @@ export class HookError extends Error {
 }
 
 /** The environment a hook runs with (pure). */
-export function hookEnv(ctx: Pick<ResourceContext, 'group' | 'node' | 'epoch' | 'vips'>, phase: HookPhase): Record<string, string> {
+export function hookEnv(
+  ctx: Pick<ResourceContext, 'group' | 'node' | 'epoch' | 'vips'>,
+  phase: HookPhase,
+): Record<string, string> {
   return {
     VIPWARDEN_EVENT: phase,
     VIPWARDEN_GROUP: ctx.group,
@@ -37,7 +40,11 @@ export function hookEnv(ctx: Pick<ResourceContext, 'group' | 'node' | 'epoch' | 
 }
 
 /** What one hook phase runs: the argv, or nothing when the hook has no such phase. */
-export function hookCommand(config: Pick<AgentConfig, 'hooks'>, name: string, phase: HookPhase): { argv: string[]; timeoutMs: number } | null | undefined {
+export function hookCommand(
+  config: Pick<AgentConfig, 'hooks'>,
+  name: string,
+  phase: HookPhase,
+): { argv: string[]; timeoutMs: number } | null | undefined {
   const h = config.hooks[name];
   if (!h) return undefined;
   const argv = h[phase];
@@ -93,7 +100,10 @@ export class HookResource implements GroupResource {
     const t0 = performance.now();
     try {
       const r = await this.exec(cmd.argv, { timeoutMs: cmd.timeoutMs, env: hookEnv(ctx, phase) });
-      log.info({ argv: cmd.argv, tookMs: Math.round(performance.now() - t0), ...(r.stdout ? { stdout: tail(r.stdout) } : {}) }, 'hook ran');
+      log.info(
+        { argv: cmd.argv, tookMs: Math.round(performance.now() - t0), ...(r.stdout ? { stdout: tail(r.stdout) } : {}) },
+        'hook ran',
+      );
     } catch (err) {
       const why =
         err instanceof CommandError

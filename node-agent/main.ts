@@ -21,7 +21,9 @@ function deadlineExecPath(configured: string | undefined): string {
   try {
     accessSync(path, constants.X_OK);
   } catch {
-    throw new Error(`${path} is missing or not executable: build it with "npm run build" (needs a C compiler), or set deadlineExec in the agent config`);
+    throw new Error(
+      `${path} is missing or not executable: build it with "npm run build" (needs a C compiler), or set deadlineExec in the agent config`,
+    );
   }
   return path;
 }
@@ -29,7 +31,11 @@ function deadlineExecPath(configured: string | undefined): string {
 async function main(): Promise<void> {
   const path = arg('--config') ?? '/etc/vipwarden/agent.yaml';
   const config = await loadAgentConfig(path);
-  const log = createLogger({ name: 'vipwarden-agent', level: arg('--log-level') ?? config.logLevel, base: { node: config.node } });
+  const log = createLogger({
+    name: 'vipwarden-agent',
+    level: arg('--log-level') ?? config.logLevel,
+    base: { node: config.node },
+  });
   const client = connectEtcd({ endpoints: config.etcd.endpoints });
   const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);

@@ -50,7 +50,14 @@ async function executable(path: string): Promise<boolean> {
 /** ndsend.c, from the source tree or from next to the compiled agent (dist/node-agent -> node-agent). */
 async function sourcePath(): Promise<string | undefined> {
   const candidates = [join(here, 'ndsend.c'), join(here, '..', '..', 'node-agent', 'ndsend.c')];
-  for (const c of candidates) if (await access(c).then(() => true, () => false)) return c;
+  for (const c of candidates)
+    if (
+      await access(c).then(
+        () => true,
+        () => false,
+      )
+    )
+      return c;
   return undefined;
 }
 
@@ -58,11 +65,16 @@ async function sourcePath(): Promise<string | undefined> {
 export async function buildNdsend(exec: Exec, opts: { cacheDir?: string } = {}): Promise<string> {
   const src = await sourcePath();
   if (!src) throw new Error('ndsend.c not found next to the agent');
-  const hash = createHash('sha256').update(await readFile(src)).digest('hex');
+  const hash = createHash('sha256')
+    .update(await readFile(src))
+    .digest('hex');
   const binDir = join(opts.cacheDir ?? cacheDir(), 'bin');
   const bin = join(binDir, NDSEND);
   const stamp = `${bin}.sha256`;
-  const built = await readFile(stamp, 'utf8').then((s) => s.trim(), () => '');
+  const built = await readFile(stamp, 'utf8').then(
+    (s) => s.trim(),
+    () => '',
+  );
   if (built === hash && (await executable(bin))) return bin;
   await mkdir(binDir, { recursive: true });
   const tmp = `${bin}.tmp-${process.pid}`;
@@ -76,7 +88,11 @@ export async function buildNdsend(exec: Exec, opts: { cacheDir?: string } = {}):
  * Finds (or builds) the helper. Returns undefined when IPv6 VIPs are not to be announced, with the reason logged;
  * throws when agent.yaml names a helper that is not there (a configuration error, not something to guess around).
  */
-export async function locateNdsend(exec: Exec, configured: string | undefined, log: Logger): Promise<string | undefined> {
+export async function locateNdsend(
+  exec: Exec,
+  configured: string | undefined,
+  log: Logger,
+): Promise<string | undefined> {
   if (configured === 'off') return undefined;
   if (configured !== undefined) {
     if (!(await executable(configured))) throw new Error(`announce.ndsend: ${configured} is not an executable file`);
@@ -87,7 +103,10 @@ export async function locateNdsend(exec: Exec, configured: string | undefined, l
   try {
     return await buildNdsend(exec);
   } catch (err) {
-    log.warn({ err: String(err) }, `no ${NDSEND} (set announce.ndsend, or install gcc): IPv6 VIPs will not be announced`);
+    log.warn(
+      { err: String(err) },
+      `no ${NDSEND} (set announce.ndsend, or install gcc): IPv6 VIPs will not be announced`,
+    );
     return undefined;
   }
 }

@@ -39,8 +39,10 @@ function view(over: Partial<AgentView> = {}): AgentView {
   };
 }
 
-const held = (epoch: number): Map<string, Held> => new Map([['web', { epoch, vips: ['198.18.0.100/24'], specHash: 'h1' }]]);
-const assigned = (epoch: number, fields: Partial<AssignmentRecord> = {}) => new Map([['web', { record: rec(fields), epoch }]]);
+const held = (epoch: number): Map<string, Held> =>
+  new Map([['web', { epoch, vips: ['198.18.0.100/24'], specHash: 'h1' }]]);
+const assigned = (epoch: number, fields: Partial<AssignmentRecord> = {}) =>
+  new Map([['web', { record: rec(fields), epoch }]]);
 
 describe('acquire', () => {
   test('when named with this lease, not release-flagged, healthy, lease safe, epoch not let go', () => {
@@ -48,25 +50,45 @@ describe('acquire', () => {
   });
 
   test('an epoch seen before (equal) is not stale', () => {
-    expect(planAgent(view({ seen: new Map([['web', 10]]) }))).toEqual([{ type: 'acquire', group: 'web', epoch: 10, record: rec() }]);
+    expect(planAgent(view({ seen: new Map([['web', 10]]) }))).toEqual([
+      { type: 'acquire', group: 'web', epoch: 10, record: rec() },
+    ]);
   });
 
   test('a later epoch than the one let go of may be taken', () => {
-    expect(planAgent(view({ letGo: new Map([['web', 9]]), acked: new Map([['web', 9]]) }))).toEqual([{ type: 'acquire', group: 'web', epoch: 10, record: rec() }]);
+    expect(planAgent(view({ letGo: new Map([['web', 9]]), acked: new Map([['web', 9]]) }))).toEqual([
+      { type: 'acquire', group: 'web', epoch: 10, record: rec() },
+    ]);
   });
 
   // Each row breaks exactly one condition; none may acquire.
   test.each<[string, Partial<AgentView>, AgentStep[]]>([
     ['another node is named', { assignments: assigned(10, { holder: 'n2', holderLease: '7002' }) }, []],
-    ['another lease of this node is named (restarted agent)', { assignments: assigned(10, { holderLease: '6999' }) }, []],
+    [
+      'another lease of this node is named (restarted agent)',
+      { assignments: assigned(10, { holderLease: '6999' }) },
+      [],
+    ],
     ['no lease yet', { lease: undefined }, []],
     ['holder null', { assignments: assigned(10, { holder: null, holderLease: null }) }, []],
-    ['release-flagged', { assignments: assigned(10, { release: true, reason: 'move' }) }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'release requested (move)' }]],
-    ['unhealthy', { healthy: new Map([['web', false]]) }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]],
+    [
+      'release-flagged',
+      { assignments: assigned(10, { release: true, reason: 'move' }) },
+      [{ type: 'ack', group: 'web', epoch: 10, reason: 'release requested (move)' }],
+    ],
+    [
+      'unhealthy',
+      { healthy: new Map([['web', false]]) },
+      [{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }],
+    ],
     ['health unknown', { healthy: new Map() }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]],
     ['shutting down', { shuttingDown: true }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'shutting down' }]],
     ['lease not safe', { leaseSafe: false }, []],
-    ['epoch already let go', { letGo: new Map([['web', 10]]) }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'already released this epoch' }]],
+    [
+      'epoch already let go',
+      { letGo: new Map([['web', 10]]) },
+      [{ type: 'ack', group: 'web', epoch: 10, reason: 'already released this epoch' }],
+    ],
     ['epoch already let go and acked', { letGo: new Map([['web', 10]]), acked: new Map([['web', 10]]) }, []],
     ['stale assignment (epoch < seen)', { seen: new Map([['web', 11]]) }, []],
   ])('not when %s', (_name, over, want) => {
@@ -76,22 +98,60 @@ describe('acquire', () => {
 
 describe('release while holding', () => {
   test.each<[string, Partial<AgentView>, AgentStep]>([
-    ['unhealthy', { healthy: new Map([['web', false]]) }, { type: 'release', group: 'web', reason: 'unhealthy', ackEpoch: 10 }],
-    ['release requested', { assignments: assigned(10, { release: true, reason: 'drained' }) }, { type: 'release', group: 'web', reason: 'release requested (drained)', ackEpoch: 10 }],
+    [
+      'unhealthy',
+      { healthy: new Map([['web', false]]) },
+      { type: 'release', group: 'web', reason: 'unhealthy', ackEpoch: 10 },
+    ],
+    [
+      'release requested',
+      { assignments: assigned(10, { release: true, reason: 'drained' }) },
+      { type: 'release', group: 'web', reason: 'release requested (drained)', ackEpoch: 10 },
+    ],
     ['shutting down', { shuttingDown: true }, { type: 'release', group: 'web', reason: 'shutting down', ackEpoch: 10 }],
-    ['release requested while shutting down: the request wins the reason', { shuttingDown: true, assignments: assigned(10, { release: true, reason: 'failback' }) }, { type: 'release', group: 'web', reason: 'release requested (failback)', ackEpoch: 10 }],
-    ['lease not confirmed: no ack', { leaseSafe: false }, { type: 'release', group: 'web', reason: 'lease not confirmed', ackEpoch: undefined }],
-    ['assigned elsewhere: no ack', { assignments: assigned(11, { holder: 'n2', holderLease: '7002' }) }, { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined }],
-    ['assigned to an older lease of this node: no ack', { assignments: assigned(10, { holderLease: '6999' }) }, { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined }],
-    ['lease lost (undefined): no ack', { lease: undefined, leaseSafe: false }, { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined }],
-    ['assignment gone: no ack', { assignments: new Map() }, { type: 'release', group: 'web', reason: 'assignment gone', ackEpoch: undefined }],
-    ['holder null: no ack', { assignments: assigned(11, { holder: null, holderLease: null }) }, { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined }],
+    [
+      'release requested while shutting down: the request wins the reason',
+      { shuttingDown: true, assignments: assigned(10, { release: true, reason: 'failback' }) },
+      { type: 'release', group: 'web', reason: 'release requested (failback)', ackEpoch: 10 },
+    ],
+    [
+      'lease not confirmed: no ack',
+      { leaseSafe: false },
+      { type: 'release', group: 'web', reason: 'lease not confirmed', ackEpoch: undefined },
+    ],
+    [
+      'assigned elsewhere: no ack',
+      { assignments: assigned(11, { holder: 'n2', holderLease: '7002' }) },
+      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+    ],
+    [
+      'assigned to an older lease of this node: no ack',
+      { assignments: assigned(10, { holderLease: '6999' }) },
+      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+    ],
+    [
+      'lease lost (undefined): no ack',
+      { lease: undefined, leaseSafe: false },
+      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+    ],
+    [
+      'assignment gone: no ack',
+      { assignments: new Map() },
+      { type: 'release', group: 'web', reason: 'assignment gone', ackEpoch: undefined },
+    ],
+    [
+      'holder null: no ack',
+      { assignments: assigned(11, { holder: null, holderLease: null }) },
+      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+    ],
   ])('%s', (_name, over, want) => {
     expect(planAgent(view({ held: held(10), seen: new Map([['web', 10]]), ...over }))).toEqual([want]);
   });
 
   test('unhealthy with the lease also unconfirmed: still acks (the addresses are removed before the key is written)', () => {
-    expect(planAgent(view({ held: held(10), healthy: new Map([['web', false]]), leaseSafe: false }))).toEqual([{ type: 'release', group: 'web', reason: 'unhealthy', ackEpoch: 10 }]);
+    expect(planAgent(view({ held: held(10), healthy: new Map([['web', false]]), leaseSafe: false }))).toEqual([
+      { type: 'release', group: 'web', reason: 'unhealthy', ackEpoch: 10 },
+    ]);
   });
 });
 
@@ -101,16 +161,24 @@ describe('ack when named but not holding', () => {
     expect(planAgent(v)).toEqual([{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]);
     expect(planAgent({ ...v, acked: new Map([['web', 10]]) })).toEqual([]);
     // A new epoch naming this node again: ack again.
-    expect(planAgent({ ...v, acked: new Map([['web', 10]]), assignments: assigned(12) })).toEqual([{ type: 'ack', group: 'web', epoch: 12, reason: 'unhealthy' }]);
+    expect(planAgent({ ...v, acked: new Map([['web', 10]]), assignments: assigned(12) })).toEqual([
+      { type: 'ack', group: 'web', epoch: 12, reason: 'unhealthy' },
+    ]);
   });
 
   test('not while the lease is unconfirmed (that passes by itself)', () => {
-    expect(planAgent(view({ leaseSafe: false, healthy: new Map([['web', false]]) }))).toEqual([{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]);
+    expect(planAgent(view({ leaseSafe: false, healthy: new Map([['web', false]]) }))).toEqual([
+      { type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' },
+    ]);
     expect(planAgent(view({ leaseSafe: false }))).toEqual([]);
   });
 
   test('not for an assignment naming someone else', () => {
-    expect(planAgent(view({ healthy: new Map([['web', false]]), assignments: assigned(10, { holder: 'n2', holderLease: '7002' }) }))).toEqual([]);
+    expect(
+      planAgent(
+        view({ healthy: new Map([['web', false]]), assignments: assigned(10, { holder: 'n2', holderLease: '7002' }) }),
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -118,7 +186,9 @@ describe('stale and changed assignments', () => {
   test('a stale assignment (epoch < seen) is ignored while holding', () => {
     // Even one that names someone else or asks for release: the newer epoch already acted on stands.
     for (const fields of [{}, { holder: 'n2', holderLease: '7002' }, { release: true, reason: 'move' }]) {
-      expect(planAgent(view({ held: held(12), seen: new Map([['web', 12]]), assignments: assigned(11, fields) }))).toEqual([]);
+      expect(
+        planAgent(view({ held: held(12), seen: new Map([['web', 12]]), assignments: assigned(11, fields) })),
+      ).toEqual([]);
     }
   });
 
@@ -127,20 +197,43 @@ describe('stale and changed assignments', () => {
   // given the group to another node on the strength of that release: it must not be taken.
   test('an assignment older than an epoch let go of is not taken', () => {
     // Held 10; released 11 on request (ackEpoch 11 -> letGo 11); the view then shows epoch 10 again.
-    expect(planAgent(view({ seen: new Map([['web', 10]]), letGo: new Map([['web', 11]]), acked: new Map([['web', 11]]), assignments: assigned(10) }))).toEqual([]);
+    expect(
+      planAgent(
+        view({
+          seen: new Map([['web', 10]]),
+          letGo: new Map([['web', 11]]),
+          acked: new Map([['web', 11]]),
+          assignments: assigned(10),
+        }),
+      ),
+    ).toEqual([]);
     // Never held; acked 12 while unhealthy; the view then shows epoch 11 naming this node, and it is healthy now.
-    expect(planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(11) }))).toEqual([]);
+    expect(
+      planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(11) })),
+    ).toEqual([]);
     // Newer epochs are taken as before.
-    expect(planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(13) }))).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
+    expect(
+      planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(13) })),
+    ).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
   });
 
   test('a stale assignment is ignored when not holding', () => {
-    expect(planAgent(view({ seen: new Map([['web', 12]]), assignments: assigned(11), healthy: new Map([['web', false]]) }))).toEqual([]);
+    expect(
+      planAgent(view({ seen: new Map([['web', 12]]), assignments: assigned(11), healthy: new Map([['web', false]]) })),
+    ).toEqual([]);
   });
 
   test('update when the epoch changes for a held group', () => {
     const r = rec({ reason: 'spec-changed', specHash: 'h2', vips: [{ address: '198.18.0.101/24' }] });
-    expect(planAgent(view({ held: held(10), seen: new Map([['web', 10]]), assignments: new Map([['web', { record: r, epoch: 13 }]]) }))).toEqual([{ type: 'update', group: 'web', epoch: 13, record: r }]);
+    expect(
+      planAgent(
+        view({
+          held: held(10),
+          seen: new Map([['web', 10]]),
+          assignments: new Map([['web', { record: r, epoch: 13 }]]),
+        }),
+      ),
+    ).toEqual([{ type: 'update', group: 'web', epoch: 13, record: r }]);
   });
 
   test('nothing when holding the current epoch', () => {

@@ -42,7 +42,8 @@ export function planAgent(v: AgentView): AgentStep[] {
     const seen = Math.max(v.seen.get(g) ?? 0, v.letGo.get(g) ?? 0);
     const stale = cur !== undefined && cur.epoch < seen;
     const a = stale ? undefined : cur;
-    const mine = a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
+    const mine =
+      a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
     const healthy = v.healthy.get(g) === true;
     const reason = !a
       ? 'assignment gone'
@@ -64,7 +65,12 @@ export function planAgent(v: AgentView): AgentStep[] {
     if (stale && held) continue; // an old assignment arriving late changes nothing
     if (held) {
       if (!want) {
-        steps.push({ type: 'release', group: g, reason, ackEpoch: mine && reason !== 'lease not confirmed' ? a!.epoch : undefined });
+        steps.push({
+          type: 'release',
+          group: g,
+          reason,
+          ackEpoch: mine && reason !== 'lease not confirmed' ? a!.epoch : undefined,
+        });
       } else if (held.epoch !== a!.epoch) {
         steps.push({ type: 'update', group: g, epoch: a!.epoch, record: a!.record });
       }

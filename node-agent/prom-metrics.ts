@@ -42,7 +42,7 @@ export class PromAgentMetrics implements AgentMetrics {
     const registers = [this.registry];
     this.holderGauge = new Gauge({
       name: 'vipwarden_group_holder',
-      help: 'Whether this node holds the group\'s addresses now (1) or not (0), as the agent sees it.',
+      help: "Whether this node holds the group's addresses now (1) or not (0), as the agent sees it.",
       labelNames: ['group', 'node'],
       registers,
     });
@@ -84,7 +84,11 @@ export class PromAgentMetrics implements AgentMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    const ttl = new Gauge({ name: 'vipwarden_lease_ttl_seconds', help: 'TTL of the node lease, from the configuration.', registers });
+    const ttl = new Gauge({
+      name: 'vipwarden_lease_ttl_seconds',
+      help: 'TTL of the node lease, from the configuration.',
+      registers,
+    });
     ttl.set(opts.leaseTtlSeconds);
     this.reconcileDuration = new Histogram({
       name: 'vipwarden_reconcile_duration_seconds',
@@ -99,7 +103,11 @@ export class PromAgentMetrics implements AgentMetrics {
       labelNames: ['component', 'outcome'],
       registers,
     });
-    this.etcd = new Gauge({ name: 'vipwarden_etcd_up', help: 'Whether etcd answered the last lease keepalive (1) or the lease was lost (0).', registers });
+    this.etcd = new Gauge({
+      name: 'vipwarden_etcd_up',
+      help: 'Whether etcd answered the last lease keepalive (1) or the lease was lost (0).',
+      registers,
+    });
     this.etcd.set(0);
     this.announcements = new Counter({
       name: 'vipwarden_announcements_total',
@@ -107,7 +115,12 @@ export class PromAgentMetrics implements AgentMetrics {
       labelNames: ['group', 'family'],
       registers,
     });
-    const info = new Gauge({ name: 'vipwarden_agent_info', help: 'Constant 1, labelled with the node name.', labelNames: ['node'], registers });
+    const info = new Gauge({
+      name: 'vipwarden_agent_info',
+      help: 'Constant 1, labelled with the node name.',
+      labelNames: ['node'],
+      registers,
+    });
     info.set({ node: opts.node }, 1);
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

@@ -144,14 +144,21 @@ export function parseNatTable(text: string): NatTable {
   for (const line of text.split('\n')) {
     const a = splitRuleLine(line.trim());
     if (a[0] === '-N' && a[1] === SNAT_CHAIN && a.length === 2) t.hasChain = true;
-    else if (a[0] === '-A' && a[1] === 'POSTROUTING' && a.length === 4 && a[2] === '-j' && a[3] === SNAT_CHAIN) t.hasJump = true;
+    else if (a[0] === '-A' && a[1] === 'POSTROUTING' && a.length === 4 && a[2] === '-j' && a[3] === SNAT_CHAIN)
+      t.hasJump = true;
     else if (a[0] === '-A' && a[1] === SNAT_CHAIN) t.rules.push(listedRule(a.slice(2)));
   }
   return t;
 }
 
 function listedRule(spec: string[]): ListedRule {
-  const r: { destination?: string; protocol: SnatRule['protocol']; ports: number[]; toSource?: string; group?: string } = { protocol: 'all', ports: [] };
+  const r: {
+    destination?: string;
+    protocol: SnatRule['protocol'];
+    ports: number[];
+    toSource?: string;
+    group?: string;
+  } = { protocol: 'all', ports: [] };
   let known = true;
   for (let i = 0; i < spec.length; i++) {
     const opt = spec[i];
@@ -161,7 +168,11 @@ function listedRule(spec: string[]): ListedRule {
     else if (opt === '-p' && (val === 'tcp' || val === 'udp')) r.protocol = val;
     else if (opt === '-m' && (val === 'multiport' || val === 'comment')) {
       /* the match itself says nothing */
-    } else if (opt === '--dports' && takes) r.ports = val.split(',').map(Number).sort((a, b) => a - b);
+    } else if (opt === '--dports' && takes)
+      r.ports = val
+        .split(',')
+        .map(Number)
+        .sort((a, b) => a - b);
     else if (opt === '--comment' && takes) {
       if (val.startsWith(COMMENT_PREFIX)) r.group = val.slice(COMMENT_PREFIX.length);
     } else if (opt === '-j' && val === 'SNAT') {
@@ -173,7 +184,10 @@ function listedRule(spec: string[]): ListedRule {
     }
     i++; // the option's value
   }
-  const key = known && r.destination && r.toSource ? ruleKey({ destination: r.destination, protocol: r.protocol, ports: r.ports, toSource: r.toSource }) : undefined;
+  const key =
+    known && r.destination && r.toSource
+      ? ruleKey({ destination: r.destination, protocol: r.protocol, ports: r.ports, toSource: r.toSource })
+      : undefined;
   return { group: r.group, key, spec };
 }
 
@@ -181,10 +195,15 @@ function listedRule(spec: string[]): ListedRule {
  * Steps that make one family's table hold exactly `desired` for `group` (pure). Rules of other groups are left
  * alone; `keepGroups` (cleanup at start) instead removes every rule of a group not in the set.
  */
-export function planSnat(family: Family, table: NatTable, want: { group: string; rules: readonly SnatRule[] } | { keepGroups: ReadonlySet<string> }): SnatStep[] {
+export function planSnat(
+  family: Family,
+  table: NatTable,
+  want: { group: string; rules: readonly SnatRule[] } | { keepGroups: ReadonlySet<string> },
+): SnatStep[] {
   const steps: SnatStep[] = [];
   if ('keepGroups' in want) {
-    for (const r of table.rules) if (r.group === undefined || !want.keepGroups.has(r.group)) steps.push({ type: 'delete', family, spec: r.spec });
+    for (const r of table.rules)
+      if (r.group === undefined || !want.keepGroups.has(r.group)) steps.push({ type: 'delete', family, spec: r.spec });
     return steps;
   }
   const desired = want.rules.filter((r) => r.family === family);
@@ -262,7 +281,8 @@ export class SnatResource implements GroupResource {
         const table = await this.list(family).catch(() => undefined);
         if (!table) continue;
         const steps = planSnat(family, table, { keepGroups: keep });
-        if (steps.length > 0) log.info({ family, rules: steps.length }, 'removing SNAT rules left over from an earlier run');
+        if (steps.length > 0)
+          log.info({ family, rules: steps.length }, 'removing SNAT rules left over from an earlier run');
         await this.run(steps, log);
       }
     });
@@ -274,7 +294,9 @@ export class SnatResource implements GroupResource {
   }
 
   private async list(family: Family): Promise<NatTable> {
-    const r = await this.exec([family === 6 ? 'ip6tables' : 'iptables', '-w', '5', '-t', 'nat', '-S'], { timeoutMs: 10_000 });
+    const r = await this.exec([family === 6 ? 'ip6tables' : 'iptables', '-w', '5', '-t', 'nat', '-S'], {
+      timeoutMs: 10_000,
+    });
     return parseNatTable(r.stdout);
   }
 
@@ -290,7 +312,15 @@ export class SnatResource implements GroupResource {
       }
       log.debug({ argv }, 'snat');
     }
-    if (steps.length > 0) log.info({ changes: steps.map((s) => `${s.type}${s.type === 'append' || s.type === 'delete' ? ` ${s.spec.join(' ')}` : ''}`) }, 'SNAT rules changed');
+    if (steps.length > 0)
+      log.info(
+        {
+          changes: steps.map(
+            (s) => `${s.type}${s.type === 'append' || s.type === 'delete' ? ` ${s.spec.join(' ')}` : ''}`,
+          ),
+        },
+        'SNAT rules changed',
+      );
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

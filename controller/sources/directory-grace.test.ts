@@ -6,7 +6,8 @@ import { afterEach, describe, expect, test } from '@jest/globals';
 import { silentLogger } from '../../common/log.js';
 import { DirectorySource } from './directory.js';
 
-const doc = 'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: web}\nspec:\n  vips: [{address: 198.18.0.100/24}]\n  nodes: [{name: node1}]\n';
+const doc =
+  'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: web}\nspec:\n  vips: [{address: 198.18.0.100/24}]\n  nodes: [{name: node1}]\n';
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });

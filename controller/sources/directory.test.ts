@@ -21,12 +21,18 @@ ${extra}`;
 }
 
 function model(name: string, address = '198.18.0.100/24'): FailoverGroup {
-  const r = parseFailoverGroup({ apiVersion: 'vipwarden.io/v1alpha1', kind: 'FailoverGroup', metadata: { name }, spec: { vips: [{ address }], nodes: [{ name: 'node-a', priority: 200 }, { name: 'node-b' }] } });
+  const r = parseFailoverGroup({
+    apiVersion: 'vipwarden.io/v1alpha1',
+    kind: 'FailoverGroup',
+    metadata: { name },
+    spec: { vips: [{ address }], nodes: [{ name: 'node-a', priority: 200 }, { name: 'node-b' }] },
+  });
   if (!r.ok) throw r.error;
   return r.group;
 }
 
-const summary = (f: ParsedFile) => f.docs.map((d) => ({ name: d.name, ok: d.group !== undefined, error: d.error?.message }));
+const summary = (f: ParsedFile) =>
+  f.docs.map((d) => ({ name: d.name, ok: d.group !== undefined, error: d.error?.message }));
 
 describe('parseGroupFile', () => {
   test('one document', () => {
@@ -36,7 +42,16 @@ describe('parseGroupFile', () => {
   });
 
   test('multi-document file, empty documents skipped', () => {
-    const text = ['---', yamlGroup('web', '198.18.0.100/24'), '---', '# nothing here', '---', yamlGroup('db', '198.18.0.101/24'), '---', ''].join('\n');
+    const text = [
+      '---',
+      yamlGroup('web', '198.18.0.100/24'),
+      '---',
+      '# nothing here',
+      '---',
+      yamlGroup('db', '198.18.0.101/24'),
+      '---',
+      '',
+    ].join('\n');
     const f = parseGroupFile('g.yaml', text);
     expect(f.docs).toEqual([
       { name: 'web', group: model('web', '198.18.0.100/24') },
@@ -45,7 +60,13 @@ describe('parseGroupFile', () => {
   });
 
   test('a schema-invalid document does not stop the others; its error names the document and the field', () => {
-    const text = [yamlGroup('web'), '---', yamlGroup('bad', '198.18.0.300/24'), '---', yamlGroup('db', '198.18.0.101/24')].join('\n');
+    const text = [
+      yamlGroup('web'),
+      '---',
+      yamlGroup('bad', '198.18.0.300/24'),
+      '---',
+      yamlGroup('db', '198.18.0.101/24'),
+    ].join('\n');
     const f = parseGroupFile('g.yaml', text);
     expect(summary(f)).toEqual([
       { name: 'web', ok: true, error: undefined },
@@ -55,7 +76,14 @@ describe('parseGroupFile', () => {
   });
 
   test('a YAML syntax error in one document does not stop the others', () => {
-    const text = [yamlGroup('web'), '---', 'metadata: {name: broken', 'spec: [', '---', yamlGroup('db', '198.18.0.101/24')].join('\n');
+    const text = [
+      yamlGroup('web'),
+      '---',
+      'metadata: {name: broken',
+      'spec: [',
+      '---',
+      yamlGroup('db', '198.18.0.101/24'),
+    ].join('\n');
     const f = parseGroupFile('g.yaml', text);
     const s = summary(f);
     expect(s[0]).toEqual({ name: 'web', ok: true, error: undefined });
@@ -84,7 +112,12 @@ describe('parseGroupFile', () => {
   });
 
   test('JSON is YAML', () => {
-    const json = JSON.stringify({ apiVersion: 'vipwarden.io/v1alpha1', kind: 'FailoverGroup', metadata: { name: 'web' }, spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node-a', priority: 200 }, { name: 'node-b' }] } });
+    const json = JSON.stringify({
+      apiVersion: 'vipwarden.io/v1alpha1',
+      kind: 'FailoverGroup',
+      metadata: { name: 'web' },
+      spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node-a', priority: 200 }, { name: 'node-b' }] },
+    });
     expect(parseGroupFile('web.json', json).docs).toEqual([{ name: 'web', group: model('web') }]);
   });
 });
@@ -97,7 +130,11 @@ describe('mergeFiles', () => {
   ]);
 
   test('groups from several files, with createdAt', () => {
-    const r = mergeFiles([parseGroupFile('b.yaml', yamlGroup('db', '198.18.0.101/24')), parseGroupFile('a.yaml', yamlGroup('web'))], none, created);
+    const r = mergeFiles(
+      [parseGroupFile('b.yaml', yamlGroup('db', '198.18.0.101/24')), parseGroupFile('a.yaml', yamlGroup('web'))],
+      none,
+      created,
+    );
     expect(r.errors).toEqual([]);
     expect(r.groups).toEqual([
       { name: 'web', group: model('web'), error: undefined, createdAt: 10 },
@@ -136,26 +173,44 @@ describe('mergeFiles', () => {
       parseGroupFile('/d/10-web.yaml', yamlGroup('web', '198.18.0.100/24')),
     ];
     const r = mergeFiles(files, none, created);
-    expect(r.groups).toEqual([{ name: 'web', group: model('web', '198.18.0.100/24'), error: undefined, createdAt: 10 }]);
-    expect(r.errors.map((e) => e.message)).toEqual(['/d/20-other.yaml: metadata.name: group "web" is defined twice; the first definition wins']);
+    expect(r.groups).toEqual([
+      { name: 'web', group: model('web', '198.18.0.100/24'), error: undefined, createdAt: 10 },
+    ]);
+    expect(r.errors.map((e) => e.message)).toEqual([
+      '/d/20-other.yaml: metadata.name: group "web" is defined twice; the first definition wins',
+    ]);
     // The same whatever order the files come in.
     expect(mergeFiles([...files].reverse(), none, created)).toEqual(r);
   });
 
   test('duplicate names within one file: the first document wins', () => {
-    const r = mergeFiles([parseGroupFile('a.yaml', [yamlGroup('web', '198.18.0.100/24'), '---', yamlGroup('web', '198.18.0.200/24')].join('\n'))], none, created);
+    const r = mergeFiles(
+      [
+        parseGroupFile(
+          'a.yaml',
+          [yamlGroup('web', '198.18.0.100/24'), '---', yamlGroup('web', '198.18.0.200/24')].join('\n'),
+        ),
+      ],
+      none,
+      created,
+    );
     expect(r.groups.map((g) => g.group?.spec.vips[0]?.address)).toEqual(['198.18.0.100/24']);
     expect(r.errors).toHaveLength(1);
   });
 
   test('an invalid first definition still wins the name (with its last valid spec)', () => {
     const lastGood = new Map([['web', model('web', '198.18.0.100/24')]]);
-    const files = [parseGroupFile('a.yaml', yamlGroup('web', 'bad')), parseGroupFile('b.yaml', yamlGroup('web', '198.18.0.200/24'))];
+    const files = [
+      parseGroupFile('a.yaml', yamlGroup('web', 'bad')),
+      parseGroupFile('b.yaml', yamlGroup('web', '198.18.0.200/24')),
+    ];
     const r = mergeFiles(files, lastGood, created);
     expect(r.groups).toHaveLength(1);
     expect(r.groups[0]?.group).toEqual(model('web', '198.18.0.100/24'));
     expect(r.groups[0]?.error).toBeDefined();
-    expect(r.errors.map((e) => e.message)).toEqual(['b.yaml: metadata.name: group "web" is defined twice; the first definition wins']);
+    expect(r.errors.map((e) => e.message)).toEqual([
+      'b.yaml: metadata.name: group "web" is defined twice; the first definition wins',
+    ]);
   });
 
   test('a group whose file is gone is gone', () => {

@@ -27,7 +27,12 @@ export function parseGroupFile(path: string, text: string): ParsedFile {
   list.forEach((doc, i) => {
     const label = `${path}#${i}`;
     if (doc.errors.length) {
-      docs.push({ error: new ValidationError(label, doc.errors.map((e) => ({ path: '(yaml)', message: e.message }))) });
+      docs.push({
+        error: new ValidationError(
+          label,
+          doc.errors.map((e) => ({ path: '(yaml)', message: e.message })),
+        ),
+      });
       return;
     }
     const raw = doc.toJS() as unknown;
@@ -41,7 +46,11 @@ export function parseGroupFile(path: string, text: string): ParsedFile {
 }
 
 /** Pure: files (sorted by path) to groups, keeping the last valid version of groups whose new version is bad. */
-export function mergeFiles(files: ParsedFile[], lastGood: ReadonlyMap<string, FailoverGroup>, createdAt: ReadonlyMap<string, number>): { groups: SourceGroup[]; errors: ValidationError[] } {
+export function mergeFiles(
+  files: ParsedFile[],
+  lastGood: ReadonlyMap<string, FailoverGroup>,
+  createdAt: ReadonlyMap<string, number>,
+): { groups: SourceGroup[]; errors: ValidationError[] } {
   const out = new Map<string, SourceGroup>();
   const errors: ValidationError[] = [];
   for (const f of [...files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
@@ -52,7 +61,11 @@ export function mergeFiles(files: ParsedFile[], lastGood: ReadonlyMap<string, Fa
       }
       const existing = out.get(d.name);
       if (existing) {
-        errors.push(new ValidationError(f.path, [{ path: 'metadata.name', message: `group "${d.name}" is defined twice; the first definition wins` }]));
+        errors.push(
+          new ValidationError(f.path, [
+            { path: 'metadata.name', message: `group "${d.name}" is defined twice; the first definition wins` },
+          ]),
+        );
         continue;
       }
       const group = d.group ?? lastGood.get(d.name);
@@ -97,11 +110,17 @@ export class DirectorySource implements GroupSource {
     this.onChange = onChange;
     signal.addEventListener('abort', () => this.graceTimer && clearTimeout(this.graceTimer), { once: true });
     await this.scan();
-    const rescan = () => void this.scan().then(onChange, (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'));
+    const rescan = () =>
+      void this.scan().then(onChange, (err) =>
+        this.log.error({ err: String(err) }, 'scanning the manifests directory failed'),
+      );
     try {
       this.watcher = watch(this.dir, { persistent: false }, () => rescan());
     } catch (err) {
-      this.log.warn({ err: String(err), dir: this.dir }, 'cannot watch the manifests directory; rescanning periodically only');
+      this.log.warn(
+        { err: String(err), dir: this.dir },
+        'cannot watch the manifests directory; rescanning periodically only',
+      );
     }
     this.timer = setInterval(rescan, this.rescanMs);
     signal.addEventListener(
@@ -139,7 +158,8 @@ export class DirectorySource implements GroupSource {
     const scanned = new Set(files.map((f) => f.path));
     for (const p of [...this.parsed.keys()]) if (!scanned.has(p)) this.parsed.delete(p);
     const now = Date.now();
-    for (const f of files) for (const d of f.docs) if (d.name && !this.createdAt.has(d.name)) this.createdAt.set(d.name, now);
+    for (const f of files)
+      for (const d of f.docs) if (d.name && !this.createdAt.has(d.name)) this.createdAt.set(d.name, now);
     const { groups, errors } = mergeFiles(files, this.lastGood, this.createdAt);
     for (const g of groups) {
       if (g.group && !g.error) this.lastGood.set(g.name, g.group);
@@ -162,10 +182,16 @@ export class DirectorySource implements GroupSource {
       }
     }
     if (nextGrace !== undefined && !this.graceTimer) {
-      this.graceTimer = setTimeout(() => {
-        this.graceTimer = undefined;
-        void this.scan().then(() => this.onChange?.(), (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'));
-      }, Math.max(0, nextGrace - now) + 10);
+      this.graceTimer = setTimeout(
+        () => {
+          this.graceTimer = undefined;
+          void this.scan().then(
+            () => this.onChange?.(),
+            (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'),
+          );
+        },
+        Math.max(0, nextGrace - now) + 10,
+      );
     }
     for (const n of [...this.lastGood.keys()]) if (!present.has(n)) this.lastGood.delete(n);
     const errText = [...errors, ...groups.flatMap((g) => (g.error ? [g.error] : []))].map((e) => e.message).join('\n');

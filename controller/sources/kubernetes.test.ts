@@ -17,7 +17,12 @@ const SPEC = { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }
 describe('toSourceGroup', () => {
   test('a valid object: the parsed group, creation time, generation', () => {
     const s = toSourceGroup(obj(SPEC), undefined);
-    expect(s).toMatchObject({ name: 'web', generation: 3, createdAt: Date.parse('2026-01-01T00:00:00Z'), deleting: false });
+    expect(s).toMatchObject({
+      name: 'web',
+      generation: 3,
+      createdAt: Date.parse('2026-01-01T00:00:00Z'),
+      deleting: false,
+    });
     expect(s.group?.spec.nodes.map((n) => n.priority)).toEqual([100, 50]);
     expect(s.error).toBeUndefined();
   });
@@ -50,48 +55,122 @@ describe('statusPatch', () => {
   const source = toSourceGroup(obj(SPEC), undefined);
   test('a placed group: holder, epoch, nodes, conditions True, observedGeneration', () => {
     const s = statusPatch({ decision: decision(), source }, undefined, NOW);
-    expect(s).toMatchObject({ phase: 'Active', holder: 'node1', epoch: 42, vips: ['198.18.0.100/24'], observedGeneration: 3 });
+    expect(s).toMatchObject({
+      phase: 'Active',
+      holder: 'node1',
+      epoch: 42,
+      vips: ['198.18.0.100/24'],
+      observedGeneration: 3,
+    });
     expect(s.nodes).toEqual([
       { name: 'node1', live: true, healthy: true, priority: 100 },
       { name: 'node2', live: false, healthy: false, priority: 50 },
     ]);
     expect(s.conditions).toEqual([
-      expect.objectContaining({ type: 'Accepted', status: 'True', reason: 'Valid', lastTransitionTime: '2026-01-02T03:04:05Z', observedGeneration: 3 }),
+      expect.objectContaining({
+        type: 'Accepted',
+        status: 'True',
+        reason: 'Valid',
+        lastTransitionTime: '2026-01-02T03:04:05Z',
+        observedGeneration: 3,
+      }),
       expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Active' }),
     ]);
   });
   test('a condition keeps its transition time while its status does not change', () => {
-    const prev = { conditions: [{ type: 'Ready', status: 'True' as const, reason: 'Active', message: '', lastTransitionTime: '2025-12-31T00:00:00Z' }] };
-    const s = statusPatch({ decision: decision({ phase: 'Degraded' }), source }, prev, NOW) as { conditions: { type: string; lastTransitionTime: string }[] };
+    const prev = {
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True' as const,
+          reason: 'Active',
+          message: '',
+          lastTransitionTime: '2025-12-31T00:00:00Z',
+        },
+      ],
+    };
+    const s = statusPatch({ decision: decision({ phase: 'Degraded' }), source }, prev, NOW) as {
+      conditions: { type: string; lastTransitionTime: string }[];
+    };
     expect(s.conditions.find((c) => c.type === 'Ready')?.lastTransitionTime).toBe('2025-12-31T00:00:00Z');
-    const t = statusPatch({ decision: decision({ phase: 'NoHealthyNode', holder: null }), source }, prev, NOW) as { conditions: { type: string; lastTransitionTime: string; status: string }[]; holder: unknown };
-    expect(t.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', lastTransitionTime: '2026-01-02T03:04:05Z' });
+    const t = statusPatch({ decision: decision({ phase: 'NoHealthyNode', holder: null }), source }, prev, NOW) as {
+      conditions: { type: string; lastTransitionTime: string; status: string }[];
+      holder: unknown;
+    };
+    expect(t.conditions.find((c) => c.type === 'Ready')).toMatchObject({
+      status: 'False',
+      lastTransitionTime: '2026-01-02T03:04:05Z',
+    });
     expect(t.holder).toBeNull();
   });
   test('a VIP conflict: Invalid, Accepted False with the reason, no holder', () => {
     const s = statusPatch({ rejected: 'VIP 198.18.0.100 is already claimed by group other', source }, undefined, NOW);
     expect(s).toMatchObject({ phase: 'Invalid', holder: null, nodes: null });
-    expect(s.conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'VIPConflict', message: expect.stringMatching(/claimed by group other/) }));
+    expect(s.conditions).toContainEqual(
+      expect.objectContaining({
+        type: 'Accepted',
+        status: 'False',
+        reason: 'VIPConflict',
+        message: expect.stringMatching(/claimed by group other/),
+      }),
+    );
   });
   test('an invalid new spec while the last valid one runs: still placed, Accepted False InvalidSpec', () => {
     const good = source.group as FailoverGroup;
     const bad = toSourceGroup(obj({ ...SPEC, nodes: [] }), good);
     const s = statusPatch({ decision: decision(), rejected: bad.error?.message, source: bad }, undefined, NOW);
     expect(s).toMatchObject({ phase: 'Active', holder: 'node1' });
-    expect(s.conditions).toContainEqual(expect.objectContaining({ type: 'Accepted', status: 'False', reason: 'InvalidSpec', message: expect.stringMatching(/last valid spec stays in force/) }));
+    expect(s.conditions).toContainEqual(
+      expect.objectContaining({
+        type: 'Accepted',
+        status: 'False',
+        reason: 'InvalidSpec',
+        message: expect.stringMatching(/last valid spec stays in force/),
+      }),
+    );
   });
 });
 
 describe('eventFor', () => {
   const opts = { namespace: 'default', instance: 'ctl-1', now: NOW };
   test('a move is a Failover with the figures; the name is unique per epoch', () => {
-    const e = eventFor('web', 'u1', { group: 'web', from: 'node1', to: 'node2', reason: 'unhealthy', at: NOW, epoch: 255, detectMs: 210, outageMs: 240 }, opts);
-    expect(e).toMatchObject({ reason: 'Failover', type: 'Normal', metadata: { name: 'web.ff', namespace: 'default' }, involvedObject: { kind: 'FailoverGroup', name: 'web', uid: 'u1' } });
+    const e = eventFor(
+      'web',
+      'u1',
+      {
+        group: 'web',
+        from: 'node1',
+        to: 'node2',
+        reason: 'unhealthy',
+        at: NOW,
+        epoch: 255,
+        detectMs: 210,
+        outageMs: 240,
+      },
+      opts,
+    );
+    expect(e).toMatchObject({
+      reason: 'Failover',
+      type: 'Normal',
+      metadata: { name: 'web.ff', namespace: 'default' },
+      involvedObject: { kind: 'FailoverGroup', name: 'web', uid: 'u1' },
+    });
     expect(e.message).toBe('VIPs moved from node1 to node2 (unhealthy; detected in 210 ms, outage 240 ms, epoch 255)');
   });
   test('first placement, no node left, deletion', () => {
-    expect(eventFor('web', 'u1', { group: 'web', from: null, to: 'node1', reason: 'initial', at: NOW, epoch: 1 }, opts)).toMatchObject({ reason: 'Assigned', type: 'Normal' });
-    expect(eventFor('web', 'u1', { group: 'web', from: 'node1', to: null, reason: 'lease-expired', at: NOW, epoch: 2 }, opts)).toMatchObject({ reason: 'NoHealthyNode', type: 'Warning' });
-    expect(eventFor('web', 'u1', { group: 'web', from: 'node1', to: null, reason: 'deleted', at: NOW, epoch: 3 }, opts)).toMatchObject({ reason: 'Released', type: 'Normal' });
+    expect(
+      eventFor('web', 'u1', { group: 'web', from: null, to: 'node1', reason: 'initial', at: NOW, epoch: 1 }, opts),
+    ).toMatchObject({ reason: 'Assigned', type: 'Normal' });
+    expect(
+      eventFor(
+        'web',
+        'u1',
+        { group: 'web', from: 'node1', to: null, reason: 'lease-expired', at: NOW, epoch: 2 },
+        opts,
+      ),
+    ).toMatchObject({ reason: 'NoHealthyNode', type: 'Warning' });
+    expect(
+      eventFor('web', 'u1', { group: 'web', from: 'node1', to: null, reason: 'deleted', at: NOW, epoch: 3 }, opts),
+    ).toMatchObject({ reason: 'Released', type: 'Normal' });
   });
 });

@@ -124,7 +124,12 @@ export function statusPatch(
 
   const accepted: Omit<Condition, 'lastTransitionTime'> =
     rejected === undefined
-      ? { type: 'Accepted', status: 'True', reason: 'Valid', message: 'the spec is valid and its VIPs are not claimed by another group' }
+      ? {
+          type: 'Accepted',
+          status: 'True',
+          reason: 'Valid',
+          message: 'the spec is valid and its VIPs are not claimed by another group',
+        }
       : invalid
         ? {
             type: 'Accepted',
@@ -159,7 +164,12 @@ export function statusPatch(
 }
 
 /** Pure: the Event for one transition. */
-export function eventFor(group: string, uid: string | undefined, ev: EventRecord, opts: { namespace: string; instance: string; now: number }): CoreV1Event {
+export function eventFor(
+  group: string,
+  uid: string | undefined,
+  ev: EventRecord,
+  opts: { namespace: string; instance: string; now: number },
+): CoreV1Event {
   const figures = [
     ev.detectMs !== undefined ? `detected in ${Math.round(ev.detectMs)} ms` : '',
     ev.outageMs !== undefined ? `outage ${Math.round(ev.outageMs)} ms` : '',
@@ -176,7 +186,10 @@ export function eventFor(group: string, uid: string | undefined, ev: EventRecord
     message = `VIPs assigned to ${ev.to} ${tail}`;
   } else {
     reason = ev.reason === 'deleted' ? 'Released' : 'NoHealthyNode';
-    message = ev.reason === 'deleted' ? `VIPs released by ${ev.from ?? 'no node'} ${tail}` : `VIPs left ${ev.from ?? 'no node'}; no node can hold them ${tail}`;
+    message =
+      ev.reason === 'deleted'
+        ? `VIPs released by ${ev.from ?? 'no node'} ${tail}`
+        : `VIPs left ${ev.from ?? 'no node'}; no node can hold them ${tail}`;
     if (ev.reason !== 'deleted') type = 'Warning';
   }
   const at = new Date(ev.at);
@@ -233,12 +246,19 @@ export class KubernetesSource implements GroupSource, StatusSink {
     let firstList: () => void = () => undefined;
     const listed = new Promise<void>((res) => (firstList = res));
     const listFn = async () => {
-      const list = (await this.custom.listClusterCustomObject({ group: API_GROUP, version: API_VERSION, plural: PLURAL })) as {
+      const list = (await this.custom.listClusterCustomObject({
+        group: API_GROUP,
+        version: API_VERSION,
+        plural: PLURAL,
+      })) as {
         items: FailoverGroupObject[];
         metadata?: { resourceVersion?: string };
       };
       this.stats.lists++;
-      this.log.debug({ items: list.items.length, resourceVersion: list.metadata?.resourceVersion }, 'listed FailoverGroups');
+      this.log.debug(
+        { items: list.items.length, resourceVersion: list.metadata?.resourceVersion },
+        'listed FailoverGroups',
+      );
       // The informer fills its cache right after this returns; the snapshot is complete on the next tick.
       setImmediate(firstList);
       return list;
@@ -340,7 +360,13 @@ export class KubernetesSource implements GroupSource, StatusSink {
         const finalizers = [...(o.metadata?.finalizers ?? []), FINALIZER];
         try {
           await this.custom.patchClusterCustomObject(
-            { group: API_GROUP, version: API_VERSION, plural: PLURAL, name, body: { metadata: { finalizers, resourceVersion: o.metadata?.resourceVersion } } },
+            {
+              group: API_GROUP,
+              version: API_VERSION,
+              plural: PLURAL,
+              name,
+              body: { metadata: { finalizers, resourceVersion: o.metadata?.resourceVersion } },
+            },
             MERGE_PATCH,
           );
           this.log.info({ group: name }, 'finalizer added');
@@ -365,14 +391,25 @@ export class KubernetesSource implements GroupSource, StatusSink {
     if (report.rejected !== undefined && !report.source.error) {
       const prev = o.status?.conditions?.find((c) => c.type === 'Accepted');
       if (prev?.status !== 'False') {
-        await this.createEvent(group, o.metadata?.uid, 'Rejected', `not placed: ${report.rejected}`, 'Warning', `${group}.rejected.${this.opts.clock.wall().toString(16)}`);
+        await this.createEvent(
+          group,
+          o.metadata?.uid,
+          'Rejected',
+          `not placed: ${report.rejected}`,
+          'Warning',
+          `${group}.rejected.${this.opts.clock.wall().toString(16)}`,
+        );
       }
     }
   }
 
   async event(group: string, ev: EventRecord): Promise<void> {
     const o = this.cached(group);
-    const e = eventFor(group, o?.metadata?.uid, ev, { namespace: this.eventNamespace, instance: this.opts.instance, now: this.opts.clock.wall() });
+    const e = eventFor(group, o?.metadata?.uid, ev, {
+      namespace: this.eventNamespace,
+      instance: this.opts.instance,
+      now: this.opts.clock.wall(),
+    });
     await this.postEvent(e);
     if (o) {
       await this.patchStatus(group, {
@@ -398,7 +435,12 @@ export class KubernetesSource implements GroupSource, StatusSink {
           version: API_VERSION,
           plural: PLURAL,
           name: group,
-          body: { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER), resourceVersion: o.metadata?.resourceVersion } },
+          body: {
+            metadata: {
+              finalizers: finalizers.filter((f) => f !== FINALIZER),
+              resourceVersion: o.metadata?.resourceVersion,
+            },
+          },
         },
         MERGE_PATCH,
       );
@@ -425,7 +467,11 @@ export class KubernetesSource implements GroupSource, StatusSink {
   }
 
   private async flushStatus(group: string): Promise<void> {
-    for (let pending = this.pendingStatus.get(group); pending && !this.signal?.aborted; pending = this.pendingStatus.get(group)) {
+    for (
+      let pending = this.pendingStatus.get(group);
+      pending && !this.signal?.aborted;
+      pending = this.pendingStatus.get(group)
+    ) {
       this.pendingStatus.delete(group);
       try {
         await this.sendStatus(group, pending);
@@ -457,7 +503,14 @@ export class KubernetesSource implements GroupSource, StatusSink {
     }
   }
 
-  private async createEvent(group: string, uid: string | undefined, reason: string, message: string, type: string, name: string): Promise<void> {
+  private async createEvent(
+    group: string,
+    uid: string | undefined,
+    reason: string,
+    message: string,
+    type: string,
+    name: string,
+  ): Promise<void> {
     const now = new Date(this.opts.clock.wall());
     await this.postEvent({
       apiVersion: 'v1',

@@ -16,11 +16,28 @@ import { REPO } from '../../test/harness/cluster.js';
 import { installSignalHandlers, requireRoot } from '../testbed/index.js';
 import { run } from '../testbed/util.js';
 import { startKeepalivedSubject } from './keepalived.js';
-import { breakdownTable, chartSvg, checkTargets, outageTable, stepsTable, summarizeCells, targetTable } from './report.js';
+import {
+  breakdownTable,
+  chartSvg,
+  checkTargets,
+  outageTable,
+  stepsTable,
+  summarizeCells,
+  targetTable,
+} from './report.js';
 import { DEFAULT_RUN, runSubject } from './run.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { formatMs } from './stats.js';
-import { MODES, MODE_TITLES, PROFILES, productOf, type IterationResult, type Mode, type Profile, type Subject } from './types.js';
+import {
+  MODES,
+  MODE_TITLES,
+  PROFILES,
+  productOf,
+  type IterationResult,
+  type Mode,
+  type Profile,
+  type Subject,
+} from './types.js';
 import { startVipwardenSubject } from './vipwarden.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(',')}] [--profiles ${PROFILES.join(',')}]
@@ -29,15 +46,20 @@ const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(','
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
   if (!raw) return [...all];
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!(all as readonly string[]).includes(i)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const i of items)
+    if (!(all as readonly string[]).includes(i)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
   return items as T[];
 }
 
 function int(raw: string | undefined, def: number, min: number, max: number, what: string): number {
   if (raw === undefined) return def;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
   return n;
 }
 
@@ -108,8 +130,18 @@ export async function main(argv: string[]): Promise<number> {
   mkdirSync(out, { recursive: true });
   const log = (s: string) => console.log(s);
   const started = new Date();
-  const meta = { started: started.toISOString(), args: argv, iterations, modes, profiles, settleMs, machine: await machine() };
-  log(`vipwarden benchmark: ${iterations} iteration(s) of ${modes.join(', ')} for ${profiles.join(', ')}${scale ? ', then the scale benchmark' : ''}`);
+  const meta = {
+    started: started.toISOString(),
+    args: argv,
+    iterations,
+    modes,
+    profiles,
+    settleMs,
+    machine: await machine(),
+  };
+  log(
+    `vipwarden benchmark: ${iterations} iteration(s) of ${modes.join(', ')} for ${profiles.join(', ')}${scale ? ', then the scale benchmark' : ''}`,
+  );
   log(`machine: ${JSON.stringify(meta.machine)}`);
 
   const results: IterationResult[] = [];
@@ -135,7 +167,10 @@ export async function main(argv: string[]): Promise<number> {
         'Outage: from the last answer before the fault to the first after it (fresh TCP connection every 10 ms, 100 ms timeout).',
         'An outage of 0 with dual holders: the old holder kept the VIP and kept answering while another node took it too.',
       ];
-      writeFileSync(join(out, 'failover.svg'), chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle, notes }));
+      writeFileSync(
+        join(out, 'failover.svg'),
+        chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle, notes }),
+      );
     }
     writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult));
   };
@@ -148,7 +183,16 @@ export async function main(argv: string[]): Promise<number> {
         s = await startSubject(p);
         settings[p] = s.settings;
         log(`  testbed ${s.tb.id} (${s.tb.subnet}), VIP ${s.vip}; settings ${JSON.stringify(s.settings)}`);
-        results.push(...(await runSubject(s, { ...DEFAULT_RUN, settleMs, iterations, modes, log, evidenceDir: join(out, 'evidence') })));
+        results.push(
+          ...(await runSubject(s, {
+            ...DEFAULT_RUN,
+            settleMs,
+            iterations,
+            modes,
+            log,
+            evidenceDir: join(out, 'evidence'),
+          })),
+        );
       } catch (err) {
         log(`  ${p}: could not run: ${err instanceof Error ? err.message : String(err)}`);
       } finally {
@@ -186,7 +230,11 @@ export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale:
     parts.push('### Targets (printed, not asserted)\n', targetTable(checkTargets(cells)), '');
     const vw = cells.filter((c) => productOf(c.profile) === 'vipwarden');
     if (vw.length) {
-      parts.push('### Where the time goes (medians, ms; vipwarden steps from the components\' logs)\n', breakdownTable(cells), '');
+      parts.push(
+        "### Where the time goes (medians, ms; vipwarden steps from the components' logs)\n",
+        breakdownTable(cells),
+        '',
+      );
       parts.push('### Step times (medians, ms after the fault)\n', stepsTable(cells), '');
     }
   }
@@ -207,8 +255,16 @@ export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale:
         `| controller CPU in steady state | ${scale.controller.steadyCpuPercent ?? '–'} % of one core |`,
         `| controller memory (RSS, peak) | ${scale.controller.rssMiB ?? '–'} MiB, ${scale.controller.peakRssMiB ?? '–'} MiB |`,
         `| etcd requests/s in steady state (${Math.round(scale.etcd.windowMs / 1000)} s window) | ${scale.etcd.totalPerSecond} |`,
-        `| of which unary | ${Object.entries(scale.etcd.unaryPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
-        `| of which stream messages | ${Object.entries(scale.etcd.streamMessagesPerSecond).map(([k, v]) => `${k} ${v}`).join(', ') || '–'} |`,
+        `| of which unary | ${
+          Object.entries(scale.etcd.unaryPerSecond)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || '–'
+        } |`,
+        `| of which stream messages | ${
+          Object.entries(scale.etcd.streamMessagesPerSecond)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ') || '–'
+        } |`,
         `| targets | placement < 5 s: cold ${p.placedMs !== undefined && p.placedMs < 5000 ? 'met' : 'MISSED'}, warm ${scale.warmPlacement.placedMs !== undefined && scale.warmPlacement.placedMs < 5000 ? 'met' : 'MISSED'}; reassigned < 1 s after lease end: ${scale.lostNode.reassignedMs !== undefined && scale.lostNode.reassignedMs < 1000 ? 'met' : 'MISSED'} |`,
       ].join('\n'),
       '',

@@ -35,7 +35,10 @@ export function parseNeighLine(line: string, wallMinusMono: number, fallbackT: n
     if (Number.isFinite(wall)) t = wall - wallMinusMono;
     rest = rest.slice(ts[0].length);
   }
-  const m = /^(Deleted )?(\S+) dev \S+(?: lladdr ([0-9a-f:]+))?(?:.*?\b(REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|PERMANENT|NOARP))?/i.exec(rest);
+  const m =
+    /^(Deleted )?(\S+) dev \S+(?: lladdr ([0-9a-f:]+))?(?:.*?\b(REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|PERMANENT|NOARP))?/i.exec(
+      rest,
+    );
   if (!m || !m[2]) return undefined;
   let ip: string;
   try {
@@ -43,7 +46,13 @@ export function parseNeighLine(line: string, wallMinusMono: number, fallbackT: n
   } catch {
     return undefined;
   }
-  return { t, ip, deleted: m[1] !== undefined, ...(m[3] ? { lladdr: m[3].toLowerCase() } : {}), ...(m[4] ? { state: m[4] } : {}) };
+  return {
+    t,
+    ip,
+    deleted: m[1] !== undefined,
+    ...(m[3] ? { lladdr: m[3].toLowerCase() } : {}),
+    ...(m[4] ? { state: m[4] } : {}),
+  };
 }
 
 export async function startNeighMonitor(tb: Testbed): Promise<NeighMonitor> {

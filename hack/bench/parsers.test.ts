@@ -3,18 +3,41 @@ import { describe, expect, test } from '@jest/globals';
 import { parseFailoverGroup } from '../../crds/failovergroup.js';
 import { checkScript, keepalivedConfig, KEEPALIVED_PROFILES } from './keepalived.js';
 import { parseNeighLine } from './neigh.js';
-import { grpcCounters, parsePassHistogram, parseProcStat, parseProcStatus, scaleGroup, summarizePasses } from './scale.js';
+import {
+  grpcCounters,
+  parsePassHistogram,
+  parseProcStat,
+  parseProcStatus,
+  scaleGroup,
+  summarizePasses,
+} from './scale.js';
 import { stepTimes } from './vipwarden.js';
 
 describe('parseNeighLine', () => {
   test('ip -ts monitor neigh, local time with microseconds, to the monotonic clock', () => {
     const wall = new Date('2026-11-22T03:09:14.240').getTime() + 0.761;
-    const e = parseNeighLine('[2026-11-22T03:09:14.240761] 198.18.16.100 dev eth0 lladdr CA:9C:F7:4E:06:15 REACHABLE', 1_000_000, 0);
-    expect(e).toEqual({ t: wall - 1_000_000, ip: '198.18.16.100', lladdr: 'ca:9c:f7:4e:06:15', state: 'REACHABLE', deleted: false });
+    const e = parseNeighLine(
+      '[2026-11-22T03:09:14.240761] 198.18.16.100 dev eth0 lladdr CA:9C:F7:4E:06:15 REACHABLE',
+      1_000_000,
+      0,
+    );
+    expect(e).toEqual({
+      t: wall - 1_000_000,
+      ip: '198.18.16.100',
+      lladdr: 'ca:9c:f7:4e:06:15',
+      state: 'REACHABLE',
+      deleted: false,
+    });
   });
   test('deletions, entries without a MAC, and other lines', () => {
-    expect(parseNeighLine('Deleted 198.18.16.100 dev eth0 lladdr ca:9c:f7:4e:06:15 STALE', 0, 5)).toMatchObject({ deleted: true, t: 5 });
-    expect(parseNeighLine('198.18.16.100 dev eth0  FAILED', 0, 5)).toMatchObject({ ip: '198.18.16.100', state: 'FAILED' });
+    expect(parseNeighLine('Deleted 198.18.16.100 dev eth0 lladdr ca:9c:f7:4e:06:15 STALE', 0, 5)).toMatchObject({
+      deleted: true,
+      t: 5,
+    });
+    expect(parseNeighLine('198.18.16.100 dev eth0  FAILED', 0, 5)).toMatchObject({
+      ip: '198.18.16.100',
+      state: 'FAILED',
+    });
     expect(parseNeighLine('garbage', 0, 5)).toBeUndefined();
   });
 });
@@ -77,7 +100,10 @@ describe('scale helpers', () => {
   test('/proc/<pid>/stat and status', () => {
     const stat = '1234 (node (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 100 0 0';
     expect(parseProcStat(stat)).toEqual({ utime: 250, stime: 50 });
-    expect(parseProcStatus('Name:\tnode\nVmHWM:\t  300000 kB\nVmRSS:\t  200000 kB\n')).toEqual({ rssKiB: 200000, hwmKiB: 300000 });
+    expect(parseProcStatus('Name:\tnode\nVmHWM:\t  300000 kB\nVmRSS:\t  200000 kB\n')).toEqual({
+      rssKiB: 200000,
+      hwmKiB: 300000,
+    });
   });
   test('reconcile pass histogram', () => {
     const scrape = (n: number, sum: number, b: [string, number][]) =>
@@ -86,9 +112,25 @@ describe('scale helpers', () => {
         `vipwarden_reconcile_duration_seconds_sum{component="controller"} ${sum}`,
         `vipwarden_reconcile_duration_seconds_count{component="controller"} ${n}`,
       ].join('\n');
-    const a = parsePassHistogram(scrape(10, 0.5, [['0.01', 5], ['0.1', 10], ['+Inf', 10]]));
-    const b = parsePassHistogram(scrape(30, 2.5, [['0.01', 5], ['0.1', 20], ['+Inf', 30]]));
-    expect(a.buckets).toEqual([[0.01, 5], [0.1, 10], [Infinity, 10]]);
+    const a = parsePassHistogram(
+      scrape(10, 0.5, [
+        ['0.01', 5],
+        ['0.1', 10],
+        ['+Inf', 10],
+      ]),
+    );
+    const b = parsePassHistogram(
+      scrape(30, 2.5, [
+        ['0.01', 5],
+        ['0.1', 20],
+        ['+Inf', 30],
+      ]),
+    );
+    expect(a.buckets).toEqual([
+      [0.01, 5],
+      [0.1, 10],
+      [Infinity, 10],
+    ]);
     expect(summarizePasses(undefined, a)).toEqual({ passes: 10, meanMs: 50, slowestUnderMs: 100 });
     expect(summarizePasses(a, b)).toEqual({ passes: 20, meanMs: 100, slowestUnderMs: null });
   });
@@ -96,13 +138,22 @@ describe('scale helpers', () => {
     for (const i of [0, 249, 250, 999]) {
       const r = parseFailoverGroup(scaleGroup(i, 100));
       expect(r.ok).toBe(true);
-      if (r.ok) expect(r.group.spec.nodes.map((n) => n.name)).toEqual([0, 1, 2].map((k) => `node-${String((i + k) % 100).padStart(3, '0')}`));
+      if (r.ok)
+        expect(r.group.spec.nodes.map((n) => n.name)).toEqual(
+          [0, 1, 2].map((k) => `node-${String((i + k) % 100).padStart(3, '0')}`),
+        );
     }
   });
 });
 
 describe('stepTimes from the components logs', () => {
-  const e = (t: number, src: 'agent' | 'controller', msg: string, f: Record<string, unknown> = {}, node?: string) => ({ t, src, msg, f, ...(node ? { node } : {}) });
+  const e = (t: number, src: 'agent' | 'controller', msg: string, f: Record<string, unknown> = {}, node?: string) => ({
+    t,
+    src,
+    msg,
+    f,
+    ...(node ? { node } : {}),
+  });
   const entries = [
     e(990, 'agent', 'check changed state', { ok: false }, 'node1'),
     e(1150, 'agent', 'check changed state', { ok: false }, 'node1'),
@@ -112,7 +163,9 @@ describe('stepTimes from the components logs', () => {
     e(1220, 'agent', 'acquired', { tookMs: 25 }, 'node2'),
   ];
   test('service failure', () => {
-    expect(stepTimes(entries, { mode: 'service', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 })).toEqual({
+    expect(
+      stepTimes(entries, { mode: 'service', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 }),
+    ).toEqual({
       detect: 1150,
       released: 1170,
       assigned: 1190,
@@ -125,6 +178,8 @@ describe('stepTimes from the components logs', () => {
   });
   test('hard failure: detection is the lease end the controller saw', () => {
     const hard = [e(2100, 'controller', 'node lease ended', { node: 'node1' }), ...entries.slice(3)];
-    expect(stepTimes(hard, { mode: 'kill', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 })).toMatchObject({ detect: 2100, leaseEnded: 2100 });
+    expect(
+      stepTimes(hard, { mode: 'kill', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 }),
+    ).toMatchObject({ detect: 2100, leaseEnded: 2100 });
   });
 });

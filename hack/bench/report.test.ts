@@ -3,7 +3,13 @@ import { checkTargets, chartSvg, hardLimitMs, outageTable, segmentsOf, summarize
 import { countedOverlaps } from './run.js';
 import type { IterationResult, Mode, Profile } from './types.js';
 
-function it(profile: Profile, mode: Mode, outageMs: number | null, dualMs = 0, extra: Partial<IterationResult> = {}): IterationResult {
+function it(
+  profile: Profile,
+  mode: Mode,
+  outageMs: number | null,
+  dualMs = 0,
+  extra: Partial<IterationResult> = {},
+): IterationResult {
   return {
     profile,
     mode,
@@ -24,7 +30,12 @@ function it(profile: Profile, mode: Mode, outageMs: number | null, dualMs = 0, e
 
 describe('segmentsOf', () => {
   test('service failure: the release frees the group', () => {
-    expect(segmentsOf({ detect: 150, released: 170, assigned: 190, acquireStart: 192, added: 210, arp: 260, firstOkAfter: 265 }, 'service')).toEqual({
+    expect(
+      segmentsOf(
+        { detect: 150, released: 170, assigned: 190, acquireStart: 192, added: 210, arp: 260, firstOkAfter: 265 },
+        'service',
+      ),
+    ).toEqual({
       detection: 150,
       release: 20,
       reassign: 20,
@@ -36,14 +47,20 @@ describe('segmentsOf', () => {
   });
 
   test('hard failure: the lease end frees the group, a release logged by a cut-off agent does not count', () => {
-    const s = segmentsOf({ detect: 1065, released: 490, leaseEnded: 1065, assigned: 1728, acquireStart: 1724, added: 1749, arp: 1800 }, 'link');
+    const s = segmentsOf(
+      { detect: 1065, released: 490, leaseEnded: 1065, assigned: 1728, acquireStart: 1724, added: 1749, arp: 1800 },
+      'link',
+    );
     expect(s.release).toBeUndefined();
     expect(s.reassign).toBe(663);
     expect(s.watchToAcquire).toBe(-4);
   });
 
   test('keepalived: only what the sampler and the client saw', () => {
-    expect(segmentsOf({ added: 700, arp: 702, firstOkAfter: 705 }, 'service')).toEqual({ announce: 2, clientReconnect: 3 });
+    expect(segmentsOf({ added: 700, arp: 702, firstOkAfter: 705 }, 'service')).toEqual({
+      announce: 2,
+      clientReconnect: 3,
+    });
   });
 });
 
@@ -54,7 +71,11 @@ describe('summaries and targets', () => {
     it('vipwarden-fast', 'service', 400),
     it('vipwarden-fast', 'graceful', 60),
     it('vipwarden-fast', 'kill', 1500),
-    it('keepalived-tuned', 'kill', 10, 9000, { dualOngoing: true, endedOnOneHealthy: false, finalHolders: ['node1', 'node2'] }),
+    it('keepalived-tuned', 'kill', 10, 9000, {
+      dualOngoing: true,
+      endedOnOneHealthy: false,
+      finalHolders: ['node1', 'node2'],
+    }),
     it('keepalived-tuned', 'kill', null, 0, { error: 'setup failed' }),
   ];
   const cells = summarizeCells(results);
@@ -77,7 +98,8 @@ describe('summaries and targets', () => {
 
   test('targets', () => {
     const t = checkTargets(cells);
-    const find = (target: string, profile: Profile) => t.find((x) => x.target.startsWith(target) && x.profile === profile)!;
+    const find = (target: string, profile: Profile) =>
+      t.find((x) => x.target.startsWith(target) && x.profile === profile)!;
     expect(find('service failure', 'vipwarden-fast').met).toBe(false);
     expect(find('graceful move', 'vipwarden-fast').met).toBe(true);
     expect(find('hard failure', 'vipwarden-fast').met).toBe(true);

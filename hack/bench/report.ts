@@ -1,7 +1,15 @@
 // Benchmark output: summaries per mode and profile, text tables (Markdown), targets, the step breakdown,
 // the JSON document and an SVG chart. Everything here is pure: main.ts does the writing.
 import { formatMs, medianOf, summarize, type Summary } from './stats.js';
-import { MODES, PROFILES, productOf, type IterationResult, type Mode, type Profile, type StepOffsets } from './types.js';
+import {
+  MODES,
+  PROFILES,
+  productOf,
+  type IterationResult,
+  type Mode,
+  type Profile,
+  type StepOffsets,
+} from './types.js';
 
 export interface CellSummary {
   profile: Profile;
@@ -41,7 +49,8 @@ export interface Segments {
  * (hard failures: the controller then also waits out the address lifetime, DESIGN.md Safety 3).
  */
 export function segmentsOf(s: StepOffsets, mode: Mode): Segments {
-  const d = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined ? Math.round((a - b) * 10) / 10 : undefined);
+  const d = (a: number | undefined, b: number | undefined) =>
+    a !== undefined && b !== undefined ? Math.round((a - b) * 10) / 10 : undefined;
   const soft = mode === 'service' || mode === 'graceful';
   const freed = soft ? s.released : s.leaseEnded;
   const added = s.added ?? s.acquired;
@@ -58,8 +67,28 @@ export function segmentsOf(s: StepOffsets, mode: Mode): Segments {
   return out;
 }
 
-const STEP_KEYS: (keyof StepOffsets)[] = ['lastOkBefore', 'detect', 'released', 'leaseEnded', 'removed', 'assigned', 'acquireStart', 'acquired', 'added', 'arp', 'firstOkAfter'];
-const SEGMENT_KEYS: (keyof Segments)[] = ['detection', 'release', 'reassign', 'watchToAcquire', 'addAddress', 'announce', 'clientReconnect'];
+const STEP_KEYS: (keyof StepOffsets)[] = [
+  'lastOkBefore',
+  'detect',
+  'released',
+  'leaseEnded',
+  'removed',
+  'assigned',
+  'acquireStart',
+  'acquired',
+  'added',
+  'arp',
+  'firstOkAfter',
+];
+const SEGMENT_KEYS: (keyof Segments)[] = [
+  'detection',
+  'release',
+  'reassign',
+  'watchToAcquire',
+  'addAddress',
+  'announce',
+  'clientReconnect',
+];
 
 export function summarizeCells(results: readonly IterationResult[]): CellSummary[] {
   const out: CellSummary[] = [];
@@ -123,18 +152,39 @@ export function checkTargets(cells: readonly CellSummary[]): TargetCheck[] {
   for (const profile of PROFILES) {
     const cell = (m: Mode) => cells.find((c) => c.profile === profile && c.mode === m);
     const add = (target: string, mode: Mode | 'all', limitMs: number, valueMs: number | undefined, note?: string) =>
-      out.push({ target, profile, mode, limitMs, valueMs, met: valueMs === undefined ? undefined : valueMs < limitMs || (limitMs === 0 && valueMs === 0), ...(note ? { note } : {}) });
+      out.push({
+        target,
+        profile,
+        mode,
+        limitMs,
+        valueMs,
+        met: valueMs === undefined ? undefined : valueMs < limitMs || (limitMs === 0 && valueMs === 0),
+        ...(note ? { note } : {}),
+      });
     if (cell('service')) {
       const slowChecks = profile === 'vipwarden-default' || productOf(profile) === 'keepalived';
-      add('service failure p95 < 300 ms', 'service', 300, p95(cell('service')), slowChecks ? 'the target assumes 100 ms checks; this profile checks every 1 s' : undefined);
+      add(
+        'service failure p95 < 300 ms',
+        'service',
+        300,
+        p95(cell('service')),
+        slowChecks ? 'the target assumes 100 ms checks; this profile checks every 1 s' : undefined,
+      );
     }
     if (cell('graceful')) add('graceful move p95 < 100 ms', 'graceful', 100, p95(cell('graceful')));
-    for (const m of HARD) if (cell(m)) add(`hard failure p95 < ${formatMs(hardLimitMs(profile))}`, m, hardLimitMs(profile), p95(cell(m)));
+    for (const m of HARD)
+      if (cell(m)) add(`hard failure p95 < ${formatMs(hardLimitMs(profile))}`, m, hardLimitMs(profile), p95(cell(m)));
     const mine = cells.filter((c) => c.profile === profile);
     if (mine.length) {
       const worst = Math.max(0, ...mine.map((c) => c.dual?.max ?? 0));
       const recovery = Math.max(0, ...mine.map((c) => c.recoveryDualMax));
-      add('dual-holder time 0 in every mode', 'all', 0, worst, recovery > 0 ? `and up to ${formatMs(recovery)} while the initial state was restored` : undefined);
+      add(
+        'dual-holder time 0 in every mode',
+        'all',
+        0,
+        worst,
+        recovery > 0 ? `and up to ${formatMs(recovery)} while the initial state was restored` : undefined,
+      );
     }
   }
   return out;
@@ -164,7 +214,10 @@ export function outageTable(cells: readonly CellSummary[]): string {
       `${c.endedOnOneHealthy}/${c.n}`,
     ];
   });
-  return table(['mode', 'profile', 'n', 'outage p50', 'p95', 'max', 'dual p50', 'p95', 'max', 'one healthy holder'], rows);
+  return table(
+    ['mode', 'profile', 'n', 'outage p50', 'p95', 'max', 'dual p50', 'p95', 'max', 'one healthy holder'],
+    rows,
+  );
 }
 
 export function targetTable(checks: readonly TargetCheck[]): string {
@@ -186,11 +239,29 @@ export function breakdownTable(cells: readonly CellSummary[]): string {
     ...SEGMENT_KEYS.map((k) => formatMs(c.segments[k])),
     formatMs(c.outage?.p50),
   ]);
-  return table(['mode', 'profile', 'detection', 'release', 'reassign (incl. Safety 3 wait)', 'watch→acquire', 'add address', 'announce (ARP)', 'client reconnect', 'outage p50'], rows);
+  return table(
+    [
+      'mode',
+      'profile',
+      'detection',
+      'release',
+      'reassign (incl. Safety 3 wait)',
+      'watch→acquire',
+      'add address',
+      'announce (ARP)',
+      'client reconnect',
+      'outage p50',
+    ],
+    rows,
+  );
 }
 
 export function stepsTable(cells: readonly CellSummary[]): string {
-  const rows = cells.map((c) => [c.mode, c.profile, ...STEP_KEYS.map((k) => (c.steps[k] === undefined ? '–' : String(c.steps[k])))]);
+  const rows = cells.map((c) => [
+    c.mode,
+    c.profile,
+    ...STEP_KEYS.map((k) => (c.steps[k] === undefined ? '–' : String(c.steps[k]))),
+  ]);
   return table(['mode', 'profile', ...STEP_KEYS], rows);
 }
 
@@ -218,12 +289,20 @@ interface Panel {
 }
 
 /** Grouped bars on a log scale: bar = p50, whisker = p50..p95, dot = max; one group per mode. */
-export function chartSvg(cells: readonly CellSummary[], opts: { title: string; subtitle?: string; notes?: string[] }): string {
+export function chartSvg(
+  cells: readonly CellSummary[],
+  opts: { title: string; subtitle?: string; notes?: string[] },
+): string {
   const modes = MODES.filter((m) => cells.some((c) => c.mode === m));
   const profiles = PROFILES.filter((p) => cells.some((c) => c.profile === p));
   const panels: Panel[] = [
     { title: 'Client-visible outage (bar p50, whisker p95, dot max)', value: (c) => c.outage },
-    { title: 'Time the VIP sat on two nodes at once (bar p50, whisker p95, dot max; ≥: still on two nodes when observation ended)', value: (c) => c.dual, ongoing: (c) => c.dualOngoing > 0 },
+    {
+      title:
+        'Time the VIP sat on two nodes at once (bar p50, whisker p95, dot max; ≥: still on two nodes when observation ended)',
+      value: (c) => c.dual,
+      ongoing: (c) => c.dualOngoing > 0,
+    },
   ];
   const W = 960;
   const left = 90;
@@ -238,10 +317,15 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
   const groupW = plotW / Math.max(1, modes.length);
   const barW = Math.min(34, (groupW * 0.8) / Math.max(1, profiles.length));
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
-  parts.push(`<text x="${W / 2}" y="26" text-anchor="middle" font-size="17" font-weight="bold">${esc(opts.title)}</text>`);
-  if (opts.subtitle) parts.push(`<text x="${W / 2}" y="46" text-anchor="middle" fill="#555">${esc(opts.subtitle)}</text>`);
+  parts.push(
+    `<text x="${W / 2}" y="26" text-anchor="middle" font-size="17" font-weight="bold">${esc(opts.title)}</text>`,
+  );
+  if (opts.subtitle)
+    parts.push(`<text x="${W / 2}" y="46" text-anchor="middle" fill="#555">${esc(opts.subtitle)}</text>`);
 
   panels.forEach((panel, pi) => {
     const y0 = top + pi * (panelH + gap);
@@ -253,23 +337,31 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
     const lo = 10;
     const maxV = Math.max(1000, ...values);
     const hi = 10 ** Math.ceil(Math.log10(maxV));
-    const y = (v: number) => y0 + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
+    const y = (v: number) =>
+      y0 + plotH - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
     parts.push(`<text x="${left}" y="${y0 - 14}" font-size="13" font-weight="bold">${esc(panel.title)}</text>`);
     for (let t = lo; t <= hi; t *= 10) {
       for (const m of [1, 2, 5]) {
         const v = t * m;
         if (v > hi) continue;
         const yy = y(v).toFixed(1);
-        parts.push(`<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`);
-        if (m === 1 || m === 5) parts.push(`<text x="${left - 6}" y="${yy}" dy="4" text-anchor="end" fill="#444">${fmtTick(v)}</text>`);
+        parts.push(
+          `<line x1="${left}" x2="${W - right}" y1="${yy}" y2="${yy}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`,
+        );
+        if (m === 1 || m === 5)
+          parts.push(`<text x="${left - 6}" y="${yy}" dy="4" text-anchor="end" fill="#444">${fmtTick(v)}</text>`);
       }
     }
-    parts.push(`<text x="${left - 6}" y="${(y0 + plotH + 16).toFixed(1)}" text-anchor="end" fill="#444" font-size="10">0 / ≤ 10 ms</text>`);
+    parts.push(
+      `<text x="${left - 6}" y="${(y0 + plotH + 16).toFixed(1)}" text-anchor="end" fill="#444" font-size="10">0 / ≤ 10 ms</text>`,
+    );
     parts.push(`<line x1="${left}" x2="${left}" y1="${y0}" y2="${y0 + plotH}" stroke="#333"/>`);
     parts.push(`<line x1="${left}" x2="${W - right}" y1="${y0 + plotH}" y2="${y0 + plotH}" stroke="#333"/>`);
     modes.forEach((mode, mi) => {
       const gx = left + mi * groupW;
-      parts.push(`<text x="${(gx + groupW / 2).toFixed(1)}" y="${y0 + plotH + 32}" text-anchor="middle" fill="#222">${esc(mode)}</text>`);
+      parts.push(
+        `<text x="${(gx + groupW / 2).toFixed(1)}" y="${y0 + plotH + 32}" text-anchor="middle" fill="#222">${esc(mode)}</text>`,
+      );
       profiles.forEach((profile, k) => {
         const c = cells.find((x) => x.mode === mode && x.profile === profile);
         const s = c ? panel.value(c) : undefined;
@@ -284,18 +376,33 @@ export function chartSvg(cells: readonly CellSummary[], opts: { title: string; s
         );
         const cx = x + barW / 2;
         const y95 = y(Number.isFinite(s.p95) ? s.p95 : hi);
-        parts.push(`<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${yp.toFixed(1)}" y2="${y95.toFixed(1)}" stroke="#222" stroke-width="1.5"/>`);
-        parts.push(`<line x1="${(cx - 5).toFixed(1)}" x2="${(cx + 5).toFixed(1)}" y1="${y95.toFixed(1)}" y2="${y95.toFixed(1)}" stroke="#222" stroke-width="1.5"/>`);
+        parts.push(
+          `<line x1="${cx.toFixed(1)}" x2="${cx.toFixed(1)}" y1="${yp.toFixed(1)}" y2="${y95.toFixed(1)}" stroke="#222" stroke-width="1.5"/>`,
+        );
+        parts.push(
+          `<line x1="${(cx - 5).toFixed(1)}" x2="${(cx + 5).toFixed(1)}" y1="${y95.toFixed(1)}" y2="${y95.toFixed(1)}" stroke="#222" stroke-width="1.5"/>`,
+        );
         const ym = y(Number.isFinite(s.max) ? s.max : hi);
         parts.push(`<circle cx="${cx.toFixed(1)}" cy="${ym.toFixed(1)}" r="3" fill="#fff" stroke="#222"/>`);
-        if (s.max === 0) parts.push(`<text x="${cx.toFixed(1)}" y="${(yb - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#222">0</text>`);
-        if (panel.ongoing?.(c)) parts.push(`<text x="${cx.toFixed(1)}" y="${(ym + 20).toFixed(1)}" text-anchor="middle" font-size="13" font-weight="bold" fill="#fff">≥</text>`);
-        if (!Number.isFinite(s.max)) parts.push(`<text x="${cx.toFixed(1)}" y="${(y0 - 2).toFixed(1)}" text-anchor="middle" font-size="11" fill="#b00">∞</text>`);
+        if (s.max === 0)
+          parts.push(
+            `<text x="${cx.toFixed(1)}" y="${(yb - 4).toFixed(1)}" text-anchor="middle" font-size="10" fill="#222">0</text>`,
+          );
+        if (panel.ongoing?.(c))
+          parts.push(
+            `<text x="${cx.toFixed(1)}" y="${(ym + 20).toFixed(1)}" text-anchor="middle" font-size="13" font-weight="bold" fill="#fff">≥</text>`,
+          );
+        if (!Number.isFinite(s.max))
+          parts.push(
+            `<text x="${cx.toFixed(1)}" y="${(y0 - 2).toFixed(1)}" text-anchor="middle" font-size="11" fill="#b00">∞</text>`,
+          );
       });
     });
   });
   const ly = H - 30 - notes.length * 16;
-  notes.forEach((n, i) => parts.push(`<text x="${left}" y="${ly + 26 + i * 16}" fill="#444" font-size="11">${esc(n)}</text>`));
+  notes.forEach((n, i) =>
+    parts.push(`<text x="${left}" y="${ly + 26 + i * 16}" fill="#444" font-size="11">${esc(n)}</text>`),
+  );
   let lx = left;
   for (const p of profiles) {
     parts.push(`<rect x="${lx}" y="${ly - 10}" width="14" height="14" fill="${COLORS[p]}"/>`);

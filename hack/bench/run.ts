@@ -9,7 +9,17 @@
 //      (failback), measuring the dual-holder time of that recovery too.
 import { cpSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { outageAround, monoMs, sleep, startProbe, startSampler, type OverlapInterval, type Overlaps, type Probe, type Sampler } from '../testbed/index.js';
+import {
+  outageAround,
+  monoMs,
+  sleep,
+  startProbe,
+  startSampler,
+  type OverlapInterval,
+  type Overlaps,
+  type Probe,
+  type Sampler,
+} from '../testbed/index.js';
 import { FaultState, heal, inject, undo } from './faults.js';
 import { macOf, startNeighMonitor, type NeighMonitor } from './neigh.js';
 import type { IterationResult, Mode, Profile, StepOffsets, Subject } from './types.js';
@@ -36,13 +46,21 @@ export interface RunOptions {
 export const SAME_ROUND_MS = 1;
 
 /** Overlaps that count (longer than one sampler round, or still going on), and their total. */
-export function countedOverlaps(ov: Overlaps): { totalMs: number; counted: OverlapInterval[]; sameRound: OverlapInterval[] } {
+export function countedOverlaps(ov: Overlaps): {
+  totalMs: number;
+  counted: OverlapInterval[];
+  sameRound: OverlapInterval[];
+} {
   const counted = ov.intervals.filter((i) => i.ongoing || i.to - i.from >= SAME_ROUND_MS);
   const sameRound = ov.intervals.filter((i) => !counted.includes(i));
   return { totalMs: counted.reduce((s, i) => s + (i.to - i.from), 0), counted, sameRound };
 }
 
-export const DEFAULT_RUN: Omit<RunOptions, 'iterations' | 'modes' | 'log'> = { settleMs: 10_000, stableMs: 1000, restoreMs: 60_000 };
+export const DEFAULT_RUN: Omit<RunOptions, 'iterations' | 'modes' | 'log'> = {
+  settleMs: 10_000,
+  stableMs: 1000,
+  restoreMs: 60_000,
+};
 
 interface Stable {
   ok: boolean;
@@ -95,7 +113,14 @@ function rel(t: number | undefined, t0: number): number | undefined {
   return t === undefined ? undefined : Math.round((t - t0) * 10) / 10;
 }
 
-async function runIteration(s: Subject, st: FaultState, macs: Map<string, string>, mode: Mode, iteration: number, o: RunOptions): Promise<IterationResult> {
+async function runIteration(
+  s: Subject,
+  st: FaultState,
+  macs: Map<string, string>,
+  mode: Mode,
+  iteration: number,
+  o: RunOptions,
+): Promise<IterationResult> {
   const from = s.preferred;
   const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900 });
   let probe: Probe | undefined;
@@ -116,14 +141,22 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
     const tFault = monoMs();
     const wallMinusMono = Date.now() - monoMs();
     await inject(s, st, mode, from);
-    const fin = await view.waitStable((n) => st.isHealthy(n) && s.daemonRunning(n) && s.serviceRunning(n), o.stableMs, o.settleMs);
+    const fin = await view.waitStable(
+      (n) => st.isHealthy(n) && s.daemonRunning(n) && s.serviceRunning(n),
+      o.stableMs,
+      o.settleMs,
+    );
     const tEnd = monoMs();
 
     const samples = probe.samples().filter((x) => x.t <= tEnd);
     const out = outageAround(samples, tFault);
     const ov = countedOverlaps(sampler.overlaps(s.vip, { since: tFault }));
     const finalHolders = sampler.holders(s.vip);
-    const to = fin.ok ? finalHolders[0] : out.bodyAfter !== undefined && out.bodyAfter !== from ? out.bodyAfter : finalHolders.find((h) => h !== from);
+    const to = fin.ok
+      ? finalHolders[0]
+      : out.bodyAfter !== undefined && out.bodyAfter !== from
+        ? out.bodyAfter
+        : finalHolders.find((h) => h !== from);
     const evs = sampler.events.filter((e) => e.address === s.vip && e.t >= tFault);
     const steps: StepOffsets = {
       lastOkBefore: rel(out.lastOkBefore?.t, tFault),
@@ -152,7 +185,8 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
     let note: string | undefined;
     await undo(s, st, mode, from);
     const back = await view.waitStable(isPreferred, o.stableMs, o.restoreMs);
-    if (!back.ok) note = `initial state not back within ${o.restoreMs} ms after the undo (holders [${back.holders.join(', ')}])`;
+    if (!back.ok)
+      note = `initial state not back within ${o.restoreMs} ms after the undo (holders [${back.holders.join(', ')}])`;
     const rov = countedOverlaps(sampler.overlaps(s.vip, { since: tUndo }));
     const recoveryDualMs = rov.totalMs;
     const interval = (phase: 'fault' | 'recovery', sameRound: boolean) => (i: OverlapInterval) => ({
@@ -169,8 +203,18 @@ async function runIteration(s: Subject, st: FaultState, macs: Map<string, string
       ...rov.sameRound.map(interval('recovery', true)),
     ];
     if (s.product === 'vipwarden' && dualIntervals.length > 0) {
-      const where = saveEvidence(s, o.evidenceDir, `${s.profile}-${mode}-${iteration}`, { tFault, wallMinusMono, dualIntervals, events: sampler.events.filter((e) => e.address === s.vip) });
-      note = [note, `vipwarden had the VIP on two nodes (${Math.round(ov.totalMs)} ms after the fault, ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`].filter(Boolean).join('; ');
+      const where = saveEvidence(s, o.evidenceDir, `${s.profile}-${mode}-${iteration}`, {
+        tFault,
+        wallMinusMono,
+        dualIntervals,
+        events: sampler.events.filter((e) => e.address === s.vip),
+      });
+      note = [
+        note,
+        `vipwarden had the VIP on two nodes (${Math.round(ov.totalMs)} ms after the fault, ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`,
+      ]
+        .filter(Boolean)
+        .join('; ');
     }
 
     return {
@@ -203,7 +247,8 @@ function saveEvidence(s: Subject, dir: string | undefined, name: string, facts: 
   const to = join(dir, name);
   try {
     mkdirSync(to, { recursive: true });
-    for (const f of readdirSync(s.tb.dir)) if (f.endsWith('.log') || f.endsWith('.yaml')) cpSync(join(s.tb.dir, f), join(to, f));
+    for (const f of readdirSync(s.tb.dir))
+      if (f.endsWith('.log') || f.endsWith('.yaml')) cpSync(join(s.tb.dir, f), join(to, f));
     writeFileSync(join(to, 'sampler.json'), JSON.stringify(facts, null, 2));
   } catch {
     return s.tb.dir;
@@ -214,7 +259,9 @@ function saveEvidence(s: Subject, dir: string | undefined, name: string, facts: 
 function line(r: IterationResult): string {
   const ms = (x: number | null) => (x === null ? 'never' : `${Math.round(x)} ms`);
   const dual = r.dualMs > 0 ? `${Math.round(r.dualMs)} ms${r.dualOngoing ? ' (still on two nodes)' : ''}` : '0';
-  const end = r.endedOnOneHealthy ? `ended on ${r.finalHolders.join(',')}` : `NOT on exactly one healthy node (holders [${r.finalHolders.join(', ')}])`;
+  const end = r.endedOnOneHealthy
+    ? `ended on ${r.finalHolders.join(',')}`
+    : `NOT on exactly one healthy node (holders [${r.finalHolders.join(', ')}])`;
   return `  ${r.mode} #${r.iteration}: outage ${ms(r.outageMs)}, dual holders ${dual}, ${end}${r.recoveryDualMs > 0 ? `, recovery dual ${Math.round(r.recoveryDualMs)} ms` : ''}${r.note ? ` [${r.note}]` : ''}`;
 }
 

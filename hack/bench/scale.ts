@@ -37,7 +37,13 @@ export interface ScaleResult {
   groups: number;
   /** ms from the controller's start. */
   /** Cold start: empty etcd, agents waiting for the group records; ms from the controller's start. */
-  placement: { leaderMs?: number; groupsPublishedMs?: number; healthCompleteMs?: number; placedMs?: number; placed: number };
+  placement: {
+    leaderMs?: number;
+    groupsPublishedMs?: number;
+    healthCompleteMs?: number;
+    placedMs?: number;
+    placed: number;
+  };
   /** The controller's reconcile passes (from its /metrics histogram): count, mean and the bucket of the slowest. */
   passes: { toPlacement?: PassSummary; steady?: PassSummary & { perSecond: number } };
   /** Warm start: group records and every agent's health already in etcd, assignments deleted, a new controller. */
@@ -52,14 +58,26 @@ export interface ScaleResult {
     cpuSeconds?: number;
     note?: string;
   };
-  lostNode: { node: string; groups: number; reassignedMs?: number; reassigned: number; lastGroupMs?: number; note?: string };
+  lostNode: {
+    node: string;
+    groups: number;
+    reassignedMs?: number;
+    reassigned: number;
+    lastGroupMs?: number;
+    note?: string;
+  };
   controller: {
     cpuSecondsToPlacement?: number;
     steadyCpuPercent?: number;
     rssMiB?: number;
     peakRssMiB?: number;
   };
-  etcd: { windowMs: number; unaryPerSecond: Record<string, number>; streamMessagesPerSecond: Record<string, number>; totalPerSecond: number };
+  etcd: {
+    windowMs: number;
+    unaryPerSecond: Record<string, number>;
+    streamMessagesPerSecond: Record<string, number>;
+    totalPerSecond: number;
+  };
   steadyWindowMs: number;
 }
 
@@ -106,11 +124,19 @@ export function summarizePasses(a: PassStats | undefined, b: PassStats): PassSum
     slowest = le;
     break;
   }
-  return { passes: n, meanMs: n > 0 ? Math.round((sum / n) * 10000) / 10 : 0, slowestUnderMs: slowest === null || !Number.isFinite(slowest) ? null : Math.round(slowest * 1000) };
+  return {
+    passes: n,
+    meanMs: n > 0 ? Math.round((sum / n) * 10000) / 10 : 0,
+    slowestUnderMs: slowest === null || !Number.isFinite(slowest) ? null : Math.round(slowest * 1000),
+  };
 }
 
 /** "leading" and the first and last "assignment written" in a controller log, in ms after t0 (monotonic). */
-function logMilestones(path: string, t0: number, wallMinusMono: number): { leadingMs?: number; firstAssignmentMs?: number; lastAssignmentMs?: number } {
+function logMilestones(
+  path: string,
+  t0: number,
+  wallMinusMono: number,
+): { leadingMs?: number; firstAssignmentMs?: number; lastAssignmentMs?: number } {
   let text = '';
   try {
     text = readFileSync(path, 'utf8');
@@ -123,7 +149,9 @@ function logMilestones(path: string, t0: number, wallMinusMono: number): { leadi
   const written = lines.filter((l) => l.includes('"msg":"assignment written"'));
   return {
     ...(leading ? { leadingMs: at(leading) } : {}),
-    ...(written.length ? { firstAssignmentMs: at(written[0]!), lastAssignmentMs: at(written[written.length - 1]!) } : {}),
+    ...(written.length
+      ? { firstAssignmentMs: at(written[0]!), lastAssignmentMs: at(written[written.length - 1]!) }
+      : {}),
   };
 }
 
@@ -166,8 +194,10 @@ export function grpcCounters(text: string): { unary: Map<string, number>; stream
     const labels = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
     const method = labels['grpc_method'] ?? '?';
     const v = Number(m[3]);
-    if (m[1] === 'grpc_server_handled_total' && labels['grpc_type'] === 'unary') unary.set(method, (unary.get(method) ?? 0) + v);
-    if (m[1] === 'grpc_server_msg_received_total' && labels['grpc_type'] !== 'unary') streamMsgs.set(method, (streamMsgs.get(method) ?? 0) + v);
+    if (m[1] === 'grpc_server_handled_total' && labels['grpc_type'] === 'unary')
+      unary.set(method, (unary.get(method) ?? 0) + v);
+    if (m[1] === 'grpc_server_msg_received_total' && labels['grpc_type'] !== 'unary')
+      streamMsgs.set(method, (streamMsgs.get(method) ?? 0) + v);
   }
   return { unary, streamMsgs };
 }
@@ -206,7 +236,12 @@ export function scaleGroup(i: number, nodes: number): Record<string, unknown> {
   };
 }
 
-async function waitFor<T>(what: string, boundMs: number, fn: () => T | undefined | false | Promise<T | undefined | false>, everyMs = 50): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  boundMs: number,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  everyMs = 50,
+): Promise<T> {
   const deadline = monoMs() + boundMs;
   for (let i = 0; i < 1_000_000; i++) {
     const v = await fn();
@@ -236,7 +271,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   const client0 = { c: undefined as ReturnType<typeof connectEtcd> | undefined };
   const ac = new AbortController();
   try {
-    for (let i = 0; i < o.groups; i++) writeFileSync(join(groupsDir, `g${String(i).padStart(4, '0')}.yaml`), toYaml(scaleGroup(i, o.nodes)));
+    for (let i = 0; i < o.groups; i++)
+      writeFileSync(join(groupsDir, `g${String(i).padStart(4, '0')}.yaml`), toYaml(scaleGroup(i, o.nodes)));
     etcd = await startEtcd({ members: 1 });
     const endpoint = etcd.endpoints[0]!;
     const client = connectEtcd({ endpoints: etcd.endpoints, timeoutMs: 30_000 });
@@ -267,10 +303,15 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         // not ours
       }
     });
-    await waitFor(`${o.nodes} registered nodes`, 60_000, async () => {
-      if (sim.exited) throw new Error(`sim-agents exited: ${tail(sim.stderrLog)}`);
-      return (await client.getAll().prefix(keys.nodesPrefix()).count()) >= o.nodes;
-    }, 200);
+    await waitFor(
+      `${o.nodes} registered nodes`,
+      60_000,
+      async () => {
+        if (sim.exited) throw new Error(`sim-agents exited: ${tail(sim.stderrLog)}`);
+        return (await client.getAll().prefix(keys.nodesPrefix()).count()) >= o.nodes;
+      },
+      200,
+    );
     o.log(`  ${o.nodes} simulated agents registered`);
 
     // 2. An observer of the assignments (holder per group), then the controller.
@@ -294,16 +335,25 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     writeFileSync(
       cfgPath,
-      toYaml({ id: 'scale-controller', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: groupsDir }, logLevel: 'info', metrics: { listen: `127.0.0.1:${metricsPort}` } }),
+      toYaml({
+        id: 'scale-controller',
+        etcd: { endpoints: etcd.endpoints, prefix },
+        source: { directory: groupsDir },
+        logLevel: 'info',
+        metrics: { listen: `127.0.0.1:${metricsPort}` },
+      }),
     );
     const t0 = monoMs();
     // For profiling: VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = (process.env['VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    const controller = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
-      name: 'controller',
-      stdoutLog: join(work, 'controller.out.log'),
-      stderrLog: join(work, 'controller.err.log'),
-    });
+    const controller = spawnLogged(
+      [process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath],
+      {
+        name: 'controller',
+        stdoutLog: join(work, 'controller.out.log'),
+        stderrLog: join(work, 'controller.err.log'),
+      },
+    );
     procs.push(controller);
     const placement: ScaleResult['placement'] = { placed: 0 };
     let placedAt: number | undefined;
@@ -311,11 +361,23 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     let passesAtPlacement: PassStats | undefined;
     const deadline = t0 + 120_000;
     while (monoMs() < deadline) {
-      if (controller.exited) throw new Error(`the controller exited: ${tail(controller.stderrLog)} ${tail(join(work, 'controller.out.log'))}`);
+      if (controller.exited)
+        throw new Error(
+          `the controller exited: ${tail(controller.stderrLog)} ${tail(join(work, 'controller.out.log'))}`,
+        );
       const now = monoMs();
-      if (placement.leaderMs === undefined && (await client.get(keys.leader()).string())) placement.leaderMs = Math.round(now - t0);
-      if (placement.groupsPublishedMs === undefined && (await client.getAll().prefix(keys.groupsPrefix()).count()) >= o.groups) placement.groupsPublishedMs = Math.round(monoMs() - t0);
-      if (placement.healthCompleteMs === undefined && (await client.getAll().prefix(keys.healthPrefix()).count()) >= o.groups * 3) placement.healthCompleteMs = Math.round(monoMs() - t0);
+      if (placement.leaderMs === undefined && (await client.get(keys.leader()).string()))
+        placement.leaderMs = Math.round(now - t0);
+      if (
+        placement.groupsPublishedMs === undefined &&
+        (await client.getAll().prefix(keys.groupsPrefix()).count()) >= o.groups
+      )
+        placement.groupsPublishedMs = Math.round(monoMs() - t0);
+      if (
+        placement.healthCompleteMs === undefined &&
+        (await client.getAll().prefix(keys.healthPrefix()).count()) >= o.groups * 3
+      )
+        placement.healthCompleteMs = Math.round(monoMs() - t0);
       if (placedCount() >= o.groups) {
         placedAt = monoMs();
         cpuAtPlacement = sampleProc(controller.pid);
@@ -328,12 +390,23 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     if (placedAt !== undefined) placement.placedMs = Math.round(placedAt - t0);
     // Groups are placed once every candidate reported or settleMs passed: health may still be coming in.
     for (let i = 0; i < 600 && placement.healthCompleteMs === undefined; i++) {
-      if ((await client.getAll().prefix(keys.healthPrefix()).count()) >= o.groups * 3) placement.healthCompleteMs = Math.round(monoMs() - t0);
+      if ((await client.getAll().prefix(keys.healthPrefix()).count()) >= o.groups * 3)
+        placement.healthCompleteMs = Math.round(monoMs() - t0);
       else await sleep(50);
     }
-    const progress = simEvents.filter((e) => e['event'] === 'stats' && typeof e['t'] === 'number' && (e['t'] as number) >= t0 && (e['t'] as number) <= t0 + 60_000);
-    o.log(`  health records written by the simulated agents, by second after the controller started: ${progress.map((e) => `${Math.round(((e['t'] as number) - t0) / 1000)}s:${String(e['health'])}`).join(' ')}`);
-    o.log(`  placement: leader ${placement.leaderMs} ms, groups published ${placement.groupsPublishedMs} ms, health complete ${placement.healthCompleteMs} ms, all ${placement.placed} placed ${placement.placedMs ?? 'never'} ms`);
+    const progress = simEvents.filter(
+      (e) =>
+        e['event'] === 'stats' &&
+        typeof e['t'] === 'number' &&
+        (e['t'] as number) >= t0 &&
+        (e['t'] as number) <= t0 + 60_000,
+    );
+    o.log(
+      `  health records written by the simulated agents, by second after the controller started: ${progress.map((e) => `${Math.round(((e['t'] as number) - t0) / 1000)}s:${String(e['health'])}`).join(' ')}`,
+    );
+    o.log(
+      `  placement: leader ${placement.leaderMs} ms, groups published ${placement.groupsPublishedMs} ms, health complete ${placement.healthCompleteMs} ms, all ${placement.placed} placed ${placement.placedMs ?? 'never'} ms`,
+    );
 
     // 3. Steady state: nothing changes; etcd's counters and the controller's CPU over a window.
     await sleep(3000);
@@ -347,13 +420,23 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const windowMs = m2.t - m1.t;
     const unaryPerSecond = rates(m1.c.unary, m2.c.unary, windowMs);
     const streamMessagesPerSecond = rates(m1.c.streamMsgs, m2.c.streamMsgs, windowMs);
-    const totalPerSecond = Math.round([...Object.values(unaryPerSecond), ...Object.values(streamMessagesPerSecond)].reduce((s, x) => s + x, 0));
+    const totalPerSecond = Math.round(
+      [...Object.values(unaryPerSecond), ...Object.values(streamMessagesPerSecond)].reduce((s, x) => s + x, 0),
+    );
     const steadyCpuPercent = Math.round(((c2.cpuS - c1.cpuS) / ((c2.t - c1.t) / 1000)) * 1000) / 10;
     const passes: ScaleResult['passes'] = {};
     if (passesAtPlacement) passes.toPlacement = summarizePasses(undefined, passesAtPlacement);
-    if (p1 && p2) passes.steady = { ...summarizePasses(p1, p2), perSecond: Math.round(((p2.count - p1.count) / ((c2.t - c1.t) / 1000)) * 10) / 10 };
-    o.log(`  reconcile passes: to placement ${JSON.stringify(passes.toPlacement)}, steady ${JSON.stringify(passes.steady)}`);
-    o.log(`  steady state over ${Math.round(windowMs)} ms: etcd ${totalPerSecond} requests/s, controller CPU ${steadyCpuPercent} %, RSS ${Math.round(c2.rssKiB / 1024)} MiB`);
+    if (p1 && p2)
+      passes.steady = {
+        ...summarizePasses(p1, p2),
+        perSecond: Math.round(((p2.count - p1.count) / ((c2.t - c1.t) / 1000)) * 10) / 10,
+      };
+    o.log(
+      `  reconcile passes: to placement ${JSON.stringify(passes.toPlacement)}, steady ${JSON.stringify(passes.steady)}`,
+    );
+    o.log(
+      `  steady state over ${Math.round(windowMs)} ms: etcd ${totalPerSecond} requests/s, controller CPU ${steadyCpuPercent} %, RSS ${Math.round(c2.rssKiB / 1024)} MiB`,
+    );
 
     // 4. A node is lost: its agent stops, its lease is revoked; every group it held must move.
     const held = [...holders].filter(([, h]) => h === victim).map(([g]) => g);
@@ -364,10 +447,11 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     if (!rec) throw new Error(`scale: no node record for ${victim}`);
     await client.leaseClient.leaseRevoke({ ID: rec.lease });
     const tRevoked = monoMs();
-    const moved = () => held.filter((g) => {
-      const h = holders.get(g);
-      return h !== undefined && h !== null && h !== victim;
-    }).length;
+    const moved = () =>
+      held.filter((g) => {
+        const h = holders.get(g);
+        return h !== undefined && h !== null && h !== victim;
+      }).length;
     let lastMove: number | undefined;
     const end = tRevoked + 30_000;
     let seen = 0;
@@ -381,10 +465,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       await sleep(5);
     }
     lostNode.reassigned = moved();
-    if (lostNode.reassigned >= held.length && lastMove !== undefined) lostNode.reassignedMs = Math.round(lastMove - tRevoked);
+    if (lostNode.reassigned >= held.length && lastMove !== undefined)
+      lostNode.reassignedMs = Math.round(lastMove - tRevoked);
     else lostNode.note = `only ${lostNode.reassigned} of ${held.length} groups moved within 30 s`;
     const c3 = sampleProc(controller.pid);
-    o.log(`  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked`);
+    o.log(
+      `  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked`,
+    );
 
     // 5. Warm start: the controller's own share of a placement. Health is all there; a new controller must
     //    place every group (its assignments were deleted while no controller ran).
@@ -394,11 +481,14 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const warm: ScaleResult['warmPlacement'] = { placed: 0 };
     const t1 = monoMs();
     const wallMinusMono = Date.now() - monoMs();
-    const controller2 = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
-      name: 'controller',
-      stdoutLog: join(work, 'controller2.out.log'),
-      stderrLog: join(work, 'controller2.err.log'),
-    });
+    const controller2 = spawnLogged(
+      [process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath],
+      {
+        name: 'controller',
+        stdoutLog: join(work, 'controller2.out.log'),
+        stderrLog: join(work, 'controller2.err.log'),
+      },
+    );
     procs.push(controller2);
     const deadline2 = t1 + 60_000;
     while (monoMs() < deadline2) {
@@ -406,7 +496,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         warm.note = `the controller exited: ${tail(controller2.stderrLog)} ${tail(join(work, 'controller2.out.log'))}`;
         break;
       }
-      if (warm.leaderMs === undefined && (await client.get(keys.leader()).string())) warm.leaderMs = Math.round(monoMs() - t1);
+      if (warm.leaderMs === undefined && (await client.get(keys.leader()).string()))
+        warm.leaderMs = Math.round(monoMs() - t1);
       if (placedCount() >= o.groups) {
         warm.placedMs = Math.round(monoMs() - t1);
         warm.cpuSeconds = Math.round(sampleProc(controller2.pid).cpuS * 100) / 100;
@@ -416,7 +507,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     }
     warm.placed = placedCount();
     Object.assign(warm, logMilestones(join(work, 'controller2.out.log'), t1, wallMinusMono));
-    o.log(`  warm start (health already in etcd): leader ${warm.leaderMs} ms, leading ${warm.leadingMs} ms, assignments written ${warm.firstAssignmentMs}..${warm.lastAssignmentMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`);
+    o.log(
+      `  warm start (health already in etcd): leader ${warm.leaderMs} ms, leading ${warm.leadingMs} ms, assignments written ${warm.firstAssignmentMs}..${warm.lastAssignmentMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`,
+    );
 
     return {
       nodes: o.nodes,

@@ -126,7 +126,13 @@ class SimAgent {
       const rec = e && groupRecord(key, e.value, e.modRevision);
       if (!rec || !namesNode(rec.spec, this.node) || this.published.get(group) === rec.checksHash) continue;
       this.published.set(group, rec.checksHash);
-      const h: HealthRecord = { healthy: true, priorityDelta: 0, checks: [{ name: 'sim', ok: true }], checksHash: rec.checksHash, at: Date.now() };
+      const h: HealthRecord = {
+        healthy: true,
+        priorityDelta: 0,
+        checks: [{ name: 'sim', ok: true }],
+        checksHash: rec.checksHash,
+        at: Date.now(),
+      };
       writes.push(
         this.client
           .put(this.keys.health(group, this.node))
@@ -156,7 +162,11 @@ async function main(): Promise<void> {
   await Promise.all(agents.map((a) => a.start()));
   out({ event: 'started', nodes: agents.length });
   const stats = setInterval(() => {
-    out({ event: 'stats', registered: agents.filter((a) => a.registered).length, health: agents.reduce((s, a) => s + a.healthCount(), 0) });
+    out({
+      event: 'stats',
+      registered: agents.filter((a) => a.registered).length,
+      health: agents.reduce((s, a) => s + a.healthCount(), 0),
+    });
   }, 1000);
   process.on('SIGUSR2', () => {
     const v = agents.find((a) => a.node === cfg.victim);

@@ -5,7 +5,7 @@ export const MODES = ['service', 'graceful', 'link', 'kill', 'freeze'] as const;
 export type Mode = (typeof MODES)[number];
 
 export const MODE_TITLES: Record<Mode, string> = {
-  service: "service stops (nginx killed on the holder)",
+  service: 'service stops (nginx killed on the holder)',
   graceful: "planned move / graceful stop (SIGTERM of the holder's daemon)",
   link: "the holder's link cut",
   kill: "the holder's daemon killed (SIGKILL)",

@@ -42,7 +42,10 @@ export const PRIORITIES = [100, 90, 80];
 
 export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast'): Record<string, unknown> {
   const p = VIPWARDEN_PROFILES[profile];
-  const agent = parseAgentConfig({ node: 'bench', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...p.agent }, profile);
+  const agent = parseAgentConfig(
+    { node: 'bench', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...p.agent },
+    profile,
+  );
   const maxLifetime = maxLifetimeSeconds(agent.lease);
   const kernelSlack = (p.controller['kernelSlackMs'] as number | undefined) ?? KERNEL_SLACK_MS;
   return {
@@ -50,10 +53,19 @@ export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast
     lease: agent.lease,
     maxAddressLifetimeS: maxLifetime,
     /** Safety 3: the controller waits this long after a lease ends before moving the group. */
-    overhangWaitMs: addressOverhangMs({ ttlSeconds: agent.lease.ttlSeconds, maxLifetimeSeconds: maxLifetime, renewWindowMs: agent.lease.renewWindowMs }, kernelSlack),
+    overhangWaitMs: addressOverhangMs(
+      { ttlSeconds: agent.lease.ttlSeconds, maxLifetimeSeconds: maxLifetime, renewWindowMs: agent.lease.renewWindowMs },
+      kernelSlack,
+    ),
     kernelSlackMs: kernelSlack,
     shutdownGraceMs: agent.shutdownGraceMs,
-    check: { type: 'http GET http://127.0.0.1/', intervalMs: p.check.intervalMs ?? 1000, timeoutMs: p.check.timeoutMs ?? 1000, rise: p.check.rise ?? 2, fall: p.check.fall ?? 2 },
+    check: {
+      type: 'http GET http://127.0.0.1/',
+      intervalMs: p.check.intervalMs ?? 1000,
+      timeoutMs: p.check.timeoutMs ?? 1000,
+      rise: p.check.rise ?? 2,
+      fall: p.check.fall ?? 2,
+    },
     failback: 'auto',
     priorities: PRIORITIES,
   };
@@ -113,9 +125,16 @@ export class LogTail {
         } catch {
           continue;
         }
-        const wall = typeof f['time'] === 'string' ? Date.parse(f['time']) : typeof f['time'] === 'number' ? f['time'] : NaN;
+        const wall =
+          typeof f['time'] === 'string' ? Date.parse(f['time']) : typeof f['time'] === 'number' ? f['time'] : NaN;
         if (!Number.isFinite(wall) || typeof f['msg'] !== 'string') continue;
-        this.entries.push({ t: wall - wallMinusMono, src, node: typeof f['node'] === 'string' ? f['node'] : undefined, msg: f['msg'], f });
+        this.entries.push({
+          t: wall - wallMinusMono,
+          src,
+          node: typeof f['node'] === 'string' ? f['node'] : undefined,
+          msg: f['msg'],
+          f,
+        });
       }
     }
     this.entries = this.entries.filter((e) => e.t >= keepSinceMono);
@@ -128,12 +147,14 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
   // Log times have 1 ms resolution and are converted from wall-clock time: allow a few ms before the fault.
   const inWin = entries.filter((e) => e.t >= w.tFault - 5 && e.t <= w.tEnd + 200).sort((a, b) => a.t - b.t);
   const first = (pred: (e: LogEntry) => boolean) => inWin.find(pred);
-  const agent = (node: string | undefined, msg: string) => (e: LogEntry) => e.src === 'agent' && e.node === node && e.msg === msg;
+  const agent = (node: string | undefined, msg: string) => (e: LogEntry) =>
+    e.src === 'agent' && e.node === node && e.msg === msg;
   const ctl = (msg: string) => (e: LogEntry) => e.src === 'controller' && e.msg === msg;
   const out: LogTimes = {};
   const leaseEnded = first((e) => ctl('node lease ended')(e) && e.f['node'] === w.from);
   if (leaseEnded) out.leaseEnded = leaseEnded.t;
-  if (w.mode === 'service') out.detect = first((e) => agent(w.from, 'check changed state')(e) && e.f['ok'] === false)?.t;
+  if (w.mode === 'service')
+    out.detect = first((e) => agent(w.from, 'check changed state')(e) && e.f['ok'] === false)?.t;
   else if (w.mode === 'graceful') out.detect = first(agent(w.from, 'stopping'))?.t;
   else out.detect = leaseEnded?.t;
   const released = first(agent(w.from, 'released'));
@@ -157,7 +178,10 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
   return out;
 }
 
-export async function startVipwardenSubject(profile: 'vipwarden-default' | 'vipwarden-fast', opts: { nodes?: number } = {}): Promise<Subject> {
+export async function startVipwardenSubject(
+  profile: 'vipwarden-default' | 'vipwarden-fast',
+  opts: { nodes?: number } = {},
+): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',

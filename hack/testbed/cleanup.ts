@@ -4,15 +4,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import {
-  ETCD_DIR_PREFIX,
-  STATE_DIR,
-  TESTBED_DIR_PREFIX,
-  assertK,
-  claimFile,
-  linkK,
-  netnsK,
-} from './names.js';
+import { ETCD_DIR_PREFIX, STATE_DIR, TESTBED_DIR_PREFIX, assertK, claimFile, linkK, netnsK } from './names.js';
 import { isAlive, run, runSyncQuiet, sleep } from './util.js';
 
 export const ClaimSchema = z.object({
@@ -87,7 +79,9 @@ export function findProcesses(match: (argv: string[]) => boolean): number[] {
     const pid = Number(e);
     if (pid === process.pid) continue;
     try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a) => a !== '');
       if (argv.length > 0 && match(argv)) pids.push(pid);
     } catch {
       // vanished
@@ -166,7 +160,8 @@ export function teardownTestbedSync(
   killAll(samplerPidsFor(new Set(res.netns)));
   for (const l of res.links) runSyncQuiet(['ip', 'link', 'del', l]);
   for (const n of res.netns) runSyncQuiet(['ip', 'netns', 'del', n]);
-  if (res.dir && !res.keepDir && res.dir.startsWith(TESTBED_DIR_PREFIX)) rmSync(res.dir, { recursive: true, force: true });
+  if (res.dir && !res.keepDir && res.dir.startsWith(TESTBED_DIR_PREFIX))
+    rmSync(res.dir, { recursive: true, force: true });
   rmSync(claimFile(k), { force: true });
 }
 
@@ -175,7 +170,9 @@ const EtcdOwnerSchema = z.object({ pid: z.number().int() });
 /** etcd processes started with a data dir under `dir`. */
 export function etcdPidsFor(dir: string): number[] {
   return findProcesses(
-    (argv) => basename(argv[0] ?? '') === 'etcd' && argv.some((a) => a.startsWith(`--data-dir=${dir}/`) || a.startsWith(dir + '/')),
+    (argv) =>
+      basename(argv[0] ?? '') === 'etcd' &&
+      argv.some((a) => a.startsWith(`--data-dir=${dir}/`) || a.startsWith(dir + '/')),
   );
 }
 

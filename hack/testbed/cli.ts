@@ -31,7 +31,12 @@ export async function main(argv: string[]): Promise<number> {
       requireRoot('cli up');
       installSignalHandlers();
       const nodes = Number(values.nodes);
-      const tb = await createTestbed({ nodes, ipv6: values.ipv6, persistent: true, ...(values.name ? { name: values.name } : {}) });
+      const tb = await createTestbed({
+        nodes,
+        ipv6: values.ipv6,
+        persistent: true,
+        ...(values.name ? { name: values.name } : {}),
+      });
       const info = {
         id: tb.id,
         name: tb.name,

@@ -62,9 +62,12 @@ const urlHost = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 export async function freePorts(count: number, hosts: string[], netns?: string): Promise<number[]> {
   if (netns) {
     const script = PORT_PROBE_SCRIPT;
-    const r = await run(inNetns(netns, [process.execPath, '-e', script, JSON.stringify({ count, hosts })]), { timeoutMs: 15_000 });
+    const r = await run(inNetns(netns, [process.execPath, '-e', script, JSON.stringify({ count, hosts })]), {
+      timeoutMs: 15_000,
+    });
     const ports = JSON.parse(r.stdout) as unknown;
-    if (!Array.isArray(ports) || ports.length !== count || !ports.every((p) => Number.isInteger(p))) throw new Error(`freePorts: bad answer ${r.stdout}`);
+    if (!Array.isArray(ports) || ports.length !== count || !ports.every((p) => Number.isInteger(p)))
+      throw new Error(`freePorts: bad answer ${r.stdout}`);
     return ports as number[];
   }
   return probePorts(count, hosts);
@@ -99,7 +102,8 @@ async function probePorts(count: number, hosts: string[]): Promise<number[]> {
   } finally {
     await Promise.all(held.map(close));
   }
-  if (ports.length < count) throw new Error(`freePorts: found only ${ports.length} of ${count} ports on ${hosts.join(', ')}`);
+  if (ports.length < count)
+    throw new Error(`freePorts: found only ${ports.length} of ${count} ports on ${hosts.join(', ')}`);
   return ports;
 }
 
@@ -122,11 +126,13 @@ const bind = (host, port) => new Promise((res) => { const s = net.createServer()
 `;
 
 function validMs(v: number | undefined, what: string): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 60_000)) throw new Error(`startEtcd: invalid ${what}: ${v}`);
+  if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 60_000))
+    throw new Error(`startEtcd: invalid ${what}: ${v}`);
 }
 
 export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
-  if (opts.members !== 1 && opts.members !== 3) throw new Error(`startEtcd: members must be 1 or 3, got ${String(opts.members)}`);
+  if (opts.members !== 1 && opts.members !== 3)
+    throw new Error(`startEtcd: members must be 1 or 3, got ${String(opts.members)}`);
   const host = opts.host ?? '127.0.0.1';
   const extra = opts.extraHosts ?? [];
   for (const h of [host, ...extra]) assertAllowedAddress(h);
@@ -179,10 +185,20 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   const healthy = async (which?: number[]): Promise<boolean> => {
     const idx = which ?? members.map((_, i) => i);
     const eps = idx.map((i) => (members[i] as EtcdMember).endpoint);
-    const r = await run(inNetns(opts.netns, ['etcdctl', `--endpoints=${eps.join(',')}`, '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'health']), {
-      allowFailure: true,
-      timeoutMs: 10_000,
-    });
+    const r = await run(
+      inNetns(opts.netns, [
+        'etcdctl',
+        `--endpoints=${eps.join(',')}`,
+        '--dial-timeout=1s',
+        '--command-timeout=2s',
+        'endpoint',
+        'health',
+      ]),
+      {
+        allowFailure: true,
+        timeoutMs: 10_000,
+      },
+    );
     return r.exitCode === 0;
   };
   const waitHealthy = async (which: number[] | undefined, timeoutMs: number): Promise<void> => {
@@ -191,7 +207,10 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
       const idx = which ?? members.map((_, j) => j);
       for (const j of idx) {
         const p = procs[j];
-        if (!p || p.exited) throw new Error(`etcd member ${j} exited during start-up; log tail:\n${tail((members[j] as EtcdMember).logFile)}`);
+        if (!p || p.exited)
+          throw new Error(
+            `etcd member ${j} exited during start-up; log tail:\n${tail((members[j] as EtcdMember).logFile)}`,
+          );
       }
       if (await healthy(which)) return;
       if (Date.now() > deadline) break;

@@ -23,9 +23,13 @@ export async function sendGarp(tb: Testbed, node: NsRef, address: string, opts: 
   const count = opts.count ?? 2;
   if (!Number.isInteger(count) || count < 1 || count > 20) throw new Error(`sendGarp: count must be 1..20`);
   const gap = (opts.intervalMs ?? 50) / 1000;
-  const r = await tb.exec(node, ['arping', '-q', '-U', '-c', String(count), '-W', String(gap), '-i', iface, '-S', address, address], {
-    allowFailure: true,
-    timeoutMs: 10_000,
-  });
+  const r = await tb.exec(
+    node,
+    ['arping', '-q', '-U', '-c', String(count), '-W', String(gap), '-i', iface, '-S', address, address],
+    {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    },
+  );
   if (r.exitCode !== 0 && r.stderr.trim() !== '') throw new Error(`arping failed: ${r.stderr.trim()}`);
 }

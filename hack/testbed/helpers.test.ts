@@ -8,7 +8,15 @@ const ok = (seq: number, t: number, body: string): Sample => ({ seq, t, tEnd: t 
 const bad = (seq: number, t: number, error = 'timeout'): Sample => ({ seq, t, tEnd: t + 100, ok: false, error });
 
 describe('outageAround', () => {
-  const samples = [ok(0, 0, 'node1'), ok(1, 10, 'node1'), ok(2, 20, 'node1'), bad(3, 30), bad(4, 40), ok(5, 50, 'node2'), ok(6, 60, 'node2')];
+  const samples = [
+    ok(0, 0, 'node1'),
+    ok(1, 10, 'node1'),
+    ok(2, 20, 'node1'),
+    bad(3, 30),
+    bad(4, 40),
+    ok(5, 50, 'node2'),
+    ok(6, 60, 'node2'),
+  ];
   test('from the last answer before the first failure to the first answer after it', () => {
     const o = outageAround(samples, 15);
     expect(o.durationMs).toBe(30);
@@ -37,11 +45,17 @@ describe('outageAround', () => {
 
 describe('overlaps', () => {
   test('a clean move has none; a del and an add at the same instant are not an overlap', () => {
-    expect(computeOverlaps({ a: [{ from: 0, to: 10 }], b: [{ from: 10, to: null }] }, 100)).toEqual({ intervals: [], totalMs: 0 });
+    expect(computeOverlaps({ a: [{ from: 0, to: 10 }], b: [{ from: 10, to: null }] }, 100)).toEqual({
+      intervals: [],
+      totalMs: 0,
+    });
     expect(computeOverlaps({ a: [{ from: 0, to: 10 }], b: [{ from: 12, to: null }] }, 100).totalMs).toBe(0);
   });
   test('two holders at once, closed and ongoing', () => {
-    const o = computeOverlaps({ a: [{ from: 0, to: 30 }], b: [{ from: 10, to: null }], c: [{ from: 50, to: null }] }, 80);
+    const o = computeOverlaps(
+      { a: [{ from: 0, to: 30 }], b: [{ from: 10, to: null }], c: [{ from: 50, to: null }] },
+      80,
+    );
     expect(o.intervals).toEqual([
       { from: 10, to: 30, ongoing: false, holders: ['a', 'b'] },
       { from: 50, to: 80, ongoing: true, holders: ['b', 'c'] },
@@ -64,7 +78,10 @@ describe('overlaps', () => {
     expect(t.holders('198.18.20.100')).toEqual(['node1', 'node2']);
     ev(30, 'node1', 'del', 'lo');
     expect(t.holders('198.18.20.100')).toEqual(['node2']);
-    expect(t.overlaps('198.18.20.100', 100)).toEqual({ intervals: [{ from: 10, to: 30, ongoing: false, holders: ['node1', 'node2'] }], totalMs: 20 });
+    expect(t.overlaps('198.18.20.100', 100)).toEqual({
+      intervals: [{ from: 10, to: 30, ongoing: false, holders: ['node1', 'node2'] }],
+      totalMs: 20,
+    });
   });
   test('IPv6 addresses compare in canonical form', () => {
     const t = new AddressTimelines();
@@ -80,7 +97,14 @@ describe('parseSamplerLine', () => {
       event: { t: 123.456, netns: 'vw20-node1', kind: 'add', address: '198.18.20.100', prefixLen: 32, ifname: 'eth0' },
     });
     expect(parseSamplerLine('1.000 vw20-node2 del 2001:2:0:20::100/128 eth0')?.kind).toBe('addr');
-    expect(parseSamplerLine('5.5 - hb 200 1 300 0')).toEqual({ kind: 'hb', t: 5.5, polls: 200, late: 1, maxPollUs: 300, errors: 0 });
+    expect(parseSamplerLine('5.5 - hb 200 1 300 0')).toEqual({
+      kind: 'hb',
+      t: 5.5,
+      polls: 200,
+      late: 1,
+      maxPollUs: 300,
+      errors: 0,
+    });
     expect(parseSamplerLine('5.5 - ready 1')).toEqual({ kind: 'ready', t: 5.5, polls: 1 });
     expect(parseSamplerLine('garbage')).toBeUndefined();
   });

@@ -1,8 +1,26 @@
 // The netns testbed library: one import for tests, demo and benchmark.
 export { startEtcd, freePorts, type EtcdCluster, type EtcdMember, type StartEtcdOptions } from './etcd.js';
-export { createTestbed, listTestbeds, type Testbed, type TestbedNode, type NsRef, type CreateTestbedOptions, type TestbedSpawnOptions } from './testbed.js';
+export {
+  createTestbed,
+  listTestbeds,
+  type Testbed,
+  type TestbedNode,
+  type NsRef,
+  type CreateTestbedOptions,
+  type TestbedSpawnOptions,
+} from './testbed.js';
 export { startNginx, type NginxHandle, type StartNginxOptions } from './nginx.js';
-export { startProbe, outageAround, answeredBy, runsOf, type Probe, type ProbeOptions, type Sample, type Outage, type Run } from './probe.js';
+export {
+  startProbe,
+  outageAround,
+  answeredBy,
+  runsOf,
+  type Probe,
+  type ProbeOptions,
+  type Sample,
+  type Outage,
+  type Run,
+} from './probe.js';
 export {
   startSampler,
   buildSampler,

@@ -58,11 +58,20 @@ export async function startProbe(tb: Testbed, opts: ProbeOptions): Promise<Probe
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`startProbe: invalid port ${port}`);
   if (!(intervalMs >= 1 && intervalMs <= 10_000)) throw new Error(`startProbe: intervalMs out of range: ${intervalMs}`);
   if (!(timeoutMs >= 1 && timeoutMs <= 30_000)) throw new Error(`startProbe: timeoutMs out of range: ${timeoutMs}`);
-  if (!(maxDurationMs > 0 && maxDurationMs <= 30 * 60_000)) throw new Error(`startProbe: maxDurationMs out of range: ${maxDurationMs}`);
+  if (!(maxDurationMs > 0 && maxDurationMs <= 30 * 60_000))
+    throw new Error(`startProbe: maxDurationMs out of range: ${maxDurationMs}`);
   const maxCount = opts.maxCount ?? Math.ceil(maxDurationMs / intervalMs) + 1;
   const script = join(tb.dir, 'probe-runner.mjs');
   writeFileSync(script, PROBE_RUNNER_SOURCE);
-  const cfg = { target: opts.target, port, intervalMs, timeoutMs, maxDurationMs, maxCount, maxInflight: Math.ceil(timeoutMs / intervalMs) + 8 };
+  const cfg = {
+    target: opts.target,
+    port,
+    intervalMs,
+    timeoutMs,
+    maxDurationMs,
+    maxCount,
+    maxInflight: Math.ceil(timeoutMs / intervalMs) + 8,
+  };
   const proc: ProcHandle = tb.spawn(opts.from ?? tb.client, [process.execPath, script, JSON.stringify(cfg)], {
     name: 'probe',
     stdout: 'pipe',
@@ -121,7 +130,9 @@ export async function startProbe(tb: Testbed, opts: ProbeOptions): Promise<Probe
         const timer = setTimeout(() => {
           listeners.delete(l);
           const last = samples[samples.length - 1];
-          reject(new Error(`probe: no matching sample within ${waitMs} ms (last: ${last ? JSON.stringify(last) : 'none'})`));
+          reject(
+            new Error(`probe: no matching sample within ${waitMs} ms (last: ${last ? JSON.stringify(last) : 'none'})`),
+          );
         }, waitMs);
         const l = (s: Sample): void => {
           if (!pred(s)) return;
@@ -180,7 +191,14 @@ export function outageAround(samples: readonly Sample[], faultT: number): Outage
   if (firstFail < 0) {
     const before = [...s].reverse().find((x) => x.ok && x.t < faultT);
     const after = s.find((x) => x.ok && x.t >= faultT);
-    return { lastOkBefore: before, firstOkAfter: after, durationMs: 0, failed: 0, bodyBefore: before?.body, bodyAfter: after?.body };
+    return {
+      lastOkBefore: before,
+      firstOkAfter: after,
+      durationMs: 0,
+      failed: 0,
+      bodyBefore: before?.body,
+      bodyAfter: after?.body,
+    };
   }
   let lastOk: Sample | undefined;
   for (let i = firstFail - 1; i >= 0; i--) {

@@ -107,7 +107,11 @@ export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): 
       if (!exited) {
         kill(o.signal ?? 'SIGTERM');
         const timeout = o.timeoutMs ?? 3000;
-        const t = await withTimeout(done.then(() => 'done' as const), timeout, 'timeout' as const);
+        const t = await withTimeout(
+          done.then(() => 'done' as const),
+          timeout,
+          'timeout' as const,
+        );
         if (t === 'timeout') kill('SIGKILL');
       }
       return done;

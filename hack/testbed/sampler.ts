@@ -80,7 +80,11 @@ export interface StartSamplerOptions {
 
 function samplerSourcePath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'sampler.c'), join(here, '..', '..', '..', 'hack', 'testbed', 'sampler.c'), join(process.cwd(), 'hack', 'testbed', 'sampler.c')];
+  const candidates = [
+    join(here, 'sampler.c'),
+    join(here, '..', '..', '..', 'hack', 'testbed', 'sampler.c'),
+    join(process.cwd(), 'hack', 'testbed', 'sampler.c'),
+  ];
   const found = candidates.find((c) => existsSync(c));
   if (!found) throw new Error(`sampler.c not found (looked in ${candidates.join(', ')})`);
   return found;
@@ -137,7 +141,10 @@ export class AddressTimelines {
   holders(address: string): string[] {
     const cnt = this.copies.get(normalizeIp(address));
     if (!cnt) return [];
-    return [...cnt.entries()].filter(([, c]) => c > 0).map(([n]) => n).sort();
+    return [...cnt.entries()]
+      .filter(([, c]) => c > 0)
+      .map(([n]) => n)
+      .sort();
   }
 
   timeline(address: string): Record<string, Interval[]> {
@@ -170,7 +177,10 @@ export function computeOverlaps(tl: Record<string, Interval[]>, now: number, sin
   let cur: OverlapInterval | undefined;
   for (const ev of evs) {
     present.set(ev.node, (present.get(ev.node) ?? 0) + ev.d);
-    const holders = [...present.entries()].filter(([, c]) => c > 0).map(([n]) => n).sort();
+    const holders = [...present.entries()]
+      .filter(([, c]) => c > 0)
+      .map(([n]) => n)
+      .sort();
     if (holders.length >= 2) {
       if (!cur) cur = { from: ev.t, to: ev.t, ongoing: false, holders };
       else cur.holders = [...new Set([...cur.holders, ...holders])].sort();
@@ -198,13 +208,17 @@ export function parseSamplerLine(line: string): SamplerLine | undefined {
   if (f[1] === '-') {
     const polls = Number(f[3]);
     if (f[2] === 'ready' || f[2] === 'exit') return { kind: f[2], t, polls };
-    if (f[2] === 'hb') return { kind: 'hb', t, polls, late: Number(f[4] ?? 0), maxPollUs: Number(f[5] ?? 0), errors: Number(f[6] ?? 0) };
+    if (f[2] === 'hb')
+      return { kind: 'hb', t, polls, late: Number(f[4] ?? 0), maxPollUs: Number(f[5] ?? 0), errors: Number(f[6] ?? 0) };
     return undefined;
   }
   if ((f[2] === 'add' || f[2] === 'del') && f[3] && f[4]) {
     const [addr, plen] = f[3].split('/');
     if (!addr || plen === undefined) return undefined;
-    return { kind: 'addr', event: { t, netns: f[1] as string, kind: f[2], address: addr, prefixLen: Number(plen), ifname: f[4] } };
+    return {
+      kind: 'addr',
+      event: { t, netns: f[1] as string, kind: f[2], address: addr, prefixLen: Number(plen), ifname: f[4] },
+    };
   }
   return undefined;
 }
@@ -213,16 +227,21 @@ export function parseSamplerLine(line: string): SamplerLine | undefined {
 
 export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}): Promise<Sampler> {
   const periodMs = opts.periodMs ?? 5;
-  if (!Number.isInteger(periodMs) || periodMs < 1 || periodMs > 20) throw new Error(`startSampler: periodMs must be 1..20, got ${periodMs}`);
+  if (!Number.isInteger(periodMs) || periodMs < 1 || periodMs > 20)
+    throw new Error(`startSampler: periodMs must be 1..20, got ${periodMs}`);
   const hbMs = opts.heartbeatMs ?? 1000;
   const maxS = opts.maxDurationS ?? 3600;
   const targets = opts.targets ?? tb.nodes.map((n) => ({ name: n.name, netns: n.netns }));
   const labelOf = new Map(targets.map((t) => [t.netns, t.name]));
   const bin = await buildSampler();
-  const proc: ProcHandle = tb.spawn(null, [bin, '-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS), ...targets.map((t) => t.netns)], {
-    name: 'vipsampler',
-    stdout: 'pipe',
-  });
+  const proc: ProcHandle = tb.spawn(
+    null,
+    [bin, '-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS), ...targets.map((t) => t.netns)],
+    {
+      name: 'vipsampler',
+      stdout: 'pipe',
+    },
+  );
   const stdout = proc.stdout;
   if (!stdout) throw new Error('startSampler: no stdout');
   const tl = new AddressTimelines();
@@ -284,7 +303,11 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
         };
         const timer = setTimeout(() => {
           listeners.delete(l);
-          reject(new Error(`sampler: ${address} held by [${tl.holders(address).join(', ')}], not [${want.join(', ')}], after ${timeoutMs} ms`));
+          reject(
+            new Error(
+              `sampler: ${address} held by [${tl.holders(address).join(', ')}], not [${want.join(', ')}], after ${timeoutMs} ms`,
+            ),
+          );
         }, timeoutMs);
         listeners.add(l);
       });

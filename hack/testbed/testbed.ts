@@ -8,7 +8,16 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type Claim, claimIsLive, cleanupLeftovers, listClaims, listOurLinks, listOurNetns, teardownTestbed, teardownTestbedSync } from './cleanup.js';
+import {
+  type Claim,
+  claimIsLive,
+  cleanupLeftovers,
+  listClaims,
+  listOurLinks,
+  listOurNetns,
+  teardownTestbed,
+  teardownTestbedSync,
+} from './cleanup.js';
 import {
   ALLOC_LOCK,
   K_MAX,
@@ -166,7 +175,22 @@ export async function createTestbed(opts: CreateTestbedOptions): Promise<Testbed
       );
 
   try {
-    await run(['ip', 'link', 'add', bridge, 'type', 'bridge', 'nf_call_iptables', '0', 'nf_call_ip6tables', '0', 'nf_call_arptables', '0', 'mcast_snooping', '0']);
+    await run([
+      'ip',
+      'link',
+      'add',
+      bridge,
+      'type',
+      'bridge',
+      'nf_call_iptables',
+      '0',
+      'nf_call_ip6tables',
+      '0',
+      'nf_call_arptables',
+      '0',
+      'mcast_snooping',
+      '0',
+    ]);
     await run(['ip', 'addr', 'add', `${hostV4(k, 1)}/24`, 'dev', bridge]);
     if (ipv6) await run(['ip', '-6', 'addr', 'add', `${hostV6(k, 1)}/64`, 'dev', bridge, 'nodad']);
     await run(['ip', 'link', 'set', bridge, 'up']);
@@ -275,7 +299,16 @@ export async function createTestbed(opts: CreateTestbedOptions): Promise<Testbed
 async function setupNamespace(n: TestbedNode, bridge: string): Promise<void> {
   await run(['ip', 'netns', 'add', n.netns]);
   // No duplicate address detection: addresses (and VIPs moved by hand) are usable at once.
-  await run(['ip', 'netns', 'exec', n.netns, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+  await run([
+    'ip',
+    'netns',
+    'exec',
+    n.netns,
+    'sysctl',
+    '-qw',
+    'net.ipv6.conf.all.accept_dad=0',
+    'net.ipv6.conf.default.accept_dad=0',
+  ]);
   await run(['ip', 'link', 'add', n.hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', n.netns]);
   await run(['ip', 'link', 'set', n.hostVeth, 'master', bridge, 'up']);
   await run(['ip', '-n', n.netns, 'link', 'set', 'lo', 'up']);

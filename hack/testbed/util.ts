@@ -34,7 +34,8 @@ export async function run(
   });
   const exitCode = typeof r.exitCode === 'number' ? r.exitCode : -1;
   const out = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode };
-  if (exitCode !== 0 && !opts.allowFailure) throw new CommandError(argv, r.exitCode, out.stderr || String(r.message ?? ''));
+  if (exitCode !== 0 && !opts.allowFailure)
+    throw new CommandError(argv, r.exitCode, out.stderr || String(r.message ?? ''));
   return out;
 }
 

@@ -9,7 +9,16 @@ export const httpCheck: CheckFn = (spec, _deps, signal) =>
     if (!h) return resolve({ ok: false, message: 'http settings missing' });
     const mod = h.scheme === 'https' ? https : http;
     const req = mod.request(
-      { host: h.host, port: h.port, path: h.path, method: 'GET', agent: false, signal, headers: { 'user-agent': 'vipwarden-agent' }, rejectUnauthorized: false },
+      {
+        host: h.host,
+        port: h.port,
+        path: h.path,
+        method: 'GET',
+        agent: false,
+        signal,
+        headers: { 'user-agent': 'vipwarden-agent' },
+        rejectUnauthorized: false,
+      },
       (res) => {
         const status = res.statusCode ?? 0;
         let body = '';
@@ -20,7 +29,8 @@ export const httpCheck: CheckFn = (spec, _deps, signal) =>
         res.on('end', () => {
           const statusOk = h.expectStatus ? h.expectStatus.includes(status) : status >= 200 && status < 400;
           if (!statusOk) return resolve({ ok: false, message: `HTTP ${status}` });
-          if (h.expectBody !== undefined && !body.includes(h.expectBody)) return resolve({ ok: false, message: 'body does not contain the expected text' });
+          if (h.expectBody !== undefined && !body.includes(h.expectBody))
+            return resolve({ ok: false, message: 'body does not contain the expected text' });
           resolve({ ok: true, message: `HTTP ${status}` });
         });
         res.on('error', (e) => resolve({ ok: false, message: e.message }));

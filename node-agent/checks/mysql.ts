@@ -64,7 +64,8 @@ export function parseOptionFile(text: string): MysqlOptionFile {
     const n = i + 1;
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
-    if (line.startsWith('!')) throw new OptionFileError(n, `${line.split(/\s/)[0]} is not supported in a vipwarden credentials file`);
+    if (line.startsWith('!'))
+      throw new OptionFileError(n, `${line.split(/\s/)[0]} is not supported in a vipwarden credentials file`);
     if (line.startsWith('[')) {
       const m = /^\[\s*([^\]]+?)\s*\]\s*(#.*)?$/.exec(line);
       if (!m) throw new OptionFileError(n, 'bad group header');
@@ -135,7 +136,10 @@ export interface MysqlObservation {
 export function judgeMysql(spec: MysqlCheckSpec, obs: MysqlObservation): CheckOutcome {
   const notes = ['SELECT 1 ok', `read_only=${obs.readOnly ? 1 : 0}`];
   if (spec.expectReadOnly !== undefined && obs.readOnly !== spec.expectReadOnly) {
-    return { ok: false, message: `read_only is ${obs.readOnly ? 'ON' : 'OFF'}, expected ${spec.expectReadOnly ? 'ON' : 'OFF'}` };
+    return {
+      ok: false,
+      message: `read_only is ${obs.readOnly ? 'ON' : 'OFF'}, expected ${spec.expectReadOnly ? 'ON' : 'OFF'}`,
+    };
   }
   if (spec.replication) {
     const r = obs.replica;
@@ -145,7 +149,8 @@ export function judgeMysql(spec: MysqlCheckSpec, obs: MysqlObservation): CheckOu
     if (r.sqlRunning !== 'Yes') return { ok: false, message: `replication SQL thread is ${r.sqlRunning}${why}` };
     const max = spec.replication.maxLagSeconds;
     if (max !== undefined) {
-      if (r.lagSeconds === null || !Number.isFinite(r.lagSeconds)) return { ok: false, message: 'replication lag is unknown' };
+      if (r.lagSeconds === null || !Number.isFinite(r.lagSeconds))
+        return { ok: false, message: 'replication lag is unknown' };
       if (r.lagSeconds > max) return { ok: false, message: `replication lag ${r.lagSeconds}s exceeds ${max}s` };
     }
     notes.push(`replication running, lag ${r.lagSeconds ?? '?'}s`);
@@ -154,7 +159,10 @@ export function judgeMysql(spec: MysqlCheckSpec, obs: MysqlObservation): CheckOu
 }
 
 /** Reads the credentials file that the check names, through the agent's configuration. */
-export async function credentialsFor(spec: MysqlCheckSpec, config: Pick<AgentConfig, 'credentials'>): Promise<MysqlOptionFile | undefined> {
+export async function credentialsFor(
+  spec: MysqlCheckSpec,
+  config: Pick<AgentConfig, 'credentials'>,
+): Promise<MysqlOptionFile | undefined> {
   if (!spec.credentials) return undefined;
   const path = config.credentials[spec.credentials];
   if (!path) throw new Error(`credentials "${spec.credentials}" are not in the agent configuration`);
@@ -171,7 +179,8 @@ export async function credentialsFor(spec: MysqlCheckSpec, config: Pick<AgentCon
   }
 }
 
-const isConnError = (e: unknown): e is { code?: string; message: string } => typeof e === 'object' && e !== null && 'message' in e;
+const isConnError = (e: unknown): e is { code?: string; message: string } =>
+  typeof e === 'object' && e !== null && 'message' in e;
 
 /** A fresh connection per run: what a client would get now, not what a pooled connection remembers. */
 export const mysqlCheck: CheckFn = async (spec, deps, signal) => {

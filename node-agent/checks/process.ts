@@ -24,7 +24,9 @@ export const processCheck: CheckFn = async (spec) => {
     if (!(await alive(pid))) return { ok: false, message: `pid ${pid} is not running` };
     if (!p.name) return { ok: true, message: `pid ${pid} running` };
     const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
-    return comm === p.name ? { ok: true, message: `pid ${pid} running` } : { ok: false, message: `pid ${pid} is ${comm}, not ${p.name}` };
+    return comm === p.name
+      ? { ok: true, message: `pid ${pid} running` }
+      : { ok: false, message: `pid ${pid} is ${comm}, not ${p.name}` };
   }
   for (const d of await readdir('/proc')) {
     if (!/^\d+$/.test(d)) continue;

@@ -7,12 +7,24 @@
 // at http://169.254.169.254/metadata/v1/id.
 import { isIPv4 } from 'node:net';
 import { z } from 'zod';
-import { CloudApiError, parseRetryAfter, retryableStatus, type FloatingIpProvider, type ProviderDeps } from './provider.js';
+import {
+  CloudApiError,
+  parseRetryAfter,
+  retryableStatus,
+  type FloatingIpProvider,
+  type ProviderDeps,
+} from './provider.js';
 
-export const DO_DEFAULTS = { apiBase: 'https://api.digitalocean.com', metadataBase: 'http://169.254.169.254', api: 'floating_ips' as const };
+export const DO_DEFAULTS = {
+  apiBase: 'https://api.digitalocean.com',
+  metadataBase: 'http://169.254.169.254',
+  api: 'floating_ips' as const,
+};
 
 const Droplet = z.object({ id: z.number().int() }).loose();
-const IpObject = z.object({ ip: z.string(), droplet: Droplet.nullable().optional(), locked: z.boolean().optional() }).loose();
+const IpObject = z
+  .object({ ip: z.string(), droplet: Droplet.nullable().optional(), locked: z.boolean().optional() })
+  .loose();
 const ActionObject = z.object({ id: z.number().int(), status: z.string() }).loose();
 const ActionAnswer = z.object({ action: ActionObject }).loose();
 const ErrorAnswer = z.object({ id: z.string().optional(), message: z.string().optional() }).loose();
@@ -46,7 +58,8 @@ export class DigitalOceanProvider implements FloatingIpProvider {
     if (this.dropletId) return this.dropletId;
     const res = await this.request('GET', `${this.metadataBase}/metadata/v1/id`, { signal, auth: false });
     const text = (await res.text()).trim();
-    if (!/^[1-9]\d{0,18}$/.test(text)) throw new CloudApiError(`droplet metadata gave no droplet id (got ${JSON.stringify(text.slice(0, 40))})`, false);
+    if (!/^[1-9]\d{0,18}$/.test(text))
+      throw new CloudApiError(`droplet metadata gave no droplet id (got ${JSON.stringify(text.slice(0, 40))})`, false);
     this.dropletId = text;
     return text;
   }
@@ -60,23 +73,29 @@ export class DigitalOceanProvider implements FloatingIpProvider {
   }
 
   async assign(ip: string, instance: string, signal: AbortSignal): Promise<void> {
-    if (!/^[1-9]\d{0,18}$/.test(instance)) throw new CloudApiError(`invalid droplet id ${JSON.stringify(instance)}`, false);
+    if (!/^[1-9]\d{0,18}$/.test(instance))
+      throw new CloudApiError(`invalid droplet id ${JSON.stringify(instance)}`, false);
     const created = ActionAnswer.safeParse(
-      await this.json('POST', `${this.ipUrl(ip)}/actions`, { signal, body: { type: 'assign', droplet_id: Number(instance) } }),
+      await this.json('POST', `${this.ipUrl(ip)}/actions`, {
+        signal,
+        body: { type: 'assign', droplet_id: Number(instance) },
+      }),
     );
     if (!created.success) throw new CloudApiError(`unexpected answer to the assign action for ${ip}`, true);
     let action = created.data.action;
     const poll = this.opts.pollIntervalMs ?? 1000;
     const deadline = this.deps.clock.mono() + (this.opts.actionTimeoutMs ?? 60_000);
     while (action.status === 'in-progress') {
-      if (this.deps.clock.mono() > deadline) throw new CloudApiError(`assign action ${action.id} for ${ip} still in progress`, true);
+      if (this.deps.clock.mono() > deadline)
+        throw new CloudApiError(`assign action ${action.id} for ${ip} still in progress`, true);
       await this.deps.clock.sleep(poll, signal);
       if (signal.aborted) throw new CloudApiError('aborted', false);
       const a = ActionAnswer.safeParse(await this.json('GET', `${this.ipUrl(ip)}/actions/${action.id}`, { signal }));
       if (!a.success) throw new CloudApiError(`unexpected answer for action ${action.id}`, true);
       action = a.data.action;
     }
-    if (action.status !== 'completed') throw new CloudApiError(`assign action ${action.id} for ${ip} ended ${action.status}`, true);
+    if (action.status !== 'completed')
+      throw new CloudApiError(`assign action ${action.id} for ${ip} ended ${action.status}`, true);
   }
 
   private ipUrl(ip: string): string {
@@ -85,7 +104,11 @@ export class DigitalOceanProvider implements FloatingIpProvider {
     return `${this.apiBase}/v2/${this.api}/${ip}`;
   }
 
-  private async json(method: 'GET' | 'POST', url: string, o: { signal: AbortSignal; body?: unknown }): Promise<unknown> {
+  private async json(
+    method: 'GET' | 'POST',
+    url: string,
+    o: { signal: AbortSignal; body?: unknown },
+  ): Promise<unknown> {
     const res = await this.request(method, url, { ...o, auth: true });
     try {
       return await res.json();
@@ -94,17 +117,28 @@ export class DigitalOceanProvider implements FloatingIpProvider {
     }
   }
 
-  private async request(method: 'GET' | 'POST', url: string, o: { signal: AbortSignal; body?: unknown; auth: boolean }): Promise<Response> {
+  private async request(
+    method: 'GET' | 'POST',
+    url: string,
+    o: { signal: AbortSignal; body?: unknown; auth: boolean },
+  ): Promise<Response> {
     const headers: Record<string, string> = { Accept: 'application/json', 'User-Agent': 'vipwarden-agent' };
     if (o.auth) headers.Authorization = `Bearer ${await this.deps.token()}`;
     if (o.body !== undefined) headers['Content-Type'] = 'application/json';
     const signal = AbortSignal.any([o.signal, AbortSignal.timeout(this.deps.requestTimeoutMs)]);
     let res: Response;
     try {
-      res = await this.deps.fetch(url, { method, headers, signal, redirect: 'error', ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}) });
+      res = await this.deps.fetch(url, {
+        method,
+        headers,
+        signal,
+        redirect: 'error',
+        ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+      });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${this.deps.requestTimeoutMs} ms` : (e.cause?.code ?? e.message);
+      const why =
+        e.name === 'TimeoutError' ? `no answer within ${this.deps.requestTimeoutMs} ms` : (e.cause?.code ?? e.message);
       throw new CloudApiError(`${method} ${url}: ${why}`, true);
     }
     if (res.ok) return res;
@@ -115,8 +149,14 @@ export class DigitalOceanProvider implements FloatingIpProvider {
     } catch {
       /* no JSON body */
     }
-    const retryAfter = parseRetryAfter(res.headers.get('retry-after'), Date.now()) ?? rateLimitReset(res.headers.get('ratelimit-reset'));
-    throw new CloudApiError(`${method} ${url}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`, retryableStatus(res.status), res.status, retryAfter);
+    const retryAfter =
+      parseRetryAfter(res.headers.get('retry-after'), Date.now()) ?? rateLimitReset(res.headers.get('ratelimit-reset'));
+    throw new CloudApiError(
+      `${method} ${url}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`,
+      retryableStatus(res.status),
+      res.status,
+      retryAfter,
+    );
   }
 }
 

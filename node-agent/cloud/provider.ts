@@ -69,7 +69,8 @@ export function backoffMs(attempt: number, p: RetryPolicy, random: () => number 
   return Math.round(step * (0.5 + random() / 2));
 }
 
-export type EnsureOutcome = { result: 'already' | 'assigned'; instance: string; attempts: number } | { result: 'superseded'; attempts: number };
+export type EnsureOutcome =
+  { result: 'already' | 'assigned'; instance: string; attempts: number } | { result: 'superseded'; attempts: number };
 
 export interface EnsureOptions {
   provider: FloatingIpProvider;
@@ -98,7 +99,10 @@ export async function ensureAssigned(o: EnsureOptions): Promise<EnsureOutcome> {
       const holder = await o.provider.holderOf(o.ip, o.signal);
       if (holder === self) return { result: assignedOnce ? 'assigned' : 'already', instance: self, attempts: attempt };
       if (!o.isCurrent() || o.signal.aborted) return { result: 'superseded', attempts: attempt };
-      o.log.info({ provider: o.provider.name, ip: o.ip, from: holder, to: self, attempt }, 'pointing the floating IP at this node');
+      o.log.info(
+        { provider: o.provider.name, ip: o.ip, from: holder, to: self, attempt },
+        'pointing the floating IP at this node',
+      );
       await o.provider.assign(o.ip, self, o.signal);
       assignedOnce = true;
       // Only what the provider reports afterwards counts (another node's call may have landed after ours).
@@ -110,12 +114,20 @@ export async function ensureAssigned(o: EnsureOptions): Promise<EnsureOutcome> {
       lastError = err;
       const retryable = err instanceof CloudApiError ? err.retryable : true;
       if (!retryable || attempt === o.retry.maxAttempts) break;
-      const wait = Math.max(err instanceof CloudApiError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0, backoffMs(attempt, o.retry, o.random));
-      o.log.warn({ provider: o.provider.name, ip: o.ip, attempt, err: String(err), retryInMs: wait }, 'floating IP call failed; retrying');
+      const wait = Math.max(
+        err instanceof CloudApiError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0,
+        backoffMs(attempt, o.retry, o.random),
+      );
+      o.log.warn(
+        { provider: o.provider.name, ip: o.ip, attempt, err: String(err), retryInMs: wait },
+        'floating IP call failed; retrying',
+      );
       await o.clock.sleep(Math.min(wait, o.retry.maxDelayMs), o.signal);
     }
   }
-  throw lastError instanceof Error ? lastError : new Error(`floating IP ${o.ip}: gave up after ${o.retry.maxAttempts} attempts`);
+  throw lastError instanceof Error
+    ? lastError
+    : new Error(`floating IP ${o.ip}: gave up after ${o.retry.maxAttempts} attempts`);
 }
 
 /** A token file: one line, no whitespace inside. */
@@ -127,6 +139,7 @@ export async function readTokenFile(path: string): Promise<string> {
     throw new CloudApiError(`cannot read token file ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, false);
   }
   const token = text.trim();
-  if (token === '' || /\s/.test(token)) throw new CloudApiError(`token file ${path} must hold one token on one line`, false);
+  if (token === '' || /\s/.test(token))
+    throw new CloudApiError(`token file ${path} must hold one token on one line`, false);
   return token;
 }

@@ -7,7 +7,13 @@ import type { CloudProviders } from '../../crds/failovergroup.js';
 import type { AgentConfig } from '../config.js';
 import type { GroupResource, ResourceContext } from '../resources.js';
 import { digitalocean } from './digitalocean.js';
-import { ensureAssigned, readTokenFile, type EnsureOutcome, type FloatingIpProvider, type ProviderFactory } from './provider.js';
+import {
+  ensureAssigned,
+  readTokenFile,
+  type EnsureOutcome,
+  type FloatingIpProvider,
+  type ProviderFactory,
+} from './provider.js';
 
 /** One line per cloud. Adding a cloud: a provider file, a line here, its name in CloudProviders (crds). */
 export const PROVIDERS: Record<(typeof CloudProviders)[number], ProviderFactory> = {
@@ -54,8 +60,13 @@ export class CloudResource implements GroupResource {
           clock: this.deps.clock,
           log,
         });
-        if (outcome.result === 'superseded') log.info({ attempts: outcome.attempts }, 'floating IP: assignment moved on, stopped');
-        else log.info({ result: outcome.result, instance: outcome.instance, attempts: outcome.attempts }, 'floating IP points at this node');
+        if (outcome.result === 'superseded')
+          log.info({ attempts: outcome.attempts }, 'floating IP: assignment moved on, stopped');
+        else
+          log.info(
+            { result: outcome.result, instance: outcome.instance, attempts: outcome.attempts },
+            'floating IP points at this node',
+          );
         this.deps.onOutcome?.(ctx.group, outcome);
       } catch (err) {
         log.error({ err: String(err) }, 'floating IP could not be pointed at this node');
@@ -95,7 +106,8 @@ export class CloudResource implements GroupResource {
     const factory = registry[name];
     if (!factory) throw new Error(`no cloud provider named ${name}`);
     const path = this.deps.config.credentials[credentials];
-    if (!path) throw new Error(`credentials "${credentials}" (the ${name} API token) are not in the agent configuration`);
+    if (!path)
+      throw new Error(`credentials "${credentials}" (the ${name} API token) are not in the agent configuration`);
     const p = factory({
       cloud: this.deps.config.cloud,
       token: () => readTokenFile(path),
@@ -107,4 +119,3 @@ export class CloudResource implements GroupResource {
     return p;
   }
 }
-

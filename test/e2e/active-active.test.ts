@@ -19,8 +19,26 @@ beforeAll(async () => {
     vipA = c.tb.vip(0);
     vipB = c.tb.vip(1);
     sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(webGroup({ name: 'web-a', vips: [`${vipA}/24`], nodes: [['node1', 100], ['node2', 50]] }));
-    c.applyGroup(webGroup({ name: 'web-b', vips: [`${vipB}/24`], nodes: [['node1', 50], ['node2', 100]] }));
+    c.applyGroup(
+      webGroup({
+        name: 'web-a',
+        vips: [`${vipA}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 50],
+        ],
+      }),
+    );
+    c.applyGroup(
+      webGroup({
+        name: 'web-b',
+        vips: [`${vipB}/24`],
+        nodes: [
+          ['node1', 50],
+          ['node2', 100],
+        ],
+      }),
+    );
   } catch (err) {
     await c.destroy();
     throw err;

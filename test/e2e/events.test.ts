@@ -22,7 +22,16 @@ beforeAll(async () => {
   try {
     vip = c.tb.vip(0);
     sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(webGroup({ vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90], ['node3', 80]] }));
+    c.applyGroup(
+      webGroup({
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+          ['node3', 80],
+        ],
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
   } catch (err) {
     await c.destroy();
@@ -43,7 +52,10 @@ afterAll(async () => {
 
 /** The vipwarden CLI as an operator runs it (bin/vipwarden.js, built code), against the test's etcd. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
-  const r = await run([process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, '--etcd', c.etcd.endpoints.join(',')], { allowFailure: true, timeoutMs: 30_000 });
+  const r = await run(
+    [process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, '--etcd', c.etcd.endpoints.join(',')],
+    { allowFailure: true, timeoutMs: 30_000 },
+  );
   return { code: r.exitCode, out: r.stdout };
 }
 
@@ -70,7 +82,15 @@ describe('failure history', () => {
     const lines = table.out.trim().split('\n');
     expect(lines[0]!.split(/\s+/)).toEqual(['TIME', 'GROUP', 'EPOCH', 'FROM', 'TO', 'REASON', 'DETECT', 'OUTAGE']);
     const row = lines.find((l) => l.includes(` ${ev!.epoch} `))!.split(/\s+/);
-    expect(row.slice(1)).toEqual(['web', String(ev!.epoch), 'node1', 'node2', 'unhealthy', `${Math.round(ev!.detectMs!)}ms`, `${Math.round(ev!.outageMs!)}ms`]);
+    expect(row.slice(1)).toEqual([
+      'web',
+      String(ev!.epoch),
+      'node1',
+      'node2',
+      'unhealthy',
+      `${Math.round(ev!.detectMs!)}ms`,
+      `${Math.round(ev!.outageMs!)}ms`,
+    ]);
     const json = await cli('events', 'web', '-o', 'json');
     expect(JSON.parse(json.out)).toEqual(await c.events('web'));
     // Every group's history without a name.
@@ -82,7 +102,17 @@ describe('failure history', () => {
       .split('\n')
       .filter((l) => l.includes('"msg":"failover"'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(logged).toContainEqual(expect.objectContaining({ group: 'web', epoch: ev!.epoch, from: 'node1', to: 'node2', reason: 'unhealthy', detectMs: ev!.detectMs, outageMs: ev!.outageMs }));
+    expect(logged).toContainEqual(
+      expect.objectContaining({
+        group: 'web',
+        epoch: ev!.epoch,
+        from: 'node1',
+        to: 'node2',
+        reason: 'unhealthy',
+        detectMs: ev!.detectMs,
+        outageMs: ev!.outageMs,
+      }),
+    );
     await c.nginx.get('node1')!.start();
     await sampler.waitForHolder(vip, 'node1', 30_000);
   });
@@ -95,7 +125,10 @@ describe('failure history', () => {
     }
     expect((await cli('move', 'web', '--unpin')).code).toBe(0);
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    await eventually(async () => (await c.events('web')).at(-1)?.to === 'node1' && (await c.events('web')).length === KEEP, `${KEEP} newest events`);
+    await eventually(
+      async () => (await c.events('web')).at(-1)?.to === 'node1' && (await c.events('web')).length === KEEP,
+      `${KEEP} newest events`,
+    );
     const kept = await c.events('web');
     expect(kept.map((e) => [e.from, e.to, e.reason])).toEqual([
       ['node2', 'node3', 'move'],

@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
 import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../harness/cluster.js';
-import { outageAround, requireRoot, startProbe, startSampler, monoMs, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import {
+  outageAround,
+  requireRoot,
+  startProbe,
+  startSampler,
+  monoMs,
+  type Probe,
+  type Sampler,
+} from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);
 
@@ -25,9 +33,25 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
   try {
     const vip = c.tb.vip(0);
     const sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(webGroup({ vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90], ['node3', 80]], failback: opts.failback ?? 'auto' }));
+    c.applyGroup(
+      webGroup({
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+          ['node3', 80],
+        ],
+        failback: opts.failback ?? 'auto',
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    const probe = await startProbe(c.tb, { target: vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 110_000 });
+    const probe = await startProbe(c.tb, {
+      target: vip,
+      port: 80,
+      intervalMs: 10,
+      timeoutMs: 100,
+      maxDurationMs: 110_000,
+    });
     await probe.waitFor((s) => s.ok && s.body === 'node1', 10_000, { includePast: true });
     current = { c, vip, sampler, probe };
     return current;
@@ -57,9 +81,14 @@ afterEach(async () => {
 /** Copies the component logs and the sampler's view of a dual holder where a person can read them. */
 function keepEvidence(b: Bed, intervals: unknown[]): void {
   const dir = mkdtempSync(join(tmpdir(), 'vipwarden-overlap-'));
-  writeFileSync(join(dir, 'overlaps.json'), JSON.stringify({ intervals, timeline: b.sampler.timeline(b.vip), events: b.sampler.events }, null, 2));
+  writeFileSync(
+    join(dir, 'overlaps.json'),
+    JSON.stringify({ intervals, timeline: b.sampler.timeline(b.vip), events: b.sampler.events }, null, 2),
+  );
   for (const p of [...b.c.agents.values(), ...b.c.controllers]) {
-    for (const f of [p?.stdoutLog, p?.stderrLog]) if (f && existsSync(f)) copyFileSync(f, join(dir, `${p!.name.replace(/[^a-z0-9-]/gi, "_")}-${p!.pid}-${basename(f)}`));
+    for (const f of [p?.stdoutLog, p?.stderrLog])
+      if (f && existsSync(f))
+        copyFileSync(f, join(dir, `${p!.name.replace(/[^a-z0-9-]/gi, '_')}-${p!.pid}-${basename(f)}`));
   }
   console.error(`dual holder seen: evidence in ${dir}`);
 }
@@ -137,32 +166,38 @@ describe('failover on the netns testbed', () => {
     const evs = await b.c.events('web');
     expect(evs.at(-1)!.reason).toBe('shutting-down');
     // The agent exits by itself once the group has moved.
-    const exit = await Promise.race([b.c.agents.get('node1')!.done, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    const exit = await Promise.race([
+      b.c.agents.get('node1')!.done,
+      new Promise((r) => setTimeout(() => r('still running'), 10_000)),
+    ]);
     expect(exit).not.toBe('still running');
   });
 
   test.each([
     ['auto', 'node1'],
     ['manual', 'node2'],
-  ] as const)('the agent frozen with SIGSTOP (failback %s): the VIP moves, and after SIGCONT it ends on %s', async (failback, end) => {
-    const b = await bed({ failback });
-    const agent = b.c.agents.get('node1')!;
-    const t = monoMs();
-    agent.kill('SIGSTOP');
-    await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-    await answersFrom(b, 'node2');
-    report(`agent SIGSTOP (${failback})`, b, t);
-    agent.kill('SIGCONT');
-    if (end === 'node1') {
-      await b.sampler.waitForHolder(b.vip, 'node1', 20_000);
-      await answersFrom(b, 'node1');
-    } else {
-      // Give the woken agent time to come back and be healthy, then check that nothing moved.
-      await waitUntil(async () => (await b.c.status()).groups[0]!.nodes[0]!.healthy === true, 20_000);
-      await new Promise((r) => setTimeout(r, 2000));
-      expect(b.sampler.holders(b.vip)).toEqual(['node2']);
-    }
-  });
+  ] as const)(
+    'the agent frozen with SIGSTOP (failback %s): the VIP moves, and after SIGCONT it ends on %s',
+    async (failback, end) => {
+      const b = await bed({ failback });
+      const agent = b.c.agents.get('node1')!;
+      const t = monoMs();
+      agent.kill('SIGSTOP');
+      await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
+      await answersFrom(b, 'node2');
+      report(`agent SIGSTOP (${failback})`, b, t);
+      agent.kill('SIGCONT');
+      if (end === 'node1') {
+        await b.sampler.waitForHolder(b.vip, 'node1', 20_000);
+        await answersFrom(b, 'node1');
+      } else {
+        // Give the woken agent time to come back and be healthy, then check that nothing moved.
+        await waitUntil(async () => (await b.c.status()).groups[0]!.nodes[0]!.healthy === true, 20_000);
+        await new Promise((r) => setTimeout(r, 2000));
+        expect(b.sampler.holders(b.vip)).toEqual(['node2']);
+      }
+    },
+  );
 
   test.each([
     ['auto', 'node1'],

@@ -59,11 +59,41 @@ function hooksFor(node: string) {
   const conf = writeAppConfig(node);
   return {
     app: {
-      acquire: [SSD, '--start', '--oknodo', '--background', '--make-pidfile', '--pidfile', pidFile(node), '--exec', '/usr/sbin/nginx', '--', '-p', appDir(node), '-c', conf],
-      release: [SSD, '--stop', '--oknodo', '--remove-pidfile', '--pidfile', pidFile(node), '--exec', '/usr/sbin/nginx', '--retry', 'TERM/5/KILL/2'],
+      acquire: [
+        SSD,
+        '--start',
+        '--oknodo',
+        '--background',
+        '--make-pidfile',
+        '--pidfile',
+        pidFile(node),
+        '--exec',
+        '/usr/sbin/nginx',
+        '--',
+        '-p',
+        appDir(node),
+        '-c',
+        conf,
+      ],
+      release: [
+        SSD,
+        '--stop',
+        '--oknodo',
+        '--remove-pidfile',
+        '--pidfile',
+        pidFile(node),
+        '--exec',
+        '/usr/sbin/nginx',
+        '--retry',
+        'TERM/5/KILL/2',
+      ],
       timeoutMs: 15_000,
     },
-    record: { acquire: [process.execPath, '-e', RECORD, recordFile(node)], release: [process.execPath, '-e', RECORD, recordFile(node)], timeoutMs: 10_000 },
+    record: {
+      acquire: [process.execPath, '-e', RECORD, recordFile(node)],
+      release: [process.execPath, '-e', RECORD, recordFile(node)],
+      timeoutMs: 10_000,
+    },
     // The same hook name does different things per node: it fails on node1 only.
     fragile: { acquire: node === 'node1' ? ['/bin/false'] : ['/bin/true'], timeoutMs: 5000 },
   };
@@ -85,7 +115,12 @@ function records(node: string): Record<string, string>[] {
 beforeAll(async () => {
   requireRoot('the e2e tier');
   let ready = false;
-  c = await startCluster({ name: 'hooks', nodes: 2, start: false, agentFor: (node) => (ready ? { hooks: hooksFor(node) } : {}) });
+  c = await startCluster({
+    name: 'hooks',
+    nodes: 2,
+    start: false,
+    agentFor: (node) => (ready ? { hooks: hooksFor(node) } : {}),
+  });
   try {
     ready = true;
     sampler = await startSampler(c.tb, { periodMs: 5 });
@@ -107,7 +142,21 @@ afterAll(async () => {
   } finally {
     // The hooks' services are daemons, not children of the testbed: stop them before the namespaces go.
     for (const n of c.tb.nodes) {
-      await run([SSD, '--stop', '--oknodo', '--remove-pidfile', '--pidfile', pidFile(n.name), '--exec', '/usr/sbin/nginx', '--retry', 'KILL/2'], { allowFailure: true });
+      await run(
+        [
+          SSD,
+          '--stop',
+          '--oknodo',
+          '--remove-pidfile',
+          '--pidfile',
+          pidFile(n.name),
+          '--exec',
+          '/usr/sbin/nginx',
+          '--retry',
+          'KILL/2',
+        ],
+        { allowFailure: true },
+      );
     }
     await c.destroy();
   }
@@ -117,9 +166,25 @@ describe('hooks on the netns testbed', () => {
   test('an acquire hook starts the service on the holder; after failover the old holder stops it and the new one starts it', async () => {
     const vip = c.tb.vip(0);
     vips.push(vip);
-    c.applyGroup(webGroup({ name: 'web', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], extra: { hooks: ['record', 'app'] } }));
+    c.applyGroup(
+      webGroup({
+        name: 'web',
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
+        extra: { hooks: ['record', 'app'] },
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    probe = await startProbe(c.tb, { target: vip, port: APP_PORT, intervalMs: 50, timeoutMs: 200, maxDurationMs: 120_000 });
+    probe = await startProbe(c.tb, {
+      target: vip,
+      port: APP_PORT,
+      intervalMs: 50,
+      timeoutMs: 200,
+      maxDurationMs: 120_000,
+    });
     await probe.waitFor((s) => s.ok && s.body === 'node1-app', 20_000, { includePast: true });
     expect(await appListening('node2')).toBe(false);
 
@@ -133,7 +198,13 @@ describe('hooks on the netns testbed', () => {
     const n1 = records('node1');
     const n2 = records('node2');
     expect(n1.map((r) => r.VIPWARDEN_EVENT)).toEqual(['acquire', 'release']);
-    expect(n1[0]).toMatchObject({ VIPWARDEN_GROUP: 'web', VIPWARDEN_NODE: 'node1', VIPWARDEN_VIPS: `${vip}/24`, VIPWARDEN_ADDRESSES: vip, VIPWARDEN_INTERFACES: 'eth0' });
+    expect(n1[0]).toMatchObject({
+      VIPWARDEN_GROUP: 'web',
+      VIPWARDEN_NODE: 'node1',
+      VIPWARDEN_VIPS: `${vip}/24`,
+      VIPWARDEN_ADDRESSES: vip,
+      VIPWARDEN_INTERFACES: 'eth0',
+    });
     expect(n1[1]!.VIPWARDEN_EPOCH).toBe(n1[0]!.VIPWARDEN_EPOCH);
     expect(n2.map((r) => [r.VIPWARDEN_EVENT, r.VIPWARDEN_NODE])).toEqual([['acquire', 'node2']]);
     expect(Number(n2[0]!.VIPWARDEN_EPOCH)).toBeGreaterThan(Number(n1[0]!.VIPWARDEN_EPOCH));
@@ -143,7 +214,10 @@ describe('hooks on the netns testbed', () => {
     await c.nginx.get('node1')!.start();
     // Failback to node1 moves the service back as well.
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    await eventually(async () => (await appListening('node1')) && !(await appListening('node2')), 'the service back on node1 only');
+    await eventually(
+      async () => (await appListening('node1')) && !(await appListening('node2')),
+      'the service back on node1 only',
+    );
     c.deleteGroup('web');
     await sampler.waitForHolder(vip, null, 30_000);
     await eventually(async () => !(await appListening('node1')), 'the service stopped when the group is deleted');
@@ -152,7 +226,17 @@ describe('hooks on the netns testbed', () => {
   test('a failing acquire hook releases the group, so that another node serves it', async () => {
     const vip = c.tb.vip(1);
     vips.push(vip);
-    c.applyGroup(webGroup({ name: 'fragile', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], extra: { hooks: ['fragile'] } }));
+    c.applyGroup(
+      webGroup({
+        name: 'fragile',
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
+        extra: { hooks: ['fragile'] },
+      }),
+    );
     await sampler.waitForHolder(vip, 'node2', 30_000);
     const s = await c.status();
     const node1 = s.groups.find((g) => g.group === 'fragile')!.nodes.find((n) => n.name === 'node1')!;

@@ -42,8 +42,21 @@ async function setUp(name: string, agent: Record<string, unknown>): Promise<Bed>
     const sampler = await startSampler(c.tb, { periodMs: 5 });
     bed = { c, sampler, vips };
     // Neighbour entries stay REACHABLE for 150..450 s after a confirmation: only an advertisement moves them soon.
-    await c.tb.exec('client', ['sysctl', '-qw', 'net.ipv6.neigh.eth0.base_reachable_time_ms=300000', 'net.ipv6.neigh.eth0.delay_first_probe_time=30']);
-    c.applyGroup(webGroup({ vips: [`${vips[0]}/24`, `${vips[1]}/24`, `${vips[2]}/64`], nodes: [['node1', 100], ['node2', 90]] }));
+    await c.tb.exec('client', [
+      'sysctl',
+      '-qw',
+      'net.ipv6.neigh.eth0.base_reachable_time_ms=300000',
+      'net.ipv6.neigh.eth0.delay_first_probe_time=30',
+    ]);
+    c.applyGroup(
+      webGroup({
+        vips: [`${vips[0]}/24`, `${vips[1]}/24`, `${vips[2]}/64`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
+      }),
+    );
     for (const v of vips) await sampler.waitForHolder(v, 'node1', 30_000);
     return bed;
   } catch (err) {
@@ -59,7 +72,13 @@ describe('several VIPs and IPv6 on the netns testbed', () => {
     const vip6 = b.vips[2]!;
     const mac1 = await macOf(b.c.tb, 'node1');
     const mac2 = await macOf(b.c.tb, 'node2');
-    b.probe = await startProbe(b.c.tb, { target: vip6, port: 80, intervalMs: 50, timeoutMs: 200, maxDurationMs: 120_000 });
+    b.probe = await startProbe(b.c.tb, {
+      target: vip6,
+      port: 80,
+      intervalMs: 50,
+      timeoutMs: 200,
+      maxDurationMs: 120_000,
+    });
     await b.probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
     expect((await neighbour(b.c.tb, 'client', vip6))?.lladdr).toBe(mac1);
     // Added with nodad: never tentative.
@@ -78,7 +97,9 @@ describe('several VIPs and IPv6 on the netns testbed', () => {
     expect((await neighbour(b.c.tb, 'client', vip6))?.lladdr).toBe(mac2);
     // A repeat still in flight on the old node must not point the client back: the helper refuses to advertise an
     // address that is not (any more) configured on its node.
-    const late = await b.c.tb.exec('node1', [await buildNdsend(realExec), '-i', 'eth0', '-c', '1', vip6], { allowFailure: true });
+    const late = await b.c.tb.exec('node1', [await buildNdsend(realExec), '-i', 'eth0', '-c', '1', vip6], {
+      allowFailure: true,
+    });
     expect([late.exitCode, late.stderr]).toEqual([1, expect.stringContaining('not a usable address of this node')]);
     expect((await neighbour(b.c.tb, 'client', vip6))?.lladdr).toBe(mac2);
     console.log(`IPv6 VIP: first answer from node2 ${Math.round(answer.t - t)} ms after nginx was killed on node1`);
@@ -88,7 +109,13 @@ describe('several VIPs and IPv6 on the netns testbed', () => {
     const b = await setUp('ipv6-nona', { announce: { ndsend: 'off' } });
     const vip6 = b.vips[2]!;
     const mac1 = await macOf(b.c.tb, 'node1');
-    b.probe = await startProbe(b.c.tb, { target: vip6, port: 80, intervalMs: 50, timeoutMs: 200, maxDurationMs: 120_000 });
+    b.probe = await startProbe(b.c.tb, {
+      target: vip6,
+      port: 80,
+      intervalMs: 50,
+      timeoutMs: 200,
+      maxDurationMs: 120_000,
+    });
     await b.probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
     await b.c.nginx.get('node1')!.kill();
     const moved = await b.sampler.waitForHolder(vip6, 'node2', 30_000);

@@ -41,10 +41,16 @@ function cluster(): Cluster {
 beforeAll(async () => {
   requireRoot('the e2e tier');
   kube = await startKube();
-  for (const f of ['00-crd.yaml', '01-namespace.yaml', '02-rbac.yaml']) await kube.kubectl(['apply', '-f', join(DEPLOY_DIR, f)]);
+  for (const f of ['00-crd.yaml', '01-namespace.yaml', '02-rbac.yaml'])
+    await kube.kubectl(['apply', '-f', join(DEPLOY_DIR, f)]);
   await kube.kubectl(['wait', '--for=condition=Established', 'crd/failovergroups.vipwarden.io', '--timeout=60s']);
   const sa = await kube.createServiceAccountKubeconfig('vipwarden-system', 'vipwarden-controller');
-  c = await startCluster({ name: 'kube', nodes: 3, start: false, controller: { source: { kubernetes: { kubeconfig: sa } } } });
+  c = await startCluster({
+    name: 'kube',
+    nodes: 3,
+    start: false,
+    controller: { source: { kubernetes: { kubeconfig: sa } } },
+  });
   for (const n of c.tb.nodes) await c.startAgent(n.name);
   c.startController(0);
   c.startController(1);
@@ -55,7 +61,8 @@ beforeAll(async () => {
 afterAll(async () => {
   if (process.env.VIPWARDEN_E2E_DUMP) {
     const { copyFileSync } = await import('node:fs');
-    for (const [i, p] of (c?.controllers ?? []).entries()) if (p?.stdoutLog) copyFileSync(p.stdoutLog, `${process.env.VIPWARDEN_E2E_DUMP}/controller-${i}.log`);
+    for (const [i, p] of (c?.controllers ?? []).entries())
+      if (p?.stdoutLog) copyFileSync(p.stdoutLog, `${process.env.VIPWARDEN_E2E_DUMP}/controller-${i}.log`);
   }
   try {
     await probe?.stop().catch(() => undefined);
@@ -81,15 +88,28 @@ async function fg(name: string): Promise<FgObject | undefined> {
 }
 
 async function events(name: string): Promise<{ reason: string; message: string }[]> {
-  const r = await k().kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${name}`, '-o', 'json']);
+  const r = await k().kubectl([
+    'get',
+    'events',
+    '-n',
+    'default',
+    '--field-selector',
+    `involvedObject.name=${name}`,
+    '-o',
+    'json',
+  ]);
   return (JSON.parse(r.stdout) as { items: { reason: string; message: string }[] }).items;
 }
 
 async function statusHolder(node: string, what: string): Promise<FgObject> {
-  return waitFor(async () => {
-    const o = await fg('web');
-    return o?.status?.holder === node && o.status.observedGeneration === o.metadata.generation ? o : undefined;
-  }, what, 30_000);
+  return waitFor(
+    async () => {
+      const o = await fg('web');
+      return o?.status?.holder === node && o.status.observedGeneration === o.metadata.generation ? o : undefined;
+    },
+    what,
+    30_000,
+  );
 }
 
 const answers = (node: string, timeoutMs = 30_000) => probe!.waitFor((s) => s.ok && s.body === node, timeoutMs);
@@ -99,7 +119,13 @@ test('kubectl apply of the example: the VIP answers in the testbed and kubectl g
   const text = readFileSync(join(REPO, 'deploy', 'examples', 'web.yaml'), 'utf8').replaceAll('198.18.0.100', vip);
   await k().kubectl(['apply', '-f', '-'], { input: text });
   await sampler!.waitForHolder(vip, 'node1', 30_000);
-  probe = await startProbe(cluster().tb, { target: vip, port: 80, intervalMs: 20, timeoutMs: 200, maxDurationMs: 170_000 });
+  probe = await startProbe(cluster().tb, {
+    target: vip,
+    port: 80,
+    intervalMs: 20,
+    timeoutMs: 200,
+    maxDurationMs: 170_000,
+  });
   await answers('node1');
   await statusHolder('node1', 'status.holder node1');
   const table = await waitFor(async () => {
@@ -125,7 +151,10 @@ test('the holder fails: the VIP moves, and status and Events show the move', asy
   expect(o.status?.lastTransition).toMatchObject({ from: 'node1', to: 'node2' });
   expect(['Degraded', 'Active']).toContain(o.status?.phase);
   expect(o.status?.nodes?.find((n) => n.name === 'node1')?.healthy).toBe(false);
-  const moved = await waitFor(async () => (await events('web')).find((e) => e.reason === 'Failover' && /from node1 to node2/.test(e.message)), 'the Failover Event');
+  const moved = await waitFor(
+    async () => (await events('web')).find((e) => e.reason === 'Failover' && /from node1 to node2/.test(e.message)),
+    'the Failover Event',
+  );
   expect(moved.message).toMatch(/VIPs moved from node1 to node2/);
   const described = await k().kubectl(['describe', 'fg', 'web']);
   expect(described.stdout).toMatch(/Failover.*VIPs moved from node1 to node2/);
@@ -135,17 +164,34 @@ test('failback auto: node1 healthy again takes the VIP back', async () => {
   await cluster().nginx.get('node1')!.start();
   await answers('node1');
   await statusHolder('node1', 'status.holder node1 after failback');
-  await waitFor(async () => (await events('web')).find((e) => /from node2 to node1 \(failback/.test(e.message)), 'the failback Event');
+  await waitFor(
+    async () => (await events('web')).find((e) => /from node2 to node1 \(failback/.test(e.message)),
+    'the failback Event',
+  );
 });
 
 test('a priority edited with kubectl: reassignment follows the failback policy', async () => {
   // failback: auto, node3 raised above node1: the VIP goes to node3.
-  await k().kubectl(['patch', 'fg', 'web', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/nodes/2/priority', value: 200 }])]);
+  await k().kubectl([
+    'patch',
+    'fg',
+    'web',
+    '--type=json',
+    '-p',
+    JSON.stringify([{ op: 'replace', path: '/spec/nodes/2/priority', value: 200 }]),
+  ]);
   await answers('node3');
   await statusHolder('node3', 'status.holder node3 after the priority change');
   // failback: manual, node2 raised above everyone: the VIP stays on the healthy holder.
   await k().kubectl(['patch', 'fg', 'web', '--type=merge', '-p', JSON.stringify({ spec: { failback: 'manual' } })]);
-  await k().kubectl(['patch', 'fg', 'web', '--type=json', '-p', JSON.stringify([{ op: 'replace', path: '/spec/nodes/1/priority', value: 300 }])]);
+  await k().kubectl([
+    'patch',
+    'fg',
+    'web',
+    '--type=json',
+    '-p',
+    JSON.stringify([{ op: 'replace', path: '/spec/nodes/1/priority', value: 300 }]),
+  ]);
   const o = await statusHolder('node3', 'status observing the new generation, node3 still holding');
   expect(o.metadata.generation).toBeGreaterThanOrEqual(4);
   await new Promise((r) => setTimeout(r, 1500)); // give a wrong move the time to happen (not a timing assertion)

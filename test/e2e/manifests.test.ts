@@ -49,7 +49,10 @@ async function waitStatus(pred: (s: Awaited<ReturnType<Cluster['status']>>) => b
 
 describe('manifests directory', () => {
   test('a group is placed from its file; a bad file next to it stops nothing', async () => {
-    c.applyGroup('apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: broken}\nspec:\n  vips: [{address: 300.1.2.3/24}]\n  nodes: []\n', 'broken.yaml');
+    c.applyGroup(
+      'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: broken}\nspec:\n  vips: [{address: 300.1.2.3/24}]\n  nodes: []\n',
+      'broken.yaml',
+    );
     c.applyGroup(webGroup({ vips: [`${vipA}/24`], nodes }));
     await sampler.waitForHolder(vipA, 'node1', 30_000);
     const s = await c.status();
@@ -58,7 +61,16 @@ describe('manifests directory', () => {
 
   test('adding a VIP and changing a priority does not move the unchanged VIP', async () => {
     const before = sampler.events.filter((e) => e.address === vipA).length;
-    c.applyGroup(webGroup({ vips: [`${vipA}/24`, `${vipB}/24`], nodes: [['node1', 100], ['node2', 95], ['node3', 80]] }));
+    c.applyGroup(
+      webGroup({
+        vips: [`${vipA}/24`, `${vipB}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 95],
+          ['node3', 80],
+        ],
+      }),
+    );
     await sampler.waitForHolder(vipB, 'node1', 15_000);
     await new Promise((r) => setTimeout(r, 500));
     expect(sampler.events.filter((e) => e.address === vipA).length).toBe(before);
@@ -67,7 +79,10 @@ describe('manifests directory', () => {
 
   test('an invalid edit keeps the last valid spec running', async () => {
     const epoch = (await c.status()).groups[0]!.epoch;
-    c.applyGroup('apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: web}\nspec:\n  vips: [{address: not-an-ip}]\n  nodes: [{name: node1}]\n', 'web.yaml');
+    c.applyGroup(
+      'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: web}\nspec:\n  vips: [{address: not-an-ip}]\n  nodes: [{name: node1}]\n',
+      'web.yaml',
+    );
     await new Promise((r) => setTimeout(r, 3000));
     const s = await c.status();
     expect(s.groups[0]!.epoch).toBe(epoch);

@@ -15,7 +15,15 @@ let sampler: Sampler;
 const db = new Map<string, Mariadb>();
 const vips: string[] = [];
 
-const nginxCheck = { name: 'nginx', type: 'http', http: { port: 80, path: '/' }, intervalMs: 200, timeoutMs: 200, rise: 2, fall: 2 };
+const nginxCheck = {
+  name: 'nginx',
+  type: 'http',
+  http: { port: 80, path: '/' },
+  intervalMs: 200,
+  timeoutMs: 200,
+  rise: 2,
+  fall: 2,
+};
 const mysqlCheck = (credentials: string, extra: Record<string, unknown> = {}, weight = 0) => ({
   name: 'mysql',
   type: 'mysql',
@@ -35,7 +43,9 @@ beforeAll(async () => {
     nodes: 2,
     start: false,
     // The credentials files exist once MariaDB is up; agents start after that.
-    agentFor: (node) => ({ credentials: { db: dirs!.get(node)!.credentialsFileTcp, 'db-socket': dirs!.get(node)!.credentialsFile } }),
+    agentFor: (node) => ({
+      credentials: { db: dirs!.get(node)!.credentialsFileTcp, 'db-socket': dirs!.get(node)!.credentialsFile },
+    }),
   });
   try {
     for (const n of c.tb.nodes) db.set(n.name, await startMariadb(c.tb, n));
@@ -62,14 +72,27 @@ afterAll(async () => {
 
 async function checkOf(group: string, node: string, check: string) {
   const s = await c.status();
-  return s.groups.find((g) => g.group === group)?.nodes.find((n) => n.name === node)?.checks.find((x) => x.name === check);
+  return s.groups
+    .find((g) => g.group === group)
+    ?.nodes.find((n) => n.name === node)
+    ?.checks.find((x) => x.name === check);
 }
 
 describe('MySQL / MariaDB check on the netns testbed', () => {
   test('nginx and MySQL both required: stopping mysqld on the holder moves the VIP', async () => {
     const vip = c.tb.vip(0);
     vips.push(vip);
-    c.applyGroup(webGroup({ name: 'db', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], checks: [nginxCheck, mysqlCheck('db')] }));
+    c.applyGroup(
+      webGroup({
+        name: 'db',
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
+        checks: [nginxCheck, mysqlCheck('db')],
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
     expect((await checkOf('db', 'node1', 'mysql'))?.message).toMatch(/SELECT 1 ok; read_only=0/);
 
@@ -94,7 +117,17 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     const vip = c.tb.vip(1);
     vips.push(vip);
     // node1 100 + 10 while MySQL passes; node2 95 + 10. Over the socket named in the credentials file.
-    c.applyGroup(webGroup({ name: 'dbw', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 95]], checks: [nginxCheck, mysqlCheck('db-socket', {}, 10)] }));
+    c.applyGroup(
+      webGroup({
+        name: 'dbw',
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 95],
+        ],
+        checks: [nginxCheck, mysqlCheck('db-socket', {}, 10)],
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
 
     await db.get('node1')!.stop();
@@ -110,8 +143,14 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     await sampler.waitForHolder(vip, 'node1', 30_000);
     await db.get('node1')!.start();
     await db.get('node2')!.start();
-    await eventually(async () => (await checkOf('dbw', 'node2', 'mysql'))?.ok === true, 'MySQL check passing on node2 again');
-    await eventually(async () => (await checkOf('dbw', 'node1', 'mysql'))?.ok === true, 'MySQL check passing on node1 again');
+    await eventually(
+      async () => (await checkOf('dbw', 'node2', 'mysql'))?.ok === true,
+      'MySQL check passing on node2 again',
+    );
+    await eventually(
+      async () => (await checkOf('dbw', 'node1', 'mysql'))?.ok === true,
+      'MySQL check passing on node1 again',
+    );
     // Whichever check passed first may have held it for a moment (105 > 100); with both passing node1 wins (110).
     await sampler.waitForHolder(vip, 'node1', 30_000);
     c.deleteGroup('dbw');
@@ -121,7 +160,18 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
   test('a holder whose server turns read-only lets the VIP go (expectReadOnly: false)', async () => {
     const vip = c.tb.vip(2);
     vips.push(vip);
-    c.applyGroup(webGroup({ name: 'dbro', vips: [`${vip}/24`], nodes: [['node1', 100], ['node2', 90]], failback: 'manual', checks: [mysqlCheck('db', { expectReadOnly: false })] }));
+    c.applyGroup(
+      webGroup({
+        name: 'dbro',
+        vips: [`${vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
+        failback: 'manual',
+        checks: [mysqlCheck('db', { expectReadOnly: false })],
+      }),
+    );
     await sampler.waitForHolder(vip, 'node1', 30_000);
     await db.get('node1')!.sql('SET GLOBAL read_only = 1');
     await sampler.waitForHolder(vip, 'node2', 30_000);
@@ -140,7 +190,10 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
       webGroup({
         name: 'dbread',
         vips: [`${vip}/24`],
-        nodes: [['node1', 100], ['node2', 90]],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
         checks: [mysqlCheck('db', { replication: { maxLagSeconds: 30 } })],
       }),
     );
@@ -152,8 +205,16 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     await db.get('node2')!.sql('STOP SLAVE IO_THREAD');
     // Wait for the check's verdict itself: on a loaded machine the VIP may also leave for a moment for another
     // reason (a late keepalive), which would say nothing about the replication check.
-    await eventually(async () => /^replication IO thread is No/.test((await checkOf('dbread', 'node2', 'mysql'))?.message ?? ''), 'the replication check to fail on node2', 30_000);
-    await eventually(async () => (await c.status()).groups.find((g) => g.group === 'dbread')?.holder === null, 'no holder for the read VIP', 30_000);
+    await eventually(
+      async () => /^replication IO thread is No/.test((await checkOf('dbread', 'node2', 'mysql'))?.message ?? ''),
+      'the replication check to fail on node2',
+      30_000,
+    );
+    await eventually(
+      async () => (await c.status()).groups.find((g) => g.group === 'dbread')?.holder === null,
+      'no holder for the read VIP',
+      30_000,
+    );
     await sampler.waitForHolder(vip, null, 30_000);
 
     await db.get('node2')!.sql('START SLAVE IO_THREAD');

@@ -118,14 +118,27 @@ afterAll(async () => {
 describe('metrics on the netns testbed', () => {
   test('every component serves /healthz and /readyz', async () => {
     const cl = c!;
-    cl.applyGroup(webGroup({ vips: [`${cl.tb.vip(0)}/24`], nodes: [['node1', 100], ['node2', 90], ['node3', 80]] }));
+    cl.applyGroup(
+      webGroup({
+        vips: [`${cl.tb.vip(0)}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+          ['node3', 80],
+        ],
+      }),
+    );
     await until('node1 to hold web', 60_000, async () => ((await cl.holderOf('web')) === 'node1' ? true : undefined));
     for (const ip of nodeIp.values()) {
       expect((await get(`http://${ip}:${AGENT_PORT}/healthz`)).status).toBe(200);
-      await until(`agent at ${ip} to be ready`, 30_000, async () => ((await get(`http://${ip}:${AGENT_PORT}/readyz`)).status === 200 ? true : undefined));
+      await until(`agent at ${ip} to be ready`, 30_000, async () =>
+        (await get(`http://${ip}:${AGENT_PORT}/readyz`)).status === 200 ? true : undefined,
+      );
     }
     expect((await get(`http://${controllerMetrics}/healthz`)).status).toBe(200);
-    await until('the controller to be ready', 30_000, async () => ((await get(`http://${controllerMetrics}/readyz`)).status === 200 ? true : undefined));
+    await until('the controller to be ready', 30_000, async () =>
+      (await get(`http://${controllerMetrics}/readyz`)).status === 200 ? true : undefined,
+    );
     const m = await get(`http://${controllerMetrics}/metrics`);
     expect(m.body).toContain('vipwarden_leader 1');
   });
@@ -134,8 +147,12 @@ describe('metrics on the netns testbed', () => {
     const cl = c!;
     expect(prom!.exited).toBe(false);
     // Every target up, the rules loaded.
-    await until('all four targets to be up', 60_000, async () => ((await scalar('sum(up{job=~"vipwarden-.*"})')) === 4 ? true : undefined));
-    const rules = JSON.parse((await get(`${promUrl}/api/v1/rules`)).body) as { data: { groups: { rules: { name: string; health: string }[] }[] } };
+    await until('all four targets to be up', 60_000, async () =>
+      (await scalar('sum(up{job=~"vipwarden-.*"})')) === 4 ? true : undefined,
+    );
+    const rules = JSON.parse((await get(`${promUrl}/api/v1/rules`)).body) as {
+      data: { groups: { rules: { name: string; health: string }[] }[] };
+    };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
     expect(loaded.map((r) => r.name)).toContain('VipwardenMultipleHolders');
     expect(loaded.every((r) => r.health !== 'err')).toBe(true);
@@ -177,16 +194,28 @@ describe('metrics on the netns testbed', () => {
     });
     // The agents' side of the same story: node1 released, the new holder acquired and measured the outage.
     await until('the agents to report the move', 30_000, async () => {
-      const rel = await scalar('sum(vipwarden_agent_transitions_total{group="web",kind="release",instance=~"' + nodeIp.get('node1') + ':.*"})');
-      const acq = await scalar(`sum(vipwarden_failover_outage_seconds_count{group="web",instance="${nodeIp.get(holder)}:${AGENT_PORT}"})`);
+      const rel = await scalar(
+        'sum(vipwarden_agent_transitions_total{group="web",kind="release",instance=~"' + nodeIp.get('node1') + ':.*"})',
+      );
+      const acq = await scalar(
+        `sum(vipwarden_failover_outage_seconds_count{group="web",instance="${nodeIp.get(holder)}:${AGENT_PORT}"})`,
+      );
       return rel !== undefined && rel >= 1 && acq !== undefined && acq >= 1 ? true : undefined;
     });
     await until('the failed check on node1', 30_000, async () =>
-      (await scalar(`vipwarden_check_up{group="web",check="nginx",instance="${nodeIp.get('node1')}:${AGENT_PORT}"}`)) === 0 ? true : undefined,
+      (await scalar(
+        `vipwarden_check_up{group="web",check="nginx",instance="${nodeIp.get('node1')}:${AGENT_PORT}"}`,
+      )) === 0
+        ? true
+        : undefined,
     );
     // The failover did not raise the alerts that would mean a broken invariant.
     const firing = await query('ALERTS{alertstate="firing"}');
-    expect(firing.map((s) => s.metric.alertname).filter((a) => a === 'VipwardenMultipleHolders' || a === 'VipwardenNoLeader')).toEqual([]);
+    expect(
+      firing
+        .map((s) => s.metric.alertname)
+        .filter((a) => a === 'VipwardenMultipleHolders' || a === 'VipwardenNoLeader'),
+    ).toEqual([]);
   });
 
   test('logs are pino JSON, and the lines about a group carry group, node and epoch', async () => {
@@ -199,7 +228,9 @@ describe('metrics on the netns testbed', () => {
     const agentLines = [...cl.agents.values()].flatMap(lines);
     expect(agentLines.length).toBeGreaterThan(0);
     for (const l of agentLines) expect(typeof l.node).toBe('string');
-    const about = agentLines.filter((l) => ['acquired', 'released', 'told the controller this node will not hold it'].includes(String(l.msg)));
+    const about = agentLines.filter((l) =>
+      ['acquired', 'released', 'told the controller this node will not hold it'].includes(String(l.msg)),
+    );
     expect(about.map((l) => l.msg)).toEqual(expect.arrayContaining(['acquired', 'released']));
     for (const l of about) {
       expect(l.group).toBe('web');

@@ -27,7 +27,10 @@ beforeAll(async () => {
     c.applyGroup(
       webGroup({
         vips: [`${vip}/24`, `${vip6}/64`],
-        nodes: [['node1', 100], ['node2', 90]],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+        ],
         extra: {
           snat: [
             { destination: `${client.ip}/32`, protocol: 'tcp', ports: [PORT] },
@@ -57,11 +60,14 @@ afterAll(async () => {
 
 /** vipwarden's SNAT rules on a node, as iptables / ip6tables list them. */
 async function rules(node: string, family: 4 | 6 = 4): Promise<string[]> {
-  const r = await c.tb.exec(node, [family === 6 ? 'ip6tables' : 'iptables', '-w', '5', '-t', 'nat', '-S'], { allowFailure: true });
+  const r = await c.tb.exec(node, [family === 6 ? 'ip6tables' : 'iptables', '-w', '5', '-t', 'nat', '-S'], {
+    allowFailure: true,
+  });
   return r.stdout.split('\n').filter((l) => l.startsWith('-A VIPWARDEN-SNAT'));
 }
 
-const sourceSeenFrom = (node: string, family: 4 | 6 = 4) => connectFrom(c.tb, node, family === 6 ? c.tb.client.ip6! : c.tb.client.ip, PORT);
+const sourceSeenFrom = (node: string, family: 4 | 6 = 4) =>
+  connectFrom(c.tb, node, family === 6 ? c.tb.client.ip6! : c.tb.client.ip, PORT);
 
 describe('SNAT on the netns testbed', () => {
   test('connections from the holder arrive from the VIP; from another node, from its own address', async () => {
@@ -83,7 +89,10 @@ describe('SNAT on the netns testbed', () => {
     await sampler.waitForHolder(vip, 'node2', 30_000);
     await eventually(async () => (await sourceSeenFrom('node2')) === vip, 'node2 connections to come from the VIP');
     expect(await sourceSeenFrom('node2', 6)).toBe(vip6);
-    await eventually(async () => (await rules('node1')).length === 0 && (await rules('node1', 6)).length === 0, 'node1 rules removed');
+    await eventually(
+      async () => (await rules('node1')).length === 0 && (await rules('node1', 6)).length === 0,
+      'node1 rules removed',
+    );
     expect(await sourceSeenFrom('node1')).toBe(c.tb.node('node1').ip);
   });
 
@@ -104,7 +113,10 @@ describe('SNAT on the netns testbed', () => {
     expect(await rules('node2')).toHaveLength(1);
     expect(await rules('node2', 6)).toHaveLength(1);
     await c.startAgent('node2');
-    await eventually(async () => (await rules('node2')).length === 0 && (await rules('node2', 6)).length === 0, 'stale rules removed at agent start');
+    await eventually(
+      async () => (await rules('node2')).length === 0 && (await rules('node2', 6)).length === 0,
+      'stale rules removed at agent start',
+    );
     await eventually(async () => (await sourceSeenFrom('node1')) === vip, 'node1 connections to come from the VIP');
   });
 });

@@ -21,7 +21,9 @@ import {
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from test/harness (ts) or dist/test/harness (js). */
-export const REPO = [resolve(here, '..', '..'), resolve(here, '..', '..', '..')].find((d) => existsSync(join(d, 'package.json')))!;
+export const REPO = [resolve(here, '..', '..'), resolve(here, '..', '..', '..')].find((d) =>
+  existsSync(join(d, 'package.json')),
+)!;
 export const DIST = join(REPO, 'dist');
 
 export interface ClusterOptions {
@@ -71,7 +73,8 @@ export interface Cluster {
 }
 
 export function requireBuilt(): void {
-  if (!existsSync(join(DIST, 'node-agent', 'main.js'))) throw new Error(`vipwarden is not built: run "npm run build" in ${REPO}`);
+  if (!existsSync(join(DIST, 'node-agent', 'main.js')))
+    throw new Error(`vipwarden is not built: run "npm run build" in ${REPO}`);
 }
 
 /** A FailoverGroup document for the testbed: one VIP (or several), nginx check, candidates with priorities. */
@@ -95,7 +98,15 @@ export function webGroup(opts: {
       vips: opts.vips.map((address) => ({ address })),
       nodes: opts.nodes.map(([name, priority]) => ({ name, priority })),
       checks: opts.checks ?? [
-        { name: 'nginx', type: 'http', http: { port: 80, path: '/' }, intervalMs: interval, timeoutMs: Math.min(interval, 200), rise: opts.rise ?? 2, fall: opts.fall ?? 2 },
+        {
+          name: 'nginx',
+          type: 'http',
+          http: { port: 80, path: '/' },
+          intervalMs: interval,
+          timeoutMs: Math.min(interval, 200),
+          rise: opts.rise ?? 2,
+          fall: opts.fall ?? 2,
+        },
       ],
       failback: opts.failback ?? 'auto',
       ...(opts.extra ?? {}),
@@ -125,7 +136,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const agents = new Map<string, ProcHandle>();
     const controllers: (ProcHandle | undefined)[] = [];
     const nginx = new Map<string, NginxHandle>();
-    const env: Record<string, string> = { ...(process.env as Record<string, string>), ...(opts.prettyLogs ? { VIPWARDEN_LOG_PRETTY: '1' } : {}) };
+    const env: Record<string, string> = {
+      ...(process.env as Record<string, string>),
+      ...(opts.prettyLogs ? { VIPWARDEN_LOG_PRETTY: '1' } : {}),
+    };
     const nodeEndpoints = etcd.endpointsFor(tb.bridgeIp);
     const e = etcd;
     const c = client;
@@ -147,7 +161,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const old = agents.get(node);
       if (old && !old.exited) throw new Error(`agent on ${node} is still running`);
       writeAgentConfig(node);
-      const p = tb.spawn(node, [process.execPath, join(DIST, 'node-agent', 'main.js'), '--config', agentConfigPath(node)], { name: 'agent', env });
+      const p = tb.spawn(
+        node,
+        [process.execPath, join(DIST, 'node-agent', 'main.js'), '--config', agentConfigPath(node)],
+        { name: 'agent', env },
+      );
       agents.set(node, p);
       return p;
     };
@@ -165,7 +183,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           ...(opts.controller ?? {}),
         }),
       );
-      const p = tb.spawn(null, [process.execPath, join(DIST, 'controller', 'main.js'), '--config', path], { name: `controller-${i}`, env });
+      const p = tb.spawn(null, [process.execPath, join(DIST, 'controller', 'main.js'), '--config', path], {
+        name: `controller-${i}`,
+        env,
+      });
       controllers[i] = p;
       return p;
     };

@@ -46,7 +46,9 @@ export interface FakeDigitalOcean {
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
-export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record<string, number | null>; dropletId?: number } = {}): Promise<FakeDigitalOcean> {
+export async function startFakeDigitalOcean(
+  opts: { token?: string; ips?: Record<string, number | null>; dropletId?: number } = {},
+): Promise<FakeDigitalOcean> {
   const token = opts.token ?? 'dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
   const ips = new Map<string, number | null>(Object.entries(opts.ips ?? {}));
   const requests: RecordedRequest[] = [];
@@ -64,7 +66,10 @@ export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record
 
   const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     const text = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8', ...headers });
+    res.writeHead(status, {
+      'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json; charset=utf-8',
+      ...headers,
+    });
     res.end(text);
   };
   const ipObject = (field: string, ip: string) => {
@@ -99,7 +104,13 @@ export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record
     req.on('data', (c: string) => (body += c));
     req.on('end', () => {
       const url = new URL(req.url ?? '/', 'http://fake');
-      const r: RecordedRequest = { method: req.method ?? '', path: url.pathname, auth: req.headers.authorization, contentType: req.headers['content-type'], body };
+      const r: RecordedRequest = {
+        method: req.method ?? '',
+        path: url.pathname,
+        auth: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        body,
+      };
       requests.push(r);
       const bad = (why: string, status = 400) => {
         violations.push(`${r.method} ${r.path}: ${why}`);
@@ -118,19 +129,29 @@ export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record
       const [, kind, ip, actionsPart, actionId] = m;
       const field = kind === 'reserved_ips' ? 'reserved_ip' : 'floating_ip';
       if (!IPV4.test(ip!)) return bad('the floating IP in the path must be an IPv4 address', 404);
-      if (r.auth !== `Bearer ${token}`) return send(res, 401, { id: 'unauthorized', message: 'Unable to authenticate you.' });
+      if (r.auth !== `Bearer ${token}`)
+        return send(res, 401, { id: 'unauthorized', message: 'Unable to authenticate you.' });
       if (url.search !== '') return bad('unexpected query string');
       if (r.method === 'GET' && body !== '') return bad('GET with a body');
-      if (r.method === 'POST' && !/^application\/json\b/.test(r.contentType ?? '')) return bad('POST needs Content-Type: application/json');
+      if (r.method === 'POST' && !/^application\/json\b/.test(r.contentType ?? ''))
+        return bad('POST needs Content-Type: application/json');
       const okShape =
-        (r.method === 'GET' && !actionsPart) || (r.method === 'POST' && actionsPart && !actionId) || (r.method === 'GET' && actionsPart);
+        (r.method === 'GET' && !actionsPart) ||
+        (r.method === 'POST' && actionsPart && !actionId) ||
+        (r.method === 'GET' && actionsPart);
       if (!okShape) return bad(`${r.method} is not documented for this path`, 405);
       state.onRequest?.(r);
       const fail = state.failNext.shift();
       if (fail) {
-        return send(res, fail.status, { id: fail.status === 429 ? 'too_many_requests' : 'server_error', message: 'injected' }, fail.retryAfter ? { 'retry-after': fail.retryAfter } : {});
+        return send(
+          res,
+          fail.status,
+          { id: fail.status === 429 ? 'too_many_requests' : 'server_error', message: 'injected' },
+          fail.retryAfter ? { 'retry-after': fail.retryAfter } : {},
+        );
       }
-      if (!ips.has(ip!)) return send(res, 404, { id: 'not_found', message: 'The resource you were accessing could not be found.' });
+      if (!ips.has(ip!))
+        return send(res, 404, { id: 'not_found', message: 'The resource you were accessing could not be found.' });
 
       if (r.method === 'GET' && !actionsPart) return send(res, 200, ipObject(field, ip!));
       if (r.method === 'POST') {
@@ -142,11 +163,19 @@ export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record
         }
         const p = parsed as Record<string, unknown>;
         const keys = Object.keys(p).sort().join(',');
-        if (p.type !== 'assign' || keys !== 'droplet_id,type') return bad(`body must be {"type":"assign","droplet_id":N}, got ${body}`, 422);
-        if (typeof p.droplet_id !== 'number' || !Number.isInteger(p.droplet_id) || p.droplet_id <= 0) return bad('droplet_id must be a positive integer', 422);
+        if (p.type !== 'assign' || keys !== 'droplet_id,type')
+          return bad(`body must be {"type":"assign","droplet_id":N}, got ${body}`, 422);
+        if (typeof p.droplet_id !== 'number' || !Number.isInteger(p.droplet_id) || p.droplet_id <= 0)
+          return bad('droplet_id must be a positive integer', 422);
         if ([...actions.values()].some((a) => a.ip === ip && a.status === 'in-progress'))
           return send(res, 422, { id: 'unprocessable_entity', message: 'Floating IP already has a pending event.' });
-        const a: FakeAction = { id: nextActionId++, status: 'in-progress', dropletId: p.droplet_id, ip: ip!, pollsLeft: state.pollsPerAction };
+        const a: FakeAction = {
+          id: nextActionId++,
+          status: 'in-progress',
+          dropletId: p.droplet_id,
+          ip: ip!,
+          pollsLeft: state.pollsPerAction,
+        };
         if (state.errorNextAction) {
           state.errorNextAction = false;
           a.pollsLeft = -1;
@@ -155,7 +184,8 @@ export async function startFakeDigitalOcean(opts: { token?: string; ips?: Record
         return send(res, 201, actionObject(a));
       }
       const a = actions.get(Number(actionId));
-      if (!a || a.ip !== ip) return send(res, 404, { id: 'not_found', message: 'The resource you were accessing could not be found.' });
+      if (!a || a.ip !== ip)
+        return send(res, 404, { id: 'not_found', message: 'The resource you were accessing could not be found.' });
       if (a.status === 'in-progress') {
         if (a.pollsLeft < 0) a.status = 'errored';
         else if (--a.pollsLeft <= 0) {

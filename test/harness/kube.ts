@@ -11,7 +11,16 @@
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -181,7 +190,9 @@ async function buildKubeBinaries(): Promise<KubeBinaries> {
   const kubeApiserver = vars.get('KUBE_APISERVER');
   const kubectl = vars.get('KUBECTL');
   if (!version || !kubeApiserver || !kubectl) {
-    throw new Error(`hack/kube/build.sh printed no KUBE_VERSION/KUBE_APISERVER/KUBECTL lines; stdout was:\n${r.stdout}`);
+    throw new Error(
+      `hack/kube/build.sh printed no KUBE_VERSION/KUBE_APISERVER/KUBECTL lines; stdout was:\n${r.stdout}`,
+    );
   }
   return { version, kubeApiserver, kubectl };
 }
@@ -200,8 +211,24 @@ async function issueCert(dir: string, name: string, subject: string, extensions:
   writeFileSync(join(dir, `${name}.ext`), extensions);
   await openssl(['req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
   await openssl(
-    ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '7',
-      '-sha256', '-extfile', `${name}.ext`, '-out', `${name}.crt`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '7',
+      '-sha256',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.crt`,
+    ],
     dir,
   );
 }
@@ -218,21 +245,52 @@ interface Pki {
 
 /** A throwaway CA, the serving certificate, an admin client certificate and the service-account signing key. */
 async function makePki(dir: string): Promise<Pki> {
-  await openssl(['req', '-x509', ...EC_KEY, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '7', '-sha256',
-    '-subj', '/CN=vipwarden-test-ca', '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
-  await issueCert(dir, 'serving', '/CN=kube-apiserver',
+  await openssl(
+    [
+      'req',
+      '-x509',
+      ...EC_KEY,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '7',
+      '-sha256',
+      '-subj',
+      '/CN=vipwarden-test-ca',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+    ],
+    dir,
+  );
+  await issueCert(
+    dir,
+    'serving',
+    '/CN=kube-apiserver',
     'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
       `subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,` +
-      'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n');
-  await issueCert(dir, 'admin', '/O=system:masters/CN=vipwarden-admin',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+      'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n',
+  );
+  await issueCert(
+    dir,
+    'admin',
+    '/O=system:masters/CN=vipwarden-admin',
+    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
+  );
   await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'sa.key'], dir);
   await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
   const p = (f: string): string => join(dir, f);
   return {
-    caCrt: p('ca.crt'), servingCrt: p('serving.crt'), servingKey: p('serving.key'),
-    adminCrt: p('admin.crt'), adminKey: p('admin.key'), saKey: p('sa.key'), saPub: p('sa.pub'),
+    caCrt: p('ca.crt'),
+    servingCrt: p('serving.crt'),
+    servingKey: p('serving.key'),
+    adminCrt: p('admin.crt'),
+    adminKey: p('admin.key'),
+    saKey: p('sa.key'),
+    saPub: p('sa.pub'),
   };
 }
 
@@ -468,7 +526,9 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
       saOpts: { duration?: string } = {},
     ): Promise<string> => {
       if (!NAME_RE.test(namespace) || !NAME_RE.test(name)) {
-        throw new Error(`invalid namespace or ServiceAccount name: ${JSON.stringify(namespace)}/${JSON.stringify(name)}`);
+        throw new Error(
+          `invalid namespace or ServiceAccount name: ${JSON.stringify(namespace)}/${JSON.stringify(name)}`,
+        );
       }
       const ensure = async (args: string[]): Promise<void> => {
         const r = await kubectl(args, { allowFailure: true });

@@ -67,34 +67,47 @@ export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb
   let proc: ProcHandle | undefined;
 
   const client = (sql: string, timeoutMs = 10_000) =>
-    run(['mariadb', '--no-defaults', '-S', socket, '-uroot', '--batch', '--skip-column-names', '-e', sql], { timeoutMs });
+    run(['mariadb', '--no-defaults', '-S', socket, '-uroot', '--batch', '--skip-column-names', '-e', sql], {
+      timeoutMs,
+    });
 
   const start = async (): Promise<void> => {
     if (proc && !proc.exited) return;
-    const p = tb.spawn(node, [
-      '/usr/sbin/mariadbd',
-      '--no-defaults',
-      `--datadir=${datadir}`,
-      `--socket=${socket}`,
-      `--pid-file=${join(dir, 'mysqld.pid')}`,
-      `--log-error=${join(dir, 'error.log')}`,
-      '--port=3306',
-      // The namespace's loopback and the node's address (replicas connect to it); nothing else exists in there.
-      '--bind-address=0.0.0.0',
-      `--server-id=${serverId}`,
-      `--log-bin=${join(dir, 'binlog')}`,
-      '--user=root',
-      '--skip-name-resolve',
-      '--performance-schema=OFF',
-      '--innodb-buffer-pool-size=16M',
-      '--innodb-log-file-size=4M',
-      '--max-connections=64',
-    ], { name: 'mariadbd' });
+    const p = tb.spawn(
+      node,
+      [
+        '/usr/sbin/mariadbd',
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        `--socket=${socket}`,
+        `--pid-file=${join(dir, 'mysqld.pid')}`,
+        `--log-error=${join(dir, 'error.log')}`,
+        '--port=3306',
+        // The namespace's loopback and the node's address (replicas connect to it); nothing else exists in there.
+        '--bind-address=0.0.0.0',
+        `--server-id=${serverId}`,
+        `--log-bin=${join(dir, 'binlog')}`,
+        '--user=root',
+        '--skip-name-resolve',
+        '--performance-schema=OFF',
+        '--innodb-buffer-pool-size=16M',
+        '--innodb-log-file-size=4M',
+        '--max-connections=64',
+      ],
+      { name: 'mariadbd' },
+    );
     proc = p;
     await waitUntil(
       async () => {
         if (p.exited) throw new Error(`mariadbd on ${node.name} exited at start; see ${join(dir, 'error.log')}`);
-        return (await run(['mariadb-admin', '--no-defaults', '-S', socket, '-uroot', 'ping'], { allowFailure: true, timeoutMs: 5000 })).exitCode === 0;
+        return (
+          (
+            await run(['mariadb-admin', '--no-defaults', '-S', socket, '-uroot', 'ping'], {
+              allowFailure: true,
+              timeoutMs: 5000,
+            })
+          ).exitCode === 0
+        );
       },
       { timeoutMs: 60_000, intervalMs: 100, what: `mariadbd on ${node.name}` },
     );
@@ -128,7 +141,9 @@ export async function startMariadb(tb: Testbed, nodeRef: NsRef): Promise<Mariadb
     },
     sql,
     async replicateFrom(primary: Mariadb) {
-      await primary.sql(`CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'`);
+      await primary.sql(
+        `CREATE USER IF NOT EXISTS 'repl'@'%' IDENTIFIED BY 'repl-pw'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'`,
+      );
       await sql(
         `CHANGE MASTER TO MASTER_HOST='${primary.node.ip}', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='repl-pw', ` +
           `MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1; START SLAVE`,
@@ -188,9 +203,18 @@ s.on('error', (e) => { clearTimeout(t); console.log('error ' + e.code); process.
 `;
 
 /** One TCP connection from `ns` to host:port; resolves with what the server said (or "error X" / "timeout"). */
-export async function connectFrom(tb: Testbed, ns: NsRef, host: string, port: number, timeoutMs = 3000): Promise<string> {
+export async function connectFrom(
+  tb: Testbed,
+  ns: NsRef,
+  host: string,
+  port: number,
+  timeoutMs = 3000,
+): Promise<string> {
   assertAllowedAddress(host);
-  const r = await tb.exec(ns, [process.execPath, '-e', CONNECT_SOURCE, host, String(port), String(timeoutMs)], { allowFailure: true, timeoutMs: timeoutMs + 5000 });
+  const r = await tb.exec(ns, [process.execPath, '-e', CONNECT_SOURCE, host, String(port), String(timeoutMs)], {
+    allowFailure: true,
+    timeoutMs: timeoutMs + 5000,
+  });
   return r.stdout.trim();
 }
 
@@ -205,7 +229,12 @@ export async function macOf(tb: Testbed, ns: NsRef, iface = 'eth0'): Promise<str
 }
 
 /** The neighbour cache entry for `address` in `ns`: its link-layer address and state, if any. */
-export async function neighbour(tb: Testbed, ns: NsRef, address: string, iface = 'eth0'): Promise<{ lladdr?: string; state: string[] } | undefined> {
+export async function neighbour(
+  tb: Testbed,
+  ns: NsRef,
+  address: string,
+  iface = 'eth0',
+): Promise<{ lladdr?: string; state: string[] } | undefined> {
   assertAllowedAddress(address);
   const r = await tb.exec(ns, ['ip', '-j', 'neigh', 'show', 'to', address, 'dev', iface]);
   const entries = JSON.parse(r.stdout || '[]') as { dst: string; lladdr?: string; state?: string[] }[];

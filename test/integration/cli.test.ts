@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd } from '../../common/etcd.js';
-import { Keys, type AssignmentRecord, type EventRecord, type GroupRecord, type HealthRecord, type NodeRecord } from '../../common/keyspace.js';
+import {
+  Keys,
+  type AssignmentRecord,
+  type EventRecord,
+  type GroupRecord,
+  type HealthRecord,
+  type NodeRecord,
+} from '../../common/keyspace.js';
 import { CommandError, realExec } from '../../common/exec.js';
 import { run } from '../../cli/main.js';
 import { REPO, requireBuilt } from '../harness/cluster.js';
@@ -43,7 +50,9 @@ const spec = {
     { name: 'node2', priority: 90 },
     { name: 'node3', priority: 80 },
   ],
-  checks: [{ name: 'nginx', type: 'http', http: { port: 80, path: '/' }, intervalMs: 100, timeoutMs: 100, rise: 2, fall: 2 }],
+  checks: [
+    { name: 'nginx', type: 'http', http: { port: 80, path: '/' }, intervalMs: 100, timeoutMs: 100, rise: 2, fall: 2 },
+  ],
   failback: 'auto',
 };
 
@@ -57,22 +66,65 @@ beforeAll(async () => {
   for (const n of ['node1', 'node2']) {
     const lease = client.lease(60, { autoKeepAlive: false });
     leases[n] = await lease.grant();
-    const rec: NodeRecord = { name: n, lease: leases[n]!, ttlSeconds: 60, maxLifetimeSeconds: 59, renewWindowMs: 500, addresses: [], interfaces: ['eth0'], version: 'test', startedAt: now };
+    const rec: NodeRecord = {
+      name: n,
+      lease: leases[n]!,
+      ttlSeconds: 60,
+      maxLifetimeSeconds: 59,
+      renewWindowMs: 500,
+      addresses: [],
+      interfaces: ['eth0'],
+      version: 'test',
+      startedAt: now,
+    };
     await client.put(keys.node(n)).value(JSON.stringify(rec)).lease(leases[n]!).exec();
   }
   const group: GroupRecord = { name: 'web', generation: 1, spec, checksHash: 'h' };
   await client.put(keys.group('web')).value(JSON.stringify(group));
-  const health = (ok: boolean): HealthRecord => ({ healthy: ok, priorityDelta: 0, checks: [{ name: 'nginx', ok, ...(ok ? {} : { message: 'connection refused' }) }], checksHash: 'h', at: now });
-  await client.put(keys.health('web', 'node1')).value(JSON.stringify(health(true))).lease(leases.node1!).exec();
-  await client.put(keys.health('web', 'node2')).value(JSON.stringify(health(false))).lease(leases.node2!).exec();
+  const health = (ok: boolean): HealthRecord => ({
+    healthy: ok,
+    priorityDelta: 0,
+    checks: [{ name: 'nginx', ok, ...(ok ? {} : { message: 'connection refused' }) }],
+    checksHash: 'h',
+    at: now,
+  });
+  await client
+    .put(keys.health('web', 'node1'))
+    .value(JSON.stringify(health(true)))
+    .lease(leases.node1!)
+    .exec();
+  await client
+    .put(keys.health('web', 'node2'))
+    .value(JSON.stringify(health(false)))
+    .lease(leases.node2!)
+    .exec();
   // An old health record of node3, without a live lease: not to be believed.
   await client.put(keys.health('web', 'node3')).value(JSON.stringify(health(true)));
-  const a: AssignmentRecord = { group: 'web', holder: 'node1', holderLease: leases.node1!, vips: [{ address: '198.18.0.100/24' }], release: false, reason: 'initial', specHash: 's', at: now, leader: 'controller-0' };
+  const a: AssignmentRecord = {
+    group: 'web',
+    holder: 'node1',
+    holderLease: leases.node1!,
+    vips: [{ address: '198.18.0.100/24' }],
+    release: false,
+    reason: 'initial',
+    specHash: 's',
+    at: now,
+    leader: 'controller-0',
+  };
   await client.put(keys.assignment('web')).value(JSON.stringify(a));
   await client.put(keys.leader()).value(JSON.stringify({ id: 'controller-0', since: now, version: 'test' }));
   const evs: EventRecord[] = [
     { group: 'web', from: null, to: 'node1', reason: 'initial', at: now - 60_000, epoch: 5 },
-    { group: 'web', from: 'node2', to: 'node1', reason: 'unhealthy', at: now - 30_000, epoch: 9, detectMs: 210, outageMs: 95 },
+    {
+      group: 'web',
+      from: 'node2',
+      to: 'node1',
+      reason: 'unhealthy',
+      at: now - 30_000,
+      epoch: 9,
+      detectMs: 210,
+      outageMs: 95,
+    },
     { group: 'webapp', from: null, to: 'node2', reason: 'initial', at: now - 20_000, epoch: 7 },
   ];
   for (const e of evs) await client.put(keys.event(e.group, e.epoch)).value(JSON.stringify(e));
@@ -93,13 +145,23 @@ describe('vipwarden CLI on a real etcd', () => {
     const lines = r.out.split('\n');
     expect(lines[0]).toBe('leader: controller-0');
     expect(lines).toHaveLength(3);
-    expect(lines[2]).toMatch(/^web\s+198\.18\.0\.100\/24\s+node1\s+\d+\s+node1\(100,up,ok\) node2\(90,up,FAIL\) node3\(80,down,\?\)$/);
+    expect(lines[2]).toMatch(
+      /^web\s+198\.18\.0\.100\/24\s+node1\s+\d+\s+node1\(100,up,ok\) node2\(90,up,FAIL\) node3\(80,down,\?\)$/,
+    );
   });
 
   test('status -o json: the same, machine-readable, with the assignment epoch', async () => {
     const r = await cli('status', '-o', 'json');
     expect(r.code).toBe(0);
-    const s = JSON.parse(r.out) as { leader: string; groups: { group: string; holder: string; epoch: number; nodes: { name: string; live: boolean; healthy: boolean | null; checks: unknown[] }[] }[] };
+    const s = JSON.parse(r.out) as {
+      leader: string;
+      groups: {
+        group: string;
+        holder: string;
+        epoch: number;
+        nodes: { name: string; live: boolean; healthy: boolean | null; checks: unknown[] }[];
+      }[];
+    };
     expect(s.leader).toBe('controller-0');
     expect(s.groups.map((g) => g.group)).toEqual(['web']);
     const web = s.groups[0]!;
@@ -183,7 +245,9 @@ describe('vipwarden CLI on a real etcd', () => {
       const r = await cli(...argv, '--etcd', `http://127.0.0.1:${port}`, '--timeout', '2000');
       expect(r.code).toBe(1);
       expect(r.out).toBe('');
-      expect(r.err).toBe(`vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`);
+      expect(r.err).toBe(
+        `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
+      );
       // Hang catcher only.
       expect(Date.now() - t0).toBeLessThan(20_000);
     }
@@ -195,16 +259,22 @@ describe('vipwarden CLI on a real etcd', () => {
     const bin = join(REPO, 'bin', 'vipwarden.js');
     let failure: CommandError | undefined;
     try {
-      await realExec([process.execPath, bin, 'status', '--etcd', `http://127.0.0.1:${port}`, '--timeout', '2000'], { timeoutMs: 20_000 });
+      await realExec([process.execPath, bin, 'status', '--etcd', `http://127.0.0.1:${port}`, '--timeout', '2000'], {
+        timeoutMs: 20_000,
+      });
     } catch (err) {
       failure = err as CommandError;
     }
     expect(failure).toBeInstanceOf(CommandError);
     expect(failure!.timedOut).toBe(false);
     expect(failure!.exitCode).toBe(1);
-    expect(failure!.stderr.trim()).toBe(`vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`);
+    expect(failure!.stderr.trim()).toBe(
+      `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
+    );
 
-    const ok = await realExec([process.execPath, bin, 'status', '--etcd', etcd.endpoints[0]!, '--prefix', PREFIX], { timeoutMs: 20_000 });
+    const ok = await realExec([process.execPath, bin, 'status', '--etcd', etcd.endpoints[0]!, '--prefix', PREFIX], {
+      timeoutMs: 20_000,
+    });
     expect(ok.stdout.split('\n')[0]).toBe('leader: controller-0');
   });
 });

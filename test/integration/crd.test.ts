@@ -16,7 +16,8 @@ function env(): KubeEnv {
 }
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
   kube = await startKube();
   await applyCrd(kube);
 }, 30 * 60_000);
@@ -39,35 +40,135 @@ const http = (extra: Record<string, unknown> = {}) => ({ name: 'web', type: 'htt
 
 /** Invalid specs: what is wrong, the spec, the field the API server's message must name. */
 const INVALID: { what: string; spec: Record<string, unknown>; field: RegExp; zodAlsoRejects?: false }[] = [
-  { what: 'a bad CIDR', spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.300/24' }] }, field: /spec\.vips\[0\]\.address/ },
-  { what: 'an address without a prefix length', spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100' }] }, field: /spec\.vips\[0\]\.address/ },
-  { what: 'an IPv4 address with an IPv6 prefix length', spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/64' }] }, field: /spec\.vips\[0\]\.address/ },
-  { what: 'an IPv6 address with an IPv4 netmask', spec: { ...VALID_SPEC, vips: [{ address: '2001:2::100/255.255.255.0' }] }, field: /spec\.vips\[0\]\.address/ },
+  {
+    what: 'a bad CIDR',
+    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.300/24' }] },
+    field: /spec\.vips\[0\]\.address/,
+  },
+  {
+    what: 'an address without a prefix length',
+    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100' }] },
+    field: /spec\.vips\[0\]\.address/,
+  },
+  {
+    what: 'an IPv4 address with an IPv6 prefix length',
+    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/64' }] },
+    field: /spec\.vips\[0\]\.address/,
+  },
+  {
+    what: 'an IPv6 address with an IPv4 netmask',
+    spec: { ...VALID_SPEC, vips: [{ address: '2001:2::100/255.255.255.0' }] },
+    field: /spec\.vips\[0\]\.address/,
+  },
   // CEL's CIDR library refuses IPv4-mapped IPv6 addresses; zod's parseCidr lets them through (the API is stricter).
-  { what: 'an IPv4-mapped IPv6 address with an IPv4 prefix length', spec: { ...VALID_SPEC, vips: [{ address: '::ffff:198.18.0.100/24' }] }, field: /spec\.vips\[0\]\.address/, zodAlsoRejects: false },
-  { what: 'a prefix length of 0', spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/0' }] }, field: /spec\.vips\[0\]\.address.*prefix length must be at least 1/ },
+  {
+    what: 'an IPv4-mapped IPv6 address with an IPv4 prefix length',
+    spec: { ...VALID_SPEC, vips: [{ address: '::ffff:198.18.0.100/24' }] },
+    field: /spec\.vips\[0\]\.address/,
+    zodAlsoRejects: false,
+  },
+  {
+    what: 'a prefix length of 0',
+    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/0' }] },
+    field: /spec\.vips\[0\]\.address.*prefix length must be at least 1/,
+  },
   { what: 'no VIPs', spec: { ...VALID_SPEC, vips: [] }, field: /spec\.vips/ },
   { what: 'no nodes', spec: { ...VALID_SPEC, nodes: [] }, field: /spec\.nodes/ },
-  { what: 'duplicate nodes', spec: { ...VALID_SPEC, nodes: [{ name: 'node1' }, { name: 'node2' }, { name: 'node1', priority: 5 }] }, field: /spec\.nodes: Invalid value: node names must be unique/ },
-  { what: 'duplicate VIPs (the same address with another prefix length)', spec: { ...VALID_SPEC, vips: [{ address: '2001:2::100/64' }, { address: '2001:2:0:0::100/128' }] }, field: /spec\.vips: Invalid value: VIP addresses must be unique/ },
-  { what: 'a node name that is not a DNS-1123 name', spec: { ...VALID_SPEC, nodes: [{ name: 'Node_1' }] }, field: /spec\.nodes\[0\]\.name/ },
-  { what: 'a priority out of range', spec: { ...VALID_SPEC, nodes: [{ name: 'node1', priority: 5000 }] }, field: /spec\.nodes\[0\]\.priority/ },
-  { what: 'a negative interval', spec: { ...VALID_SPEC, checks: [http({ intervalMs: -100 })] }, field: /spec\.checks\[0\]\.intervalMs/ },
-  { what: 'a negative timeout', spec: { ...VALID_SPEC, checks: [http({ timeoutMs: -1 })] }, field: /spec\.checks\[0\]\.timeoutMs/ },
-  { what: 'a timeout longer than the interval', spec: { ...VALID_SPEC, checks: [http({ intervalMs: 100, timeoutMs: 500 })] }, field: /spec\.checks\[0\]\.timeoutMs: Invalid value: timeoutMs must not exceed intervalMs/ },
+  {
+    what: 'duplicate nodes',
+    spec: { ...VALID_SPEC, nodes: [{ name: 'node1' }, { name: 'node2' }, { name: 'node1', priority: 5 }] },
+    field: /spec\.nodes: Invalid value: node names must be unique/,
+  },
+  {
+    what: 'duplicate VIPs (the same address with another prefix length)',
+    spec: { ...VALID_SPEC, vips: [{ address: '2001:2::100/64' }, { address: '2001:2:0:0::100/128' }] },
+    field: /spec\.vips: Invalid value: VIP addresses must be unique/,
+  },
+  {
+    what: 'a node name that is not a DNS-1123 name',
+    spec: { ...VALID_SPEC, nodes: [{ name: 'Node_1' }] },
+    field: /spec\.nodes\[0\]\.name/,
+  },
+  {
+    what: 'a priority out of range',
+    spec: { ...VALID_SPEC, nodes: [{ name: 'node1', priority: 5000 }] },
+    field: /spec\.nodes\[0\]\.priority/,
+  },
+  {
+    what: 'a negative interval',
+    spec: { ...VALID_SPEC, checks: [http({ intervalMs: -100 })] },
+    field: /spec\.checks\[0\]\.intervalMs/,
+  },
+  {
+    what: 'a negative timeout',
+    spec: { ...VALID_SPEC, checks: [http({ timeoutMs: -1 })] },
+    field: /spec\.checks\[0\]\.timeoutMs/,
+  },
+  {
+    what: 'a timeout longer than the interval',
+    spec: { ...VALID_SPEC, checks: [http({ intervalMs: 100, timeoutMs: 500 })] },
+    field: /spec\.checks\[0\]\.timeoutMs: Invalid value: timeoutMs must not exceed intervalMs/,
+  },
   { what: 'rise 0', spec: { ...VALID_SPEC, checks: [http({ rise: 0 })] }, field: /spec\.checks\[0\]\.rise/ },
   { what: 'a negative fall', spec: { ...VALID_SPEC, checks: [http({ fall: -1 })] }, field: /spec\.checks\[0\]\.fall/ },
-  { what: 'an unknown check type', spec: { ...VALID_SPEC, checks: [{ name: 'ping', type: 'icmp' }] }, field: /spec\.checks\[0\]\.type: Unsupported value: "icmp"/ },
-  { what: 'settings of another type than the check has', spec: { ...VALID_SPEC, checks: [{ name: 'web', type: 'tcp', http: { port: 80 } }] }, field: /spec\.checks\[0\]\.http: Invalid value: type is tcp, so http must not be set/ },
-  { what: 'duplicate check names', spec: { ...VALID_SPEC, checks: [http(), http()] }, field: /spec\.checks: Invalid value: check names must be unique/ },
-  { what: 'a process check with neither name nor pid file', spec: { ...VALID_SPEC, checks: [{ name: 'p', type: 'process', process: {} }] }, field: /spec\.checks\[0\]\.process: Invalid value: process needs name or pidFile/ },
-  { what: 'a command inline in a script check', spec: { ...VALID_SPEC, checks: [{ name: 's', type: 'script', script: { name: 'ok', argv: ['/bin/sh', '-c', 'id'] } }] }, field: /spec\.checks\[0\]\.script\.argv/ },
-  { what: 'SNAT ports with protocol all', spec: { ...VALID_SPEC, snat: [{ destination: '198.19.0.0/16', ports: [80] }] }, field: /spec\.snat\[0\]\.ports: Invalid value: ports need protocol tcp or udp/ },
-  { what: 'an IPv6 SNAT destination without an IPv6 VIP', spec: { ...VALID_SPEC, snat: [{ destination: '2001:2::/48' }] }, field: /spec\.snat: Invalid value: each SNAT destination needs a VIP of its address family/ },
-  { what: 'an unknown failback policy', spec: { ...VALID_SPEC, failback: 'sometimes' }, field: /spec\.failback: Unsupported value: "sometimes"/ },
-  { what: 'an interface name too long for Linux', spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/24', interface: 'a-much-too-long-name' }] }, field: /spec\.vips\[0\]\.interface/ },
-  { what: 'duplicate hooks', spec: { ...VALID_SPEC, hooks: ['notify', 'notify'] }, field: /spec\.hooks: Invalid value: hook names must be unique/ },
-  { what: 'an IPv6 DigitalOcean floating IP', spec: { ...VALID_SPEC, cloud: { provider: 'digitalocean', floatingIp: '2001:2::1' } }, field: /spec\.cloud\.floatingIp: Invalid value: a DigitalOcean floating IP is an IPv4 address/ },
+  {
+    what: 'an unknown check type',
+    spec: { ...VALID_SPEC, checks: [{ name: 'ping', type: 'icmp' }] },
+    field: /spec\.checks\[0\]\.type: Unsupported value: "icmp"/,
+  },
+  {
+    what: 'settings of another type than the check has',
+    spec: { ...VALID_SPEC, checks: [{ name: 'web', type: 'tcp', http: { port: 80 } }] },
+    field: /spec\.checks\[0\]\.http: Invalid value: type is tcp, so http must not be set/,
+  },
+  {
+    what: 'duplicate check names',
+    spec: { ...VALID_SPEC, checks: [http(), http()] },
+    field: /spec\.checks: Invalid value: check names must be unique/,
+  },
+  {
+    what: 'a process check with neither name nor pid file',
+    spec: { ...VALID_SPEC, checks: [{ name: 'p', type: 'process', process: {} }] },
+    field: /spec\.checks\[0\]\.process: Invalid value: process needs name or pidFile/,
+  },
+  {
+    what: 'a command inline in a script check',
+    spec: {
+      ...VALID_SPEC,
+      checks: [{ name: 's', type: 'script', script: { name: 'ok', argv: ['/bin/sh', '-c', 'id'] } }],
+    },
+    field: /spec\.checks\[0\]\.script\.argv/,
+  },
+  {
+    what: 'SNAT ports with protocol all',
+    spec: { ...VALID_SPEC, snat: [{ destination: '198.19.0.0/16', ports: [80] }] },
+    field: /spec\.snat\[0\]\.ports: Invalid value: ports need protocol tcp or udp/,
+  },
+  {
+    what: 'an IPv6 SNAT destination without an IPv6 VIP',
+    spec: { ...VALID_SPEC, snat: [{ destination: '2001:2::/48' }] },
+    field: /spec\.snat: Invalid value: each SNAT destination needs a VIP of its address family/,
+  },
+  {
+    what: 'an unknown failback policy',
+    spec: { ...VALID_SPEC, failback: 'sometimes' },
+    field: /spec\.failback: Unsupported value: "sometimes"/,
+  },
+  {
+    what: 'an interface name too long for Linux',
+    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/24', interface: 'a-much-too-long-name' }] },
+    field: /spec\.vips\[0\]\.interface/,
+  },
+  {
+    what: 'duplicate hooks',
+    spec: { ...VALID_SPEC, hooks: ['notify', 'notify'] },
+    field: /spec\.hooks: Invalid value: hook names must be unique/,
+  },
+  {
+    what: 'an IPv6 DigitalOcean floating IP',
+    spec: { ...VALID_SPEC, cloud: { provider: 'digitalocean', floatingIp: '2001:2::1' } },
+    field: /spec\.cloud\.floatingIp: Invalid value: a DigitalOcean floating IP is an IPv4 address/,
+  },
 ];
 
 test('the examples in deploy/examples are accepted by the API server and by the zod schema', async () => {
@@ -91,7 +192,8 @@ test(`${INVALID.length} invalid manifests are rejected with a message that names
     expect({ what: c.what, rejected: r.exitCode !== 0 }).toEqual({ what: c.what, rejected: true });
     expect({ what: c.what, stderr: r.stderr }).toEqual({ what: c.what, stderr: expect.stringMatching(c.field) });
     // The controller's own parse agrees (it reports what it rejects as an Invalid condition).
-    if (c.zodAlsoRejects !== false) expect({ what: c.what, zodAccepts: parseFailoverGroup(doc).ok }).toEqual({ what: c.what, zodAccepts: false });
+    if (c.zodAlsoRejects !== false)
+      expect({ what: c.what, zodAccepts: parseFailoverGroup(doc).ok }).toEqual({ what: c.what, zodAccepts: false });
   }
   // And nothing was created by the dry runs.
   const list = await env().kubectl(['get', 'fg', '-o', 'name']);
@@ -99,9 +201,15 @@ test(`${INVALID.length} invalid manifests are rejected with a message that names
 }, 120_000);
 
 test('defaults are applied by the API server as zod applies them', async () => {
-  await env().kubectl(['apply', '-f', '-'], { input: toYaml(manifest('defaults', { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }], checks: [http()] })) });
+  await env().kubectl(['apply', '-f', '-'], {
+    input: toYaml(
+      manifest('defaults', { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }], checks: [http()] }),
+    ),
+  });
   const got = JSON.parse((await env().kubectl(['get', 'fg', 'defaults', '-o', 'json'])).stdout) as { spec: unknown };
-  const zod = parseFailoverGroup(manifest('defaults', { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }], checks: [http()] }));
+  const zod = parseFailoverGroup(
+    manifest('defaults', { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }], checks: [http()] }),
+  );
   if (!zod.ok) throw zod.error;
   expect(got.spec).toEqual(JSON.parse(JSON.stringify(zod.group.spec)));
   await env().kubectl(['delete', 'fg', 'defaults']);
@@ -120,10 +228,20 @@ test('kubectl explain describes the fields', async () => {
 });
 
 test('status is a subresource: a spec write cannot set it, printer columns show VIPs, holder, phase and age', async () => {
-  await env().kubectl(['apply', '-f', '-'], { input: toYaml({ ...manifest('sub', VALID_SPEC), status: { holder: 'node9', phase: 'Active' } }) });
+  await env().kubectl(['apply', '-f', '-'], {
+    input: toYaml({ ...manifest('sub', VALID_SPEC), status: { holder: 'node9', phase: 'Active' } }),
+  });
   const got = JSON.parse((await env().kubectl(['get', 'fg', 'sub', '-o', 'json'])).stdout) as { status?: unknown };
   expect(got.status).toBeUndefined();
-  await env().kubectl(['patch', 'fg', 'sub', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { holder: 'node1', phase: 'Active', vips: ['198.18.0.100/24'] } })]);
+  await env().kubectl([
+    'patch',
+    'fg',
+    'sub',
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { holder: 'node1', phase: 'Active', vips: ['198.18.0.100/24'] } }),
+  ]);
   const table = await waitFor(async () => {
     const r = await env().kubectl(['get', 'fg']);
     return /node1/.test(r.stdout) ? r.stdout : undefined;
@@ -132,7 +250,10 @@ test('status is a subresource: a spec write cannot set it, printer columns show 
   expect(header?.split(/\s+/)).toEqual(['NAME', 'VIPS', 'HOLDER', 'PHASE', 'AGE']);
   expect(row).toMatch(/^sub\s+\["198\.18\.0\.100\/24"\]\s+node1\s+Active\s+\d+s/);
   // The status schema is enforced too.
-  const bad = await env().kubectl(['patch', 'fg', 'sub', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Sleeping"}}'], { allowFailure: true });
+  const bad = await env().kubectl(
+    ['patch', 'fg', 'sub', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Sleeping"}}'],
+    { allowFailure: true },
+  );
   expect(bad.stderr).toMatch(/status\.phase: Unsupported value: "Sleeping"/);
   await env().kubectl(['delete', 'fg', 'sub']);
 });

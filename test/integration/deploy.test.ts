@@ -32,7 +32,9 @@ async function run(argv: string[]): Promise<string> {
 
 describe('Prometheus files', () => {
   it('promtool check rules passes on the alert rules', async () => {
-    expect(await run(['promtool', 'check', 'rules', join(deploy, 'prometheus/alerts.yml')])).toMatch(/SUCCESS: \d+ rules found/);
+    expect(await run(['promtool', 'check', 'rules', join(deploy, 'prometheus/alerts.yml')])).toMatch(
+      /SUCCESS: \d+ rules found/,
+    );
   });
 
   it('promtool test rules passes, including the alert for more than one holder', async () => {
@@ -42,11 +44,15 @@ describe('Prometheus files', () => {
   });
 
   it('promtool test rules fails when the two-holder alert is missing (the test has teeth)', async () => {
-    const rules = parseYaml(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8')) as { groups: { rules: { alert: string }[] }[] };
+    const rules = parseYaml(readFileSync(join(deploy, 'prometheus/alerts.yml'), 'utf8')) as {
+      groups: { rules: { alert: string }[] }[];
+    };
     for (const g of rules.groups) g.rules = g.rules.filter((r) => r.alert !== 'VipwardenMultipleHolders');
     writeFileSync(join(tmp, 'alerts.yml'), toYaml(rules));
     writeFileSync(join(tmp, 'alerts.test.yml'), readFileSync(join(deploy, 'prometheus/alerts.test.yml')));
-    await expect(run(['promtool', 'test', 'rules', join(tmp, 'alerts.test.yml')])).rejects.toThrow(/VipwardenMultipleHolders/);
+    await expect(run(['promtool', 'test', 'rules', join(tmp, 'alerts.test.yml')])).rejects.toThrow(
+      /VipwardenMultipleHolders/,
+    );
   });
 
   it('the scrape config is valid', async () => {
@@ -58,11 +64,16 @@ describe('Prometheus files', () => {
   });
 
   it('every dashboard query is valid PromQL', async () => {
-    const dash = JSON.parse(readFileSync(join(deploy, 'grafana/vipwarden.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+    const dash = JSON.parse(readFileSync(join(deploy, 'grafana/vipwarden.json'), 'utf8')) as {
+      panels: { targets?: { expr: string }[] }[];
+    };
     const exprs = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr));
     expect(exprs.length).toBeGreaterThan(10);
     // Grafana's variables, replaced by what Grafana would put there.
-    const rules = exprs.map((e, i) => ({ record: `dashboard:query${i}`, expr: e.replaceAll('$__rate_interval', '1m').replaceAll('$group', '.*') }));
+    const rules = exprs.map((e, i) => ({
+      record: `dashboard:query${i}`,
+      expr: e.replaceAll('$__rate_interval', '1m').replaceAll('$group', '.*'),
+    }));
     const path = join(tmp, 'dashboard-rules.yml');
     writeFileSync(path, toYaml({ groups: [{ name: 'dashboard', rules }] }));
     expect(await run(['promtool', 'check', 'rules', path])).toMatch(/SUCCESS/);
@@ -87,7 +98,7 @@ describe('systemd units', () => {
     expect(out.split('\n').filter((l) => /vipwarden-(agent|controller)\.service/.test(l))).toEqual([]);
   });
 
-  it('the agent unit has the hardening and a stop timeout above the agent\'s own exit deadline', () => {
+  it("the agent unit has the hardening and a stop timeout above the agent's own exit deadline", () => {
     const text = readFileSync(join(deploy, 'systemd/vipwarden-agent.service'), 'utf8');
     const setting = (k: string) => [...text.matchAll(new RegExp(`^${k}=(.*)$`, 'gm'))].map((m) => m[1]!.trim());
     expect(setting('Restart')).toEqual(['on-failure']);
@@ -104,10 +115,16 @@ describe('systemd units', () => {
 });
 
 describe('example configuration', () => {
-  it('agent.yaml and controller.yaml parse with the components\' schemas and enable metrics', () => {
-    const agent = parseAgentConfig(parseYaml(readFileSync(join(deploy, 'etc/vipwarden/agent.yaml'), 'utf8')), 'agent.yaml');
+  it("agent.yaml and controller.yaml parse with the components' schemas and enable metrics", () => {
+    const agent = parseAgentConfig(
+      parseYaml(readFileSync(join(deploy, 'etc/vipwarden/agent.yaml'), 'utf8')),
+      'agent.yaml',
+    );
     expect(agent.metrics?.listen).toMatch(/:9641$/);
-    const ctl = parseControllerConfig(parseYaml(readFileSync(join(deploy, 'etc/vipwarden/controller.yaml'), 'utf8')), 'controller.yaml');
+    const ctl = parseControllerConfig(
+      parseYaml(readFileSync(join(deploy, 'etc/vipwarden/controller.yaml'), 'utf8')),
+      'controller.yaml',
+    );
     expect(ctl.metrics?.listen).toMatch(/:9642$/);
   });
 });

@@ -55,7 +55,15 @@ function provider(extra: Record<string, unknown> = {}) {
 }
 
 const ensure = (p: DigitalOceanProvider, o: { isCurrent?: () => boolean; signal?: AbortSignal } = {}) =>
-  ensureAssigned({ provider: p, ip: FIP, isCurrent: o.isCurrent ?? (() => true), signal: o.signal ?? new AbortController().signal, retry, clock: realClock, log: silentLogger() });
+  ensureAssigned({
+    provider: p,
+    ip: FIP,
+    isCurrent: o.isCurrent ?? (() => true),
+    signal: o.signal ?? new AbortController().signal,
+    retry,
+    clock: realClock,
+    log: silentLogger(),
+  });
 
 describe('DigitalOcean provider', () => {
   it('finds its droplet id in the metadata, assigns the floating IP and waits for the action to complete', async () => {
@@ -82,14 +90,19 @@ describe('DigitalOcean provider', () => {
   });
 
   it('uses the configured droplet id without asking the metadata service', async () => {
-    await expect(ensure(provider({ dropletId: 3333 }))).resolves.toMatchObject({ result: 'assigned', instance: '3333' });
+    await expect(ensure(provider({ dropletId: 3333 }))).resolves.toMatchObject({
+      result: 'assigned',
+      instance: '3333',
+    });
     expect(fake.count('metadata')).toBe(0);
     expect(fake.ips.get(FIP)).toBe(3333);
   });
 
   it('speaks the reserved_ips API when told to', async () => {
     await expect(ensure(provider({ api: 'reserved_ips' }))).resolves.toMatchObject({ result: 'assigned' });
-    expect(fake.requests.filter((r) => r.path.startsWith('/v2/')).every((r) => r.path.startsWith('/v2/reserved_ips/'))).toBe(true);
+    expect(
+      fake.requests.filter((r) => r.path.startsWith('/v2/')).every((r) => r.path.startsWith('/v2/reserved_ips/')),
+    ).toBe(true);
   });
 
   it('retries server errors, rate limits (honouring Retry-After) and an errored action, with backoff', async () => {
@@ -137,7 +150,10 @@ describe('DigitalOcean provider', () => {
     fake.onRequest = (r) => {
       if (r.method === 'GET' && r.path === `/v2/floating_ips/${FIP}`) current = false;
     };
-    await expect(ensure(provider({ dropletId: 2222 }), { isCurrent: () => current })).resolves.toEqual({ result: 'superseded', attempts: 1 });
+    await expect(ensure(provider({ dropletId: 2222 }), { isCurrent: () => current })).resolves.toEqual({
+      result: 'superseded',
+      attempts: 1,
+    });
     expect(fake.count('post-action')).toBe(0);
     expect(fake.ips.get(FIP)).toBe(1111);
   });
@@ -148,7 +164,9 @@ describe('DigitalOcean provider', () => {
     fake.onRequest = () => {
       current = false;
     };
-    await expect(ensure(provider({ dropletId: 2222 }), { isCurrent: () => current })).resolves.toMatchObject({ result: 'superseded' });
+    await expect(ensure(provider({ dropletId: 2222 }), { isCurrent: () => current })).resolves.toMatchObject({
+      result: 'superseded',
+    });
     expect(fake.requests).toHaveLength(1);
   });
 
@@ -201,7 +219,10 @@ describe('CloudResource', () => {
   it('stops at release while the API keeps failing', async () => {
     fake.failNext = Array.from({ length: 100 }, () => ({ status: 503 }));
     const outcomes: unknown[] = [];
-    const slow = parseAgentConfig({ ...config(), cloud: { ...config().cloud, retry: { maxAttempts: 100, initialDelayMs: 200, maxDelayMs: 200 } } });
+    const slow = parseAgentConfig({
+      ...config(),
+      cloud: { ...config().cloud, retry: { maxAttempts: 100, initialDelayMs: 200, maxDelayMs: 200 } },
+    });
     const r = new CloudResource({ config: slow, clock: realClock, onOutcome: (_g, o) => outcomes.push(o) });
     const ac = new AbortController();
     await r.acquire(ctx({ signal: ac.signal }));
@@ -217,11 +238,17 @@ describe('CloudResource', () => {
   it('reports a missing token entry instead of calling anything', async () => {
     const outcomes: { result: string; error?: string }[] = [];
     const c = parseAgentConfig({ ...config(), credentials: {} });
-    const r = new CloudResource({ config: c, clock: realClock, onOutcome: (_g, o) => outcomes.push(o as { result: string }) });
+    const r = new CloudResource({
+      config: c,
+      clock: realClock,
+      onOutcome: (_g, o) => outcomes.push(o as { result: string }),
+    });
     await r.acquire(ctx());
     await r.settled('web');
     expect(outcomes[0]?.result).toBe('failed');
-    expect(outcomes[0]?.error).toMatch(/credentials "digitalocean" \(the digitalocean API token\) are not in the agent configuration/);
+    expect(outcomes[0]?.error).toMatch(
+      /credentials "digitalocean" \(the digitalocean API token\) are not in the agent configuration/,
+    );
     expect(fake.requests).toHaveLength(0);
   });
 

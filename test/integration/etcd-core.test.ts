@@ -72,7 +72,11 @@ describe('Mirror', () => {
       await etcd.restart(0);
       await writer.put('/m2/x').value('after');
       await writer.put('/m2/y').value('new');
-      await until(() => m.get('/m2/x')?.value === 'after' && m.get('/m2/y')?.value === 'new', 15_000, 'state after restart');
+      await until(
+        () => m.get('/m2/x')?.value === 'after' && m.get('/m2/y')?.value === 'new',
+        15_000,
+        'state after restart',
+      );
       expect(m.relists).toBeGreaterThan(1);
     } finally {
       ac.abort();
@@ -150,7 +154,12 @@ describe('controller fencing', () => {
     const c = connectEtcd({ endpoints: etcd.endpoints });
     const deposed: string[] = [];
     const ctl = new Controller({
-      config: parseControllerConfig({ id: 'a', etcd: { endpoints: etcd.endpoints, prefix }, source: { directory: dir }, settleMs: 0 }),
+      config: parseControllerConfig({
+        id: 'a',
+        etcd: { endpoints: etcd.endpoints, prefix },
+        source: { directory: dir },
+        settleMs: 0,
+      }),
       client: connectEtcd({ endpoints: etcd.endpoints }),
       source: new DirectorySource(dir, silentLogger(), 200),
       clock: realClock,
@@ -165,8 +174,24 @@ describe('controller fencing', () => {
       await c.put(keys.leader()).value(JSON.stringify({ id: 'b', since: Date.now(), version: 'x' }));
       // A live node and a group the deposed controller would like to place.
       const lease = await c.lease(10, { autoKeepAlive: true }).grant();
-      await c.put(keys.node('n1')).value(JSON.stringify({ name: 'n1', lease, ttlSeconds: 10, maxLifetimeSeconds: 9, renewWindowMs: 500, version: 't', startedAt: Date.now() })).lease(lease);
-      await c.put(keys.health('g', 'n1')).value(JSON.stringify({ healthy: true, checksHash: 'x', at: Date.now() })).lease(lease);
+      await c
+        .put(keys.node('n1'))
+        .value(
+          JSON.stringify({
+            name: 'n1',
+            lease,
+            ttlSeconds: 10,
+            maxLifetimeSeconds: 9,
+            renewWindowMs: 500,
+            version: 't',
+            startedAt: Date.now(),
+          }),
+        )
+        .lease(lease);
+      await c
+        .put(keys.health('g', 'n1'))
+        .value(JSON.stringify({ healthy: true, checksHash: 'x', at: Date.now() }))
+        .lease(lease);
       writeFileSync(
         join(dir, 'g.yaml'),
         'apiVersion: vipwarden.io/v1alpha1\nkind: FailoverGroup\nmetadata: {name: g}\nspec:\n  vips: [{address: 198.18.250.100/24}]\n  nodes: [{name: n1}]\n',

@@ -74,7 +74,14 @@ describe('startEtcd', () => {
       const inner = c.endpointsFor(tb.bridgeIp);
       expect(inner[0]).toBe(`http://${tb.bridgeIp}:${c.members[0]?.clientPort}`);
       expect(await putGet(c.endpoints, 'from-root')).toBe('value-of-from-root');
-      const r = await tb.exec('node1', ['etcdctl', `--endpoints=${inner.join(',')}`, '--dial-timeout=2s', 'get', 'from-root', '--print-value-only']);
+      const r = await tb.exec('node1', [
+        'etcdctl',
+        `--endpoints=${inner.join(',')}`,
+        '--dial-timeout=2s',
+        'get',
+        'from-root',
+        '--print-value-only',
+      ]);
       expect(r.stdout.trim()).toBe('value-of-from-root');
       expect(() => c.endpointsFor('198.18.255.1')).toThrow(/does not listen/);
       await c.stop();

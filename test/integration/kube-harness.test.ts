@@ -56,7 +56,10 @@ afterAll(async () => {
 
 test('kubectl reaches the pinned server version', async () => {
   const r = await env().kubectl(['version', '-o', 'json']);
-  const v = JSON.parse(r.stdout) as { clientVersion?: { gitVersion?: string }; serverVersion?: { gitVersion?: string } };
+  const v = JSON.parse(r.stdout) as {
+    clientVersion?: { gitVersion?: string };
+    serverVersion?: { gitVersion?: string };
+  };
   expect(v.serverVersion?.gitVersion).toBe(env().version);
   expect(v.clientVersion?.gitVersion).toMatch(/^v1\.\d+\./);
 });
@@ -103,26 +106,41 @@ test('RBAC is on: a ServiceAccount without bindings is forbidden until it is bou
   expect(denied.stderr).toMatch(/Forbidden/);
   expect(denied.stderr).toContain('system:serviceaccount:rbac-test:nobody');
 
-  await env().kubectl(['create', 'clusterrole', 'widget-reader', '--verb=get,list', '--resource=widgets.example.vipwarden.io']);
-  await env().kubectl(['create', 'clusterrolebinding', 'nobody-reads-widgets', '--clusterrole=widget-reader',
-    '--serviceaccount=rbac-test:nobody']);
+  await env().kubectl([
+    'create',
+    'clusterrole',
+    'widget-reader',
+    '--verb=get,list',
+    '--resource=widgets.example.vipwarden.io',
+  ]);
+  await env().kubectl([
+    'create',
+    'clusterrolebinding',
+    'nobody-reads-widgets',
+    '--clusterrole=widget-reader',
+    '--serviceaccount=rbac-test:nobody',
+  ]);
   const allowed = await env().kubectl(['get', 'widgets.example.vipwarden.io', '-o', 'name'], { kubeconfig: sa });
   expect(allowed.stdout.trim()).toBe('widget.example.vipwarden.io/w1');
   const stillDenied = await env().kubectl(['delete', 'widget', 'w1'], { kubeconfig: sa, allowFailure: true });
   expect(stillDenied.stderr).toMatch(/Forbidden/);
 });
 
-test('client-certificate admin auth works, and stop() leaves no process and no directory behind', async () => {
-  const second = await startKube({ adminAuth: 'client-certificate' });
-  try {
-    const who = await second.kubectl(['auth', 'whoami', '-o', 'json']);
-    const review = JSON.parse(who.stdout) as { status: { userInfo: { username: string; groups: string[] } } };
-    expect(review.status.userInfo.username).toBe('vipwarden-admin');
-    expect(review.status.userInfo.groups).toContain('system:masters');
-  } finally {
-    await second.stop();
-  }
-  expect(isAlive(second.pids.apiserver)).toBe(false);
-  expect(isAlive(second.pids.etcd)).toBe(false);
-  expect(existsSync(second.dir)).toBe(false);
-}, 5 * 60_000);
+test(
+  'client-certificate admin auth works, and stop() leaves no process and no directory behind',
+  async () => {
+    const second = await startKube({ adminAuth: 'client-certificate' });
+    try {
+      const who = await second.kubectl(['auth', 'whoami', '-o', 'json']);
+      const review = JSON.parse(who.stdout) as { status: { userInfo: { username: string; groups: string[] } } };
+      expect(review.status.userInfo.username).toBe('vipwarden-admin');
+      expect(review.status.userInfo.groups).toContain('system:masters');
+    } finally {
+      await second.stop();
+    }
+    expect(isAlive(second.pids.apiserver)).toBe(false);
+    expect(isAlive(second.pids.etcd)).toBe(false);
+    expect(existsSync(second.dir)).toBe(false);
+  },
+  5 * 60_000,
+);

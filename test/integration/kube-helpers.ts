@@ -20,12 +20,17 @@ export async function waitFor<T>(check: () => Promise<T | undefined>, what: stri
     if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+  );
 }
 
 /** Applies the checked-in CRD and waits until kubectl can use it (Established, and in discovery). */
 export async function applyCrd(kube: KubeEnv, file = CRD_FILE): Promise<void> {
   await kube.kubectl(['apply', '-f', file]);
   await kube.kubectl(['wait', '--for=condition=Established', 'crd/failovergroups.vipwarden.io', '--timeout=60s']);
-  await waitFor(async () => ((await kube.kubectl(['get', 'fg'], { allowFailure: true })).exitCode === 0 ? true : undefined), 'fg in discovery');
+  await waitFor(
+    async () => ((await kube.kubectl(['get', 'fg'], { allowFailure: true })).exitCode === 0 ? true : undefined),
+    'fg in discovery',
+  );
 }

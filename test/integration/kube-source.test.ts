@@ -63,7 +63,8 @@ function env(): KubeEnv {
 }
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
   kube = await startKube({ extraApiserverArgs: ['--watch-cache=false'] });
   await applyCrd(kube);
 }, 30 * 60_000);
@@ -75,16 +76,30 @@ afterAll(async () => {
 }, 60_000);
 
 const group = (name: string) =>
-  toYaml({ apiVersion: 'vipwarden.io/v1alpha1', kind: 'FailoverGroup', metadata: { name }, spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }] } });
+  toYaml({
+    apiVersion: 'vipwarden.io/v1alpha1',
+    kind: 'FailoverGroup',
+    metadata: { name },
+    spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'node1' }] },
+  });
 
 test('the informer is started again after the connection is cut, and lists again after a 410', async () => {
   await env().kubectl(['apply', '-f', '-'], { input: group('before') });
   const server = new URL(env().server);
   proxy = await startProxy({ host: server.hostname, port: Number(server.port) });
   const kubeconfig = join(env().dir, 'via-proxy.kubeconfig');
-  writeFileSync(kubeconfig, readFileSync(env().kubeconfigPath, 'utf8').replace(env().server, `https://127.0.0.1:${proxy.port}`));
+  writeFileSync(
+    kubeconfig,
+    readFileSync(env().kubeconfigPath, 'utf8').replace(env().server, `https://127.0.0.1:${proxy.port}`),
+  );
 
-  const source = new KubernetesSource({ kubeConfig: loadKubeConfig(kubeconfig), log: silentLogger(), clock: realClock, instance: 'test', restartDelayMs: { min: 100, max: 400 } });
+  const source = new KubernetesSource({
+    kubeConfig: loadKubeConfig(kubeconfig),
+    log: silentLogger(),
+    clock: realClock,
+    instance: 'test',
+    restartDelayMs: { min: 100, max: 400 },
+  });
   let changes = 0;
   await source.start(ac.signal, () => changes++);
   expect(source.list().map((g) => g.name)).toEqual(['before']);
@@ -97,7 +112,10 @@ test('the informer is started again after the connection is cut, and lists again
 
   // A change while connected arrives through the watch.
   await env().kubectl(['apply', '-f', '-'], { input: group('watched') });
-  await waitFor(async () => (source.list().some((g) => g.name === 'watched') ? true : undefined), 'the watch event for "watched"');
+  await waitFor(
+    async () => (source.list().some((g) => g.name === 'watched') ? true : undefined),
+    'the watch event for "watched"',
+  );
   expect(source.stats.lists).toBe(1);
 
   // Cut: the informer fails and keeps being started again (with backoff) while the API is unreachable.
@@ -118,13 +136,23 @@ test('the informer is started again after the connection is cut, and lists again
   await proxy.restore();
 
   // Back: the watch from the old version gets 410 Gone, and the informer lists again.
-  await waitFor(async () => {
-    const names = source.list().map((g) => g.name).sort();
-    return names.join() === 'before,while-cut' ? true : undefined;
-  }, 'the snapshot after the relist', 30_000);
+  await waitFor(
+    async () => {
+      const names = source
+        .list()
+        .map((g) => g.name)
+        .sort();
+      return names.join() === 'before,while-cut' ? true : undefined;
+    },
+    'the snapshot after the relist',
+    30_000,
+  );
   expect(source.stats.lists).toBeGreaterThanOrEqual(2);
   expect(changes).toBeGreaterThan(changesBefore);
   // And it watches again afterwards.
   await env().kubectl(['apply', '-f', '-'], { input: group('after') });
-  await waitFor(async () => (source.list().some((g) => g.name === 'after') ? true : undefined), 'the watch event for "after"');
+  await waitFor(
+    async () => (source.list().some((g) => g.name === 'after') ? true : undefined),
+    'the watch event for "after"',
+  );
 }, 120_000);

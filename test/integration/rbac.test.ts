@@ -44,10 +44,12 @@ function env(): KubeEnv {
 }
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0) throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
   requireBuilt();
   kube = await startKube();
-  for (const f of ['00-crd.yaml', '01-namespace.yaml', '02-rbac.yaml']) await kube.kubectl(['apply', '-f', join(DEPLOY_DIR, f)]);
+  for (const f of ['00-crd.yaml', '01-namespace.yaml', '02-rbac.yaml'])
+    await kube.kubectl(['apply', '-f', join(DEPLOY_DIR, f)]);
   await kube.kubectl(['wait', '--for=condition=Established', 'crd/failovergroups.vipwarden.io', '--timeout=60s']);
   saKubeconfig = await kube.createServiceAccountKubeconfig('vipwarden-system', 'vipwarden-controller');
   etcd = await startEtcd({ members: 1 });
@@ -64,7 +66,9 @@ afterAll(async () => {
 }, 60_000);
 
 function docs(file: string): Record<string, unknown>[] {
-  return parseAllDocuments(readFileSync(join(DEPLOY_DIR, file), 'utf8')).map((d) => d.toJS() as Record<string, unknown>);
+  return parseAllDocuments(readFileSync(join(DEPLOY_DIR, file), 'utf8')).map(
+    (d) => d.toJS() as Record<string, unknown>,
+  );
 }
 
 test('the workloads pass server-side validation (kubectl apply --dry-run=server)', async () => {
@@ -75,11 +79,27 @@ test('the workloads pass server-side validation (kubectl apply --dry-run=server)
 });
 
 test('the manifests say what the design asks: 2 controller replicas; agents on the host network with NET_ADMIN and NET_RAW only', () => {
-  const [deployment] = docs('04-controller.yaml') as { spec: { replicas: number; template: { spec: { serviceAccountName: string } } } }[];
+  const [deployment] = docs('04-controller.yaml') as {
+    spec: { replicas: number; template: { spec: { serviceAccountName: string } } };
+  }[];
   expect(deployment?.spec.replicas).toBe(2);
   expect(deployment?.spec.template.spec.serviceAccountName).toBe('vipwarden-controller');
-  type Container = { env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[]; securityContext: { capabilities: { add?: string[]; drop?: string[] }; privileged?: boolean } };
-  const [ds] = docs('05-agent.yaml') as { spec: { template: { spec: { hostNetwork: boolean; automountServiceAccountToken: boolean; containers: Container[]; initContainers: Container[] } } } }[];
+  type Container = {
+    env?: { name: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+    securityContext: { capabilities: { add?: string[]; drop?: string[] }; privileged?: boolean };
+  };
+  const [ds] = docs('05-agent.yaml') as {
+    spec: {
+      template: {
+        spec: {
+          hostNetwork: boolean;
+          automountServiceAccountToken: boolean;
+          containers: Container[];
+          initContainers: Container[];
+        };
+      };
+    };
+  }[];
   const pod = ds!.spec.template.spec;
   expect(pod.hostNetwork).toBe(true);
   expect(pod.automountServiceAccountToken).toBe(false);
@@ -94,7 +114,8 @@ test('the manifests say what the design asks: 2 controller replicas; agents on t
 });
 
 test("the controller's ServiceAccount may do what it needs and nothing more", async () => {
-  const can = async (...args: string[]) => (await env().kubectl(['auth', 'can-i', ...args], { kubeconfig: saKubeconfig, allowFailure: true })).stdout.trim();
+  const can = async (...args: string[]) =>
+    (await env().kubectl(['auth', 'can-i', ...args], { kubeconfig: saKubeconfig, allowFailure: true })).stdout.trim();
   expect(await can('list', 'failovergroups.vipwarden.io')).toBe('yes');
   expect(await can('watch', 'failovergroups.vipwarden.io')).toBe('yes');
   expect(await can('patch', 'failovergroups.vipwarden.io', '--subresource=status')).toBe('yes');
@@ -113,7 +134,17 @@ async function fakeAgent(c: Etcd3): Promise<{ stop(): void }> {
   const id = await lease.grant();
   const now = Date.now();
   await lease.put(keys.node('node1')).value(
-    JSON.stringify({ name: 'node1', lease: id, ttlSeconds: 2, maxLifetimeSeconds: 1, renewWindowMs: 100, addresses: [], interfaces: ['eth0'], version: 'test', startedAt: now }),
+    JSON.stringify({
+      name: 'node1',
+      lease: id,
+      ttlSeconds: 2,
+      maxLifetimeSeconds: 1,
+      renewWindowMs: 100,
+      addresses: [],
+      interfaces: ['eth0'],
+      version: 'test',
+      startedAt: now,
+    }),
   );
   let stopped = false;
   const released = new Set<string>();
@@ -125,7 +156,11 @@ async function fakeAgent(c: Etcd3): Promise<{ stop(): void }> {
         if (!g) continue;
         const key = keys.health(g.name, 'node1');
         if ((await c.get(key).string()) === null) {
-          await lease.put(key).value(JSON.stringify({ healthy: true, priorityDelta: 0, checks: [], checksHash: g.checksHash, at: Date.now() }));
+          await lease
+            .put(key)
+            .value(
+              JSON.stringify({ healthy: true, priorityDelta: 0, checks: [], checksHash: g.checksHash, at: Date.now() }),
+            );
         }
       }
       // Let go of what the controller asks back (the fast path of DESIGN.md, Safety 3).
@@ -135,7 +170,9 @@ async function fakeAgent(c: Etcd3): Promise<{ stop(): void }> {
         const epoch = Number(kv.mod_revision);
         if (a?.release && a.holder === 'node1' && !released.has(`${a.group}/${epoch}`)) {
           released.add(`${a.group}/${epoch}`);
-          await lease.put(keys.released(a.group, 'node1')).value(JSON.stringify({ epoch, at: Date.now(), reason: a.reason }));
+          await lease
+            .put(keys.released(a.group, 'node1'))
+            .value(JSON.stringify({ epoch, at: Date.now(), reason: a.reason }));
         }
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -146,7 +183,12 @@ async function fakeAgent(c: Etcd3): Promise<{ stop(): void }> {
 }
 
 const group = (name: string, vip: string) =>
-  toYaml({ apiVersion: 'vipwarden.io/v1alpha1', kind: 'FailoverGroup', metadata: { name }, spec: { vips: [{ address: vip }], nodes: [{ name: 'node1' }] } });
+  toYaml({
+    apiVersion: 'vipwarden.io/v1alpha1',
+    kind: 'FailoverGroup',
+    metadata: { name },
+    spec: { vips: [{ address: vip }], nodes: [{ name: 'node1' }] },
+  });
 
 async function fg(name: string): Promise<FgObject | undefined> {
   const r = await env().kubectl(['get', 'fg', name, '-o', 'json'], { allowFailure: true });
@@ -158,28 +200,67 @@ async function fg(name: string): Promise<FgObject | undefined> {
 }
 
 async function events(name: string): Promise<{ reason: string; message: string; type: string }[]> {
-  const r = await env().kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${name}`, '-o', 'json']);
+  const r = await env().kubectl([
+    'get',
+    'events',
+    '-n',
+    'default',
+    '--field-selector',
+    `involvedObject.name=${name}`,
+    '-o',
+    'json',
+  ]);
   return (JSON.parse(r.stdout) as { items: { reason: string; message: string; type: string }[] }).items;
 }
 
 test('the controller, as its ServiceAccount: finalizer, status, Events, a rejected VIP conflict, deletion through release', async () => {
   const path = join(dir, 'controller.yaml');
-  writeFileSync(path, toYaml({ id: 'rbac-controller', etcd: { endpoints: etcd!.endpoints, prefix: '/vipwarden/' }, source: { kubernetes: { kubeconfig: saKubeconfig } }, settleMs: 500, logLevel: 'debug' }));
+  writeFileSync(
+    path,
+    toYaml({
+      id: 'rbac-controller',
+      etcd: { endpoints: etcd!.endpoints, prefix: '/vipwarden/' },
+      source: { kubernetes: { kubeconfig: saKubeconfig } },
+      settleMs: 500,
+      logLevel: 'debug',
+    }),
+  );
   const log = join(dir, 'controller.log');
-  controller = spawnLogged([process.execPath, join(DIST, 'controller', 'main.js'), '--config', path], { name: 'controller', stdoutLog: log, stderrLog: log });
+  controller = spawnLogged([process.execPath, join(DIST, 'controller', 'main.js'), '--config', path], {
+    name: 'controller',
+    stdoutLog: log,
+    stderrLog: log,
+  });
   const agent = await fakeAgent(client!);
   try {
     await env().kubectl(['apply', '-f', '-'], { input: group('web', '198.18.0.100/24') });
     const web = await waitFor(async () => {
       const o = await fg('web');
-      return o?.status?.phase === 'Active' && o.status.holder === 'node1' && o.metadata.finalizers?.includes('vipwarden.io/release') ? o : undefined;
+      return o?.status?.phase === 'Active' &&
+        o.status.holder === 'node1' &&
+        o.metadata.finalizers?.includes('vipwarden.io/release')
+        ? o
+        : undefined;
     }, 'web Active with the finalizer (status patch and finalizer patch allowed)');
-    expect(web.status).toMatchObject({ holder: 'node1', observedGeneration: 1, nodes: [{ name: 'node1', live: true, healthy: true }] });
+    expect(web.status).toMatchObject({
+      holder: 'node1',
+      observedGeneration: 1,
+      nodes: [{ name: 'node1', live: true, healthy: true }],
+    });
     expect(web.status?.epoch).toBeGreaterThan(0);
-    expect(web.status?.conditions?.map((c) => [c.type, c.status])).toEqual([['Accepted', 'True'], ['Ready', 'True']]);
-    const assigned = await waitFor(async () => (await events('web')).find((e) => e.reason === 'Assigned'), 'the Assigned Event (events create allowed)');
+    expect(web.status?.conditions?.map((c) => [c.type, c.status])).toEqual([
+      ['Accepted', 'True'],
+      ['Ready', 'True'],
+    ]);
+    const assigned = await waitFor(
+      async () => (await events('web')).find((e) => e.reason === 'Assigned'),
+      'the Assigned Event (events create allowed)',
+    );
     expect(assigned.message).toMatch(/VIPs assigned to node1 \(initial/);
-    await waitFor(async () => ((await fg('web'))?.status?.lastTransition?.to === 'node1' ? true : undefined), 'lastTransition in status');
+    await waitFor(
+      async () => ((await fg('web'))?.status?.lastTransition?.to === 'node1' ? true : undefined),
+      'lastTransition in status',
+    );
 
     // A later group claiming the same VIP is rejected; the earlier one keeps it.
     await new Promise((r) => setTimeout(r, 1100)); // creationTimestamp has second resolution
@@ -188,16 +269,29 @@ test('the controller, as its ServiceAccount: finalizer, status, Events, a reject
       const o = await fg('web-copy');
       return o?.status?.phase === 'Invalid' ? o : undefined;
     }, 'web-copy rejected');
-    expect(copy.status?.conditions?.find((c) => c.type === 'Accepted')).toMatchObject({ status: 'False', reason: 'VIPConflict', message: expect.stringMatching(/198\.18\.0\.100 is already claimed by group web/) });
+    expect(copy.status?.conditions?.find((c) => c.type === 'Accepted')).toMatchObject({
+      status: 'False',
+      reason: 'VIPConflict',
+      message: expect.stringMatching(/198\.18\.0\.100 is already claimed by group web/),
+    });
     expect(copy.status?.holder).toBeUndefined();
     expect((await fg('web'))?.status).toMatchObject({ phase: 'Active', holder: 'node1' });
-    await waitFor(async () => (await events('web-copy')).find((e) => e.reason === 'Rejected' && e.type === 'Warning'), 'the Rejected Event');
+    await waitFor(
+      async () => (await events('web-copy')).find((e) => e.reason === 'Rejected' && e.type === 'Warning'),
+      'the Rejected Event',
+    );
 
     // Deleting web: the finalizer holds the object until node1 has released and the assignment is gone.
     await env().kubectl(['delete', 'fg', 'web', '--wait=false']);
-    await waitFor(async () => ((await fg('web')) === undefined ? true : undefined), 'web gone (finalizer removed after the release)');
+    await waitFor(
+      async () => ((await fg('web')) === undefined ? true : undefined),
+      'web gone (finalizer removed after the release)',
+    );
     expect(await client!.get(keys.assignment('web')).string()).toBeNull();
-    const released = await waitFor(async () => (await events('web')).find((e) => e.reason === 'Released'), 'the Released Event');
+    const released = await waitFor(
+      async () => (await events('web')).find((e) => e.reason === 'Released'),
+      'the Released Event',
+    );
     expect(released.message).toMatch(/released by node1/);
 
     // With web gone, web-copy is accepted and placed.
@@ -213,5 +307,7 @@ test('the controller, as its ServiceAccount: finalizer, status, Events, a reject
   // Nothing the controller tried was refused.
   const text = readFileSync(log, 'utf8');
   expect(text).not.toMatch(/forbidden|Forbidden|HTTP 403/);
-  expect(text).not.toMatch(/status update failed|could not publish the event|could not add the finalizer|finalize failed/);
+  expect(text).not.toMatch(
+    /status update failed|could not publish the event|could not add the finalizer|finalize failed/,
+  );
 }, 120_000);

@@ -38,7 +38,13 @@ describe('netns testbed', () => {
     tb = await createTestbed({ name: 'itest', nodes: 3, ipv6: true });
     nginx = await Promise.all(tb.nodes.map((n) => startNginx(must(tb, 'testbed'), n)));
     sampler = await startSampler(tb, { periodMs: 5, heartbeatMs: 250 });
-    probe = await startProbe(tb, { target: tb.vip(0), port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 50_000 });
+    probe = await startProbe(tb, {
+      target: tb.vip(0),
+      port: 80,
+      intervalMs: 10,
+      timeoutMs: 100,
+      maxDurationMs: 50_000,
+    });
   });
 
   afterAll(async () => {
