@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderEvents, renderStatus } from '../cli/main.js';
-import { startCluster, webGroup, type Cluster } from '../test/harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from './testbed/cluster.js';
 import { installSignalHandlers, monoMs, outageAround, requireRoot, startProbe, startSampler } from './testbed/index.js';
 
 const say = (s = '') => console.log(s);

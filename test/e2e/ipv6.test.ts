@@ -4,7 +4,7 @@
 // advertisement it would go on sending to the old node's MAC address: the second test shows exactly that, with
 // the helper turned off.
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { realExec } from '../../common/exec.js';
 import { buildNdsend } from '../../node-agent/ndsend.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
-import { REPO, startCluster, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, type Cluster } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
 import { DEPLOY_DIR, waitFor } from '../integration/kube-helpers.js';
 

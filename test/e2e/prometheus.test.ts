@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { stringify as toYaml } from 'yaml';
 import { freePorts, requireRoot, type ProcHandle } from '../../hack/testbed/index.js';
-import { REPO, startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 
 jest.setTimeout(180_000);
 

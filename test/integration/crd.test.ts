@@ -5,7 +5,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseFailoverGroup } from '../../crds/failovergroup.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
 import { applyCrd, waitFor } from './kube-helpers.js';
 

@@ -1,6 +1,6 @@
 // Small helpers shared by the Kubernetes integration and e2e tests (on top of test/harness/kube.ts).
 import { join } from 'node:path';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import type { KubeEnv } from '../harness/kube.js';
 
 export const CRD_FILE = join(REPO, 'crds', 'failovergroup.crd.yaml');

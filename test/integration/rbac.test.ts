@@ -11,7 +11,7 @@ import { parseAllDocuments, stringify as toYaml } from 'yaml';
 import { connectEtcd } from '../../common/etcd.js';
 import { AssignmentRecord, decode, GroupRecord, Keys } from '../../common/keyspace.js';
 import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
-import { DIST, requireBuilt } from '../harness/cluster.js';
+import { DIST, requireBuilt } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
 import { DEPLOY_DIR, waitFor } from './kube-helpers.js';
