@@ -28,11 +28,6 @@ async function main(): Promise<void> {
     const path = c.applyGroup(
       webGroup({
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
       }),
     );
     say(readFileSync(path, 'utf8').replace(/^/gm, '    '));

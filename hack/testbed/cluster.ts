@@ -78,10 +78,18 @@ export function requireBuilt(): void {
 }
 
 /** A FailoverGroup document for the testbed: one VIP (or several), nginx check, candidates with priorities. */
+/** node1 > node2 > node3: the candidates most tests and the demo use. */
+export const THREE_NODES: [string, number][] = [
+  ['node1', 100],
+  ['node2', 90],
+  ['node3', 80],
+];
+
 export function webGroup(opts: {
   name?: string;
   vips: string[];
-  nodes: [string, number][];
+  /** [name, priority]; default THREE_NODES. */
+  nodes?: [string, number][];
   failback?: 'auto' | 'manual';
   intervalMs?: number;
   fall?: number;
@@ -96,7 +104,7 @@ export function webGroup(opts: {
     metadata: { name: opts.name ?? 'web' },
     spec: {
       vips: opts.vips.map((address) => ({ address })),
-      nodes: opts.nodes.map(([name, priority]) => ({ name, priority })),
+      nodes: (opts.nodes ?? THREE_NODES).map(([name, priority]) => ({ name, priority })),
       checks: opts.checks ?? [
         {
           name: 'nginx',

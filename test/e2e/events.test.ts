@@ -23,11 +23,6 @@ useE2eCluster({ name: 'events', nodes: 3, controller: { eventsPerGroup: KEEP } }
   c.applyGroup(
     webGroup({
       vips: [`${vip}/24`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-        ['node3', 80],
-      ],
     }),
   );
   await sampler.waitForHolder(vip, 'node1', 30_000);

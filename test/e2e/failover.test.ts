@@ -36,11 +36,6 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
     c.applyGroup(
       webGroup({
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
         failback: opts.failback ?? 'auto',
       }),
     );

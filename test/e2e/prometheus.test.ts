@@ -121,11 +121,6 @@ describe('metrics on the netns testbed', () => {
     cl.applyGroup(
       webGroup({
         vips: [`${cl.tb.vip(0)}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
       }),
     );
     await until('node1 to hold web', 60_000, async () => ((await cl.holderOf('web')) === 'node1' ? true : undefined));

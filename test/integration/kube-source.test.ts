@@ -11,9 +11,10 @@ import { realClock } from '../../common/clock.js';
 import { silentLogger } from '../../common/log.js';
 import { KubernetesSource, loadKubeConfig } from '../../controller/sources/kubernetes.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { applyCrd, waitFor } from './kube-helpers.js';
+import { applyCrd, kubeSlot, waitFor } from './kube-helpers.js';
 
-let kube: KubeEnv | undefined;
+const slot = kubeSlot();
+const env = (): KubeEnv => slot.get();
 let proxy: Proxy | undefined;
 const ac = new AbortController();
 
@@ -57,22 +58,15 @@ async function startProxy(target: { host: string; port: number }): Promise<Proxy
   return { port, cut, restore: listen, close: cut };
 }
 
-function env(): KubeEnv {
-  if (!kube) throw new Error('the Kubernetes environment did not start (see the beforeAll error above)');
-  return kube;
-}
-
 beforeAll(async () => {
-  if (process.getuid?.() !== 0)
-    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
-  kube = await startKube({ extraApiserverArgs: ['--watch-cache=false'] });
+  const kube = await slot.start(() => startKube({ extraApiserverArgs: ['--watch-cache=false'] }));
   await applyCrd(kube);
 }, 30 * 60_000);
 
 afterAll(async () => {
   ac.abort();
   await proxy?.close();
-  await kube?.stop();
+  await slot.stop();
 }, 60_000);
 
 const group = (name: string) =>
