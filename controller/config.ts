@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { formatPath } from '../crds/failovergroup.js';
 
@@ -13,8 +14,13 @@ export const ControllerConfigSchema = z
       .object({
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+        ...etcdConnectionFields,
       })
-      .strict(),
+      .strict()
+      .superRefine((e, ctx) => {
+        const issue = etcdConnectionIssue(e);
+        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
+      }),
     source: z.union([
       z.object({ directory: z.string().startsWith('/') }).strict(),
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),

@@ -1,6 +1,6 @@
-// vipwarden-controller --config /etc/vipwarden/controller.yaml [--log-level debug]
+// vipwarden-controller --config /etc/vipwarden/controller.yaml [--log-level debug] [--allow-unsupported-etcd]
 import { realClock } from '../common/clock.js';
-import { connectEtcd } from '../common/etcd.js';
+import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config.js';
 import { Controller } from './controller.js';
@@ -16,7 +16,12 @@ function arg(name: string): string | undefined {
 async function main(): Promise<void> {
   const config = await loadControllerConfig(arg('--config') ?? '/etc/vipwarden/controller.yaml');
   const log = createLogger({ name: 'vipwarden-controller', level: arg('--log-level') ?? config.logLevel });
-  const client = connectEtcd({ endpoints: config.etcd.endpoints });
+  // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
+  await checkEtcdVersion(config.etcd, log, {
+    minimumVersion: config.etcd.minimumVersion,
+    allowUnsupportedVersion: config.etcd.allowUnsupportedVersion || process.argv.includes('--allow-unsupported-etcd'),
+  });
+  const client = connectEtcd(config.etcd);
   const extras = await controllerExtras({ config, log });
   let source: GroupSource;
   let status: StatusSink | undefined;

@@ -1,8 +1,8 @@
-// vipwarden-agent --config /etc/vipwarden/agent.yaml [--log-level debug]
+// vipwarden-agent --config /etc/vipwarden/agent.yaml [--log-level debug] [--allow-unsupported-etcd]
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { realClock } from '../common/clock.js';
-import { connectEtcd } from '../common/etcd.js';
+import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
 import { Agent } from './agent.js';
@@ -36,7 +36,12 @@ async function main(): Promise<void> {
     level: arg('--log-level') ?? config.logLevel,
     base: { node: config.node },
   });
-  const client = connectEtcd({ endpoints: config.etcd.endpoints });
+  // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
+  await checkEtcdVersion(config.etcd, log, {
+    minimumVersion: config.etcd.minimumVersion,
+    allowUnsupportedVersion: config.etcd.allowUnsupportedVersion || process.argv.includes('--allow-unsupported-etcd'),
+  });
+  const client = connectEtcd(config.etcd);
   const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { etcdBinaries, type EtcdBinaries } from '../etcd/binaries.js';
 import { ETCD_DIR_PREFIX } from './names.js';
 import { type ProcHandle, spawnLogged } from './proc.js';
 import { onExitCleanup } from './registry.js';
@@ -26,6 +27,11 @@ export interface StartEtcdOptions {
   startTimeoutMs?: number;
 }
 
+export interface EtcdClientConfig {
+  endpoints: string[];
+  tls?: { ca: string; cert: string; key: string };
+}
+
 export interface EtcdMember {
   name: string;
   clientPort: number;
@@ -43,9 +49,17 @@ export interface EtcdCluster {
   readonly endpoints: string[];
   /** Client URLs on another of the listen addresses (host or one of extraHosts). */
   endpointsFor(host: string): string[];
+  /**
+   * What a component needs to connect (the `etcd` section of agent.yaml/controller.yaml minus the prefix, and what
+   * connectEtcd takes): endpoints on `host` (default the cluster's host) and, with TLS, the CA and a client
+   * certificate for `user` (default root).
+   */
+  clientConfig(opts?: { user?: string; host?: string }): EtcdClientConfig;
   readonly members: readonly EtcdMember[];
   /** Root dir on tmpfs holding every member's data dir and log. */
   readonly dir: string;
+  /** The etcd and etcdctl this cluster runs (hack/etcd/build.sh), and their version. */
+  readonly binaries: EtcdBinaries;
   /** Kills every member, removes the data. Idempotent. */
   stop(): Promise<void>;
   /** Kills member i (0-based), SIGKILL by default (SIGSTOP to freeze it). */
@@ -140,6 +154,8 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   validMs(opts.electionMs, 'electionMs');
   if (opts.netns) assertNetnsName(opts.netns);
   const hosts = [host, ...extra.filter((h) => h !== host)];
+  // The pinned etcd build (hack/etcd/build.sh), not the distribution's: older etcd has lease bugs.
+  const bins = etcdBinaries();
   const id = `${process.pid}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const dir = `${ETCD_DIR_PREFIX}${id}`;
   mkdirSync(dir, { recursive: true });
@@ -157,7 +173,7 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     const m = members[i] as EtcdMember;
     const cluster = members.map((x) => `${x.name}=http://${urlHost(host)}:${x.peerPort}`).join(',');
     return [
-      'etcd',
+      bins.etcd,
       `--name=${m.name}`,
       `--data-dir=${m.dataDir}`,
       `--listen-client-urls=${hosts.map((h) => `http://${urlHost(h)}:${m.clientPort}`).join(',')}`,
@@ -187,7 +203,7 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     const eps = idx.map((i) => (members[i] as EtcdMember).endpoint);
     const r = await run(
       inNetns(opts.netns, [
-        'etcdctl',
+        bins.etcdctl,
         `--endpoints=${eps.join(',')}`,
         '--dial-timeout=1s',
         '--command-timeout=2s',
@@ -269,6 +285,10 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     throw lastErr;
   }
 
+  function endpointsFor(h: string): string[] {
+    if (!hosts.includes(h)) throw new Error(`etcd does not listen on ${h} (listens on ${hosts.join(', ')})`);
+    return members.map((m) => `http://${urlHost(h)}:${m.clientPort}`);
+  }
   const member = (i: number): EtcdMember => {
     const m = members[i];
     if (!m) throw new Error(`etcd: no member ${i} (cluster has ${members.length})`);
@@ -276,12 +296,13 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   };
   return {
     endpoints: members.map((m) => m.endpoint),
-    endpointsFor(h: string) {
-      if (!hosts.includes(h)) throw new Error(`etcd does not listen on ${h} (listens on ${hosts.join(', ')})`);
-      return members.map((m) => `http://${urlHost(h)}:${m.clientPort}`);
+    endpointsFor,
+    clientConfig(o = {}) {
+      return { endpoints: o.host === undefined ? members.map((m) => m.endpoint) : endpointsFor(o.host) };
     },
     members,
     dir,
+    binaries: bins,
     stop,
     healthy,
     async kill(i, signal = 'SIGKILL') {

@@ -75,7 +75,7 @@ describe('startEtcd', () => {
       expect(inner[0]).toBe(`http://${tb.bridgeIp}:${c.members[0]?.clientPort}`);
       expect(await putGet(c.endpoints, 'from-root')).toBe('value-of-from-root');
       const r = await tb.exec('node1', [
-        'etcdctl',
+        c.binaries.etcdctl,
         `--endpoints=${inner.join(',')}`,
         '--dial-timeout=2s',
         'get',
