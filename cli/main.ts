@@ -5,6 +5,8 @@
 //   vipwarden move <group> --unpin      give the choice back to priorities
 //   vipwarden drain <node> / undrain <node>
 // Options: --etcd URL[,URL] (or VIPWARDEN_ETCD), --prefix /vipwarden/ (or VIPWARDEN_PREFIX), --timeout ms
+//   TLS: --etcd-ca, --etcd-cert, --etcd-key FILE (or VIPWARDEN_ETCD_CA, _CERT, _KEY); user and password instead of a
+//   client certificate: --etcd-auth-file FILE holding "user:password" (or VIPWARDEN_ETCD_AUTH_FILE)
 import type { Etcd3 } from 'etcd3';
 import { connectEtcd } from '../common/etcd.js';
 import { isResourceName } from '../common/ip.js';
@@ -35,6 +37,8 @@ export interface Options {
   timeoutMs: number;
   positional: string[];
   unpin: boolean;
+  tls?: { ca: string; cert?: string; key?: string };
+  auth?: { file: string };
 }
 
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
@@ -46,6 +50,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
     positional: [],
     unpin: false,
   };
+  let ca = env.VIPWARDEN_ETCD_CA;
+  let cert = env.VIPWARDEN_ETCD_CERT;
+  let key = env.VIPWARDEN_ETCD_KEY;
+  let authFile = env.VIPWARDEN_ETCD_AUTH_FILE;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = () => {
@@ -54,6 +62,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
       return v;
     };
     if (a === '--etcd') o.etcd = next().split(',');
+    else if (a === '--etcd-ca') ca = next();
+    else if (a === '--etcd-cert') cert = next();
+    else if (a === '--etcd-key') key = next();
+    else if (a === '--etcd-auth-file') authFile = next();
     else if (a === '--prefix') o.prefix = next();
     else if (a === '-o' || a === '--output') {
       const v = next();
@@ -79,6 +91,16 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
       throw new UsageError(`etcd endpoint "${e}" is not an http(s)://host:port URL (--etcd or VIPWARDEN_ETCD)`);
     }
   }
+  if ((cert === undefined) !== (key === undefined))
+    throw new UsageError('--etcd-cert and --etcd-key go together (or VIPWARDEN_ETCD_CERT and VIPWARDEN_ETCD_KEY)');
+  if (cert !== undefined && ca === undefined)
+    throw new UsageError('a client certificate needs the CA too: --etcd-ca (or VIPWARDEN_ETCD_CA)');
+  if (ca !== undefined) {
+    o.tls = { ca, ...(cert !== undefined && key !== undefined ? { cert, key } : {}) };
+    if (o.etcd.some((e) => !e.startsWith('https://')))
+      throw new UsageError('TLS (--etcd-ca) needs https:// endpoints (--etcd or VIPWARDEN_ETCD)');
+  }
+  if (authFile !== undefined) o.auth = { file: authFile };
   if (!o.prefix.startsWith('/'))
     throw new UsageError(`etcd prefix "${o.prefix}" must start with "/" (--prefix or VIPWARDEN_PREFIX)`);
   return o;
@@ -110,10 +132,18 @@ const USAGE = `usage: vipwarden <command> [options]
   move <group> <node>         pin a group to a node (planned move)
   move <group> --unpin        let priorities choose again
   drain <node> | undrain <node>
-options: --etcd URL[,URL] (VIPWARDEN_ETCD), --prefix P (VIPWARDEN_PREFIX), --timeout MS`;
+options: --etcd URL[,URL] (VIPWARDEN_ETCD), --prefix P (VIPWARDEN_PREFIX), --timeout MS
+  --etcd-ca FILE, --etcd-cert FILE, --etcd-key FILE (VIPWARDEN_ETCD_CA, _CERT, _KEY)
+  --etcd-auth-file FILE holding "user:password" (VIPWARDEN_ETCD_AUTH_FILE)`;
 
 async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): Promise<T> {
-  const client = connectEtcd({ endpoints: o.etcd, timeoutMs: o.timeoutMs, dialTimeoutMs: o.timeoutMs });
+  const client = connectEtcd({
+    endpoints: o.etcd,
+    timeoutMs: o.timeoutMs,
+    dialTimeoutMs: o.timeoutMs,
+    tls: o.tls,
+    auth: o.auth,
+  });
   try {
     return await fn(client, new Keys(o.prefix));
   } catch (err) {

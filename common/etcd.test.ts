@@ -65,3 +65,53 @@ describe('etcd connection settings', () => {
     expect(etcdConnectionIssue({ endpoints: ['http://a:1', 'https://b:2'] })).toMatch(/mix/);
   });
 });
+
+describe('etcd settings in agent.yaml and controller.yaml', () => {
+  const base = { node: 'node1' };
+  test('tls and auth parse, and are checked', async () => {
+    const { parseAgentConfig } = await import('../node-agent/config.js');
+    const { parseControllerConfig } = await import('../controller/config.js');
+    const tls = { ca: '/etc/vipwarden/ca.pem', cert: '/etc/vipwarden/node1.pem', key: '/etc/vipwarden/node1.key' };
+    const a = parseAgentConfig({ ...base, etcd: { endpoints: ['https://10.0.0.1:2379'], tls } });
+    expect(a.etcd.tls).toEqual(tls);
+    expect(a.etcd.allowUnsupportedVersion).toBe(false);
+    const c = parseControllerConfig({
+      etcd: {
+        endpoints: ['https://10.0.0.1:2379'],
+        tls: { ca: '/ca.pem' },
+        auth: { file: '/etc/vipwarden/etcd-auth' },
+      },
+      source: { directory: '/groups' },
+    });
+    expect(c.etcd.auth).toEqual({ file: '/etc/vipwarden/etcd-auth' });
+    expect(() => parseAgentConfig({ ...base, etcd: { endpoints: ['http://10.0.0.1:2379'], tls } })).toThrow(
+      /etcd\.endpoints: tls needs https:\/\/ endpoints/,
+    );
+    expect(() =>
+      parseAgentConfig({ ...base, etcd: { endpoints: ['https://a:1'], tls: { ca: '/ca', cert: '/c' } } }),
+    ).toThrow(/cert and key go together/);
+    expect(() => parseAgentConfig({ ...base, etcd: { endpoints: ['https://a:1'], tls: { ca: 'ca.pem' } } })).toThrow(
+      /etcd\.tls\.ca: must be an absolute path/,
+    );
+    expect(() => parseAgentConfig({ ...base, etcd: { endpoints: ['https://a:1'], minimumVersion: '3.6' } })).toThrow(
+      /minimumVersion/,
+    );
+  });
+
+  test('the auth file holds user:password', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readEtcdAuthFile } = await import('./etcd.js');
+    const d = mkdtempSync(join(tmpdir(), 'vw-auth-'));
+    try {
+      writeFileSync(join(d, 'ok'), '\nalice:pa:ss\n');
+      expect(readEtcdAuthFile(join(d, 'ok'))).toEqual({ username: 'alice', password: 'pa:ss' });
+      writeFileSync(join(d, 'bad'), 'alice\n');
+      expect(() => readEtcdAuthFile(join(d, 'bad'))).toThrow(/expected one line "user:password"/);
+      expect(() => readEtcdAuthFile(join(d, 'missing'))).toThrow(/ENOENT/);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
