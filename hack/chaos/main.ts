@@ -3,8 +3,10 @@
 // groups and both profiles, with the sampler and the client probes running throughout.
 //
 //   node dist/hack/chaos/main.js [--iterations N] [--seed S] [--profile default|fast|both] [--max-minutes M]
-//        [--kinds agent-kill,...] [--out DIR]
+//        [--kinds agent-kill,...] [--out DIR] [--kernel-slack-ms MS]
 //
+// --kernel-slack-ms overrides the controller's kernelSlackMs (default: derived, common/kernel-lifetime.ts), to show
+// what a smaller Safety-3 wait does (400 ms, the old default, puts VIPs on two nodes with the fast profile).
 // Prints dual-holder time (must be 0), outages per fault kind, any iteration that did not converge (its logs are
 // kept under DIR, default chaos-results/), and the seed. Exits 1 unless every iteration converged with 0 ms dual.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { chaosPassed, formatReport } from './report.js';
 import { runChaos, type ChaosProfile, type ChaosResult } from './run.js';
 
 const USAGE = `usage: chaos [--iterations N] [--seed S] [--profile default|fast|both] [--max-minutes M]
-             [--kinds ${FAULT_KINDS.join(',')}] [--out DIR]`;
+             [--kinds ${FAULT_KINDS.join(',')}] [--out DIR] [--kernel-slack-ms MS]`;
 
 function int(raw: string | undefined, def: number, min: number, max: number, what: string): number {
   if (raw === undefined) return def;
@@ -36,6 +38,7 @@ async function main(): Promise<number> {
       'max-minutes': { type: 'string' },
       kinds: { type: 'string' },
       out: { type: 'string' },
+      'kernel-slack-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -56,6 +59,8 @@ async function main(): Promise<number> {
         return k as FaultKind;
       })
     : undefined;
+  const slack = values['kernel-slack-ms'];
+  const controller = slack === undefined ? undefined : { kernelSlackMs: int(slack, 0, 0, 10_000, '--kernel-slack-ms') };
   const outDir = resolve(values.out ?? 'chaos-results');
   requireRoot('npm run chaos');
   installSignalHandlers();
@@ -70,7 +75,17 @@ async function main(): Promise<number> {
     // Share the time bound: each profile gets its part of what is left.
     const left = start + maxMinutes * 60_000 - monoMs();
     const deadline = monoMs() + left / (profiles.length - n);
-    results.push(await runChaos({ profile, iterations, seed, deadline, outDir, ...(kinds ? { kinds } : {}) }));
+    results.push(
+      await runChaos({
+        profile,
+        iterations,
+        seed,
+        deadline,
+        outDir,
+        ...(kinds ? { kinds } : {}),
+        ...(controller ? { controller } : {}),
+      }),
+    );
   }
   const report = formatReport(results);
   console.log(`\n${report}`);

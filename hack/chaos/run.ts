@@ -36,6 +36,8 @@ export interface ChaosOptions {
   /** How long to wait for convergence after an undo. */
   convergeTimeoutMs?: number;
   log?: (msg: string) => void;
+  /** Merged into controller.yaml (e.g. kernelSlackMs, to show what a smaller Safety-3 wait does). */
+  controller?: Record<string, unknown>;
 }
 
 export interface IterationResult {
@@ -133,7 +135,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       etcdHeartbeatMs: p.etcdHeartbeatMs,
       etcdElectionMs: p.etcdElectionMs,
       agent: p.agent,
-      controller: p.controller,
+      controller: { ...p.controller, ...(o.controller ?? {}) },
       controllerReplicas: 2,
       logLevel: 'info',
     });
