@@ -71,6 +71,8 @@ export interface ChaosEnv {
   s: Subject;
   st: FaultState;
   layout: Layout;
+  /** Processes the supervisor must leave down (`controller-<i>`, `agent-<node>`): a fault holds them down. */
+  held: Set<string>;
   /** Rewrites one group's spec with the given VIPs. */
   writeGroup(name: string, vips: string[]): void;
   log(msg: string): void;
@@ -216,6 +218,7 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
       let i = await c.leaderIndex().catch(() => -1);
       if (i < 0) i = 0;
       const p = c.controllers[i];
+      env.held.add(`controller-${i}`);
       p?.kill('SIGKILL');
       return {
         kind,
@@ -223,7 +226,11 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
         churn,
         undo: async () => {
           if (p) await withTimeout(p.done, 5000, undefined);
-          c.startController(i);
+          try {
+            if (c.controllers[i]?.exited) c.startController(i);
+          } finally {
+            env.held.delete(`controller-${i}`);
+          }
         },
       };
     }
@@ -269,5 +276,63 @@ export async function healAll(env: ChaosEnv): Promise<void> {
     }
   }
   await healNode(env.s, env.st);
-  for (let i = 0; i < c.controllers.length; i++) if (c.controllers[i]?.exited) c.startController(i);
+  for (let i = 0; i < c.controllers.length; i++) {
+    try {
+      if (c.controllers[i]?.exited) c.startController(i);
+    } catch {
+      // the supervisor started it meanwhile
+    }
+  }
+  env.held.clear();
+}
+
+/**
+ * Restarts a controller or agent that exited on its own once it has been down for 1 s, as systemd
+ * (Restart=always, RestartSec=1) or a Deployment/DaemonSet would: a controller exits when it loses leadership, by
+ * design. Each restart is reported; an agent is left alone while a fault holds its node down.
+ */
+export function startSupervisor(env: ChaosEnv, onRestart: (name: string) => void): () => void {
+  const { c } = env;
+  const downSince = new Map<string, number>();
+  let busy = false;
+  const due = (name: string, exited: boolean): boolean => {
+    if (!exited || env.held.has(name)) {
+      downSince.delete(name);
+      return false;
+    }
+    const since = downSince.get(name) ?? Date.now();
+    downSince.set(name, since);
+    if (Date.now() - since < 1000) return false;
+    downSince.delete(name);
+    return true;
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void (async () => {
+      for (let i = 0; i < c.controllers.length; i++) {
+        const name = `controller-${i}`;
+        if (due(name, c.controllers[i]?.exited ?? true)) {
+          try {
+            c.startController(i);
+            onRestart(name);
+          } catch {
+            // started meanwhile by an undo or heal
+          }
+        }
+      }
+      for (const n of c.tb.nodes) {
+        const name = `agent-${n.name}`;
+        const a = c.agents.get(n.name);
+        if (!env.st.isHealthy(n.name)) continue;
+        if (due(name, a?.exited ?? true)) {
+          await c.startAgent(n.name).catch(() => undefined);
+          onRestart(name);
+        }
+      }
+    })().finally(() => {
+      busy = false;
+    });
+  }, 250);
+  return () => clearInterval(timer);
 }

@@ -15,6 +15,7 @@ const it = (o: Partial<IterationResult>): IterationResult => ({
   outages: {},
   converged: true,
   convergeMs: 500,
+  restarts: [],
   ...o,
 });
 

@@ -10,6 +10,8 @@ export interface KindRow {
   outageP50: number | undefined;
   outageMax: number | undefined;
   notConverged: number;
+  /** Controllers/agents that exited on their own during these iterations (restarted by the supervisor). */
+  restarts: number;
 }
 
 export function rowsByKind(r: ChaosResult): KindRow[] {
@@ -27,6 +29,7 @@ export function rowsByKind(r: ChaosResult): KindRow[] {
         outageP50: s?.p50,
         outageMax: s?.max,
         notConverged: its.filter((x) => !x.converged).length,
+        restarts: its.reduce((a, x) => a + (x.restarts?.length ?? 0), 0),
       };
     });
 }
@@ -50,11 +53,11 @@ export function formatReport(results: readonly ChaosResult[]): string {
         (r.skipped ? `, ${r.skipped} skipped (time bound)` : '') +
         (r.setupError ? `, SETUP FAILED: ${r.setupError}` : ''),
     );
-    out.push('| fault kind | n | with churn | dual | outage p50 | outage max | not converged |');
-    out.push('|---|---|---|---|---|---|---|');
+    out.push('| fault kind | n | with churn | dual | outage p50 | outage max | not converged | unplanned restarts |');
+    out.push('|---|---|---|---|---|---|---|---|');
     for (const k of rowsByKind(r))
       out.push(
-        `| ${k.kind} | ${k.n} | ${k.withChurn} | ${k.dualMs} ms | ${formatMs(k.outageP50)} | ${formatMs(k.outageMax)} | ${k.notConverged} |`,
+        `| ${k.kind} | ${k.n} | ${k.withChurn} | ${k.dualMs} ms | ${formatMs(k.outageP50)} | ${formatMs(k.outageMax)} | ${k.notConverged} | ${k.restarts} |`,
       );
     const bad = r.iterations.filter((x) => x.dualMs > 0 || !x.converged || x.error);
     for (const x of bad)

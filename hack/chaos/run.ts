@@ -18,6 +18,7 @@ import {
   type ChaosGroup,
   type FaultKind,
   type Layout,
+  startSupervisor,
 } from './faults.js';
 
 export type ChaosProfile = 'default' | 'fast';
@@ -53,6 +54,8 @@ export interface IterationResult {
   outages: Record<string, number>;
   converged: boolean;
   convergeMs: number;
+  /** Controllers and agents that exited on their own and were restarted by the supervisor during the iteration. */
+  restarts: string[];
   error?: string;
   logsKept?: string;
 }
@@ -126,6 +129,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let c: Cluster | undefined;
   let sampler: Sampler | undefined;
   const probes = new Map<string, Probe>();
+  let stopSupervisor: (() => void) | undefined;
   try {
     c = await startCluster({
       name: o.profile === 'default' ? 'chaos-d' : 'chaos-f',
@@ -178,10 +182,16 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       c: cl,
       s: subjectOf(cl, profileName, bare(layout.groups[0]!.vips[0]!)),
       st: new FaultState(),
+      held: new Set(),
       layout,
       writeGroup,
       log,
     };
+    const restarts: string[] = [];
+    stopSupervisor = startSupervisor(env, (name) => {
+      restarts.push(name);
+      log(`  supervisor: restarted ${name} (it exited on its own)`);
+    });
     if (!(await waitConverged(layout, sampler, probes, 60_000)))
       throw new Error('the cluster did not reach its initial layout within 60 s');
     log(`chaos ${o.profile}: cluster up (testbed ${cl.tb.id}, etcd ${cl.etcd.members.length} members), seed ${o.seed}`);
@@ -205,7 +215,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         outages: {},
         converged: false,
         convergeMs: 0,
+        restarts: [],
       };
+      const restartsBefore = restarts.length;
       try {
         const f = await injectFault(env, kind, rng);
         it = { ...it, target: f.target, churn: f.churn };
@@ -218,6 +230,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         it.error = String(err instanceof Error ? err.message : err);
       }
       const t1 = monoMs();
+      it.restarts = restarts.slice(restartsBefore);
       for (const v of layout.vipGroup.keys()) it.dualMs += sampler.overlaps(bare(v), { since: t0 }).totalMs;
       it.dualMs = Math.round(it.dualMs);
       for (const [name, probe] of probes) {
@@ -248,7 +261,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       log(
         `[${o.profile} ${i + 1}/${o.iterations}] ${kind}${it.churn ? '+churn' : ''} on ${it.target} for ${holdMs} ms: ` +
           `dual ${it.dualMs} ms, outage ${it.outageMs} ms, ${it.converged ? `converged in ${it.convergeMs} ms` : 'NOT CONVERGED'}` +
-          `${it.error ? `, error: ${it.error}` : ''}${it.logsKept ? `, logs in ${it.logsKept}` : ''}`,
+          `${it.restarts.length ? `, restarted ${it.restarts.join(' ')}` : ''}${it.error ? `, error: ${it.error}` : ''}${it.logsKept ? `, logs in ${it.logsKept}` : ''}`,
       );
     }
   } catch (err) {
@@ -260,6 +273,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       cpSync(c.tb.dir, join(dir, 'testbed'), { recursive: true, force: true });
     }
   } finally {
+    stopSupervisor?.();
     for (const pr of probes.values()) await pr.stop().catch(() => undefined);
     await sampler?.stop().catch(() => undefined);
     if (c) {
