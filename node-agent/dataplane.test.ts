@@ -1,5 +1,8 @@
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { silentLogger } from '../common/log.js';
 import { AddressManager, DeadlinePassedError, vipRef } from './addresses.js';
@@ -78,7 +81,10 @@ const okAll: Responder = (f) => {
   }
 };
 
-function harness(respond: Responder = okAll, opts: { timeoutMs?: number; restartDelayMs?: number } = {}) {
+function harness(
+  respond: Responder = okAll,
+  opts: { timeoutMs?: number; restartDelayMs?: number; mono?: () => number } = {},
+) {
   const helpers: FakeHelper[] = [];
   const dp = new Dataplane({
     spawn: () => {
@@ -89,6 +95,7 @@ function harness(respond: Responder = okAll, opts: { timeoutMs?: number; restart
     log: silentLogger(),
     timeoutMs: opts.timeoutMs ?? 1000,
     restartDelayMs: opts.restartDelayMs ?? 0,
+    ...(opts.mono ? { mono: opts.mono } : {}),
   });
   return { dp, helpers, last: () => helpers[helpers.length - 1]! };
 }
@@ -163,7 +170,7 @@ describe('Dataplane client', () => {
   });
 
   it('fails every request in flight at once when the helper dies, and restarts no sooner than the delay', async () => {
-    const { dp, helpers } = harness(() => undefined, { timeoutMs: 60_000, restartDelayMs: 40 });
+    const { dp, helpers } = harness(() => undefined, { timeoutMs: 60_000, restartDelayMs: 40, mono: () => 0 });
     const t0 = Date.now();
     const inFlight = [dp.ping(), dp.garp(v4, 10_000), dp.deleteAddress(v4)];
     await new Promise((r) => setImmediate(r));
@@ -207,6 +214,21 @@ describe('Dataplane client', () => {
 });
 
 describe('AddressManager over the helper', () => {
+  it('uses the helper built beside vw-before (what agent.ts passes), else the ip command path', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'vw-dp-'));
+    const exec = async () => ({ stdout: '', stderr: '', exitCode: 0 });
+    try {
+      expect(new AddressManager(exec, join(dir, 'vw-before')).dataplane).toBeUndefined();
+      await writeFile(join(dir, 'vipwarden-dataplane'), '#!/bin/sh\n', { mode: 0o755 });
+      const am = new AddressManager(exec, join(dir, 'vw-before'));
+      expect(am.dataplane).toBeInstanceOf(Dataplane);
+      expect(am.dataplane!.running).toBe(false); // started by the first request, not by the constructor
+      expect(new AddressManager(exec).dataplane).toBeUndefined();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('adds each address with the deadline, announcing new IPv4 addresses at once', async () => {
     const { dp, last } = harness();
     const am = new AddressManager(async () => ({ stdout: '', stderr: '', exitCode: 0 }), dp);
