@@ -77,19 +77,35 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The answer being built for the current request; written out in one piece. */
-static char out[1 << 18];
-static size_t outlen;
+/* The answer being built for the current request; written out in one piece. Grows for long lists. */
+static char *out;
+static size_t outlen, outcap;
 static int outfull;
 
 static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void emit(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(out + outlen, sizeof out - outlen, fmt, ap);
-  va_end(ap);
-  if (n < 0 || (size_t)n >= sizeof out - outlen) outfull = 1;
-  else outlen += (size_t)n;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + outlen, outcap - outlen, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      outfull = 1;
+      return;
+    }
+    if ((size_t)n < outcap - outlen) {
+      outlen += (size_t)n;
+      return;
+    }
+    char *bigger = outcap < (64u << 20) ? realloc(out, outcap * 2) : NULL;
+    if (!bigger) {
+      outfull = 1;
+      out[outlen] = '\0';
+      return;
+    }
+    out = bigger;
+    outcap *= 2;
+  }
 }
 
 /* Deadline: returns 1 (and writes the `expired` answer) when it has passed. */
@@ -574,6 +590,10 @@ int main(int argc, char **argv) {
     perror("vipwarden-dataplane: socket");
     return 1;
   }
+
+  outcap = 16384;
+  out = malloc(outcap);
+  if (!out) return 1;
 
   char line[MAX_LINE];
   while (fgets(line, sizeof line, stdin)) {

@@ -251,7 +251,7 @@ describe('vipwarden-dataplane in a namespace of its own', () => {
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     console.log(
       [
-        `medians of ${rounds} (machine under load, ms): dataplane request->ack ${med(ack).toFixed(3)}, request->first GARP ${med(garp).toFixed(3)}`,
+        `medians of ${rounds} (machine under load, ms): dataplane request->answer in Node ${med(ack).toFixed(3)}, request->first GARP on the wire (helper clock) ${med(garp).toFixed(3)}`,
         `spawn path: 'ip netns exec' alone ${med(base).toFixed(1)}; vw-before+ip -batch ${med(add).toFixed(1)} (${(med(add) - med(base)).toFixed(1)} without it); arping -c 1 -W 0.01 ${med(arping).toFixed(1)} (${(med(arping) - med(base)).toFixed(1)} without it)`,
       ].join('\n'),
     );
