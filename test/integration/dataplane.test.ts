@@ -258,6 +258,30 @@ describe('vipwarden-dataplane in a namespace of its own', () => {
     expect(med(garp)).toBeLessThan(med(add));
   });
 
+  test('killed under a request: the client notices at once, and the next request runs in a new helper', async () => {
+    const own = new Dataplane({ spawn: helperIn(A), log: silentLogger(), restartDelayMs: 0, timeoutMs: 30_000 });
+    const first = await own.ping();
+    const exits: unknown[] = [];
+    own.on('exit', (e) => exits.push(e));
+    const vip = vipRef('198.18.252.130/24', 'dp0');
+    const t0 = mono();
+    const inFlight = own.listAddresses();
+    process.kill(first, 'SIGKILL');
+    const settled = await Promise.allSettled([inFlight]);
+    // Either the list got out before the kill, or it failed at the exit; never after the 30 s timeout.
+    expect(mono() - t0).toBeLessThan(5000);
+    if (settled[0].status === 'rejected') expect(String(settled[0].reason)).toMatch(/exited \(SIGKILL\)/);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(exits).toEqual([{ code: null, signal: 'SIGKILL', expected: false }]);
+    const r = await own.addAddress(vip, { validLft: 5, deadlineMs: mono() + 2000 });
+    expect(r.created).toBe(true);
+    const second = await own.ping();
+    expect(second).not.toBe(first);
+    expect(own.starts).toBe(2);
+    expect(await own.deleteAddress(vip)).toBe(true);
+    own.close();
+  });
+
   test('the helper exits when its stdin closes', async () => {
     const own = new Dataplane({ spawn: helperIn(A), log: silentLogger() });
     const pid = await own.ping();
