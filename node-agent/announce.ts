@@ -49,6 +49,7 @@ const ANNOUNCE_DEADLINE_MS = 500;
 
 export class CommandAnnouncer implements Announcer {
   private warnedV6 = false;
+  private readonly sentOnAdd = new Map<string, number>();
   /** The data-path helper, when there is one; undefined: arping and sendNa. */
   readonly dataplane: Dataplane | undefined;
 
@@ -70,8 +71,13 @@ export class CommandAnnouncer implements Announcer {
       dataplane === null
         ? undefined
         : (dataplane ?? (isExecutable(nativeHelperPath()) ? sharedDataplane(nativeHelperPath()) : undefined));
-    // The helper's own first announcement after an add counts as sent too.
-    if (onSent) this.dataplane?.on('announced', (vip: VipRef, n: number) => onSent(vip, n));
+    // The helper's own first announcement after an add counts as sent too, reported with the first packet of the
+    // burst that follows: by then the metrics know the VIP's group (vipGroupResource runs after the add).
+    if (onSent)
+      this.dataplane?.on('announced', (vip: VipRef, n: number) => {
+        const k = `${vip.iface}|${vip.address}`;
+        this.sentOnAdd.set(k, (this.sentOnAdd.get(k) ?? 0) + n);
+      });
   }
 
   async send(vip: VipRef, count: number, signal?: AbortSignal): Promise<void> {
@@ -121,7 +127,10 @@ export class CommandAnnouncer implements Announcer {
         if (signal?.aborted) return;
         throw err;
       }
-      this.onSent?.(vip, vip.family === 4 ? 2 : 1);
+      const k = `${vip.iface}|${vip.address}`;
+      const before = this.sentOnAdd.get(k) ?? 0;
+      this.sentOnAdd.delete(k);
+      this.onSent?.(vip, (vip.family === 4 ? 2 : 1) + before);
     }
   }
 }

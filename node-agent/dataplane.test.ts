@@ -300,6 +300,20 @@ describe('CommandAnnouncer over the helper', () => {
     expect(noExec).not.toHaveBeenCalled();
   });
 
+  it("counts the helper's announcement on add with the first packet of the burst", async () => {
+    const { dp } = harness();
+    const sent: [string, number][] = [];
+    const a = new CommandAnnouncer(noExec, silentLogger(), undefined, (v, n) => sent.push([v.address, n]), dp);
+    const am = new AddressManager(noExec, dp);
+    await am.ensure([v4], 3, { deadlineMs: 5000 });
+    expect(sent).toEqual([]); // not yet: the metrics may not know the VIP's group before the acquire goes on
+    await a.send(v4, 2);
+    expect(sent).toEqual([
+      ['198.18.5.100', 4],
+      ['198.18.5.100', 2],
+    ]);
+  });
+
   it('stops a burst when aborted and hides the refusal of a send under way', async () => {
     const ac = new AbortController();
     const { dp, last } = harness((f) => {

@@ -36,7 +36,8 @@
  * It exits 0 when stdin closes (the agent is gone, or closed it), and is killed with SIGKILL when its parent dies
  * (PR_SET_PDEATHSIG). SIGINT, SIGTERM and SIGHUP are ignored: a terminal's Ctrl-C or systemd's stop signal to the
  * whole control group must not take the helper away while the agent is releasing its addresses on the way out.
- * Needs CAP_NET_ADMIN and CAP_NET_RAW.
+ * Needs CAP_NET_ADMIN (addresses) and CAP_NET_RAW (announcements; without it they fail with EPERM, and addresses
+ * still work).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -68,6 +69,7 @@
 
 static int nl = -1;     /* NETLINK_ROUTE, bound once */
 static int pkt = -1;    /* AF_PACKET SOCK_DGRAM, protocol 0: sends only, receives nothing */
+static int pkt_errno;   /* why there is no packet socket */
 static int ioc = -1;    /* for SIOCGIFHWADDR */
 static uint32_t seq = 1;
 
@@ -296,6 +298,7 @@ struct arp_pkt {
 
 /* Gratuitous ARP, request form then reply form (as arping -U and -U -P), broadcast. 0, -1 (expired) or errno. */
 static int send_garp(const char *ifname, unsigned ifindex, const struct addr *a, uint64_t deadline, uint64_t *sent) {
+  if (pkt < 0) return pkt_errno;
   unsigned char mac[6];
   int err = hwaddr(ifname, mac);
   if (err) return err;
@@ -584,9 +587,11 @@ int main(int argc, char **argv) {
   }
   struct timeval tv = {.tv_sec = 5}; /* never wait for the kernel forever */
   setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  /* Without CAP_NET_RAW there is no packet socket: addresses still work, each garp answers with the errno. */
   pkt = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (pkt < 0) pkt_errno = errno;
   ioc = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (pkt < 0 || ioc < 0) {
+  if (ioc < 0) {
     perror("vipwarden-dataplane: socket");
     return 1;
   }
