@@ -12,6 +12,8 @@ export interface Options {
   timeoutMs: number;
   positional: string[];
   unpin: boolean;
+  tls?: { ca: string; cert?: string; key?: string };
+  auth?: { file: string };
 }
 
 export const CLI_OPTIONS = {
@@ -21,6 +23,10 @@ export const CLI_OPTIONS = {
   timeout: { type: 'string' },
   unpin: { type: 'boolean' },
   node: { type: 'string' },
+  'etcd-ca': { type: 'string' },
+  'etcd-cert': { type: 'string' },
+  'etcd-key': { type: 'string' },
+  'etcd-auth-file': { type: 'string' },
 } as const;
 
 /** `--help` or `--version` anywhere, or the options and positionals (the command first). */
@@ -43,7 +49,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): Options {
 }
 
 function toOptions(
-  v: { etcd?: string; prefix?: string; output?: string; timeout?: string; unpin?: boolean },
+  v: {
+    etcd?: string;
+    prefix?: string;
+    output?: string;
+    timeout?: string;
+    unpin?: boolean;
+    'etcd-ca'?: string;
+    'etcd-cert'?: string;
+    'etcd-key'?: string;
+    'etcd-auth-file'?: string;
+  },
   positional: string[],
   env: NodeJS.ProcessEnv,
 ): Options {
@@ -75,6 +91,20 @@ function toOptions(
       throw new UsageError(`etcd endpoint "${e}" is not an http(s)://host:port URL (--etcd or VIPWARDEN_ETCD)`);
     }
   }
+  const ca = v['etcd-ca'] ?? env.VIPWARDEN_ETCD_CA;
+  const cert = v['etcd-cert'] ?? env.VIPWARDEN_ETCD_CERT;
+  const key = v['etcd-key'] ?? env.VIPWARDEN_ETCD_KEY;
+  const authFile = v['etcd-auth-file'] ?? env.VIPWARDEN_ETCD_AUTH_FILE;
+  if ((cert === undefined) !== (key === undefined))
+    throw new UsageError('--etcd-cert and --etcd-key go together (or VIPWARDEN_ETCD_CERT and VIPWARDEN_ETCD_KEY)');
+  if (cert !== undefined && ca === undefined)
+    throw new UsageError('a client certificate needs the CA too: --etcd-ca (or VIPWARDEN_ETCD_CA)');
+  if (ca !== undefined) {
+    o.tls = { ca, ...(cert !== undefined && key !== undefined ? { cert, key } : {}) };
+    if (o.etcd.some((e) => !e.startsWith('https://')))
+      throw new UsageError('TLS (--etcd-ca) needs https:// endpoints (--etcd or VIPWARDEN_ETCD)');
+  }
+  if (authFile !== undefined) o.auth = { file: authFile };
   if (!o.prefix.startsWith('/'))
     throw new UsageError(`etcd prefix "${o.prefix}" must start with "/" (--prefix or VIPWARDEN_PREFIX)`);
   return o;

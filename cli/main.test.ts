@@ -22,6 +22,21 @@ describe('parseArgs', () => {
     expect(o.prefix).toBe('/other/');
   });
 
+  it('takes TLS files and an auth file from options or the environment', () => {
+    const o = parseArgs(['--etcd', 'https://127.0.0.1:2379', '--etcd-cert', '/c.pem', '--etcd-key', '/k.pem'], {
+      VIPWARDEN_ETCD_CA: '/ca.pem',
+      VIPWARDEN_ETCD_AUTH_FILE: '/auth',
+    });
+    expect(o.tls).toEqual({ ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' });
+    expect(o.auth).toEqual({ file: '/auth' });
+    expect(parseArgs([], {}).tls).toBeUndefined();
+    expect(() => parseArgs(['--etcd-ca', '/ca.pem'], {})).toThrow(/needs https:\/\/ endpoints/);
+    expect(() => parseArgs(['--etcd', 'https://a:1', '--etcd-cert', '/c'], {})).toThrow(/go together/);
+    expect(() => parseArgs(['--etcd', 'https://a:1', '--etcd-cert', '/c', '--etcd-key', '/k'], {})).toThrow(
+      /needs the CA/,
+    );
+  });
+
   it('lets options win over the environment and collects positionals in order', () => {
     const o = parseArgs(
       [

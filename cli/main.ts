@@ -7,6 +7,8 @@
 //   vipwarden validate FILE...          FailoverGroups, agent and controller configs, offline
 // Options anywhere on the line: --etcd URL[,URL] (or VIPWARDEN_ETCD), --prefix /vipwarden/ (or VIPWARDEN_PREFIX),
 // --timeout ms; --help, --version.
+//   TLS: --etcd-ca, --etcd-cert, --etcd-key FILE (or VIPWARDEN_ETCD_CA, _CERT, _KEY); user and password instead of a
+//   client certificate: --etcd-auth-file FILE holding "user:password" (or VIPWARDEN_ETCD_AUTH_FILE)
 import type { Etcd3 } from 'etcd3';
 import { versionLine } from '../common/command-line.js';
 import { connectEtcd } from '../common/etcd.js';
@@ -51,10 +53,18 @@ const USAGE = `usage: vipwarden [options] <command> [options]
   drain <node> | undrain <node>
   validate FILE...            check FailoverGroups, agent and controller configs offline
 options: --etcd URL[,URL] (VIPWARDEN_ETCD), --prefix P (VIPWARDEN_PREFIX), --timeout MS, -o json|table,
-         --node NAME (validate: for an agent config without node:), --help, --version`;
+         --node NAME (validate: for an agent config without node:), --help, --version
+  --etcd-ca FILE, --etcd-cert FILE, --etcd-key FILE (VIPWARDEN_ETCD_CA, _CERT, _KEY)
+  --etcd-auth-file FILE holding "user:password" (VIPWARDEN_ETCD_AUTH_FILE)`;
 
 async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): Promise<T> {
-  const client = connectEtcd({ endpoints: o.etcd, timeoutMs: o.timeoutMs, dialTimeoutMs: o.timeoutMs });
+  const client = connectEtcd({
+    endpoints: o.etcd,
+    timeoutMs: o.timeoutMs,
+    dialTimeoutMs: o.timeoutMs,
+    tls: o.tls,
+    auth: o.auth,
+  });
   try {
     return await fn(client, new Keys(o.prefix));
   } catch (err) {

@@ -20,7 +20,7 @@ import {
 } from './index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** Repository root, whether running from test/harness (ts) or dist/test/harness (js). */
+/** Repository root, whether running from hack/testbed (ts) or dist/hack/testbed (js). */
 export const REPO = [resolve(here, '..', '..'), resolve(here, '..', '..', '..')].find((d) =>
   existsSync(join(d, 'package.json')),
 )!;
@@ -138,7 +138,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     });
     const prefix = '/vipwarden/';
     const keys = new Keys(prefix);
-    client = connectEtcd({ endpoints: etcd.endpoints });
+    client = connectEtcd(etcd.clientConfig());
     const groupsDir = join(tb.dir, 'groups');
     mkdirSync(groupsDir, { recursive: true });
     const agents = new Map<string, ProcHandle>();
@@ -148,7 +148,6 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ...(process.env as Record<string, string>),
       ...(opts.prettyLogs ? { VIPWARDEN_LOG_PRETTY: '1' } : {}),
     };
-    const nodeEndpoints = etcd.endpointsFor(tb.bridgeIp);
     const e = etcd;
     const c = client;
 
@@ -156,7 +155,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const writeAgentConfig = (node: string) => {
       const cfg = {
         node,
-        etcd: { endpoints: nodeEndpoints, prefix },
+        // Agents reach etcd over the bridge, each with a client certificate of its own (CN = node name).
+        etcd: { ...e.clientConfig({ user: node, host: tb.bridgeIp }), prefix },
         interface: 'eth0',
         stateDir: join(tb.dir, 'state'),
         logLevel: opts.logLevel ?? 'info',
@@ -185,7 +185,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         path,
         toYaml({
           id: `controller-${i}`,
-          etcd: { endpoints: e.endpoints, prefix },
+          etcd: { ...e.clientConfig({ user: `controller-${i}` }), prefix },
           source: { directory: groupsDir },
           logLevel: opts.logLevel ?? 'info',
           ...(opts.controller ?? {}),

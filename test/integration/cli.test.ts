@@ -60,8 +60,8 @@ const spec = {
 
 beforeAll(async () => {
   etcd = await startEtcd({ members: 1 });
-  client = connectEtcd({ endpoints: etcd.endpoints });
-  env = { VIPWARDEN_ETCD: etcd.endpoints.join(','), VIPWARDEN_PREFIX: PREFIX };
+  client = connectEtcd(etcd.clientConfig());
+  env = { ...etcd.cliEnv({ user: 'cli' }), VIPWARDEN_PREFIX: PREFIX };
 
   // What a running cluster leaves in etcd: node1 and node2 alive under leases, node3 gone; node1 holds web.
   const leases: Record<string, string> = {};
@@ -283,11 +283,11 @@ describe('vipwarden CLI on a real etcd', () => {
     const port = await closedPort();
     for (const argv of [['status'], ['events'], ['drain', 'node1'], ['move', 'web', '--unpin']]) {
       const t0 = Date.now();
-      const r = await cli(...argv, '--etcd', `http://127.0.0.1:${port}`, '--timeout', '2000');
+      const r = await cli(...argv, '--etcd', `https://127.0.0.1:${port}`, '--timeout', '2000');
       expect(r.code).toBe(1);
       expect(r.out).toBe('');
       expect(r.err).toBe(
-        `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
+        `vipwarden: cannot reach etcd at https://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
       );
       // Hang catcher only.
       expect(Date.now() - t0).toBeLessThan(20_000);
@@ -313,9 +313,12 @@ describe('vipwarden CLI on a real etcd', () => {
       `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
     );
 
-    const ok = await realExec([process.execPath, bin, 'status', '--etcd', etcd.endpoints[0]!, '--prefix', PREFIX], {
-      timeoutMs: 20_000,
-    });
+    const ok = await realExec(
+      [process.execPath, bin, 'status', ...etcd.cliFlags({ user: 'cli' }), '--prefix', PREFIX],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(ok.stdout.split('\n')[0]).toBe('leader: controller-0');
   });
 

@@ -47,7 +47,7 @@ beforeAll(async () => {
   await kube.kubectl(['wait', '--for=condition=Established', 'crd/failovergroups.vipwarden.io', '--timeout=60s']);
   saKubeconfig = await kube.createServiceAccountKubeconfig('vipwarden-system', 'vipwarden-controller');
   etcd = await startEtcd({ members: 1 });
-  client = connectEtcd({ endpoints: etcd.endpoints });
+  client = connectEtcd(etcd.clientConfig());
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -200,7 +200,7 @@ test('the controller, as its ServiceAccount: finalizer, status, Events, a reject
     path,
     toYaml({
       id: 'rbac-controller',
-      etcd: { endpoints: etcd!.endpoints, prefix: '/vipwarden/' },
+      etcd: { ...etcd!.clientConfig({ user: 'controller' }), prefix: '/vipwarden/' },
       source: { kubernetes: { kubeconfig: saKubeconfig } },
       settleMs: 500,
       logLevel: 'debug',
