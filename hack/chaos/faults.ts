@@ -181,7 +181,8 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
   // its interface 0.5-0.95 s later. Also with cuts: whatever ends the lease, churn must not keep the address.
   const churn = ['agent-kill', 'agent-stop', 'link-cut', 'etcd-cut'].includes(kind) && rng.next() < 0.5;
   let stopChurn: (() => Promise<void>) | undefined;
-  if (churn) stopChurn = startChurn(env, node, rng, rng.int(500, 950));
+  // The churn loop draws from its own generator: the main sequence must not depend on how long a fault lasts.
+  if (churn) stopChurn = startChurn(env, node, new Rng(rng.int(0, 2 ** 31)), rng.int(500, 950));
   const withChurn = (undo: () => Promise<void>) => async () => {
     await stopChurn?.();
     await undo();
@@ -235,7 +236,7 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
       };
     }
     case 'address-churn': {
-      const stop = startChurn(env, node, rng, rng.int(0, 400));
+      const stop = startChurn(env, node, new Rng(rng.int(0, 2 ** 31)), rng.int(0, 400));
       return { kind, target: node, churn: false, undo: stop };
     }
     case 'spec-move': {
