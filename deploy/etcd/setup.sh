@@ -87,7 +87,16 @@ for u in "${operators[@]}"; do user "${u}" vipwarden-operator; echo "etcd-setup:
 
 if [ "${enable}" = 1 ]; then
   user root root
-  idem auth enable >/dev/null || true
-  ctl auth status 2>/dev/null | grep -qiE 'Authentication Status: *true' || { echo "etcd-setup: authentication is not enabled" >&2; exit 1; }
-  echo "etcd-setup: authentication enabled" >&2
+  # A loaded or just-elected etcd may time a request out: try a few times, and say why it did not work.
+  why=""
+  for _ in 1 2 3 4 5; do
+    why="$(ctl auth enable 2>&1)" || true
+    if ctl auth status 2>/dev/null | grep -qiE 'Authentication Status: *true'; then
+      echo "etcd-setup: authentication enabled" >&2
+      exit 0
+    fi
+    sleep 1
+  done
+  echo "etcd-setup: authentication is not enabled: ${why}" >&2
+  exit 1
 fi
