@@ -367,7 +367,7 @@ export class Agent {
       .catch(() => undefined);
   }
 
-  /** released/<group>/<node> for an epoch, in one transaction with the health that explains it. */
+  /** released/<node>/<group> for an epoch, in one transaction with the health that explains it. */
   private async writeReleased(group: string, epoch: number, reason: string): Promise<void> {
     const lease = this.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');

@@ -21,7 +21,7 @@ export interface AgentView {
   held: ReadonlyMap<string, Held>;
   /** Epochs this process decided to let go of: never taken again. */
   letGo: ReadonlyMap<string, number>;
-  /** Epochs whose released/<group>/<node> key this process wrote. */
+  /** Epochs whose released/<node>/<group> key this process wrote. */
   acked: ReadonlyMap<string, number>;
   /** Highest epoch acted on per group: older assignments are ignored (Safety 4). */
   seen: ReadonlyMap<string, number>;

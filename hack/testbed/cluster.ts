@@ -8,6 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { collectStatus, type GroupStatus } from '../../cli/main.js';
 import { connectEtcd } from '../../common/etcd.js';
+import { setupEtcdRoles } from '../etcd/roles.js';
 import { decode, EventRecord, Keys } from '../../common/keyspace.js';
 import {
   createTestbed,
@@ -33,6 +34,11 @@ export interface ClusterOptions {
   etcdMembers?: 1 | 3;
   etcdHeartbeatMs?: number;
   etcdElectionMs?: number;
+  /**
+   * Least-privilege etcd users (deploy/etcd/setup.sh): each agent may write only its own keys, the controllers the
+   * rest, the CLI user "cli" is an operator. Default false. The harness's own client stays root.
+   */
+  etcdRoles?: boolean;
   /** Merged into every agent's config. */
   agent?: Record<string, unknown>;
   /** Per-node additions to the agent config. */
@@ -138,6 +144,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     });
     const prefix = '/vipwarden/';
     const keys = new Keys(prefix);
+    if (opts.etcdRoles) {
+      await setupEtcdRoles(etcd, {
+        prefix,
+        nodes: tb.nodes.map((x) => x.name),
+        controllers: Array.from({ length: Math.max(4, opts.controllerReplicas ?? 1) }, (_, i) => `controller-${i}`),
+        readers: ['reader'],
+        operators: ['cli'],
+      });
+    }
     client = connectEtcd(etcd.clientConfig());
     const groupsDir = join(tb.dir, 'groups');
     mkdirSync(groupsDir, { recursive: true });

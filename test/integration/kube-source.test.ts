@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { realClock } from '../../common/clock.js';
+import { connectEtcd } from '../../common/etcd.js';
 import { silentLogger } from '../../common/log.js';
 import { KubernetesSource, loadKubeConfig } from '../../controller/sources/kubernetes.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
@@ -119,7 +119,7 @@ test('the informer is started again after the connection is cut, and lists again
   await env().kubectl(['apply', '-f', '-'], { input: group('while-cut') });
   await env().kubectl(['patch', 'fg', 'watched', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   await env().kubectl(['delete', 'fg', 'watched']);
-  const etcd = new Etcd3({ hosts: env().etcdEndpoint });
+  const etcd = connectEtcd(env().etcdClient);
   try {
     const rev = (await etcd.get('/compact-marker').exec()).header.revision;
     await etcd.kv.compact({ revision: rev, physical: true });
