@@ -312,6 +312,10 @@ export async function startKeepalivedSubject(
       const k = kaOf(node);
       return k.proc !== undefined && !k.proc.exited;
     },
+    daemonPid: (node) => {
+      const k = kaOf(node);
+      return k.proc && !k.proc.exited ? k.proc.pid : undefined;
+    },
     startDaemon,
     async destroy() {
       for (const n of tb.nodes) {

@@ -4,7 +4,7 @@
 //
 //   node dist/hack/bench/main.js [--quick] [--iterations N] [--modes service,graceful,link,kill,freeze]
 //        [--profiles vipwarden-default,vipwarden-fast,keepalived-default,keepalived-tuned]
-//        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS]
+//        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS]
 //        [--scale-nodes 100] [--scale-groups 1000] [--scale-steady-ms MS]
 //
 // Writes DIR/results.json, DIR/failover.svg and DIR/summary.md (DIR defaults to bench-results/, git-ignored).
@@ -21,12 +21,15 @@ import {
   breakdownTable,
   chartSvg,
   checkTargets,
+  footprintTable,
+  footprintTargets,
   outageTable,
   stepsTable,
   summarizeCells,
   targetTable,
 } from './report.js';
-import { DEFAULT_RUN, runSubject } from './run.js';
+import type { Footprint } from './footprint.js';
+import { DEFAULT_RUN, idleFootprint, runSubject } from './run.js';
 import { runScale, type ScaleResult } from './scale.js';
 import { formatMs } from './stats.js';
 import {
@@ -42,7 +45,7 @@ import {
 import { startVipwardenSubject } from './vipwarden.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(',')}] [--profiles ${PROFILES.join(',')}]
-             [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS]
+             [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS]
              [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]`;
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
@@ -108,6 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       'no-scale': { type: 'boolean', default: false },
       'no-failover': { type: 'boolean', default: false },
       'settle-ms': { type: 'string' },
+      'footprint-ms': { type: 'string' },
       'scale-nodes': { type: 'string' },
       'scale-groups': { type: 'string' },
       'scale-steady-ms': { type: 'string' },
@@ -125,6 +129,8 @@ export async function main(argv: string[]): Promise<number> {
   const modes = list<Mode>(values.modes, MODES, 'mode');
   const profiles = list<Profile>(values.profiles, PROFILES, 'profile');
   const settleMs = int(values['settle-ms'], DEFAULT_RUN.settleMs, 2000, 120_000, '--settle-ms');
+  // Idle footprint window per profile (0: not measured).
+  const footprintMs = int(values['footprint-ms'], values.quick ? 5000 : 20_000, 0, 600_000, '--footprint-ms');
   const scale = values['no-scale'] ? false : (values.scale ?? true);
   const failover = !values['no-failover'];
   const out = resolve(values.out ?? join(REPO, 'bench-results'));
@@ -138,6 +144,7 @@ export async function main(argv: string[]): Promise<number> {
     modes,
     profiles,
     settleMs,
+    footprintMs,
     machine: await machine(),
   };
   log(
@@ -146,7 +153,8 @@ export async function main(argv: string[]): Promise<number> {
   log(`machine: ${JSON.stringify(meta.machine)}`);
 
   const results: IterationResult[] = [];
-  const settings: Record<string, unknown> = {};
+  const settings: Partial<Record<Profile, Record<string, unknown>>> = {};
+  const footprints: Partial<Record<Profile, Footprint>> = {};
   let scaleResult: ScaleResult | undefined;
   let scaleError: string | undefined;
   const write = () => {
@@ -156,7 +164,8 @@ export async function main(argv: string[]): Promise<number> {
       modes: Object.fromEntries(modes.map((m) => [m, MODE_TITLES[m]])),
       profiles: settings,
       summary: cells,
-      targets: checkTargets(cells),
+      targets: checkTargets(cells, settings),
+      footprints,
       iterations: results,
       ...(scaleResult ? { scale: scaleResult } : {}),
       ...(scaleError ? { scaleError } : {}),
@@ -173,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
         chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle, notes }),
       );
     }
-    writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult));
+    writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult, settings, footprints));
   };
 
   if (failover) {
@@ -184,6 +193,20 @@ export async function main(argv: string[]): Promise<number> {
         s = await startSubject(p);
         settings[p] = s.settings;
         log(`  testbed ${s.tb.id} (${s.tb.subnet}), VIP ${s.vip}; settings ${JSON.stringify(s.settings)}`);
+        if (footprintMs > 0) {
+          try {
+            const f = await idleFootprint(s, footprintMs, DEFAULT_RUN);
+            if (f) {
+              f.conditions = conditionsOf(s.settings);
+              footprints[p] = f;
+              log(
+                `  idle footprint of ${s.preferred}'s daemon (${f.processes}) over ${f.windowMs} ms: RSS ${f.rssMiB} MiB (max ${f.rssMaxMiB}), CPU ${f.cpuPercent} % of one core`,
+              );
+            }
+          } catch (err) {
+            log(`  footprint not measured: ${err instanceof Error ? err.message : String(err)}`);
+          }
+        }
         results.push(
           ...(await runSubject(s, {
             ...DEFAULT_RUN,
@@ -219,16 +242,43 @@ export async function main(argv: string[]): Promise<number> {
   write();
   const cells = summarizeCells(results);
   log('');
-  log(summaryMarkdown(cells, scaleResult));
+  log(summaryMarkdown(cells, scaleResult, settings, footprints));
   log(`results: ${join(out, 'results.json')}, ${join(out, 'failover.svg')}, ${join(out, 'summary.md')}`);
   return 0;
 }
 
-export function summaryMarkdown(cells: ReturnType<typeof summarizeCells>, scale: ScaleResult | undefined): string {
+/** What the idle daemon held while its footprint was measured (the testbed has one group). */
+function conditionsOf(settings: Record<string, unknown>): string {
+  const check = settings['check'] as { intervalMs?: number } | undefined;
+  const script = settings['vrrpScript'] as { intervalS?: number } | undefined;
+  if (check?.intervalMs !== undefined) return `1 group held, checked every ${check.intervalMs} ms`;
+  if (script?.intervalS !== undefined) return `1 VRRP instance (master), vrrp_script every ${script.intervalS} s`;
+  return '';
+}
+
+export function summaryMarkdown(
+  cells: ReturnType<typeof summarizeCells>,
+  scale: ScaleResult | undefined,
+  settings: Partial<Record<Profile, Record<string, unknown>>> = {},
+  footprints: Partial<Record<Profile, Footprint>> = {},
+): string {
   const parts: string[] = [];
+  if (Object.keys(footprints).length) {
+    parts.push(
+      "### Idle footprint (the holder's daemon and its descendants, side by side; ratio to keepalived tuned)\n",
+      footprintTable(footprints),
+      '',
+      ...footprintTargets(footprints).map((l) => `- ${l}`),
+      '',
+    );
+  }
   if (cells.length) {
     parts.push('### Client-visible outage and dual-holder time\n', outageTable(cells), '');
-    parts.push('### Targets (printed, not asserted)\n', targetTable(checkTargets(cells)), '');
+    parts.push(
+      '### Targets (printed, not asserted; keepalived tuned from the same run, ratio = measured ÷ keepalived tuned)\n',
+      targetTable(checkTargets(cells, settings)),
+      '',
+    );
     const vw = cells.filter((c) => productOf(c.profile) === 'vipwarden');
     if (vw.length) {
       parts.push(

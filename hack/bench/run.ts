@@ -22,6 +22,7 @@ import {
 } from '../testbed/index.js';
 import { FaultState, heal, inject, undo } from './faults.js';
 import { macOf, startNeighMonitor, type NeighMonitor } from './neigh.js';
+import { measureFootprint, type Footprint } from './footprint.js';
 import type { IterationResult, Mode, Profile, StepOffsets, Subject } from './types.js';
 
 export interface RunOptions {
@@ -304,4 +305,31 @@ function failed(profile: Profile, mode: Mode, iteration: number, err: unknown): 
     observedMs: 0,
     error: err instanceof Error ? err.message : String(err),
   };
+}
+
+/**
+ * Idle footprint of the preferred node's daemon (and its descendants) while it holds the VIP: waits for the VIP
+ * on the preferred node, stops the sampler and the client probe (their processes are not the daemon's, but they
+ * load the machine), then reads /proc for windowMs. Undefined when the subject cannot name its daemon's pid.
+ */
+export async function idleFootprint(
+  s: Subject,
+  windowMs: number,
+  o: Pick<RunOptions, 'stableMs' | 'restoreMs'>,
+): Promise<Footprint | undefined> {
+  if (!s.daemonPid) return undefined;
+  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900 });
+  let probe: Probe | undefined;
+  try {
+    probe = await startProbe(s.tb, { target: s.vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 900_000 });
+    const view = new StateView(sampler, probe, s.vip);
+    const pre = await view.waitStable((n) => n === s.preferred, o.stableMs, o.restoreMs);
+    if (!pre.ok) throw new Error(`the VIP is not on ${s.preferred} alone: [${pre.holders.join(', ')}]`);
+  } finally {
+    await probe?.stop().catch(() => undefined);
+    await sampler.stop().catch(() => undefined);
+  }
+  const pid = s.daemonPid(s.preferred);
+  if (pid === undefined) throw new Error(`no daemon running on ${s.preferred}`);
+  return measureFootprint(pid, windowMs);
 }

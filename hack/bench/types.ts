@@ -43,6 +43,8 @@ export interface Subject {
   /** Waits until the node's daemon is gone (after SIGTERM/SIGKILL), SIGKILLing it after timeoutMs. */
   waitDaemonGone(node: string, timeoutMs: number): Promise<void>;
   daemonRunning(node: string): boolean;
+  /** Pid of the node's daemon (the root of its process tree), for the footprint; undefined when not running. */
+  daemonPid?(node: string): number | undefined;
   startDaemon(node: string): Promise<void>;
   /** Step timestamps of a failover from the components' own logs, where the product logs them. */
   explain?(w: ExplainWindow): Promise<LogTimes>;

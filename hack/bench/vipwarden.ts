@@ -230,6 +230,10 @@ export async function startVipwardenSubject(
       const a = agentOf(node);
       return a !== undefined && !a.exited;
     },
+    daemonPid: (node) => {
+      const a = agentOf(node);
+      return a && !a.exited ? a.pid : undefined;
+    },
     async startDaemon(node) {
       await c.startAgent(node);
     },
