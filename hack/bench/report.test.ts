@@ -158,6 +158,8 @@ describe('summaries and targets', () => {
     expect(hard.ratio).toBe(150); // 1500 ms beside keepalived tuned's 10 ms
     const dual = t.find((x) => x.profile === 'vipwarden-fast' && x.mode === 'all')!;
     expect(dual.keepalivedTunedMs).toBe(9000);
+    const kaKill = t.find((x) => x.profile === 'keepalived-tuned' && x.mode === 'kill')!;
+    expect(kaKill.note).toContain('dual holders');
     expect(dual.ratio).toBe(0);
     const table = targetTable(t);
     expect(table).toContain('keepalived tuned');
