@@ -4,7 +4,7 @@
 //
 //   node dist/hack/bench/main.js [--quick] [--iterations N] [--modes service,graceful,link,kill,freeze]
 //        [--profiles vipwarden-default,vipwarden-fast,keepalived-default,keepalived-tuned]
-//        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS]
+//        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
 //        [--scale-nodes 100] [--scale-groups 1000] [--scale-steady-ms MS]
 //
 // Writes DIR/results.json, DIR/failover.svg and DIR/summary.md (DIR defaults to bench-results/, git-ignored).
@@ -45,7 +45,7 @@ import {
 import { startVipwardenSubject } from './vipwarden.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(',')}] [--profiles ${PROFILES.join(',')}]
-             [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS]
+             [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
              [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]`;
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
@@ -87,11 +87,11 @@ async function machine(): Promise<Record<string, unknown>> {
   };
 }
 
-async function startSubject(p: Profile): Promise<Subject> {
+async function startSubject(p: Profile, vwGroups: number): Promise<Subject> {
   switch (p) {
     case 'vipwarden-default':
     case 'vipwarden-fast':
-      return startVipwardenSubject(p);
+      return startVipwardenSubject(p, { groups: vwGroups });
     case 'keepalived-default':
     case 'keepalived-tuned':
       return startKeepalivedSubject(p);
@@ -112,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       'no-failover': { type: 'boolean', default: false },
       'settle-ms': { type: 'string' },
       'footprint-ms': { type: 'string' },
+      'vipwarden-groups': { type: 'string' },
       'scale-nodes': { type: 'string' },
       'scale-groups': { type: 'string' },
       'scale-steady-ms': { type: 'string' },
@@ -131,6 +132,8 @@ export async function main(argv: string[]): Promise<number> {
   const settleMs = int(values['settle-ms'], DEFAULT_RUN.settleMs, 2000, 120_000, '--settle-ms');
   // Idle footprint window per profile (0: not measured).
   const footprintMs = int(values['footprint-ms'], values.quick ? 5000 : 20_000, 0, 600_000, '--footprint-ms');
+  // FailoverGroups on vipwarden's testbed (the failover figures are those of the first, web).
+  const vwGroups = int(values['vipwarden-groups'], 1, 1, 50, '--vipwarden-groups');
   const scale = values['no-scale'] ? false : (values.scale ?? true);
   const failover = !values['no-failover'];
   const out = resolve(values.out ?? join(REPO, 'bench-results'));
@@ -145,6 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     profiles,
     settleMs,
     footprintMs,
+    vipwardenGroups: vwGroups,
     machine: await machine(),
   };
   log(
@@ -190,7 +194,7 @@ export async function main(argv: string[]): Promise<number> {
       log(`\n== ${p} ==`);
       let s: Subject | undefined;
       try {
-        s = await startSubject(p);
+        s = await startSubject(p, vwGroups);
         settings[p] = s.settings;
         log(`  testbed ${s.tb.id} (${s.tb.subnet}), VIP ${s.vip}; settings ${JSON.stringify(s.settings)}`);
         if (footprintMs > 0) {
@@ -250,8 +254,10 @@ export async function main(argv: string[]): Promise<number> {
 /** What the idle daemon held while its footprint was measured (the testbed has one group). */
 function conditionsOf(settings: Record<string, unknown>): string {
   const check = settings['check'] as { intervalMs?: number } | undefined;
+  const groups = typeof settings['groups'] === 'number' ? settings['groups'] : 1;
   const script = settings['vrrpScript'] as { intervalS?: number } | undefined;
-  if (check?.intervalMs !== undefined) return `1 group held, checked every ${check.intervalMs} ms`;
+  if (check?.intervalMs !== undefined)
+    return `${groups} group${groups === 1 ? '' : 's'} held, checked every ${check.intervalMs} ms`;
   if (script?.intervalS !== undefined) return `1 VRRP instance (master), vrrp_script every ${script.intervalS} s`;
   return '';
 }

@@ -178,7 +178,8 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
 
 export async function startVipwardenSubject(
   profile: 'vipwarden-default' | 'vipwarden-fast',
-  opts: { nodes?: number } = {},
+  /** groups: FailoverGroups on the testbed (default 1); the others (web-2...) have VIPs 1..groups-1, same check. */
+  opts: { nodes?: number; groups?: number } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
   const c: Cluster = await startCluster({
@@ -200,6 +201,18 @@ export async function startVipwardenSubject(
       checks: [check],
     }),
   );
+  const groups = opts.groups ?? 1;
+  for (let g = 2; g <= groups; g++)
+    c.applyGroup(
+      webGroup({
+        name: `web-${g}`,
+        vips: [`${c.tb.vip(g - 1)}/${c.tb.prefixLen}`],
+        nodes: c.tb.nodes.map((n, i): [string, number] => [n.name, PRIORITIES[i] ?? 10]),
+        failback: 'auto',
+        checks: [check],
+      }),
+      `web-${g}.yaml`,
+    );
   const logs = new LogTail(c.tb.dir);
   const agentOf = (node: string) => c.agents.get(node);
 
@@ -209,7 +222,7 @@ export async function startVipwardenSubject(
     tb: c.tb,
     vip,
     preferred: c.tb.nodes[0]!.name,
-    settings: vipwardenSettings(profile),
+    settings: { ...vipwardenSettings(profile), groups },
     killService: (node) => c.nginx.get(node)!.kill(),
     startService: (node) => c.nginx.get(node)!.start(),
     serviceRunning: (node) => c.nginx.get(node)?.running ?? false,
