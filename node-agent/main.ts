@@ -8,7 +8,7 @@ import { createLogger } from '../common/log.js';
 import { Agent } from './agent.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
-import { extraResources } from './extras.js';
+import { optionalParts } from './optional-parts.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     base: { node: config.node },
   });
   const client = connectEtcd({ endpoints: config.etcd.endpoints });
-  const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
+  const extras = await optionalParts({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({
     config,

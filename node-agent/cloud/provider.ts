@@ -119,7 +119,7 @@ export async function ensureAssigned(o: EnsureOptions): Promise<EnsureOutcome> {
         backoffMs(attempt, o.retry, o.random),
       );
       o.log.warn(
-        { provider: o.provider.name, ip: o.ip, attempt, err: String(err), retryInMs: wait },
+        { provider: o.provider.name, ip: o.ip, attempt, err, retryInMs: wait },
         'floating IP call failed; retrying',
       );
       await o.clock.sleep(Math.min(wait, o.retry.maxDelayMs), o.signal);
