@@ -201,9 +201,10 @@ export class Holdings {
     );
   }
 
+  /** True only for the caller that saw the addresses gone and ended the leaving entry (so it finishes the release). */
   private async removeLeaving(group: string): Promise<boolean> {
     const l = this.leaving.get(group);
-    if (!l) return true;
+    if (!l) return false;
     try {
       await this.withAddresses(() => this.addresses.remove(l.holding.refs));
     } catch (err) {
@@ -213,7 +214,8 @@ export class Holdings {
       );
       return false;
     }
-    if (this.leaving.get(group) === l) this.leaving.delete(group);
+    if (this.leaving.get(group) !== l) return false; // another caller saw them gone first
+    this.leaving.delete(group);
     return true;
   }
 

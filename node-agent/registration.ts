@@ -93,8 +93,15 @@ export class NodeRegistration {
   async setSpecErrors(errors: SpecError[], lease: string | undefined): Promise<void> {
     const sorted = [...errors].sort((a, b) => a.group.localeCompare(b.group));
     if (JSON.stringify(sorted) === JSON.stringify(this.specErrors)) return;
+    const before = this.specErrors;
     this.specErrors = sorted;
-    if (lease) await this.register(lease);
+    if (!lease) return;
+    try {
+      await this.register(lease);
+    } catch (err) {
+      this.specErrors = before; // the next pass tries again
+      throw err;
+    }
   }
 
   private record(lease: string): NodeRecord {

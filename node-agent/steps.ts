@@ -153,9 +153,9 @@ export class GroupSteps {
       this.d.log.warn({ group: h.group, epoch: h.epoch, reason }, 'released');
       this.d.metrics.holder(h.group, false);
       this.d.metrics.transition(h.group, 'release', 'lease');
-      void removal.then((gone) =>
-        gone ? this.finishRelease({ holding: h, reason, ackEpoch: undefined }) : this.d.kick(200),
-      );
+      void removal
+        .then((gone) => (gone ? this.finishRelease({ holding: h, reason, ackEpoch: undefined }) : this.d.kick(200)))
+        .catch((err) => this.d.log.error({ err, group: h.group }, 'finishing a release failed'));
     }
   }
 
