@@ -11,6 +11,8 @@ import type { Exec } from '../common/exec.js';
 import { Keys } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { LeaseKeeper } from '../common/lease.js';
+import { PassLoop } from '../common/pass-loop.js';
+import { VERSION } from '../common/version.js';
 import type { AddressManager } from './addresses.js';
 import type { CheckFn } from './checks/index.js';
 import { ClusterView } from './cluster-view.js';
@@ -25,7 +27,6 @@ import { NodeRegistration } from './registration.js';
 import type { GroupResource } from './resources.js';
 import { GroupSteps } from './steps.js';
 
-export const VERSION = '0.1.0';
 
 export interface AgentDeps {
   config: AgentConfig;
@@ -61,8 +62,7 @@ export class Agent {
   private readonly skipped = new Set<string>();
   private readonly ac = new AbortController();
   private shuttingDown = false;
-  private passAgain = false;
-  private passLoop: Promise<void> | undefined;
+  private readonly passLoop = new PassLoop({ pass: () => this.timedPass(), active: () => !this.ac.signal.aborted });
   private periodic: NodeJS.Timeout | undefined;
   private firstRegistration: Promise<void> | undefined;
   private readonly log: Logger;
@@ -89,6 +89,7 @@ export class Agent {
       store: etcdHealthStore(client),
       keyOf: (g) => this.keys.health(g, config.node),
       lease: () => this.lease.lease,
+      clock,
       log,
       republishMs: deps.healthRepublishMs,
     });
@@ -222,32 +223,23 @@ export class Agent {
   }
 
   kick(): void {
-    if (this.ac.signal.aborted) return;
-    void this.runPass();
+    void this.passLoop.kick();
   }
 
-  /** Runs passes until no kick came in meanwhile; a caller that kicks during a pass waits for the next one. */
+  /** A pass; a caller that kicks during a pass waits for the next one. */
   private runPass(): Promise<void> {
-    if (this.passLoop) {
-      this.passAgain = true;
-      return this.passLoop;
-    }
-    this.passLoop = this.passes().finally(() => (this.passLoop = undefined));
-    return this.passLoop;
+    return this.passLoop.kick();
   }
 
-  private async passes(): Promise<void> {
-    do {
-      this.passAgain = false;
-      const t0 = this.deps.clock.mono();
-      try {
-        await this.pass();
-        this.metrics.reconcile(this.deps.clock.mono() - t0, 'ok');
-      } catch (err) {
-        this.metrics.reconcile(this.deps.clock.mono() - t0, 'error');
-        this.log.error({ err }, 'reconcile pass failed');
-      }
-    } while (this.passAgain && !this.ac.signal.aborted);
+  private async timedPass(): Promise<void> {
+    const t0 = this.deps.clock.mono();
+    try {
+      await this.pass();
+      this.metrics.reconcile(this.deps.clock.mono() - t0, 'ok');
+    } catch (err) {
+      this.metrics.reconcile(this.deps.clock.mono() - t0, 'error');
+      this.log.error({ err }, 'reconcile pass failed');
+    }
   }
 
   private async pass(): Promise<void> {

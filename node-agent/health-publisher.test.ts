@@ -1,6 +1,7 @@
 // Health publishing against a fake etcd store whose writes the test makes fail, hang or land.
 import { describe, expect, it } from '@jest/globals';
 import type { HealthRecord } from '../common/keyspace.js';
+import { realClock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';
 import { HealthPublisher, type HealthStore } from './health-publisher.js';
 
@@ -47,6 +48,7 @@ function setup(lease: { current: string | undefined } = { current: '7' }) {
     keyOf: (g) => `/h/${g}/node1`,
     lease: () => lease.current,
     log: silentLogger(),
+    clock: realClock,
     backoff: { initialDelayMs: 5, maxDelayMs: 20 },
   });
   return { store, pub, lease };
@@ -115,6 +117,7 @@ describe('HealthPublisher', () => {
       keyOf: (g) => `/h/${g}`,
       lease: () => '7',
       log: silentLogger(),
+      clock: realClock,
       republishMs: 30,
     });
     const ac = new AbortController();

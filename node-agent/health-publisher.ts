@@ -1,9 +1,10 @@
 // Health records in etcd (health/<group>/<node>, under the node lease). One writer per group at a time, so that etcd
-// sees them in order; a failed write is retried with backoff (cockatiel) and every attempt writes the newest record,
+// sees them in order; a failed write is retried with backoff (common/retry.ts, cockatiel's) and every attempt writes the newest record,
 // so an older record is never retried once a newer one exists (newer wins). Every record is written again on a
 // timer and whenever the lease changes, so that a write lost in any way (etcd cut, a key deleted by hand) heals.
 import type { Etcd3 } from 'etcd3';
-import { ExponentialBackoff, handleAll, retry, type RetryPolicy } from 'cockatiel';
+import type { Clock } from '../common/clock.js';
+import { retry, type BackoffPolicy } from '../common/retry.js';
 import type { HealthRecord } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 
@@ -31,9 +32,10 @@ export interface HealthPublisherOptions {
   /** The current node lease, or undefined while there is none (records are then written once it is granted). */
   lease: () => string | undefined;
   log: Logger;
+  clock: Pick<Clock, 'sleep'>;
   /** Every record is written again this often (ms). */
   republishMs?: number;
-  backoff?: { initialDelayMs: number; maxDelayMs: number };
+  backoff?: BackoffPolicy;
 }
 
 interface Wanted {
@@ -46,17 +48,13 @@ export class HealthPublisher {
   /** Per group: the sequence number and lease of the newest record etcd confirmed. */
   private readonly written = new Map<string, { seq: number; lease: string }>();
   private readonly writers = new Map<string, Promise<void>>();
-  private readonly policy: RetryPolicy;
+  private readonly backoff: BackoffPolicy;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly ac = new AbortController();
 
   constructor(private readonly o: HealthPublisherOptions) {
-    const b = o.backoff ?? { initialDelayMs: 100, maxDelayMs: 2000 };
-    this.policy = retry(handleAll, {
-      maxAttempts: Number.MAX_SAFE_INTEGER,
-      backoff: new ExponentialBackoff({ initialDelay: b.initialDelayMs, maxDelay: b.maxDelayMs }),
-    });
+    this.backoff = o.backoff ?? { initialDelayMs: 100, maxDelayMs: 2000, jitter: 'half' };
   }
 
   start(signal: AbortSignal): void {
@@ -135,23 +133,26 @@ export class HealthPublisher {
   private async writeUntilCurrent(group: string): Promise<void> {
     while (this.pending(group)) {
       try {
-        await this.policy.execute(async ({ attempt }) => {
-          // Each attempt writes the newest record under the current lease: an older one is never retried.
-          const p = this.pending(group);
-          if (!p) return;
-          try {
+        await retry(
+          async () => {
+            // Each attempt writes the newest record under the current lease: an older one is never retried.
+            const p = this.pending(group);
+            if (!p) return;
             await this.o.store.put(this.o.keyOf(group), JSON.stringify(p.want.record), p.lease);
-          } catch (err) {
-            this.o.log.warn({ err, group, attempt }, 'could not publish health; retrying');
-            throw err;
-          }
-          const done = this.written.get(group);
-          if (!done || done.seq < p.want.seq || done.lease !== p.lease)
-            this.written.set(group, { seq: p.want.seq, lease: p.lease });
-        }, this.ac.signal);
+            const done = this.written.get(group);
+            if (!done || done.seq < p.want.seq || done.lease !== p.lease)
+              this.written.set(group, { seq: p.want.seq, lease: p.lease });
+          },
+          {
+            backoff: this.backoff,
+            clock: this.o.clock,
+            signal: this.ac.signal,
+            onRetry: ({ err, attempt, delayMs }) =>
+              this.o.log.warn({ err, group, attempt, retryInMs: delayMs }, 'could not publish health; retrying'),
+          },
+        );
       } catch (err) {
-        if (this.ac.signal.aborted) return;
-        this.o.log.error({ err, group }, 'health publishing gave up');
+        if (!this.ac.signal.aborted) this.o.log.error({ err, group }, 'health publishing stopped');
         return;
       }
     }
