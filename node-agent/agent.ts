@@ -27,7 +27,6 @@ import { NodeRegistration } from './registration.js';
 import type { GroupResource } from './resources.js';
 import { GroupSteps } from './steps.js';
 
-
 export interface AgentDeps {
   config: AgentConfig;
   client: Etcd3;
@@ -62,7 +61,14 @@ export class Agent {
   private readonly skipped = new Set<string>();
   private readonly ac = new AbortController();
   private shuttingDown = false;
-  private readonly passLoop = new PassLoop({ pass: () => this.timedPass(), active: () => !this.ac.signal.aborted });
+  /** The lease the node record was last written under: nothing is written for this node before that. */
+  private registeredLease: string | undefined;
+  /** No pass runs before the node name is ours (a second agent with a taken name must change nothing). */
+  private started = false;
+  private readonly passLoop = new PassLoop({
+    pass: () => this.timedPass(),
+    active: () => this.started && !this.ac.signal.aborted,
+  });
   private periodic: NodeJS.Timeout | undefined;
   private firstRegistration: Promise<void> | undefined;
   private readonly log: Logger;
@@ -88,7 +94,7 @@ export class Agent {
     this.publisher = new HealthPublisher({
       store: etcdHealthStore(client),
       keyOf: (g) => this.keys.health(g, config.node),
-      lease: () => this.lease.lease,
+      lease: () => (this.registeredLease === this.lease.lease ? this.registeredLease : undefined),
       clock,
       log,
       republishMs: deps.healthRepublishMs,
@@ -163,6 +169,7 @@ export class Agent {
       await this.lease.revoke();
       throw err;
     }
+    this.started = true;
     this.periodic = setInterval(() => this.kick(), 1000);
     this.kick();
   }
@@ -183,6 +190,7 @@ export class Agent {
     for (;;) {
       try {
         await this.registration.register(lease);
+        if (this.lease.lease === lease) this.registeredLease = lease;
         return;
       } catch (err) {
         if (err instanceof Error && err.name === 'NodeNameTakenError') {

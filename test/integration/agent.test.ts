@@ -273,6 +273,22 @@ describe('node names (issue 15 item 3)', () => {
     expect(decode(NodeRecord, await s.get(s.keys.node('node1')))?.lease).toBe(first.lease.lease);
   });
 
+  test('two agents started at once with one node name: one starts, the other refuses and writes no health', async () => {
+    const s = setup({ ttlSeconds: 2 });
+    await s.putGroup('web', s.spec('198.18.0.50/24'));
+    const a = s.make();
+    const b = setup({ ttlSeconds: 2, prefix: s.keys.prefix }).make();
+    const results = await Promise.allSettled([a.start(), b.start()]);
+    expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    const loser = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(String(loser.reason)).toMatch(/already registered by another live agent/);
+    const winner = results[0]!.status === 'fulfilled' ? a : b;
+    await until(async () => (await s.get(s.keys.health('web', 'node1'))) !== undefined, 5000, 'health');
+    const kv = (await client.get(s.keys.health('web', 'node1')).exec()).kvs[0]!;
+    expect(String(kv.lease)).toBe(winner.lease.lease);
+    expect(decode(NodeRecord, await s.get(s.keys.node('node1')))?.lease).toBe(winner.lease.lease);
+  });
+
   test('a record left by an earlier run (its lease not kept alive) is waited out, then the agent starts', async () => {
     const s = setup({ ttlSeconds: 2 });
     const old = await client.leaseClient.leaseGrant({ TTL: 2, ID: 0 });
