@@ -142,6 +142,9 @@ export class Agent {
     setMaxListeners(64, signal);
     await this.registration.claimName(signal);
     await this.view.start(signal);
+    // Checks start now, so that their first results are in by the time the node is registered (nothing is
+    // published before that).
+    this.health.sync();
     await removeLeftovers(
       { addresses: this.addresses, resources: this.resources, state: this.state, log: this.log },
       this.view.knownVips(this.deps.config.interface),
