@@ -127,6 +127,12 @@ export class NodeRegistration {
   async register(lease: string): Promise<void> {
     this.ownLeases.add(lease);
     const value = JSON.stringify(this.record(lease));
+    // The common case at start (no record): one round trip.
+    const put0 = this.d.client.put(this.key).value(value).lease(lease);
+    if ((await this.d.client.if(this.key, 'Create', '==', 0).then(put0).commit()).succeeded) {
+      this.d.log.info({ lease }, 'node registered');
+      return;
+    }
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.current();
       if (cur && !this.ownLeases.has(cur.lease) && cur.lease !== '0') {
