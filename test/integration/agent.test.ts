@@ -42,7 +42,7 @@ let prefixN = 0;
 
 beforeAll(async () => {
   etcd = await startEtcd({ members: 1 });
-  client = connectEtcd({ endpoints: etcd.endpoints });
+  client = connectEtcd(etcd.clientConfig());
   dir = mkdtempSync(join(tmpdir(), 'vw-agent-'));
 });
 afterEach(async () => {
@@ -72,7 +72,7 @@ function setup(opts: { ttlSeconds?: number; node?: string; prefix?: string } = {
   const node = opts.node ?? 'node1';
   const config = parseAgentConfig({
     node,
-    etcd: { endpoints: etcd.endpoints, prefix },
+    etcd: { endpoints: etcd.clientConfig().endpoints, prefix, ...(etcd.tls ? { tls: etcd.clientConfig().tls } : {}) },
     interface: 'eth0',
     lease: { ttlSeconds: opts.ttlSeconds ?? 3, keepaliveIntervalMs: 100, marginMs: 500 },
     shutdownGraceMs: 0,
@@ -80,7 +80,7 @@ function setup(opts: { ttlSeconds?: number; node?: string; prefix?: string } = {
   });
   const kernel = new FakeKernel();
   const make = (resources: GroupResource[] = [], checks: Record<string, CheckFn> = { tcp: okCheck }) => {
-    const agentClient = connectEtcd({ endpoints: etcd.endpoints });
+    const agentClient = connectEtcd(config.etcd);
     const agent = new Agent({
       config,
       client: agentClient,
