@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { isIPv4 } from 'node:net';
 import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
+import { refineVirtualServers, VirtualServers } from './virtualserver.js';
 
 export const API_GROUP = 'vipwarden.io';
 export const API_VERSION = 'v1alpha1';
@@ -235,9 +236,11 @@ export const FailoverGroupSpec = z
       .describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
     cloud: CloudSpec.optional(),
     announce: AnnounceSpec.optional(),
+    virtualServers: VirtualServers,
   })
   .strict()
   .superRefine((s, ctx) => {
+    refineVirtualServers(s, ctx);
     const seenNodes = new Map<string, number>();
     s.nodes.forEach((n, i) => {
       const j = seenNodes.get(n.name);
