@@ -57,7 +57,6 @@ export const RealServerCheck = z
       .object({
         path: z.string().startsWith('/').max(1024).default('/'),
         scheme: z.enum(['http', 'https']).default('http'),
-        hostHeader: z.string().max(253).optional().describe('Host header to send; the address when absent.'),
         expectStatus: z
           .array(z.number().int().min(100).max(599))
           .max(16)
@@ -136,6 +135,16 @@ export const VirtualServer = z
   })
   .strict()
   .superRefine((v, ctx) => {
+    if (
+      (v.forwarding === 'dr' || v.forwarding === 'tunnel') &&
+      v.sorryServer?.port !== undefined &&
+      v.sorryServer.port !== v.port
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sorryServer', 'port'],
+        message: `${v.forwarding} forwards to the virtual port (${v.port}); the port cannot be changed`,
+      });
     const family = isIP(v.vip ?? '') || undefined;
     const seen = new Map<string, number>();
     v.realServers.forEach((r, i) => {
@@ -270,6 +279,11 @@ export const LVS_OPENAPI_EXTRAS: Record<string, FieldExtras> = {
         rule: "self.forwarding == 'nat' || self.realServers.all(r, !has(r.port) || r.port == self.port)",
         message: 'dr and tunnel forward to the virtual port: a real server port cannot differ',
         fieldPath: '.realServers',
+      },
+      {
+        rule: "self.forwarding == 'nat' || !has(self.sorryServer) || !has(self.sorryServer.port) || self.sorryServer.port == self.port",
+        message: 'dr and tunnel forward to the virtual port: the sorry server port cannot differ',
+        fieldPath: '.sorryServer.port',
       },
       // VirtualServer.superRefine: duplicate real server.
       {
