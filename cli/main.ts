@@ -265,6 +265,7 @@ function needName(v: string | undefined, what: string): string {
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd === 'realserver') return (await import('./realserver.js')).realserver(rest, io); // LVS real servers (lvs)
   if (cmd && rest.some((a) => a === '--help' || a === '-h')) {
     io.out(USAGE);
     return 0;
