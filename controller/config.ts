@@ -1,10 +1,9 @@
 // The controller's configuration (controller.yaml).
 import { hostname } from 'node:os';
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { readYamlFile } from '../common/config-file.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
-import { formatPath } from '../crds/failovergroup.js';
+import { parseOrThrow } from '../common/validation.js';
 
 export const ControllerConfigSchema = z
   .object({
@@ -44,12 +43,10 @@ export const ControllerConfigSchema = z
 export type ControllerConfig = z.output<typeof ControllerConfigSchema> & { id: string };
 
 export function parseControllerConfig(raw: unknown, source = 'controller config'): ControllerConfig {
-  const r = ControllerConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
-  return { ...r.data, id: r.data.id ?? `${hostname()}-${process.pid}` };
+  const c = parseOrThrow(ControllerConfigSchema, raw, source);
+  return { ...c, id: c.id ?? `${hostname()}-${process.pid}` };
 }
 
 export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
-  return parseControllerConfig(parseYaml(await readFile(path, 'utf8')), path);
+  return parseControllerConfig(await readYamlFile(path, 'controller config'), path);
 }

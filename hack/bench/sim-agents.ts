@@ -15,6 +15,7 @@ import { connectEtcd, Mirror } from '../../common/etcd.js';
 import { decode, GroupRecord, Keys, type HealthRecord, type NodeRecord } from '../../common/keyspace.js';
 import { LeaseKeeper, maxLifetimeSeconds, type LeaseTiming } from '../../common/lease.js';
 import type { Logger } from '../../common/log.js';
+import { retry } from '../../common/retry.js';
 
 export interface SimConfig {
   endpoints: string[];
@@ -103,16 +104,19 @@ class SimAgent {
       version: 'sim',
       startedAt: Date.now(),
     };
-    for (let attempt = 0; attempt < 20 && !this.ac.signal.aborted; attempt++) {
-      try {
+    await retry(
+      async () => {
         await this.client.put(this.keys.node(this.node)).value(JSON.stringify(rec)).lease(lease).exec();
         this.registered = true;
-        return;
-      } catch (err) {
-        this.log.warn({ node: this.node, err: String(err) }, 'registration failed; retrying');
-        await realClock.sleep(200, this.ac.signal);
-      }
-    }
+      },
+      {
+        backoff: { initialDelayMs: 200, maxDelayMs: 200 },
+        clock: realClock,
+        maxAttempts: 20,
+        signal: this.ac.signal,
+        onRetry: ({ err }) => this.log.warn({ node: this.node, err }, 'registration failed; retrying'),
+      },
+    ).catch(() => undefined); // gave up or stopped: the node stays unregistered, as before
   }
 
   /** health/<group>/<node> for every changed group record that names this node, when its checksHash is new. */
@@ -141,7 +145,7 @@ class SimAgent {
           .exec()
           .catch((err) => {
             this.published.delete(group);
-            this.log.warn({ node: this.node, group, err: String(err) }, 'health put failed');
+            this.log.warn({ node: this.node, group, err }, 'health put failed');
           }),
       );
     }
