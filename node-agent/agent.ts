@@ -41,6 +41,8 @@ export interface AgentDeps {
   resources?: GroupResource[];
   metrics?: AgentMetrics;
   checkRegistry?: Record<string, CheckFn>;
+  /** The LVS director (node-agent/lvs): told every group that names this node, so that standbys check too. */
+  lvs?: { setCandidates(groups: ReadonlyMap<string, Spec>): void };
   /** Path of vw-before: address commands run only while the keepalive answer still covers them (main.ts sets it). */
   deadlineExec?: string;
 }
@@ -268,6 +270,7 @@ export class Agent {
       const spec = this.groupSpec(g);
       if (spec && spec.nodes.some((n) => n.name === this.deps.config.node)) want.set(g, spec);
     }
+    this.deps.lvs?.setCandidates(want);
     for (const [g, rt] of this.runtimes) {
       const spec = want.get(g);
       if (!spec || fingerprint(spec.checks) !== rt.checksHash) {

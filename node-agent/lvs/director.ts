@@ -9,6 +9,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { Clock } from '../../common/clock.js';
 import type { Exec } from '../../common/exec.js';
+import { fingerprint } from '../../common/hash.js';
 import type { Logger } from '../../common/log.js';
 import type { Spec } from '../../crds/failovergroup.js';
 import { checks as checkRegistry, type CheckFn } from '../checks/index.js';
@@ -78,6 +79,7 @@ export class LvsDirector {
   private next: Promise<void> | undefined;
   private sysctlsDone = false;
   private saved = false;
+  private candidatesHash = fingerprint([]);
   private lastViews: RealServerView[] = [];
   private lastError: unknown;
   private readonly ipvsadm: string;
@@ -133,10 +135,15 @@ export class LvsDirector {
 
   /** Every group that names this node (the agent calls this whenever it lists the groups); standbys check too. */
   setCandidates(candidates: ReadonlyMap<string, Spec>): void {
-    const withLvs = [...candidates].filter(([, s]) => (s.virtualServers ?? []).length > 0);
-    const before = [...this.candidates].filter(([, s]) => (s.virtualServers ?? []).length > 0);
+    const lvs = [...candidates]
+      .filter(([, s]) => (s.virtualServers ?? []).length > 0)
+      .sort(([a], [b]) => a.localeCompare(b));
     this.candidates = new Map(candidates);
-    if (withLvs.length > 0 || before.length > 0) this.kick();
+    // Called on every agent pass: only a change of the LVS groups (or their specs) is worth a pass of ours.
+    const hash = fingerprint(lvs.map(([g, s]) => [g, s.vips, s.virtualServers]));
+    if (hash === this.candidatesHash) return;
+    this.candidatesHash = hash;
+    this.kick();
   }
 
   /** The GroupResource that the agent runs on acquire and release: the holder directs. */
@@ -311,7 +318,12 @@ export class LvsDirector {
     if (services.some((s) => s.dests.some((d) => d.forwarding === 'nat'))) settings.push('net.ipv4.ip_forward=1');
     if (services.some((s) => s.address.includes(':') && s.dests.some((d) => d.forwarding === 'nat')))
       settings.push('net.ipv6.conf.all.forwarding=1');
-    await this.o.exec(['sysctl', '-q', '-w', ...settings], { timeoutMs: 5000 });
+    // Tuning, not a reason to give the group up: a failure is logged (docs/lvs.md says what each one is for).
+    await this.o
+      .exec(['sysctl', '-q', '-w', ...settings], { timeoutMs: 5000 })
+      .catch((err: unknown) =>
+        this.o.log.warn({ err: String(err), settings }, 'could not apply the IPVS kernel settings'),
+      );
     this.sysctlsDone = true;
   }
 
