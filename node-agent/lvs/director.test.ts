@@ -111,6 +111,18 @@ describe('LvsDirector', () => {
     expect(ipvs.daemons).toEqual([]);
   });
 
+  it('a director that is also told the group as a candidate removes the table on release', async () => {
+    await director.start(ac.signal);
+    director.setCandidates(new Map([['g', lvsSpec()]]));
+    await director.resource().acquire(ctx('g', lvsSpec()));
+    await until('backup stopped', () => ipvs.daemons.length === 1 && ipvs.daemons[0]!.state === 'master');
+    director.setCandidates(new Map([['g', lvsSpec()]]));
+    down.add('198.18.0.13');
+    await director.resource().release(ctx('g', lvsSpec()));
+    expect(ipvs.services.size).toBe(0);
+    expect(ipvs.daemons).toEqual([{ state: 'backup', interface: 'eth0', syncId: 0 }]);
+  });
+
   it('a standby runs the checks and the backup daemon, and programs nothing; on failover it re-points', async () => {
     await director.start(ac.signal);
     director.setCandidates(new Map([['g', lvsSpec()]]));

@@ -79,6 +79,9 @@ export class LvsDirector {
   private next: Promise<void> | undefined;
   private sysctlsDone = false;
   private saved = false;
+  /** The sync want last applied; a periodic pass (fullPass) lists and checks the daemons anyway. */
+  private syncApplied: string | undefined;
+  private fullPass = false;
   private candidatesHash = fingerprint([]);
   private lastViews: RealServerView[] = [];
   private lastError: unknown;
@@ -103,7 +106,10 @@ export class LvsDirector {
     this.checks.start(this.ac.signal);
     this.owned = await this.loadOwned();
     await this.cleanupStale();
-    this.periodic = setInterval(() => this.kick(), 5000);
+    this.periodic = setInterval(() => {
+      this.fullPass = true;
+      this.kick();
+    }, 5000);
     this.periodic.unref();
   }
 
@@ -116,7 +122,7 @@ export class LvsDirector {
     this.ac.abort();
     this.candidates.clear();
     if (this.owned.daemons.length > 0) {
-      await this.applySync(new Map(), new Map()).catch((err) =>
+      await this.applySync(new Map(), new Map(), true).catch((err) =>
         this.o.log.warn({ err: String(err) }, 'could not stop the IPVS sync daemons'),
       );
     }
@@ -231,16 +237,26 @@ export class LvsDirector {
   }
 
   private async once(): Promise<void> {
+    const full = this.fullPass;
+    this.fullPass = false;
+    try {
+      await this.onePass(full);
+    } catch (err) {
+      this.fullPass ||= full;
+      throw err;
+    }
+  }
+
+  private async onePass(full: boolean): Promise<void> {
     this.syncChecks();
-    const { services, views } = desiredServices(this.held, (id) => this.checks.health(id));
+    // One view for the whole pass: a release during it is the next pass's business, table and daemons alike.
+    const held = new Map(this.held);
+    const standby = new Map([...this.candidates].filter(([g]) => !held.has(g)));
+    const { services, views } = desiredServices(held, (id) => this.checks.health(id));
     this.logViewChanges(views);
     // Nodes that direct nothing and own nothing never run ipvsadm (it may not even be installed).
     if (services.length > 0 || this.owned.services.length > 0) await this.applyTable(services);
-    await this.applySync(this.held, this.standbyGroups());
-  }
-
-  private standbyGroups(): Map<string, Spec> {
-    return new Map([...this.candidates].filter(([g]) => !this.held.has(g)));
+    await this.applySync(held, standby, full);
   }
 
   private syncChecks(): void {
@@ -281,7 +297,11 @@ export class LvsDirector {
     await this.o.exec([this.ipvsadm, '-R'], { input: restoreBatch(actions), timeoutMs: 10_000 });
   }
 
-  private async applySync(held: ReadonlyMap<string, Spec>, standby: ReadonlyMap<string, Spec>): Promise<void> {
+  private async applySync(
+    held: ReadonlyMap<string, Spec>,
+    standby: ReadonlyMap<string, Spec>,
+    full: boolean,
+  ): Promise<void> {
     if (this.o.sync === false) return;
     const want = syncWant(held, standby, {
       interface: this.o.sync?.interface ?? this.o.config.interface,
@@ -289,6 +309,9 @@ export class LvsDirector {
     });
     const owned = new Set(this.owned.daemons);
     if (!want.master && !want.backup && owned.size === 0) return;
+    // The daemons change only with the roles: between two periodic passes, an unchanged want needs no listing.
+    const wantKey = JSON.stringify(want);
+    if (wantKey === this.syncApplied && !full) return;
     const actual = parseDaemons(await this.list(['-Ln', '--daemon']));
     const steps = planSync(want, actual, owned);
     const daemons = new Set(owned);
@@ -304,6 +327,7 @@ export class LvsDirector {
     for (const st of ['master', 'backup'] as const) if (!want[st]) daemons.delete(st);
     if (daemons.size !== owned.size || [...daemons].some((d) => !owned.has(d)))
       await this.saveOwned({ ...this.owned, daemons: [...daemons] });
+    this.syncApplied = wantKey;
   }
 
   private async applySysctls(services: DesiredService[]): Promise<void> {

@@ -69,6 +69,18 @@ export class FakeIpvs {
     return ok('');
   };
 
+  /** The table and daemons as JSON (the fake binary keeps them in a file between runs). */
+  toJSON(): { services: IpvsService[]; daemons: SyncDaemon[] } {
+    return { services: [...this.services.values()].map(({ stats: _s, ...rest }) => rest), daemons: this.daemons };
+  }
+
+  static from(state: { services?: IpvsService[]; daemons?: SyncDaemon[] }): FakeIpvs {
+    const f = new FakeIpvs();
+    for (const s of state.services ?? []) f.put(s);
+    f.daemons = [...(state.daemons ?? [])];
+    return f;
+  }
+
   /** Adds a service by hand (someone else's, or left over). */
   put(s: IpvsService): void {
     this.services.set(serviceKey(s), { ...s, dests: s.dests.map((d) => ({ ...d })), stats: new Map() });
