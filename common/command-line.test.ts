@@ -31,3 +31,17 @@ describe('parseCommandLine', () => {
     expect(VERSION).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
+
+describe('values that start with a dash', () => {
+  test('are values unless they are options', () => {
+    const o = {
+      timeout: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      unpin: { type: 'boolean' },
+    } as const;
+    expect(parseCommandLine(['--timeout', '-5'], o)).toMatchObject({ values: { timeout: '-5' } });
+    expect(parseCommandLine(['-o', '-x'], o)).toMatchObject({ values: { output: '-x' } });
+    expect(() => parseCommandLine(['--timeout', '--unpin'], o)).toThrow('--timeout needs a value');
+    expect(() => parseCommandLine(['-o'], o)).toThrow(new UsageError('-o needs a value'));
+  });
+});

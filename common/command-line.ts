@@ -41,7 +41,7 @@ export function parseCommandLine<T extends OptionSpecs>(
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: joinDashValues(argv, options),
       options: { ...options, ...COMMON },
       strict: true,
       allowPositionals: opts.positionals ?? false,
@@ -57,16 +57,39 @@ export function parseCommandLine<T extends OptionSpecs>(
   return { kind: 'run', values: values as OptionValues<T>, positionals: parsed.positionals };
 }
 
+/**
+ * `--timeout -5`: node:util refuses a value that starts with a dash as ambiguous. Unless it is one of our options,
+ * it is the value, so that the option's own check can say what is wrong with it.
+ */
+function joinDashValues(argv: readonly string[], options: OptionSpecs): string[] {
+  const byShort = new Map(Object.entries(options).flatMap(([k, v]) => (v.short ? [[v.short, k] as const] : [])));
+  const known = (a: string) =>
+    a === '--' || a.startsWith('--')
+      ? a === '--' || a.slice(2).split('=')[0]! in options || a.slice(2) in COMMON
+      : byShort.has(a.slice(1, 2)) || a === '-h';
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const name = a.startsWith('--') ? a.slice(2) : a.length === 2 && a.startsWith('-') ? byShort.get(a[1]!) : undefined;
+    const next = argv[i + 1];
+    if (name && !a.includes('=') && options[name]?.type === 'string' && next?.startsWith('-') && !known(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** node:util's messages, shortened to what the operator needs. */
 function usageReason(err: unknown): string {
   const e = err as { code?: string; message?: string };
   const msg = e.message ?? String(err);
-  const option = /'(-[^' ]+)/.exec(msg)?.[1];
+  const option = /'(-[^' ,]+)/.exec(msg)?.[1];
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${option ?? msg}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /argument missing/.test(msg) ? `${option ?? 'an option'} needs a value` : msg;
+      return /argument missing|ambiguous/.test(msg) ? `${option ?? 'an option'} needs a value` : msg;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `unexpected argument ${/'([^']+)'/.exec(msg)?.[1] ?? msg}`;
     default:

@@ -2,6 +2,8 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { readYamlFile } from '../common/config-file.js';
+import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
+import { KERNEL_SLACK_MS } from '../common/kernel-lifetime.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { parseOrThrow } from '../common/validation.js';
 
@@ -12,8 +14,13 @@ export const ControllerConfigSchema = z
       .object({
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+        ...etcdConnectionFields,
       })
-      .strict(),
+      .strict()
+      .superRefine((e, ctx) => {
+        const issue = etcdConnectionIssue(e);
+        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
+      }),
     source: z.union([
       z.object({ directory: z.string().startsWith('/') }).strict(),
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),
@@ -26,8 +33,11 @@ export const ControllerConfigSchema = z
       })
       .strict()
       .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
-    /** How late the kernel may delete an address after its lifetime ends (measured ~200 ms; kept with room). */
-    kernelSlackMs: z.number().int().min(0).max(10_000).default(400),
+    /**
+     * How late the kernel may delete an address after its lifetime ends: derived from the kernel's code for every
+     * HZ, plus a scheduling allowance (common/kernel-lifetime.ts, docs/design.md). Was 400, which churn exceeds.
+     */
+    kernelSlackMs: z.number().int().min(0).max(10_000).default(KERNEL_SLACK_MS),
     /** First placement of a new group waits up to this long for every live candidate's health. */
     settleMs: z.number().int().min(0).max(60_000).default(2000),
     resyncMs: z.number().int().min(100).max(600_000).default(1000),

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
+import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
@@ -19,8 +20,13 @@ export const AgentConfigSchema = z
       .object({
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+        ...etcdConnectionFields,
       })
-      .strict(),
+      .strict()
+      .superRefine((e, ctx) => {
+        const issue = etcdConnectionIssue(e);
+        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
+      }),
     interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
     lease: z
       .object({

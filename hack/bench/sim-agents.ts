@@ -19,6 +19,8 @@ import { retry } from '../../common/retry.js';
 
 export interface SimConfig {
   endpoints: string[];
+  /** The CA and a client certificate (the harness's etcd runs TLS with --client-cert-auth). */
+  tls?: { ca: string; cert: string; key: string };
   prefix: string;
   nodes: string[];
   lease: LeaseTiming;
@@ -63,7 +65,7 @@ class SimAgent {
     private readonly groups: Mirror,
   ) {
     this.keys = new Keys(cfg.prefix);
-    this.client = connectEtcd({ endpoints: cfg.endpoints });
+    this.client = connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls });
     this.keeper = new LeaseKeeper(this.client, cfg.lease, realClock, log.child({ node }));
     this.assignments = new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs });
   }
@@ -156,7 +158,7 @@ class SimAgent {
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as SimConfig;
   const log = pino({ level: 'warn', base: { sim: true } }, pino.destination(2));
-  const groupsClient = connectEtcd({ endpoints: cfg.endpoints });
+  const groupsClient = connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls });
   const groups = new Mirror(groupsClient, new Keys(cfg.prefix).groupsPrefix(), log, { resyncMs: cfg.resyncMs });
   const ac = new AbortController();
   groups.setMaxListeners(cfg.nodes.length + 10);

@@ -357,6 +357,9 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
         [
           binaries.kubeApiserver,
           `--etcd-servers=${etcdEndpoint}`,
+          ...(etcd.tls
+            ? [`--etcd-cafile=${etcd.tls.ca}`, `--etcd-certfile=${etcd.tls.cert}`, `--etcd-keyfile=${etcd.tls.key}`]
+            : []),
           '--bind-address=127.0.0.1',
           // Without a default route the apiserver cannot pick an address to advertise by itself. Since 1.37 a
           // loopback address is refused while an endpoint reconciler would publish it in the "kubernetes" Endpoints;
