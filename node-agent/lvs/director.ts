@@ -121,11 +121,14 @@ export class LvsDirector {
     await this.running?.catch(() => undefined);
     this.ac.abort();
     this.candidates.clear();
-    if (this.owned.daemons.length > 0) {
-      await this.applySync(new Map(), new Map(), true).catch((err) =>
-        this.o.log.warn({ err: String(err) }, 'could not stop the IPVS sync daemons'),
+    // On the way out, no listing first: stop what it started, at once (the agent's exit is on a timer).
+    for (const state of this.owned.daemons) {
+      await this.o.exec([this.ipvsadm, ...syncArgs({ type: 'stop', state })], { timeoutMs: 5000 }).then(
+        () => this.o.log.info({ step: `--stop-daemon ${state}` }, 'IPVS sync daemon'),
+        (err: unknown) => this.o.log.warn({ err: String(err), state }, 'could not stop the IPVS sync daemon'),
       );
     }
+    await this.saveOwned({ ...this.owned, daemons: [] }).catch(() => undefined);
   }
 
   /**
