@@ -112,6 +112,8 @@ export const NodeRecord = z.object({
   interfaces: z.array(z.string()).default([]),
   version: z.string(),
   startedAt: Millis,
+  /** Groups whose spec this agent cannot parse (version skew), with why: it holds none of them. */
+  specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

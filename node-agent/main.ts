@@ -10,7 +10,7 @@ import { createLogger } from '../common/log.js';
 import { Agent } from './agent.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
-import { extraResources } from './extras.js';
+import { optionalParts } from './optional-parts.js';
 
 const USAGE = `usage: vipwarden-agent [--config FILE] [--node NAME] [--log-level LEVEL]
   --config FILE      agent config (default /etc/vipwarden/agent.yaml)
@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     allowUnsupportedVersion: config.etcd.allowUnsupportedVersion || args['allow-unsupported-etcd'] === true,
   });
   const client = connectEtcd(config.etcd);
-  const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
+  const extras = await optionalParts({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({
     config,
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     log,
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
+    lvs: extras.lvs,
     deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());
