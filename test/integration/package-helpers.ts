@@ -103,3 +103,71 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 200));
   }
 }
+
+/** hack/image/build.sh: the OCI image (cached build). */
+export async function buildImage(): Promise<{ image: string; archive: string; layout: string }> {
+  const r = await runScript('hack/image/build.sh');
+  if (!r.IMAGE || !r.IMAGE_ARCHIVE || !r.IMAGE_LAYOUT) throw new Error('hack/image/build.sh printed no IMAGE');
+  return { image: r.IMAGE, archive: r.IMAGE_ARCHIVE, layout: r.IMAGE_LAYOUT };
+}
+
+/** How a container of the image runs: what a pod's securityContext and volumes would say. */
+export interface RuncSpec {
+  args: string[];
+  uid: number;
+  gid: number;
+  /** Linux capability names (CAP_...): the bounding, effective, permitted (and, for uid 0, nothing else) sets. */
+  caps: string[];
+  /** A network namespace to join (/run/netns/NAME); absent: the host's (hostNetwork). */
+  netns?: string;
+  /** Bind mounts: host path -> container path. */
+  mounts?: { source: string; destination: string; readonly?: boolean }[];
+  env?: string[];
+}
+
+/**
+ * An OCI runtime bundle of the image (umoci unpack, which writes config.json from the image config), adjusted
+ * the way the kubelet's CRI would for the pod spec: read-only root, no privilege escalation, the given user,
+ * capabilities, network namespace and mounts.
+ */
+export async function runcBundle(layout: string, tag: string, dir: string, spec: RuncSpec): Promise<string> {
+  const { mkdirSync, readFileSync, writeFileSync } = await import('node:fs');
+  const bundle = join(dir, 'bundle');
+  const u = await run(['umoci', 'unpack', '--image', `${layout}:${tag}`, bundle], { timeoutMs: 300_000 });
+  if (u.code !== 0) throw new Error(`umoci unpack failed: ${u.err}`);
+  const cfgPath = join(bundle, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as {
+    root: { readonly: boolean };
+    process: Record<string, unknown> & { env?: string[] };
+    linux: { namespaces: { type: string; path?: string }[] };
+    mounts: { destination: string; type: string; source: string; options: string[] }[];
+  };
+  cfg.root.readonly = true;
+  cfg.process.terminal = false;
+  cfg.process.args = spec.args;
+  cfg.process.user = { uid: spec.uid, gid: spec.gid };
+  cfg.process.noNewPrivileges = true;
+  cfg.process.capabilities = {
+    bounding: spec.caps,
+    effective: spec.caps,
+    permitted: spec.caps,
+    inheritable: [],
+    ambient: [],
+  };
+  if (spec.env) cfg.process.env = [...(cfg.process.env ?? []), ...spec.env];
+  cfg.linux.namespaces = cfg.linux.namespaces.filter((n) => n.type !== 'network');
+  if (spec.netns) cfg.linux.namespaces.push({ type: 'network', path: `/run/netns/${spec.netns}` });
+  for (const m of spec.mounts ?? []) {
+    mkdirSync(m.source, { recursive: true });
+    cfg.mounts.push({
+      destination: m.destination,
+      type: 'bind',
+      source: m.source,
+      options: ['rbind', m.readonly ? 'ro' : 'rw'],
+    });
+  }
+  // /run is a tmpfs in a pod (the kubelet mounts none, but the image's /run must be writable under a read-only root
+  // only where volumes say so): the state directory comes from the mounts.
+  writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  return bundle;
+}
