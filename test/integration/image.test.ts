@@ -117,9 +117,7 @@ test('controller (uid 65532, no capability) and agent (uid 0, NET_ADMIN + NET_RA
     uid: 65532,
     gid: 65532,
     caps: [],
-    mounts: [
-      { source: ctlConf, destination: '/etc/vipwarden', readonly: true },
-    ],
+    mounts: [{ source: ctlConf, destination: '/etc/vipwarden', readonly: true }],
   });
   await start('agent', {
     args: ['/usr/bin/vipwarden-agent', '--config', '/etc/vipwarden/agent.yaml'],
