@@ -66,6 +66,13 @@ export class Keys {
   move(group: string) {
     return `${this.prefix}moves/${group}`;
   }
+  rejectedPrefix() {
+    return `${this.prefix}rejected/`;
+  }
+  /** Written by the leader for a group it does not place (invalid, contested VIP), for `vipwarden status`. */
+  rejected(group: string) {
+    return `${this.prefix}rejected/${group}`;
+  }
 
   /** Splits "<prefix>health/<group>/<node>" into its segments after the given sub-prefix. */
   segments(key: string, sub: string): string[] {
@@ -174,6 +181,8 @@ export type EventRecord = z.infer<typeof EventRecord>;
 export const DrainRecord = z.object({ at: Millis, by: z.string().default('cli') });
 export const MoveRecord = z.object({ to: z.string(), at: Millis });
 export type MoveRecord = z.infer<typeof MoveRecord>;
+export const RejectedRecord = z.object({ reason: z.string(), at: Millis });
+export type RejectedRecord = z.infer<typeof RejectedRecord>;
 
 /** Parses JSON text with a schema; returns undefined (and calls onBad) when it does not fit. */
 export function decode<T>(

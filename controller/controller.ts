@@ -5,6 +5,7 @@ import { setMaxListeners } from 'node:events';
 import type { DeleteBuilder, Etcd3, PutBuilder } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
+import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
 import { addressOverhangMs } from '../common/lease.js';
 import { parseCidr } from '../common/ip.js';
 import {
@@ -194,7 +195,7 @@ export class Controller {
       live.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
         node: rec.name,
-        waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs),
+        waitMs: addressOverhangMs(rec, this.deps.config.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
         ttlMs: rec.ttlSeconds * 1000,
       });
     }

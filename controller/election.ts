@@ -35,7 +35,9 @@ export class Election extends EventEmitter<ElectionEvents> {
     private readonly log: Logger,
   ) {
     super();
-    this.lease = new LeaseKeeper(client, { ...timing, renewWindowMs: timing.keepaliveIntervalMs }, clock, log);
+    this.lease = new LeaseKeeper(client, { ...timing, renewWindowMs: timing.keepaliveIntervalMs }, clock, log, {
+      what: 'controller lease',
+    });
   }
 
   async start(signal: AbortSignal): Promise<void> {
@@ -75,7 +77,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       this.log.info({ revision: this.term.revision }, 'elected leader');
       this.emit('elected', this.term);
     } catch (err) {
-      this.log.warn({ err: String(err) }, 'campaign failed');
+      this.log.warn({ err }, 'campaign failed');
     } finally {
       this.campaigning = false;
     }

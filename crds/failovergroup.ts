@@ -1,6 +1,7 @@
 // The FailoverGroup API (vipwarden.io/v1alpha1): the one source of truth.
 // The controller, the directory source, the CLI and the CRD generator all parse through `parseFailoverGroup`.
 import { z } from 'zod';
+import { issuesOf, ValidationError } from '../common/validation.js';
 import { isIPv4 } from 'node:net';
 import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
 
@@ -376,34 +377,7 @@ export interface FailoverGroup {
   spec: Spec;
 }
 
-export interface ValidationIssue {
-  /** e.g. "spec.nodes[1].name" */
-  path: string;
-  message: string;
-}
-
-export class ValidationError extends Error {
-  constructor(
-    readonly source: string,
-    readonly issues: ValidationIssue[],
-  ) {
-    super(`${source}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-    this.name = 'ValidationError';
-  }
-}
-
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out || '(root)';
-}
-
-export function issuesOf(err: z.ZodError): ValidationIssue[] {
-  return err.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-}
+export { formatPath, issuesOf, ValidationError, type ValidationIssue } from '../common/validation.js';
 
 export type ParseResult = { ok: true; group: FailoverGroup } | { ok: false; error: ValidationError };
 

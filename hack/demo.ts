@@ -21,6 +21,9 @@ async function main(): Promise<void> {
     for (const n of c.tb.nodes) say(`  ${n.name}: ${n.ip} (namespace ${n.netns})`);
     say(`  client: ${c.tb.client.ip} (namespace ${c.tb.client.netns})`);
     say(`  etcd: ${c.etcd.endpoints.join(', ')}; manifests: ${c.groupsDir}`);
+    say(
+      `  etcd ${c.etcd.binaries.version}${c.etcd.tls ? `, TLS with a client certificate per component (CA ${c.etcd.tls.ca})` : ''}`,
+    );
 
     step(
       `Applying FailoverGroup "web": VIP ${vip}/24, node1 (priority 100) > node2 (90) > node3 (80), nginx checked every 100 ms`,

@@ -53,7 +53,7 @@ afterAll(async () => {
 /** The vipwarden CLI as an operator runs it (bin/vipwarden.js, built code), against the test's etcd. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   const r = await run(
-    [process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, '--etcd', c.etcd.endpoints.join(',')],
+    [process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, ...c.etcd.cliFlags({ user: 'cli' })],
     { allowFailure: true, timeoutMs: 30_000 },
   );
   return { code: r.exitCode, out: r.stdout };

@@ -130,7 +130,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     });
     const prefix = '/vipwarden/';
     const keys = new Keys(prefix);
-    client = connectEtcd({ endpoints: etcd.endpoints });
+    client = connectEtcd(etcd.clientConfig());
     const groupsDir = join(tb.dir, 'groups');
     mkdirSync(groupsDir, { recursive: true });
     const agents = new Map<string, ProcHandle>();
@@ -140,7 +140,6 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ...(process.env as Record<string, string>),
       ...(opts.prettyLogs ? { VIPWARDEN_LOG_PRETTY: '1' } : {}),
     };
-    const nodeEndpoints = etcd.endpointsFor(tb.bridgeIp);
     const e = etcd;
     const c = client;
 
@@ -148,7 +147,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const writeAgentConfig = (node: string) => {
       const cfg = {
         node,
-        etcd: { endpoints: nodeEndpoints, prefix },
+        // Agents reach etcd over the bridge, each with a client certificate of its own (CN = node name).
+        etcd: { ...e.clientConfig({ user: node, host: tb.bridgeIp }), prefix },
         interface: 'eth0',
         stateDir: join(tb.dir, 'state'),
         logLevel: opts.logLevel ?? 'info',
@@ -177,7 +177,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         path,
         toYaml({
           id: `controller-${i}`,
-          etcd: { endpoints: e.endpoints, prefix },
+          etcd: { ...e.clientConfig({ user: `controller-${i}` }), prefix },
           source: { directory: groupsDir },
           logLevel: opts.logLevel ?? 'info',
           ...(opts.controller ?? {}),
