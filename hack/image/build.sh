@@ -7,7 +7,7 @@
 #   bash hack/image/build.sh          (after `npm run build`)
 #
 # Image: ghcr.io/vipwarden/vipwarden:<package.json version>; two layers (the Debian root, then vipwarden):
-#   /usr/lib/vipwarden/{vipwarden,vw-before,vipwarden-ndsend}, /usr/bin/vipwarden{,-agent,-controller} -> it
+#   /usr/lib/vipwarden/{vipwarden,vipwarden-dataplane,vw-before,vipwarden-ndsend}, /usr/bin/vipwarden{,-agent,-controller} -> it
 #   user 65532:65532 (vipwarden), entrypoint /usr/bin/vipwarden. The controller runs as that user with no
 #   capability; the agent's pod runs as uid 0 with only NET_ADMIN and NET_RAW (ip, arping and iptables are its
 #   children and need them in their effective set, which Kubernetes gives a non-root process only through file
@@ -36,7 +36,7 @@ base="$(bash hack/package/debroot.sh image | sed -n 's/^ROOT_TAR=//p')"
 
 key="$(
   {
-    sha256sum "${base}" "${sea}/vipwarden" "${sea}/vw-before" "${sea}/vipwarden-ndsend" hack/image/build.sh | cut -d' ' -f1
+    sha256sum "${base}" "${sea}/vipwarden" "${sea}/vipwarden-dataplane" "${sea}/vw-before" "${sea}/vipwarden-ndsend" hack/image/build.sh | cut -d' ' -f1
     echo "${IMAGE}"
   } | sha256sum | cut -c1-24
 )"
@@ -64,7 +64,8 @@ else
   umoci unpack --image "${layout}:${version}" "${work}/b2" >&2
   r="${work}/b2/rootfs"
   install -d -m 0755 "${r}/usr/lib/vipwarden" "${r}/etc/vipwarden"
-  install -m 0755 "${sea}/vipwarden" "${sea}/vw-before" "${sea}/vipwarden-ndsend" "${r}/usr/lib/vipwarden/"
+  install -m 0755 "${sea}/vipwarden" "${sea}/vipwarden-dataplane" "${sea}/vw-before" "${sea}/vipwarden-ndsend" \
+    "${r}/usr/lib/vipwarden/"
   for b in vipwarden vipwarden-agent vipwarden-controller; do ln -sf ../lib/vipwarden/vipwarden "${r}/usr/bin/${b}"; done
   grep -q '^vipwarden:' "${r}/etc/group" || echo "vipwarden:x:${UID_GID}:" >> "${r}/etc/group"
   grep -q '^vipwarden:' "${r}/etc/passwd" ||

@@ -14,6 +14,8 @@
 //   - etcd3 reads its .proto files from node_modules at load time (@grpc/proto-loader loadSync). They are compiled
 //     to protobuf.js JSON here and the call becomes proto-loader's fromJSON, with the same options.
 //   - pino transports load worker files from disk; common/log.ts writes to pino-pretty as a stream instead.
+//   - common/version.ts reads package.json by walking up from itself; there is none beside the binary, so the
+//     module becomes the version constant, read from package.json here.
 import { build } from 'esbuild';
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -70,6 +72,17 @@ const optionalPlugin = {
   },
 };
 
+const versionPlugin = {
+  name: 'version',
+  setup(b) {
+    const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+    b.onLoad({ filter: /[\\/]common[\\/]version\.js$/ }, () => ({
+      contents: `export const VERSION = ${JSON.stringify(version)};`,
+      loader: 'js',
+    }));
+  },
+};
+
 const banner = `"use strict";
 var __vw_import_meta_url = (() => {
   const path = require("node:path"), url = require("node:url"), fs = require("node:fs");
@@ -101,7 +114,7 @@ const result = await build({
   logLevel: 'warning',
   define: { 'import.meta.url': '__vw_import_meta_url' },
   banner: { js: banner },
-  plugins: [etcdProtoPlugin, optionalPlugin],
+  plugins: [etcdProtoPlugin, optionalPlugin, versionPlugin],
 });
 for (const w of result.warnings) console.error(`bundle: warning: ${w.text}`);
 const sizes = Object.entries(result.metafile.outputs).map(

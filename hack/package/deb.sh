@@ -6,7 +6,8 @@
 # Contents:
 #   /usr/bin/vipwarden                         the single executable (hack/package/sea.sh)
 #   /usr/bin/vipwarden-agent, -controller      symlinks to it (it picks the command by its name)
-#   /usr/lib/vipwarden/vw-before, vipwarden-ndsend   the agent's native helpers (it looks in ../lib/vipwarden)
+#   /usr/lib/vipwarden/vipwarden-dataplane, vw-before, vipwarden-ndsend   the agent's native helpers (it looks in
+#                                              ../lib/vipwarden)
 #   /lib/systemd/system/vipwarden-{agent,controller}.service   deploy/systemd, not enabled at install
 #   /etc/vipwarden/{agent,controller}.yaml     default configs (conffiles): hack/package/deb/*.yaml
 #   /etc/vipwarden/groups/                     the controller's directory source
@@ -40,8 +41,8 @@ install -d "${p}/DEBIAN" "${p}/usr/bin" "${p}/usr/lib/vipwarden" "${p}/lib/syste
 install -m 0755 "${sea}/vipwarden" "${p}/usr/bin/vipwarden"
 ln -s vipwarden "${p}/usr/bin/vipwarden-agent"
 ln -s vipwarden "${p}/usr/bin/vipwarden-controller"
-install -m 0755 "${sea}/vw-before" "${sea}/vipwarden-ndsend" "${p}/usr/lib/vipwarden/"
-strip --strip-unneeded "${p}/usr/lib/vipwarden/vw-before" "${p}/usr/lib/vipwarden/vipwarden-ndsend"
+install -m 0755 "${sea}/vipwarden-dataplane" "${sea}/vw-before" "${sea}/vipwarden-ndsend" "${p}/usr/lib/vipwarden/"
+strip --strip-unneeded "${p}/usr/lib/vipwarden/"{vipwarden-dataplane,vw-before,vipwarden-ndsend}
 # The SEA binary is node's own build with the bundle injected as an ELF note: stripping it could drop the note.
 install -d "${p}/usr/share/lintian/overrides"
 cat > "${p}/usr/share/lintian/overrides/vipwarden" <<OVERRIDES

@@ -10,7 +10,8 @@
 #
 # Output, in dist/sea/:
 #   vipwarden, vipwarden-agent -> vipwarden, vipwarden-controller -> vipwarden
-#   vw-before, vipwarden-ndsend   the agent's native helpers, which it finds next to the binary's real path
+#   vipwarden-dataplane, vw-before, vipwarden-ndsend   the agent's native helpers, which it finds next to the
+#                                 binary's real path
 #
 # Cache: the injected binary is kept in ${VIPWARDEN_CACHE:-/var/cache/vipwarden}/sea/<key>/, keyed by the bundle's
 # content, the node binary and the SEA configuration; a run with the same inputs only bundles (a few seconds) and
@@ -22,7 +23,7 @@ root="$(pwd)"
 log() { printf '[package/sea] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-for f in dist/cli/main.js dist/node-agent/main.js dist/controller/main.js dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend; do
+for f in dist/cli/main.js dist/node-agent/main.js dist/controller/main.js dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend dist/node-agent/vipwarden-dataplane; do
   [[ -e "${f}" ]] || die "${f} is missing: run npm run build first"
 done
 
@@ -75,6 +76,6 @@ mkdir -p "${out}"
 cp "${cache}/vipwarden" "${out}/vipwarden"
 ln -s vipwarden "${out}/vipwarden-agent"
 ln -s vipwarden "${out}/vipwarden-controller"
-cp dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend "${out}/"
+cp dist/node-agent/vipwarden-dataplane dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend "${out}/"
 log "dist/sea ready in $(( SECONDS - start ))s"
 printf 'SEA_DIR=%s\n' "${out}"

@@ -82,8 +82,9 @@ beforeAll(async () => {
   if (!DEB || !ROOT_TAR) throw new Error('deb.sh or debroot.sh printed nothing');
 
   tb = await createTestbed({ name: 'deb', nodes: 1 });
-  etcd = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp] });
-  client = connectEtcd({ endpoints: etcd.endpoints });
+  // Plain HTTP: the TLS settings are the same files either way (test/integration/sea.test.ts runs them with TLS).
+  etcd = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp], tls: false });
+  client = connectEtcd(etcd.clientConfig());
   containerIp = `${tb.subnet.split('.').slice(0, 3).join('.')}.50`;
   vip = `${tb.vip(0)}/24`;
 
@@ -182,7 +183,11 @@ test('apt installs the package: user, executables on PATH, helpers, units, conff
   // No Node.js in this root: the executables carry their own.
   expect((await inside(['sh', '-c', 'command -v node'])).code).not.toBe(0);
   expect(await mustInside(['vipwarden', '--help'])).toContain('usage: vipwarden');
-  for (const f of ['/usr/lib/vipwarden/vw-before', '/usr/lib/vipwarden/vipwarden-ndsend'])
+  for (const f of [
+    '/usr/lib/vipwarden/vipwarden-dataplane',
+    '/usr/lib/vipwarden/vw-before',
+    '/usr/lib/vipwarden/vipwarden-ndsend',
+  ])
     expect((await inside(['test', '-x', f])).code).toBe(0);
   expect(await mustInside(['stat', '-c', '%U:%G %a', '/etc/vipwarden/agent.yaml'])).toBe('root:vipwarden 640\n');
   expect(await mustInside(['systemctl', 'cat', 'vipwarden-agent.service'])).toContain(

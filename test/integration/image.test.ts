@@ -31,8 +31,9 @@ beforeAll(async () => {
   img = await buildImage();
   dir = mkdtempSync('/var/tmp/vw-image-test-');
   tb = await createTestbed({ name: 'image', nodes: 1 });
-  etcd = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp] });
-  client = connectEtcd({ endpoints: etcd.endpoints });
+  // Plain HTTP: the TLS settings are the same files either way (test/integration/sea.test.ts runs them with TLS).
+  etcd = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp], tls: false });
+  client = connectEtcd(etcd.clientConfig());
 }, 20 * 60_000);
 
 afterAll(async () => {

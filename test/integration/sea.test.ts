@@ -2,7 +2,7 @@
 // agent from dist/sea against a real etcd. What a bundle can break is exercised: etcd3's gRPC protos (compiled into
 // the bundle), prom-client's /metrics, pino-pretty (VIPWARDEN_LOG_PRETTY=1), the lazy import of the Kubernetes
 // source, and the agent's lookup of its native helpers next to the binary.
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, copyFileSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -10,7 +10,7 @@ import type { Etcd3 } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { connectEtcd } from '../../common/etcd.js';
 import { Keys } from '../../common/keyspace.js';
-import { requireBuilt, webGroup } from '../harness/cluster.js';
+import { REPO, requireBuilt, webGroup } from '../harness/cluster.js';
 import { freePorts, startEtcd, type EtcdCluster } from '../harness/etcd.js';
 import { buildSea, run, start, waitFor, type Proc } from './package-helpers.js';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
   requireBuilt();
   sea = await buildSea();
   etcd = await startEtcd({ members: 1 });
-  client = connectEtcd({ endpoints: etcd.endpoints });
+  client = connectEtcd(etcd.clientConfig());
   dir = mkdtempSync(join(tmpdir(), 'vw-sea-'));
   env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dir, LANG: 'C.UTF-8' };
 }, 20 * 60_000);
@@ -42,14 +42,25 @@ afterAll(async () => {
 });
 
 function noRuntimeWarnings(text: string): void {
-  // The SEA's require() warns once when code asks it for a non-built-in module: nothing may.
-  expect(text).not.toMatch(/Warning:|ExperimentalWarning|Cannot find module/);
+  // The SEA's require() warns once when code asks it for a non-built-in module: nothing may. (grpc-js's DEP0123
+  // about TLS to an IP address is not the bundle's: node prints it too.)
+  expect(text).not.toMatch(/single-executable|ExperimentalWarning|Cannot find module/);
 }
 
 test('vipwarden --help prints the usage, from the binary alone', async () => {
   const r = await run([join(sea, 'vipwarden'), '--help'], { env });
   expect(`${r.out}${r.err}`).toContain('usage: vipwarden');
   noRuntimeWarnings(r.err);
+});
+
+test('--version on every command prints the package version (no package.json beside the binary)', async () => {
+  const { version } = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string };
+  for (const cmd of ['vipwarden', 'vipwarden-agent', 'vipwarden-controller']) {
+    const r = await run([join(sea, cmd), '--version'], { env });
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(version);
+    noRuntimeWarnings(r.err);
+  }
 });
 
 test('the agent and the controller exit 1 with the missing path named', async () => {
@@ -84,7 +95,7 @@ test('controller, agent and CLI from dist/sea work against etcd: election, regis
     join(dir, 'controller.yaml'),
     toYaml({
       id: 'sea-ctl',
-      etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
+      etcd: { ...etcd.clientConfig(), prefix: PREFIX },
       source: { directory: groups },
       metrics: { listen: `127.0.0.1:${cport}` },
     }),
@@ -93,7 +104,7 @@ test('controller, agent and CLI from dist/sea work against etcd: election, regis
     join(dir, 'agent.yaml'),
     toYaml({
       node: 'sea-node',
-      etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
+      etcd: { ...etcd.clientConfig(), prefix: PREFIX },
       interface: 'lo',
       stateDir: join(dir, 'state'),
       metrics: { listen: `127.0.0.1:${aport}` },
@@ -130,12 +141,9 @@ test('controller, agent and CLI from dist/sea work against etcd: election, regis
   expect(agentMetrics).toMatch(/^vipwarden_/m);
 
   const status = await waitFor('status lists the group', async () => {
-    const r = await run(
-      [join(sea, 'vipwarden'), 'status', '-o', 'json', '--etcd', etcd.endpoints[0]!, '--prefix', PREFIX],
-      {
-        env,
-      },
-    );
+    const r = await run([join(sea, 'vipwarden'), 'status', '-o', 'json', '--prefix', PREFIX], {
+      env: { ...env, ...etcd.cliEnv() },
+    });
     if (r.code !== 0) throw new Error(r.err);
     const s = JSON.parse(r.out) as { leader: string | null; groups: { group: string }[] };
     return s.leader && s.groups.some((g) => g.group === 'sea-web') ? s : undefined;
@@ -167,7 +175,7 @@ test('the helpers are found next to the binary, through a symlink, and the agent
     join(dir, 'lone.yaml'),
     toYaml({
       node: 'sea-lone',
-      etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
+      etcd: { ...etcd.clientConfig(), prefix: PREFIX },
       interface: 'lo',
       stateDir: join(dir, 'lone-state'),
     }),
@@ -181,7 +189,7 @@ test('the Kubernetes source loads lazily from the bundle (its client is there: a
   writeFileSync(
     join(dir, 'kube-controller.yaml'),
     toYaml({
-      etcd: { endpoints: etcd.endpoints, prefix: PREFIX },
+      etcd: { ...etcd.clientConfig(), prefix: PREFIX },
       source: { kubernetes: { kubeconfig: join(dir, 'no-such-kubeconfig') } },
     }),
   );
