@@ -22,6 +22,15 @@ root="$(pwd)"
 
 log() { printf '[image/build] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
+prune_cache() { # DIR
+  local parent; parent="$(dirname "$1")"
+  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
+    [[ "${d%/}" == "$1" ]] && continue
+    [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]] && rm -rf "${d}"
+  done
+}
 command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci"
 
 version="$(node -p 'require("./package.json").version')"
@@ -100,6 +109,7 @@ else
   mv -f "${work}/vipwarden-oci.tar" "${cache}/vipwarden-oci.tar"
   log "built ${IMAGE} in ${cache}"
 fi
+prune_cache "${cache}"
 mkdir -p dist/image
 cp "${cache}/vipwarden-oci.tar" dist/image/vipwarden-oci.tar
 log "dist/image/vipwarden-oci.tar ($(du -h dist/image/vipwarden-oci.tar | cut -f1)) in $(( SECONDS - start ))s"

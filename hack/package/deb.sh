@@ -23,6 +23,15 @@ root="$(pwd)"
 
 log() { printf '[package/deb] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
+prune_cache() { # DIR
+  local parent; parent="$(dirname "$1")"
+  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
+    [[ "${d%/}" == "$1" ]] && continue
+    [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]] && rm -rf "${d}"
+  done
+}
 command -v dpkg-deb >/dev/null || die "dpkg-deb is missing"
 
 start=${SECONDS}
@@ -70,13 +79,6 @@ Copyright: vipwarden authors
 License: $(node -p 'require("./package.json").license')
  On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.
 COPYRIGHT
-gzip -9n -c > "${p}/usr/share/doc/vipwarden/changelog.gz" <<CHANGELOG
-vipwarden (${version}) unstable; urgency=medium
-
-  * Built from $(git rev-parse --short HEAD 2>/dev/null || echo "a source tree").
-
- -- vipwarden maintainers <maintainers@vipwarden.io>  $(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || echo 0)")
-CHANGELOG
 
 # Nothing in the package is ever patched by the unit's ExecStart: it must say /usr/bin.
 grep -q '^ExecStart=/usr/bin/vipwarden-agent ' "${p}/lib/systemd/system/vipwarden-agent.service" \
@@ -103,9 +105,8 @@ Description: lease-fenced virtual IP failover (node agent, controller, CLI)
  node agents hold them only while their etcd lease lives, so that an
  address is never on two nodes at once. No Node.js needed on the host.
 CONTROL
-(cd "${p}" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "${p}/DEBIAN/md5sums"
 
-# The key: every byte that goes in (file contents, modes, symlinks), control data included.
+# The key: every byte that goes in (file contents, modes, symlinks), control data included, but the changelog.
 key="$(cd "${p}" && find . \( -type f -o -type l \) -printf '%P %m %l\n' | sort | sha256sum | cut -c1-16)-$(
   cd "${p}" && find . -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)"
 cache="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/deb/${key}"
@@ -113,14 +114,25 @@ if [[ -s "${cache}/${name}.deb" ]]; then
   log "cached: ${cache}/${name}.deb"
 else
   mkdir -p "${cache}" 2>/dev/null && [[ -w "${cache}" ]] || die "cannot write ${cache}: run as root or set VIPWARDEN_CACHE"
+  # The changelog names the commit it was built from: written after the key, so that a new commit with the same
+  # contents reuses the cached package.
+gzip -9n -c > "${p}/usr/share/doc/vipwarden/changelog.gz" <<CHANGELOG
+vipwarden (${version}) unstable; urgency=medium
+
+  * Built from $(git rev-parse --short HEAD 2>/dev/null || echo "a source tree").
+
+ -- vipwarden maintainers <maintainers@vipwarden.io>  $(date -R -d "@$(git log -1 --format=%ct 2>/dev/null || echo 0)")
+CHANGELOG
+  (cd "${p}" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z | xargs -0 md5sum) > "${p}/DEBIAN/md5sums"
   # Reproducible: file times from the last commit, owners root.
   epoch="$(git log -1 --format=%ct 2>/dev/null || date +%s)"
   find "${p}" -exec touch -h -d "@${epoch}" {} +
-  SOURCE_DATE_EPOCH="${epoch}" nice -n 10 dpkg-deb --root-owner-group -Zxz -z3 --build "${p}" "${stage}/${name}.deb" >&2
+  SOURCE_DATE_EPOCH="${epoch}" nice -n 10 dpkg-deb --root-owner-group -Zgzip -z6 --build "${p}" "${stage}/${name}.deb" >&2
   mv -f "${stage}/${name}.deb" "${cache}/.${name}.deb.tmp"
   mv -f "${cache}/.${name}.deb.tmp" "${cache}/${name}.deb"
   log "built ${cache}/${name}.deb"
 fi
+prune_cache "${cache}"
 mkdir -p dist/deb
 rm -f dist/deb/*.deb
 cp "${cache}/${name}.deb" "dist/deb/${name}.deb"

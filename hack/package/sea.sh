@@ -23,6 +23,15 @@ root="$(pwd)"
 log() { printf '[package/sea] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
+prune_cache() { # DIR
+  local parent; parent="$(dirname "$1")"
+  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
+    [[ "${d%/}" == "$1" ]] && continue
+    [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]] && rm -rf "${d}"
+  done
+}
+
 for f in dist/cli/main.js dist/node-agent/main.js dist/controller/main.js dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend dist/node-agent/vipwarden-dataplane; do
   [[ -e "${f}" ]] || die "${f} is missing: run npm run build first"
 done
@@ -70,6 +79,7 @@ else
   log "built ${cache}/vipwarden"
 fi
 
+prune_cache "${cache}"
 out="${root}/dist/sea"
 rm -rf "${out}"
 mkdir -p "${out}"
