@@ -28,8 +28,9 @@ prune_cache() { # DIR
   local parent; parent="$(dirname "$1")"
   ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
     [[ "${d%/}" == "$1" ]] && continue
-    [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]] && rm -rf "${d}"
+    if [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]]; then rm -rf "${d}"; fi
   done
+  return 0
 }
 command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci"
 
