@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   nginx-light iproute2 iptables arping ndisc6 keepalived
   mariadb-server mariadb-client prometheus gcc libc6-dev util-linux procps psmisc curl systemd ca-certificates ipvsadm
+  # Packaging (hack/package, hack/image and their tests): Debian roots, systemd-nspawn, OCI images, runc.
+  mmdebstrap systemd-container umoci skopeo runc binutils
 )
 
 if [ "$(id -u)" != 0 ]; then
