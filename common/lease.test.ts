@@ -237,6 +237,28 @@ describe('LeaseKeeper', () => {
     expect(keeper.validUntil).toBe(T0 + 500 + 2000);
   });
 
+  test("a deadline timer that fires while safe time is left is armed again: 'lost' still comes", async () => {
+    // Node's timers run on the event loop's cached time, which can lag the monotonic clock by a few ms; with
+    // the old code a timer that fired 0.5 ms early emitted nothing and was never armed again (issue 12: the
+    // etcd gauge and 'lost' stayed silent through a whole etcd outage). Fails without the re-arm in armDeadline.
+    let lag = 0;
+    const laggingClock: Clock = { ...fakeClock, mono: () => Date.now() - lag };
+    const etcd = fakeEtcd(TIMING.ttlSeconds);
+    const keeper = new LeaseKeeper(etcd.client, TIMING, laggingClock, silentLogger());
+    const lost: string[] = [];
+    keeper.on('lost', (_l, why) => lost.push(why));
+    await keeper.start(ac.signal);
+    await advance(250);
+    etcd.last().answer('1', 2); // sent at T0+250: safe until T0+2250-500
+    lag = 5; // from now on the monotonic clock reads 5 ms behind the timers' clock
+    await advance(1499); // the timer fires at T0+1751 (timers' clock): 4 ms of safe time left by the monotonic clock
+    expect(keeper.isSafe()).toBe(true);
+    expect(lost).toEqual([]);
+    await advance(10);
+    expect(keeper.isSafe()).toBe(false);
+    expect(lost).toEqual(['no keepalive answer in time']);
+  });
+
   test("TTL 0 answer: 'lost', then a new grant", async () => {
     const { etcd, keeper, events } = await started();
     await advance(250);

@@ -272,8 +272,12 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     if (this.deadline) clearTimeout(this.deadline);
     const ms = Math.max(0, this.safeRemainingMs());
     this.deadline = setTimeout(() => {
+      this.deadline = undefined;
       if (!this.running) return;
+      // Timers run on the event loop's cached time, which can lag the monotonic clock: a timer may fire while a
+      // little safe time is left. Then wait for the rest; never leave the deadline unarmed while a lease is held.
       if (this.safeRemainingMs() <= 0) this.emit('lost', this.lease ?? '', 'no keepalive answer in time');
+      else this.armDeadline();
     }, ms + 1);
   }
 
