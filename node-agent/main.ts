@@ -6,6 +6,7 @@ import { daemonCommandLine } from '../common/command-line.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
+import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Agent } from './agent.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
@@ -43,6 +44,8 @@ async function main(): Promise<void> {
   const args = daemonCommandLine('vipwarden-agent', USAGE, process.argv.slice(2), OPTIONS);
   const node = args.node ?? (process.env.VIPWARDEN_NODE || undefined);
   const config = await loadAgentConfig(args.config ?? '/etc/vipwarden/agent.yaml', { node });
+  // Credentials (MySQL option files, cloud tokens) and the etcd auth file: private to their owner, or no start.
+  assertSecretFiles(secretFilesOf(config));
   const log = createLogger({
     name: 'vipwarden-agent',
     level: args['log-level'] ?? config.logLevel,
