@@ -26,6 +26,7 @@ import type { AgentConfig } from './config.js';
 import { GroupHealth, type GroupHealthState } from './health.js';
 import { LeaseKeeper, lifetimeFor, maxLifetimeSeconds } from '../common/lease.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
+import { refusal, vipProblems } from './allowlist.js';
 import { planAgent, type AgentStep, type Held } from './planner.js';
 import { AcquireError, type GroupResource, type ResourceContext } from './resources.js';
 
@@ -47,6 +48,8 @@ export interface AgentDeps {
 
 interface GroupRuntime {
   checksHash: string;
+  /** Refused by the allowlist: the runner runs no checks. */
+  refused: boolean;
   health: GroupHealth;
 }
 
@@ -213,7 +216,13 @@ export class Agent {
       if (a) assignments.set(g, a);
     }
     const healthy = new Map<string, boolean>();
-    for (const g of new Set([...assignments.keys(), ...this.held.keys()])) healthy.set(g, this.isHealthy(g));
+    for (const g of new Set([...assignments.keys(), ...this.held.keys()])) {
+      // The node-side allowlist (allowlist.ts): a group, or an assignment, asking for more than agent.yaml allows
+      // is never held here; the refusal is in this node's health record for the group.
+      const a = assignments.get(g);
+      const vipsRefused = a && vipProblems(this.deps.config, a.record.vips, this.deps.config.interface).length > 0;
+      healthy.set(g, this.isHealthy(g) && !vipsRefused && this.allowRefusal(g) === undefined);
+    }
     const steps = planAgent({
       node: this.deps.config.node,
       lease: this.lease.lease,
@@ -249,10 +258,19 @@ export class Agent {
     return rt.health.state.healthy;
   }
 
+  /** Why agent.yaml's allowlist refuses this group here, if it does. */
+  private allowRefusal(group: string): string | undefined {
+    const spec = this.groupSpec(group);
+    return spec && refusal(this.deps.config, spec, this.deps.config.interface);
+  }
+
   private healthState(group: string): GroupHealthState | undefined {
     const rt = this.runtimes.get(group);
     if (!rt) return undefined;
     const s = rt.health.state;
+    const refused = this.allowRefusal(group);
+    if (refused !== undefined)
+      return { ...s, healthy: false, checks: [...s.checks, { name: 'allowlist', ok: false, message: refused }] };
     const f = this.acquireFailures.get(group);
     if (f && f.until > this.deps.clock.mono()) {
       return { ...s, healthy: false, checks: [...s.checks, { name: 'acquire', ok: false, message: f.message }] };
@@ -270,7 +288,7 @@ export class Agent {
     }
     for (const [g, rt] of this.runtimes) {
       const spec = want.get(g);
-      if (!spec || fingerprint(spec.checks) !== rt.checksHash) {
+      if (!spec || fingerprint(spec.checks) !== rt.checksHash || (this.allowRefusal(g) !== undefined) !== rt.refused) {
         rt.health.stop();
         this.runtimes.delete(g);
         if (!spec) void this.deleteHealth(g);
@@ -278,15 +296,17 @@ export class Agent {
     }
     for (const [g, spec] of want) {
       if (this.runtimes.has(g)) continue;
+      // A refused group's checks never run: their targets may be what the allowlist refused.
+      const refused = this.allowRefusal(g) !== undefined;
       const health = new GroupHealth(
         g,
-        spec.checks,
+        refused ? [] : spec.checks,
         this.deps.checkRegistry ?? checkRegistry,
         { exec: this.deps.exec, config: this.deps.config },
         this.deps.clock,
         this.log,
       );
-      const rt: GroupRuntime = { checksHash: fingerprint(spec.checks), health };
+      const rt: GroupRuntime = { checksHash: fingerprint(spec.checks), refused, health };
       this.runtimes.set(g, rt);
       health.on('change', (state) => {
         if (this.runtimes.get(g) !== rt) return;

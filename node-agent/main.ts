@@ -8,6 +8,7 @@ import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
 import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Agent } from './agent.js';
+import { describeAllowlist } from './allowlist.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
 import { extraResources } from './extras.js';
@@ -51,6 +52,9 @@ async function main(): Promise<void> {
     level: args['log-level'] ?? config.logLevel,
     base: { node: config.node },
   });
+  const allowed = describeAllowlist(config);
+  if (allowed.held) log.info({ vipRanges: config.vipRanges }, allowed.message);
+  else log.warn(allowed.message);
   // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
   await checkEtcdVersion(config.etcd, log, {
     minimumVersion: config.etcd.minimumVersion,
