@@ -102,7 +102,8 @@ class RogueServer {
       return void send(authSwitch('caching_sha2_password', scramble));
     }
     if (this.mode === 'caching-full' && step === 1) return void send(Buffer.from([0x01, 0x04])); // full auth
-    if (this.mode === 'caching-full' && step === 2) return void send(Buffer.concat([Buffer.from([0x01]), Buffer.from(PEM)]));
+    if (this.mode === 'caching-full' && step === 2)
+      return void send(Buffer.concat([Buffer.from([0x01]), Buffer.from(PEM)]));
     send(ERR);
   }
 }
@@ -138,7 +139,13 @@ describe('mysql check against a rogue server', () => {
 
   const run = async (m: Record<string, unknown>) =>
     mysqlCheck(
-      HealthCheck.parse({ name: 'db', type: 'mysql', intervalMs: 5000, timeoutMs: 3000, mysql: { credentials: 'db', ...m } }),
+      HealthCheck.parse({
+        name: 'db',
+        type: 'mysql',
+        intervalMs: 5000,
+        timeoutMs: 3000,
+        mysql: { credentials: 'db', ...m },
+      }),
       { exec, config },
       new AbortController().signal,
     );
