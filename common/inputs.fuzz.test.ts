@@ -257,9 +257,11 @@ describe('etcd value decoders, fuzzed', () => {
 
   it.each(decoders)('%s: a mutated valid record is decoded or refused naming the field', (name, schema) => {
     const seed = valid[name]!;
-    expect(keyspace.decode(schema, JSON.stringify(seed), (w) => {
+    expect(
+      keyspace.decode(schema, JSON.stringify(seed), (w) => {
         throw new Error(w);
-      })).toBeDefined();
+      }),
+    ).toBeDefined();
     fc.assert(
       fc.property(mutations(seed), ({ path, op, value }) => {
         let text: string;

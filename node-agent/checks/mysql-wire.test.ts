@@ -197,6 +197,32 @@ describe('mysql check against a rogue server', () => {
     }
   });
 
+  it("full authentication over the credentials file's own socket goes ahead (the agent's configuration trusts it)", async () => {
+    const srv = new RogueServer('caching-full');
+    const sock = join(dir, 'own.sock');
+    await srv.listen(sock);
+    const own = join(dir, 'own.cnf');
+    writeFileSync(own, `[client]\nuser=vw\npassword=${PASSWORD}\nsocket=${sock}\n`, { mode: 0o600 });
+    try {
+      const r = await mysqlCheck(
+        HealthCheck.parse({
+          name: 'db',
+          type: 'mysql',
+          intervalMs: 5000,
+          timeoutMs: 3000,
+          mysql: { credentials: 'own' },
+        }),
+        { exec, config: { credentials: { own } } as unknown as AgentConfig },
+        new AbortController().signal,
+      );
+      expect(r.ok).toBe(false); // the rogue server refuses the login in the end
+      expect(r.message).not.toMatch(/refused$/);
+      expect(srv.received.includes(Buffer.from(PASSWORD))).toBe(true); // over the local socket, as MySQL does
+    } finally {
+      await srv.close();
+    }
+  });
+
   it("the check's leak detector does see a password (control: mysql2 defaults would have sent it)", async () => {
     const srv = new RogueServer('caching-full');
     await srv.listen(0);
