@@ -1,11 +1,8 @@
 import type { EventRecord } from '../common/keyspace.js';
 import { etcdFailure, parseArgs, renderEvents, renderStatus, run, UsageError, type GroupStatus } from './main.js';
+import { memoryIo } from './test-io.js';
 
-function io() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
-}
+const io = memoryIo;
 
 describe('parseArgs', () => {
   it('has defaults, and takes the environment', () => {

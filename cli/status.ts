@@ -85,7 +85,7 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
       failback: spec?.success ? spec.data.failback : null,
       pinnedTo: decode(MoveRecord, moves.get(g)?.value)?.to ?? null,
       nodes: candidates.map((n) => {
-        const h = decode(HealthRecord, health.get(`${g}/${n.name}`)?.value);
+        const h = decode(HealthRecord, health.get(`${n.name}/${g}`)?.value);
         const live = liveLease.has(n.name);
         return {
           name: n.name,

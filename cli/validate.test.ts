@@ -3,14 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './main.js';
 import { kindOf, renderValidation, validateText } from './validate.js';
+import { memoryIo } from './test-io.js';
 
 const REPO = join(import.meta.dirname, '..');
 
-function io() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
-}
+const io = memoryIo;
 
 describe('validate', () => {
   it('tells the three kinds apart', () => {

@@ -77,6 +77,24 @@ export function readEtcdAuthFile(path: string): { username: string; password: st
   return { username, password };
 }
 
+let ipServerNameQuieted = false;
+/**
+ * grpc-js passes the endpoint's host as TLS server name, and Node warns (DEP0123) for every connection to an IP
+ * address. etcd endpoints are IP addresses by design (the certificates carry IP SANs, verified as before); the warning
+ * would be printed by every CLI call. Drop only that warning, once per process.
+ */
+function quietIpServerNameWarning(): void {
+  if (ipServerNameQuieted) return;
+  ipServerNameQuieted = true;
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const code =
+      typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : (rest[1] as unknown);
+    if (code === 'DEP0123') return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 export function connectEtcd(cfg: EtcdConfig): Etcd3 {
   for (const e of cfg.endpoints) {
     const u = new URL(e);
@@ -99,6 +117,7 @@ export function connectEtcd(cfg: EtcdConfig): Etcd3 {
     },
   };
   if (cfg.tls) {
+    quietIpServerNameWarning();
     opts.credentials = {
       rootCertificate: readPart(cfg.tls.ca, 'CA'),
       ...(cfg.tls.cert && cfg.tls.key

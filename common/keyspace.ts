@@ -32,8 +32,13 @@ export class Keys {
   healthPrefix() {
     return `${this.prefix}health/`;
   }
+  /** Laid out by node first, so that an etcd role can confine each agent to its own prefix (deploy/etcd/setup.sh). */
   health(group: string, node: string) {
-    return `${this.prefix}health/${group}/${node}`;
+    return `${this.prefix}health/${node}/${group}`;
+  }
+  /** The group and node of a health/<node>/<group> key, or undefined. */
+  healthParts(key: string): { group: string; node: string } | undefined {
+    return this.nodeGroupParts(key, 'health/');
   }
   assignmentsPrefix() {
     return `${this.prefix}assignments/`;
@@ -44,8 +49,18 @@ export class Keys {
   releasedPrefix() {
     return `${this.prefix}released/`;
   }
+  /** Node first, like health. */
   released(group: string, node: string) {
-    return `${this.prefix}released/${group}/${node}`;
+    return `${this.prefix}released/${node}/${group}`;
+  }
+  /** The group and node of a released/<node>/<group> key, or undefined. */
+  releasedParts(key: string): { group: string; node: string } | undefined {
+    return this.nodeGroupParts(key, 'released/');
+  }
+  private nodeGroupParts(key: string, sub: string): { group: string; node: string } | undefined {
+    const s = this.segments(key, sub);
+    if (s.length !== 2 || !s[0] || !s[1]) return undefined;
+    return { node: s[0], group: s[1] };
   }
   eventsPrefix(group?: string) {
     return group ? `${this.prefix}events/${group}/` : `${this.prefix}events/`;
@@ -74,7 +89,7 @@ export class Keys {
     return `${this.prefix}rejected/${group}`;
   }
 
-  /** Splits "<prefix>health/<group>/<node>" into its segments after the given sub-prefix. */
+  /** Splits "<prefix>health/<node>/<group>" into its segments after the given sub-prefix. */
   segments(key: string, sub: string): string[] {
     const p = this.prefix + sub;
     if (!key.startsWith(p)) return [];
@@ -97,6 +112,8 @@ export const NodeRecord = z.object({
   interfaces: z.array(z.string()).default([]),
   version: z.string(),
   startedAt: Millis,
+  /** Groups whose spec this agent cannot parse (version skew), with why: it holds none of them. */
+  specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

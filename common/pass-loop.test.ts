@@ -7,17 +7,26 @@ function gate() {
   return { p, open };
 }
 
+/** A loop whose passes count themselves and wait for the gate `current()` returns. */
+function counting(active: () => boolean, current: () => { p: Promise<void> }) {
+  const counter = { passes: 0 };
+  const loop = new PassLoop({
+    pass: async () => {
+      counter.passes++;
+      await current().p;
+    },
+    active,
+  });
+  return { loop, counter };
+}
+
 describe('PassLoop', () => {
   test('one pass at a time; kicks during a pass coalesce into one more', async () => {
-    let passes = 0;
     let g = gate();
-    const loop = new PassLoop({
-      pass: async () => {
-        passes++;
-        await g.p;
-      },
-      active: () => true,
-    });
+    const { loop, counter } = counting(
+      () => true,
+      () => g,
+    );
     const first = loop.kick();
     expect(loop.busy).toBe(true);
     void loop.kick();
@@ -31,28 +40,24 @@ describe('PassLoop', () => {
     await Promise.resolve();
     g.open();
     await first;
-    expect(passes).toBe(2);
+    expect(counter.passes).toBe(2);
     expect(loop.busy).toBe(false);
   });
 
   test('no pass once inactive, and no further pass after it turns inactive', async () => {
     let active = true;
-    let passes = 0;
     const g = gate();
-    const loop = new PassLoop({
-      pass: async () => {
-        passes++;
-        await g.p;
-      },
-      active: () => active,
-    });
+    const { loop, counter } = counting(
+      () => active,
+      () => g,
+    );
     const run = loop.kick();
     void loop.kick();
     active = false;
     g.open();
     await run;
-    expect(passes).toBe(1);
+    expect(counter.passes).toBe(1);
     await loop.kick();
-    expect(passes).toBe(1);
+    expect(counter.passes).toBe(1);
   });
 });

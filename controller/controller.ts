@@ -211,7 +211,7 @@ export class Controller {
 
   private trackReleased(): void {
     for (const e of this.mirrors.released.under(this.keys.releasedPrefix())) {
-      const [group, node] = this.keys.segments(e.key, 'released/');
+      const { group, node } = this.keys.releasedParts(e.key) ?? {};
       const rec = decode(ReleasedRecord, e.value);
       if (!group || !node || !rec) continue;
       let m = this.releasedSeen.get(group);
@@ -272,7 +272,7 @@ export class Controller {
     }
     const health = new Map<string, Map<string, HealthRecord>>();
     for (const e of this.mirrors.health.under(this.keys.healthPrefix())) {
-      const [group, node] = this.keys.segments(e.key, 'health/');
+      const { group, node } = this.keys.healthParts(e.key) ?? {};
       const rec = decode(HealthRecord, e.value, (why) =>
         this.log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
       );

@@ -1,6 +1,7 @@
 // vipwarden-controller [--config /etc/vipwarden/controller.yaml] [--log-level debug] [--allow-unsupported-etcd]
 import { realClock } from '../common/clock.js';
 import { daemonCommandLine } from '../common/command-line.js';
+import { runDaemon, stopOnSignals } from '../common/shutdown.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Keys } from '../common/keyspace.js';
@@ -57,24 +58,16 @@ async function main(): Promise<void> {
     metrics: extras.metrics,
   });
   extras.setReady?.(() => controller.ready());
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping');
-    controller
-      .stop()
-      .then(() => extras.close())
-      .then(() => client.close())
-      .finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals({
+    log,
+    stop: async () => {
+      await controller.stop();
+      await extras.close();
+      client.close();
+    },
+  });
   await controller.start();
   log.info({ id: config.id, etcd: config.etcd.endpoints }, 'controller started');
 }
 
-main().catch((err) => {
-  console.error(`vipwarden-controller: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+runDaemon('vipwarden-controller', main);

@@ -213,6 +213,24 @@ export const AnnounceSpec = z
   })
   .strict();
 
+/** An issue on every item whose key an earlier item already has (items without a key are skipped). */
+function flagDuplicates<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[],
+  keyOf: (item: T) => string | undefined,
+  path: (i: number) => (string | number)[],
+  message: (key: string, first: number) => string,
+): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    if (key === undefined) return;
+    const j = seen.get(key);
+    if (j !== undefined) ctx.addIssue({ code: 'custom', path: path(i), message: message(key, j) });
+    else seen.set(key, i);
+  });
+}
+
 export const FailoverGroupSpec = z
   .object({
     vips: z.array(Vip).min(1).max(16).describe('Addresses that move together.'),
@@ -239,30 +257,25 @@ export const FailoverGroupSpec = z
   })
   .strict()
   .superRefine((s, ctx) => {
-    const seenNodes = new Map<string, number>();
-    s.nodes.forEach((n, i) => {
-      const j = seenNodes.get(n.name);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['nodes', i, 'name'],
-          message: `duplicate node name "${n.name}" (also nodes[${j}])`,
-        });
-      else seenNodes.set(n.name, i);
-    });
-    const seenVips = new Map<string, number>();
-    s.vips.forEach((v, i) => {
-      const c = parseCidr(v.address);
-      if (typeof c === 'string') return;
-      const j = seenVips.get(c.address);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['vips', i, 'address'],
-          message: `duplicate VIP ${c.address} (also vips[${j}])`,
-        });
-      else seenVips.set(c.address, i);
-    });
+    flagDuplicates(
+      ctx,
+      s.nodes,
+      (n) => n.name,
+      (i) => ['nodes', i, 'name'],
+      (name, j) => {
+        return `duplicate node name "${name}" (also nodes[${j}])`;
+      },
+    );
+    flagDuplicates(
+      ctx,
+      s.vips,
+      (v) => {
+        const c = parseCidr(v.address);
+        return typeof c === 'string' ? undefined : c.address;
+      },
+      (i) => ['vips', i, 'address'],
+      (address, j) => `duplicate VIP ${address} (also vips[${j}])`,
+    );
     const families = new Set(
       s.vips.map((v) => parseCidr(v.address)).flatMap((c) => (typeof c === 'string' ? [] : [c.family])),
     );
@@ -275,24 +288,22 @@ export const FailoverGroupSpec = z
           message: `an IPv${c.family} destination needs an IPv${c.family} VIP to use as the source`,
         });
     });
-    const seenHooks = new Map<string, number>();
-    s.hooks.forEach((h, i) => {
-      const j = seenHooks.get(h);
-      if (j !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['hooks', i], message: `duplicate hook "${h}" (also hooks[${j}])` });
-      else seenHooks.set(h, i);
-    });
-    const seenChecks = new Map<string, number>();
-    s.checks.forEach((c, i) => {
-      const j = seenChecks.get(c.name);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['checks', i, 'name'],
-          message: `duplicate check name "${c.name}" (also checks[${j}])`,
-        });
-      else seenChecks.set(c.name, i);
-    });
+    flagDuplicates(
+      ctx,
+      s.hooks,
+      (h) => h,
+      (i) => ['hooks', i],
+      (h, j) => `duplicate hook "${h}" (also hooks[${j}])`,
+    );
+    flagDuplicates(
+      ctx,
+      s.checks,
+      (c) => c.name,
+      (i) => ['checks', i, 'name'],
+      (name, j) => {
+        return `duplicate check name "${name}" (also checks[${j}])`;
+      },
+    );
   });
 
 export const Condition = z.object({

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderEvents, renderStatus } from '../cli/main.js';
-import { startCluster, webGroup, type Cluster } from '../test/harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from './testbed/cluster.js';
 import { installSignalHandlers, monoMs, outageAround, requireRoot, startProbe, startSampler } from './testbed/index.js';
 
 const say = (s = '') => console.log(s);
@@ -31,11 +31,6 @@ async function main(): Promise<void> {
     const path = c.applyGroup(
       webGroup({
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
       }),
     );
     say(readFileSync(path, 'utf8').replace(/^/gm, '    '));

@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { realClock } from '../common/clock.js';
 import { daemonCommandLine } from '../common/command-line.js';
+import { runDaemon, stopOnSignals } from '../common/shutdown.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
@@ -11,7 +12,7 @@ import { Agent } from './agent.js';
 import { describeAllowlist } from './allowlist.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
-import { extraResources } from './extras.js';
+import { optionalParts } from './optional-parts.js';
 
 const USAGE = `usage: vipwarden-agent [--config FILE] [--node NAME] [--log-level LEVEL]
   --config FILE      agent config (default /etc/vipwarden/agent.yaml)
@@ -61,7 +62,7 @@ async function main(): Promise<void> {
     allowUnsupportedVersion: config.etcd.allowUnsupportedVersion || args['allow-unsupported-etcd'] === true,
   });
   const client = connectEtcd(config.etcd);
-  const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
+  const extras = await optionalParts({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({
     config,
@@ -74,26 +75,17 @@ async function main(): Promise<void> {
     deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping');
-    const hard = setTimeout(() => process.exit(1), config.shutdownGraceMs + 5000);
-    hard.unref();
-    agent
-      .stop()
-      .then(() => extras.close())
-      .then(() => client.close())
-      .finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals({
+    log,
+    hardTimeoutMs: config.shutdownGraceMs + 5000,
+    stop: async () => {
+      await agent.stop();
+      await extras.close();
+      client.close();
+    },
+  });
   await agent.start();
   log.info({ etcd: config.etcd.endpoints, interface: config.interface }, 'agent started');
 }
 
-main().catch((err) => {
-  console.error(`vipwarden-agent: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+runDaemon('vipwarden-agent', main);

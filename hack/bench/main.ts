@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO } from '../../test/harness/cluster.js';
+import { REPO } from '../testbed/cluster.js';
 import { etcdBinaries } from '../etcd/binaries.js';
 import { installSignalHandlers, requireRoot } from '../testbed/index.js';
 import { run } from '../testbed/util.js';

@@ -9,7 +9,7 @@ import { stringify as toYaml } from 'yaml';
 import { connectEtcd, Mirror } from '../../common/etcd.js';
 import { AssignmentRecord, decode, Keys, NodeRecord } from '../../common/keyspace.js';
 import { silentLogger } from '../../common/log.js';
-import { DIST, requireBuilt } from '../../test/harness/cluster.js';
+import { DIST, requireBuilt } from '../testbed/cluster.js';
 import { spawnLogged, type ProcHandle } from '../testbed/proc.js';
 import { onExitCleanup } from '../testbed/registry.js';
 import { freePorts, monoMs, sleep, startEtcd, type EtcdCluster } from '../testbed/index.js';

@@ -1,6 +1,6 @@
 // Simulated node agents for the scale benchmark, run as one child process (dist/hack/bench/sim-agents.js).
 // Each simulated agent does what a real agent does against etcd, with its own etcd client: it keeps a node lease
-// (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<group>/<node> (healthy, with
+// (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<node>/<group> (healthy, with
 // the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors assignments/
 // by list + watch. It writes nothing else and never touches addresses.
 // One difference, so that one machine can play 100: the group records are watched once per process and shared
@@ -121,7 +121,7 @@ class SimAgent {
     ).catch(() => undefined); // gave up or stopped: the node stays unregistered, as before
   }
 
-  /** health/<group>/<node> for every changed group record that names this node, when its checksHash is new. */
+  /** health/<node>/<group> for every changed group record that names this node, when its checksHash is new. */
   private async publish(keys: readonly string[]): Promise<void> {
     const lease = this.keeper.lease;
     if (!lease || !this.registered) return;

@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then
   echo "chaos: needs root (it creates network namespaces); run: sudo npm run chaos" >&2
   exit 1
 fi
-for c in etcd etcdctl nginx iptables ip setpriv gcc; do
+for c in nginx iptables ip setpriv gcc; do
   command -v "$c" >/dev/null 2>&1 || { echo "chaos: missing command: $c" >&2; exit 1; }
 done
 npm run --silent build

@@ -4,7 +4,7 @@
 // groups by editing specs) are added here.
 import { FaultState, heal as healNode, inject as injectNode, undo as undoNode } from '../bench/faults.js';
 import type { Mode, Subject } from '../bench/types.js';
-import type { Cluster } from '../../test/harness/cluster.js';
+import type { Cluster } from '../testbed/cluster.js';
 import { run, sleep, withTimeout } from '../testbed/util.js';
 
 export const FAULT_KINDS = [
@@ -128,13 +128,24 @@ export function subjectOf(c: Cluster, profile: 'vipwarden-default' | 'vipwarden-
 export async function etcdLeader(c: Cluster): Promise<number> {
   const eps = c.etcd.members.filter((m) => m.running).map((m) => m.endpoint);
   if (eps.length === 0) return -1;
-  const r = await run(['etcdctl', '--endpoints', eps.join(','), '--command-timeout=2s', 'endpoint', 'status'], {
-    allowFailure: true,
-    timeoutMs: 5000,
-  });
-  for (const line of r.stdout.split('\n')) {
-    const f = line.split(',').map((x) => x.trim());
-    if (f[4] === 'true') return c.etcd.members.findIndex((m) => m.endpoint === f[0]);
+  const argv = [
+    c.etcd.binaries.etcdctl,
+    ...c.etcd.etcdctlFlags(),
+    '--endpoints',
+    eps.join(','),
+    '--command-timeout=2s',
+    'endpoint',
+    'status',
+    '-w',
+    'json',
+  ];
+  const r = await run(argv, { allowFailure: true, timeoutMs: 5000 });
+  // Member ids are uint64: compare their digits, not JSON numbers.
+  for (const entry of r.stdout.split('{"Endpoint":').slice(1)) {
+    const ep = /^"([^"]+)"/.exec(entry)?.[1];
+    const id = /"member_id":(\d+)/.exec(entry)?.[1];
+    const leader = /"leader":(\d+)/.exec(entry)?.[1];
+    if (ep && id && id === leader) return c.etcd.members.findIndex((m) => m.endpoint === ep);
   }
   return -1;
 }
@@ -181,7 +192,8 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
   // its interface 0.5-0.95 s later. Also with cuts: whatever ends the lease, churn must not keep the address.
   const churn = ['agent-kill', 'agent-stop', 'link-cut', 'etcd-cut'].includes(kind) && rng.next() < 0.5;
   let stopChurn: (() => Promise<void>) | undefined;
-  if (churn) stopChurn = startChurn(env, node, rng, rng.int(500, 950));
+  // The churn loop draws from its own generator: the main sequence must not depend on how long a fault lasts.
+  if (churn) stopChurn = startChurn(env, node, new Rng(rng.int(0, 2 ** 31)), rng.int(500, 950));
   const withChurn = (undo: () => Promise<void>) => async () => {
     await stopChurn?.();
     await undo();
@@ -235,7 +247,7 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
       };
     }
     case 'address-churn': {
-      const stop = startChurn(env, node, rng, rng.int(0, 400));
+      const stop = startChurn(env, node, new Rng(rng.int(0, 2 ** 31)), rng.int(0, 400));
       return { kind, target: node, churn: false, undo: stop };
     }
     case 'spec-move': {

@@ -5,7 +5,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FaultState } from '../bench/faults.js';
 import { VIPWARDEN_PROFILES } from '../bench/vipwarden.js';
-import { startCluster, webGroup, type Cluster } from '../../test/harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { outageAround, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
 import { monoMs, sleep } from '../testbed/util.js';
 import {

@@ -127,3 +127,21 @@ export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): 
     },
   };
 }
+
+/** Stops a process whose stdout is read line by line, then waits (up to 500 ms) for the last lines to be read. */
+export async function stopAndDrain(
+  proc: ProcHandle,
+  lines: { once(event: 'close', fn: () => void): unknown },
+  timeoutMs: number,
+): Promise<void> {
+  await proc.stop({ signal: 'SIGTERM', timeoutMs });
+  const stdout = proc.stdout;
+  await withTimeout(
+    new Promise<void>((r) => {
+      if (!stdout || stdout.readableEnded) r();
+      else lines.once('close', () => r());
+    }),
+    500,
+    undefined,
+  );
+}

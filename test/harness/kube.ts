@@ -20,7 +20,7 @@ import { onExitCleanup } from '../../hack/testbed/registry.js';
 import { CommandError } from '../../common/exec.js';
 import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
 import { isAlive, sleep } from '../../hack/testbed/util.js';
-import { freePorts, startEtcd, type EtcdCluster } from './etcd.js';
+import { freePorts, startEtcd, type EtcdClientConfig, type EtcdCluster } from './etcd.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_SCRIPT = join(REPO_ROOT, 'hack', 'kube', 'build.sh');
@@ -276,8 +276,10 @@ export interface KubeEnv {
   readonly adminToken: string;
   /** CA that signed the serving certificate (also trusted for client certificates). */
   readonly caPath: string;
-  /** The kube-apiserver's own etcd, http://127.0.0.1:<port>. */
+  /** The kube-apiserver's own etcd, https://127.0.0.1:<port> (TLS with client certificates, like every test etcd). */
   readonly etcdEndpoint: string;
+  /** What connectEtcd needs to reach that etcd: the endpoint, the CA and a client certificate. */
+  readonly etcdClient: EtcdClientConfig;
   /** Work dir: certs, token file, kubeconfigs, apiserver.log. Removed by stop() (unless keepDir). */
   readonly dir: string;
   readonly binaries: KubeBinaries;
@@ -471,6 +473,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
       adminToken,
       caPath: pki.caCrt,
       etcdEndpoint,
+      etcdClient: etcd.clientConfig(),
       dir,
       binaries,
       pids: { etcd: etcd.members[0]?.pid ?? -1, apiserver: apiserver.pid },

@@ -17,7 +17,7 @@ import {
 } from '../../common/keyspace.js';
 import { CommandError, realExec } from '../../common/exec.js';
 import { run } from '../../cli/main.js';
-import { REPO, requireBuilt } from '../harness/cluster.js';
+import { REPO, requireBuilt } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
 jest.setTimeout(60_000);

@@ -8,7 +8,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { CommandError, realExec } from '../../common/exec.js';
 import { parseControllerConfig } from '../../controller/config.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 
 const deploy = join(REPO, 'deploy');
 let tmp: string;

@@ -14,14 +14,14 @@ import { SnatResource } from './snat.js';
 import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import type { GroupResource } from './resources.js';
 
-export interface ExtrasDeps {
+export interface OptionalPartsDeps {
   config: AgentConfig;
   exec: Exec;
   clock: Clock;
   log: Logger;
 }
 
-export interface Extras {
+export interface OptionalParts {
   resources: GroupResource[];
   metrics: AgentMetrics;
   /** CommandAnnouncer's onSent: counts announcement packets. */
@@ -33,13 +33,13 @@ export interface Extras {
   close(): Promise<void>;
 }
 
-export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
+export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalParts> {
   const { config, log } = deps;
   const resources: GroupResource[] = [];
   const closers: (() => Promise<void>)[] = [];
   let metrics: AgentMetrics = NO_METRICS;
-  let onAnnounced: Extras['onAnnounced'];
-  let setReady: Extras['setReady'];
+  let onAnnounced: OptionalParts['onAnnounced'];
+  let setReady: OptionalParts['setReady'];
 
   // Metrics: /metrics, /healthz, /readyz on metrics.listen (no metrics section: no server).
   if (config.metrics) {
@@ -69,8 +69,7 @@ export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
     onAnnounced,
     setReady,
     close: async () => {
-      for (const c of closers.reverse())
-        await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+      for (const c of closers.reverse()) await c().catch((err) => log.warn({ err }, 'closing an optional part failed'));
     },
   };
 }
