@@ -176,6 +176,7 @@ const COMMANDS: Record<string, Command> = {
 export async function run(argv: string[], env: NodeJS.ProcessEnv, io: CliIO): Promise<number> {
   try {
     if (argv.length === 0) throw new UsageError('');
+    if (argv[0] === 'realserver') return await (await import('./realserver.js')).realserver(argv.slice(1), io); // lvs
     if (argv[0] === 'help') {
       io.out(USAGE);
       return 0;

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { issuesOf, ValidationError } from '../common/validation.js';
 import { isIPv4 } from 'node:net';
 import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
+import { refineVirtualServers, VirtualServers } from './virtualserver.js';
 
 export const API_GROUP = 'vipwarden.io';
 export const API_VERSION = 'v1alpha1';
@@ -254,9 +255,11 @@ export const FailoverGroupSpec = z
       .describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
     cloud: CloudSpec.optional(),
     announce: AnnounceSpec.optional(),
+    virtualServers: VirtualServers,
   })
   .strict()
   .superRefine((s, ctx) => {
+    refineVirtualServers(s, ctx);
     flagDuplicates(
       ctx,
       s.nodes,

@@ -19,6 +19,7 @@ import { ClusterView } from './cluster-view.js';
 import type { AgentConfig } from './config.js';
 import { etcdHealthStore, HealthPublisher } from './health-publisher.js';
 import { HealthRunners } from './health-runners.js';
+import type { Spec } from '../crds/failovergroup.js';
 import { Holdings } from './holdings.js';
 import { removeLeftovers, StateFile } from './leftovers.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
@@ -38,6 +39,8 @@ export interface AgentDeps {
   resources?: GroupResource[];
   metrics?: AgentMetrics;
   checkRegistry?: Record<string, CheckFn>;
+  /** The LVS director (node-agent/lvs): told every group that names this node, so that standbys check too. */
+  lvs?: { setCandidates(groups: ReadonlyMap<string, Spec>): void };
   /** Path of vw-before: address commands run only while the keepalive answer still covers them (main.ts sets it). */
   deadlineExec?: string;
   /** Every health record is written again this often (ms; default 15 s). */
@@ -107,6 +110,7 @@ export class Agent {
       publisher: this.publisher,
       holds: (g) => this.holdingsOwner.get(g) !== undefined,
       onChange: () => this.kick(),
+      onCandidates: (groups) => deps.lvs?.setCandidates(groups),
     });
     this.steps = new GroupSteps({
       ...deps,

@@ -36,6 +36,8 @@ export interface HealthRunnersDeps {
   holds: (group: string) => boolean;
   /** Called when a group's health changed (the agent runs a pass). */
   onChange: () => void;
+  /** Told, on every sync, the groups that name this node (the LVS director checks their real servers). */
+  onCandidates?: (groups: ReadonlyMap<string, Spec>) => void;
 }
 
 export class HealthRunners {
@@ -61,6 +63,7 @@ export class HealthRunners {
         this.specErrors.set(g, r.why);
       } else if (r.kind === 'ok' && r.spec.nodes.some((n) => n.name === this.d.config.node)) want.set(g, r.spec);
     }
+    this.d.onCandidates?.(want);
     for (const [g, rt] of this.runners) {
       const spec = want.get(g);
       if (!spec || fingerprint(spec.checks) !== rt.checksHash || this.refusalOf(spec) !== rt.refused) {

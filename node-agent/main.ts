@@ -72,6 +72,7 @@ async function main(): Promise<void> {
     log,
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
+    lvs: extras.lvs,
     deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());

@@ -8,6 +8,7 @@ import type { VipRef } from './addresses.js';
 import type { AgentConfig } from './config.js';
 import { CloudResource } from './cloud/resource.js';
 import { HookResource } from './hooks.js';
+import { startLvs, type LvsPart } from './lvs/wiring.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
 import { locateNdsend, naSender } from './ndsend.js';
 import { SnatResource } from './snat.js';
@@ -28,6 +29,8 @@ export interface OptionalParts {
   onAnnounced?: (vip: VipRef, packets: number) => void;
   /** CommandAnnouncer's sendNa: unsolicited neighbour advertisements for IPv6 VIPs (undefined: none). */
   sendNa?: (vip: VipRef, count: number) => Promise<void>;
+  /** The LVS director (node-agent/lvs): the agent hands it the groups that name this node. */
+  lvs?: LvsPart['director'];
   /** Binds /readyz to the agent once it exists. */
   setReady?: (ready: () => boolean) => void;
   close(): Promise<void>;
@@ -56,6 +59,9 @@ export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalPa
   // Workloads (issue 4), in acquire order: SNAT, then hooks (services start once traffic leaves from the VIP),
   // then the cloud floating IP (traffic from outside arrives once the services run). Release runs in reverse.
   resources.push(new SnatResource(deps.exec), new HookResource(deps.exec, config));
+  const lvs = await startLvs({ ...deps, registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined });
+  resources.push(lvs.resource);
+  closers.push(() => lvs.close());
   const cloud = new CloudResource({ config, clock: deps.clock });
   resources.push(cloud);
   closers.push(() => cloud.close());
@@ -66,6 +72,7 @@ export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalPa
     resources,
     metrics,
     sendNa,
+    lvs: lvs.director,
     onAnnounced,
     setReady,
     close: async () => {

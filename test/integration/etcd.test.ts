@@ -6,7 +6,7 @@ import { jest } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
 import { connectEtcd } from '../../common/etcd.js';
 import { TestPki } from '../../hack/etcd/pki.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../hack/testbed/util.js';
 import { type EtcdCluster, startEtcd } from '../harness/etcd.js';
@@ -16,7 +16,22 @@ import { etcdPidsFor } from '../../hack/testbed/cleanup.js';
 jest.setTimeout(60_000);
 
 async function putGet(c: EtcdCluster, endpoints: string[], key: string): Promise<string | null> {
-  const client = connectEtcd({ ...c.clientConfig(), endpoints });
+  // etcd3's own client with its default retries (connectEtcd has none, on purpose): the 3-member cluster runs 20 ms
+  // heartbeats and may hold an election right after a member kill on a loaded machine.
+  const t = c.tls;
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 2000,
+    ...(t
+      ? {
+          credentials: {
+            rootCertificate: readFileSync(t.ca),
+            certChain: readFileSync(t.cert),
+            privateKey: readFileSync(t.key),
+          },
+        }
+      : {}),
+  });
   try {
     await client.put(key).value(`value-of-${key}`);
     return await client.get(key).string();
