@@ -3,6 +3,7 @@ import { realClock } from '../common/clock.js';
 import { daemonCommandLine } from '../common/command-line.js';
 import { runDaemon, stopOnSignals } from '../common/shutdown.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
+import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Keys } from '../common/keyspace.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config.js';
@@ -27,6 +28,7 @@ const OPTIONS = {
 async function main(): Promise<void> {
   const args = daemonCommandLine('vipwarden-controller', USAGE, process.argv.slice(2), OPTIONS);
   const config = await loadControllerConfig(args.config ?? '/etc/vipwarden/controller.yaml');
+  assertSecretFiles(secretFilesOf(config));
   const log = createLogger({ name: 'vipwarden-controller', level: args['log-level'] ?? config.logLevel });
   // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
   await checkEtcdVersion(config.etcd, log, {

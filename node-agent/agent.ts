@@ -23,6 +23,7 @@ import type { Spec } from '../crds/failovergroup.js';
 import { Holdings } from './holdings.js';
 import { removeLeftovers, StateFile } from './leftovers.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
+import { vipProblems } from './allowlist.js';
 import { planAgent, type AgentStep } from './planner.js';
 import { NodeRegistration } from './registration.js';
 import type { GroupResource } from './resources.js';
@@ -268,7 +269,14 @@ export class Agent {
     const held = this.holdingsOwner.plannerView();
     const leaving = this.holdingsOwner.leavingGroups();
     const healthy = new Map<string, boolean>();
-    for (const g of new Set([...assignments.keys(), ...held.keys()])) healthy.set(g, this.health.isHealthy(g));
+    for (const g of new Set([...assignments.keys(), ...held.keys()])) {
+      // The node-side allowlist (allowlist.ts): the group's spec is checked in HealthRunners; the assignment's own
+      // VIPs (what the agent would add) are checked here, so that not even a forged assignment is held.
+      const a = assignments.get(g);
+      const vipsRefused =
+        a !== undefined && vipProblems(this.deps.config, a.record.vips, this.deps.config.interface).length > 0;
+      healthy.set(g, this.health.isHealthy(g) && !vipsRefused);
+    }
     const steps = planAgent({
       node: this.deps.config.node,
       lease: this.lease.lease,

@@ -7,6 +7,7 @@ import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
+import { allowlistFields } from './allowlist.js';
 
 const Argv = z
   .array(z.string().min(1))
@@ -28,6 +29,8 @@ export const AgentConfigSchema = z
         if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
       }),
     interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
+    /** What a FailoverGroup may claim on this node (node-agent/allowlist.ts): vipRanges and allow. */
+    ...allowlistFields,
     lease: z
       .object({
         ttlSeconds: z.number().int().min(1).max(60).default(2),

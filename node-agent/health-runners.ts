@@ -14,9 +14,12 @@ import type { AgentConfig } from './config.js';
 import { GroupHealth, type GroupHealthState } from './health.js';
 import type { HealthPublisher } from './health-publisher.js';
 import type { AgentMetrics } from './metrics.js';
+import { refusal } from './allowlist.js';
 
 interface Runner {
   checksHash: string;
+  /** Why the node-side allowlist (allowlist.ts) refuses the group here; then the runner runs no checks. */
+  refused: string | undefined;
   health: GroupHealth;
 }
 
@@ -63,7 +66,7 @@ export class HealthRunners {
     this.d.onCandidates?.(want);
     for (const [g, rt] of this.runners) {
       const spec = want.get(g);
-      if (!spec || fingerprint(spec.checks) !== rt.checksHash) {
+      if (!spec || fingerprint(spec.checks) !== rt.checksHash || this.refusalOf(spec) !== rt.refused) {
         rt.health.stop();
         this.runners.delete(g);
         if (!spec) void this.d.publisher.forget(g);
@@ -74,8 +77,12 @@ export class HealthRunners {
 
   private startRunner(g: string, spec: Spec): void {
     const { config, exec, clock, log } = this.d;
-    const health = new GroupHealth(g, spec.checks, this.d.checkRegistry ?? defaultChecks, { exec, config }, clock, log);
-    const rt: Runner = { checksHash: fingerprint(spec.checks), health };
+    // A refused group's checks never run: their targets may be what the allowlist refused.
+    const refused = this.refusalOf(spec);
+    const checks = refused === undefined ? spec.checks : [];
+    const health = new GroupHealth(g, checks, this.d.checkRegistry ?? defaultChecks, { exec, config }, clock, log);
+    const rt: Runner = { checksHash: fingerprint(spec.checks), refused, health };
+    if (refused !== undefined) log.warn({ group: g, why: refused }, 'refusing the group: agent.yaml does not allow it');
     this.runners.set(g, rt);
     health.on('change', (state) => {
       if (this.runners.get(g) !== rt) return;
@@ -87,6 +94,10 @@ export class HealthRunners {
     health.on('result', (check, ok, latency) => this.d.metrics.checkResult(g, check, ok, latency));
     health.start();
     void this.publish(g);
+  }
+
+  private refusalOf(spec: Spec): string | undefined {
+    return refusal(this.d.config, spec, this.d.config.interface);
   }
 
   stopAll(): void {
@@ -103,13 +114,15 @@ export class HealthRunners {
     if (this.heldDown(group) || this.specErrors.has(group)) return false;
     const rt = this.runners.get(group);
     if (!rt) return this.d.view.readSpec(group).kind === 'absent';
-    return rt.health.state.healthy;
+    return rt.health.state.healthy && rt.refused === undefined;
   }
 
   private state(group: string): GroupHealthState | undefined {
     const rt = this.runners.get(group);
     if (!rt) return undefined;
     const s = rt.health.state;
+    if (rt.refused !== undefined)
+      return { ...s, healthy: false, checks: [...s.checks, { name: 'allowlist', ok: false, message: rt.refused }] };
     const f = this.heldDown(group);
     if (f) return { ...s, healthy: false, checks: [...s.checks, { name: 'acquire', ok: false, message: f.message }] };
     return s;

@@ -7,7 +7,9 @@ import { runDaemon, stopOnSignals } from '../common/shutdown.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
+import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Agent } from './agent.js';
+import { describeAllowlist } from './allowlist.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
 import { optionalParts } from './optional-parts.js';
@@ -44,11 +46,16 @@ async function main(): Promise<void> {
   const args = daemonCommandLine('vipwarden-agent', USAGE, process.argv.slice(2), OPTIONS);
   const node = args.node ?? (process.env.VIPWARDEN_NODE || undefined);
   const config = await loadAgentConfig(args.config ?? '/etc/vipwarden/agent.yaml', { node });
+  // Credentials (MySQL option files, cloud tokens) and the etcd auth file: private to their owner, or no start.
+  assertSecretFiles(secretFilesOf(config));
   const log = createLogger({
     name: 'vipwarden-agent',
     level: args['log-level'] ?? config.logLevel,
     base: { node: config.node },
   });
+  const allowed = describeAllowlist(config);
+  if (allowed.held) log.info({ vipRanges: config.vipRanges }, allowed.message);
+  else log.warn(allowed.message);
   // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
   await checkEtcdVersion(config.etcd, log, {
     minimumVersion: config.etcd.minimumVersion,

@@ -173,6 +173,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         // Agents reach etcd over the bridge, each with a client certificate of its own (CN = node name).
         etcd: { ...e.clientConfig({ user: node, host: tb.bridgeIp }), prefix },
         interface: 'eth0',
+        // The node-side allowlist: the testbed's networks only (RULES.md network rule).
+        vipRanges: ['198.18.0.0/15', '2001:2::/48'],
+        allow: { snatDestinations: ['198.18.0.0/15', '2001:2::/48'], checkTargets: ['198.18.0.0/15', '2001:2::/48'] },
         stateDir: join(tb.dir, 'state'),
         logLevel: opts.logLevel ?? 'info',
         ...(opts.agent ?? {}),

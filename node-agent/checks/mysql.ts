@@ -3,7 +3,9 @@
 // configuration, which points at a MySQL option file on the node ([client] user=, password=, socket=).
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import mysql from 'mysql2/promise';
+import { createRequire } from 'node:module';
 import type { HealthCheckSpec } from '../../crds/failovergroup.js';
 import type { AgentConfig } from '../config.js';
 import type { CheckFn, CheckOutcome } from './types.js';
@@ -179,6 +181,68 @@ export async function credentialsFor(
   }
 }
 
+/** What a server may ask for and why it is refused (the password never leaves in a form the server can read). */
+export const REFUSED_AUTH_PLUGINS: Record<string, string> = {
+  mysql_clear_password: 'sends the password in clear text',
+  sha256_password: 'sends the password in clear text over TLS, or encrypted to a key the server itself supplies',
+  // MariaDB's PAM/GSSAPI dialog plugins forward whatever the server prompts for: the password, in clear.
+  dialog: 'forwards the password to whatever the server prompts',
+  auth_gssapi_client: 'is not supported by the vipwarden check',
+  client_ed25519: 'is not supported by the vipwarden check',
+};
+
+export class RefusedAuthError extends Error {
+  readonly code = 'VIPWARDEN_AUTH_REFUSED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedAuthError';
+  }
+}
+
+type AuthPlugin = (o: { connection: { config: { password?: string } }; command: unknown }) => (data: Buffer) => unknown;
+
+// mysql2's own caching_sha2_password (its package exports hide lib/, so by path next to its index.js).
+const require = createRequire(import.meta.url);
+const cachingSha2 = require(join(dirname(require.resolve('mysql2')), 'lib/auth_plugins/caching_sha2_password.js')) as (
+  o: object,
+) => AuthPlugin;
+const FULL_AUTH = Buffer.from([4]);
+
+/**
+ * The authPlugins a check connects with. Only challenge-response answers go out: mysql_native_password (mysql2's
+ * own), caching_sha2_password's scramble, unix_socket's empty answer. Every plugin that would hand the server the
+ * password (clear text, or RSA-encrypted to a key the server supplies, which the server can decrypt) is refused
+ * with a fatal error before a byte of it is written. caching_sha2_password's "full authentication" sends the
+ * password as is over a unix socket: allowed only when the socket is the agent's own (its credentials file's),
+ * never one a FailoverGroup named.
+ */
+export function safeAuthPlugins(opts: { trustedSocket: boolean }): Record<string, AuthPlugin> {
+  const refuse = (name: string, why: string) => () => () => {
+    throw new RefusedAuthError(`server asked for ${name}, which ${why}: refused`);
+  };
+  const plugins: Record<string, AuthPlugin> = {
+    // MariaDB's unix_socket authentication needs no client data (the server checks the peer's uid).
+    unix_socket: () => () => Buffer.alloc(0),
+  };
+  for (const [name, why] of Object.entries(REFUSED_AUTH_PLUGINS)) plugins[name] = refuse(name, why);
+  const caching = cachingSha2({});
+  plugins['caching_sha2_password'] = (o) => {
+    const inner = caching(o);
+    let round = 0;
+    return (data: Buffer) => {
+      round++;
+      if (round > 1 && FULL_AUTH.equals(data) && !opts.trustedSocket)
+        throw new RefusedAuthError(
+          'server asked caching_sha2_password for full authentication, which hands it the password ' +
+            '(in clear text, or encrypted to a key it supplies): refused; connect through the unix socket named in ' +
+            'the credentials file, or log in once so the server caches the password hash',
+        );
+      return inner(data);
+    };
+  };
+  return plugins;
+}
+
 const isConnError = (e: unknown): e is { code?: string; message: string } =>
   typeof e === 'object' && e !== null && 'message' in e;
 
@@ -200,9 +264,9 @@ export const mysqlCheck: CheckFn = async (spec, deps, signal) => {
     conn = await mysql.createConnection({
       ...ep,
       connectTimeout: spec.timeoutMs,
-      // MariaDB's unix_socket authentication needs no client data (the server checks the peer's uid).
-      authPlugins: { unix_socket: () => () => Buffer.alloc(0) },
-    });
+      enableCleartextPlugin: false,
+      authPlugins: safeAuthPlugins({ trustedSocket: ep.socketPath !== undefined && ep.socketPath === file?.socket }),
+    } as mysql.ConnectionOptions);
     if (signal.aborted) return { ok: false, message: 'timeout' };
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT 1 AS one, @@global.read_only AS ro');
     if (Number(rows[0]?.['one']) !== 1) return { ok: false, message: 'SELECT 1 did not return 1' };

@@ -120,6 +120,63 @@ test("the controller's ServiceAccount may do what it needs and nothing more", as
   expect(await can('list', 'nodes')).toBe('no');
 });
 
+test('FailoverGroup write is opt-in: not aggregated into the built-in edit or admin roles', async () => {
+  // This API server runs without kube-controller-manager, so no aggregation happens here: read the built-in roles'
+  // aggregation selectors from the server and match them against deploy/'s ClusterRoles, as the aggregation
+  // controller would.
+  const builtIn = async (name: string) => {
+    const r = await env().kubectl(['get', 'clusterrole', name, '-o', 'json']);
+    const role = JSON.parse(r.stdout) as {
+      aggregationRule?: { clusterRoleSelectors?: { matchLabels?: Record<string, string> }[] };
+    };
+    return role.aggregationRule?.clusterRoleSelectors ?? [];
+  };
+  const ours = docs('02-rbac.yaml').filter((d) => d['kind'] === 'ClusterRole') as {
+    metadata: { name: string; labels?: Record<string, string> };
+    rules: { resources: string[]; verbs: string[] }[];
+  }[];
+  const aggregatedInto = async (role: string) => {
+    const selectors = await builtIn(role);
+    expect(selectors.length).toBeGreaterThan(0);
+    return ours
+      .filter((c) =>
+        selectors.some((s) => Object.entries(s.matchLabels ?? {}).every(([k, v]) => c.metadata.labels?.[k] === v)),
+      )
+      .map((c) => c.metadata.name);
+  };
+  const writes = (name: string) =>
+    ours
+      .find((c) => c.metadata.name === name)!
+      .rules.some(
+        (r) =>
+          r.resources.includes('failovergroups') && r.verbs.some((v) => v !== 'get' && v !== 'list' && v !== 'watch'),
+      );
+  for (const role of ['edit', 'admin']) {
+    const names = await aggregatedInto(role);
+    expect(names.filter(writes)).toEqual([]);
+  }
+  expect(await aggregatedInto('view')).toEqual(['vipwarden-failovergroups-view']);
+  expect(writes('vipwarden-failovergroups-edit')).toBe(true);
+
+  // Bound as the docs say, the opt-in role grants the write; bound to the built-in edit role, a user gets none.
+  const k = env();
+  await k.kubectl(['create', 'clusterrolebinding', 'rbac-test-editor', '--clusterrole=edit', '--user=ed']);
+  await k.kubectl([
+    'create',
+    'clusterrolebinding',
+    'rbac-test-netops',
+    '--clusterrole=vipwarden-failovergroups-edit',
+    '--user=netops',
+  ]);
+  const can = async (user: string, ...args: string[]) =>
+    (await k.kubectl(['auth', 'can-i', ...args, '--as', user], { allowFailure: true })).stdout.trim();
+  expect(await can('ed', 'create', 'failovergroups.vipwarden.io')).toBe('no');
+  expect(await can('ed', 'patch', 'failovergroups.vipwarden.io')).toBe('no');
+  expect(await can('netops', 'create', 'failovergroups.vipwarden.io')).toBe('yes');
+  expect(await can('netops', 'delete', 'failovergroups.vipwarden.io')).toBe('yes');
+  expect(await can('netops', 'patch', 'failovergroups.vipwarden.io', '--subresource=status')).toBe('no');
+});
+
 /** A node agent's etcd records for node1: its lease and node record, and health for every published group. */
 async function fakeAgent(c: Etcd3): Promise<{ stop(): void }> {
   const lease = c.lease(2, { autoKeepAlive: true });
