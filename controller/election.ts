@@ -75,7 +75,7 @@ export class Election extends EventEmitter<ElectionEvents> {
       this.log.info({ revision: this.term.revision }, 'elected leader');
       this.emit('elected', this.term);
     } catch (err) {
-      this.log.warn({ err: String(err) }, 'campaign failed');
+      this.log.warn({ err }, 'campaign failed');
     } finally {
       this.campaigning = false;
     }

@@ -4,7 +4,7 @@ import { connectEtcd } from '../common/etcd.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config.js';
 import { Controller } from './controller.js';
-import { controllerExtras } from './extras.js';
+import { metricsAndKubeSource } from './metrics-and-kube-source.js';
 import { DirectorySource } from './sources/directory.js';
 import type { GroupSource, StatusSink } from './sources/types.js';
 
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const config = await loadControllerConfig(arg('--config') ?? '/etc/vipwarden/controller.yaml');
   const log = createLogger({ name: 'vipwarden-controller', level: arg('--log-level') ?? config.logLevel });
   const client = connectEtcd({ endpoints: config.etcd.endpoints });
-  const extras = await controllerExtras({ config, log });
+  const extras = await metricsAndKubeSource({ config, log });
   let source: GroupSource;
   let status: StatusSink | undefined;
   if ('directory' in config.source) {

@@ -3,9 +3,20 @@
 //  - a group moves away from its holder only when the holder released the current epoch, or its lease is gone
 //    and the longest address lifetime it may have set has run out (Safety 3);
 //  - otherwise the holder is asked to release (release: true) and the planner waits.
-import { fingerprint, fnv1a } from '../common/hash.js';
-import type { AssignmentRecord, HealthRecord, MoveRecord } from '../common/keyspace.js';
+import {
+  TRANSITION_FOR_RELEASE,
+  type AssignmentRecord,
+  type HealthRecord,
+  type MoveRecord,
+  type ReleaseReason,
+  type TransitionReason,
+} from '../common/keyspace.js';
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
+import { eventFigures } from './figures.js';
+import { rankNodes, SELF_RELEASE, specHash, vipsOf, type RankedNode } from './ranking.js';
+
+export { checksHash, rankNodes, specHash, vipsOf, type RankedNode } from './ranking.js';
+export { findConflicts } from './conflicts.js';
 
 export interface LiveNode {
   name: string;
@@ -43,10 +54,7 @@ export interface PlanInput {
   health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
   assignments: ReadonlyMap<string, CurrentAssignment>;
   /** group -> node -> epoch that node released, with when it said so (wall ms). */
-  released: ReadonlyMap<
-    string,
-    ReadonlyMap<string, { epoch: number; at: number; reason?: string; failingSince?: number }>
-  >;
+  released: ReadonlyMap<string, ReadonlyMap<string, ReleasedSeen>>;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
   /** When the controller first saw each group; a group is placed for the first time once every live candidate
@@ -55,10 +63,19 @@ export interface PlanInput {
   settleMs: number;
 }
 
+/** A release an agent wrote (released/<group>/<node>), remembered after its key went with the lease. */
+export interface ReleasedSeen {
+  epoch: number;
+  /** When the agent said so (its wall clock, ms). */
+  at: number;
+  reason?: ReleaseReason;
+  failingSince?: number;
+}
+
 export interface EventDraft {
   from: string | null;
   to: string | null;
-  reason: string;
+  reason: TransitionReason;
   detectMs?: number;
   outageMs?: number;
 }
@@ -66,15 +83,6 @@ export interface EventDraft {
 export type Action =
   | { type: 'put'; group: string; expectEpoch: number; record: AssignmentRecord; event?: EventDraft }
   | { type: 'delete'; group: string; expectEpoch: number; event?: EventDraft };
-
-export interface RankedNode {
-  name: string;
-  live: boolean;
-  healthy: boolean;
-  eligible: boolean;
-  priority: number;
-  why?: string;
-}
 
 export interface GroupDecision {
   group: string;
@@ -93,67 +101,7 @@ export interface Plan {
   requeueAt?: number;
 }
 
-/** Reasons for which the holder releases on its own. */
-const SELF_RELEASE = new Set(['unhealthy', 'health report for other checks', 'no health report']);
-
 export type HolderState = 'none' | 'holding' | 'released' | 'gone-waiting' | 'gone';
-
-// Fingerprints per group object: a pass over 1,000 groups computed each of them several times, and hashing was
-// a third of the controller's CPU (scale benchmark). Group objects are parsed once and never changed in place.
-const checksHashes = new WeakMap<FailoverGroup, string>();
-const specHashes = new WeakMap<FailoverGroup, string>();
-
-export function checksHash(group: FailoverGroup): string {
-  let h = checksHashes.get(group);
-  if (h === undefined) checksHashes.set(group, (h = fingerprint(group.spec.checks)));
-  return h;
-}
-
-/** What the agent acts on besides holder: a change here re-issues the assignment to the same holder. */
-export function specHash(group: FailoverGroup): string {
-  let h = specHashes.get(group);
-  if (h === undefined) {
-    const s = group.spec;
-    specHashes.set(
-      group,
-      (h = fingerprint({ vips: s.vips, snat: s.snat, hooks: s.hooks, announce: s.announce, cloud: s.cloud })),
-    );
-  }
-  return h;
-}
-
-export function vipsOf(group: FailoverGroup): AssignmentRecord['vips'] {
-  return group.spec.vips.map((v) =>
-    v.interface ? { address: v.address, interface: v.interface } : { address: v.address },
-  );
-}
-
-/** Ranks candidates: effective priority (priority + check weights) desc, then a stable hash, then name. */
-export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] {
-  const wantHash = checksHash(group);
-  const health = input.health.get(group.name);
-  const out = group.spec.nodes.map((c): RankedNode => {
-    const live = input.nodes.has(c.name);
-    const h = health?.get(c.name);
-    const fresh = h !== undefined && h.checksHash === wantHash;
-    const healthy = fresh && h.healthy;
-    const priority = c.priority + (fresh ? h.priorityDelta : 0);
-    let why: string | undefined;
-    if (!live) why = 'no lease';
-    else if (input.drained.has(c.name)) why = 'drained';
-    else if (!h) why = 'no health report';
-    else if (!fresh) why = 'health report for other checks';
-    else if (!h.healthy) why = 'unhealthy';
-    return { name: c.name, live, healthy, eligible: why === undefined, priority, why };
-  });
-  return out.sort(
-    (a, b) =>
-      Number(b.eligible) - Number(a.eligible) ||
-      b.priority - a.priority ||
-      fnv1a(`${group.name}/${b.name}`) - fnv1a(`${group.name}/${a.name}`) ||
-      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
-  );
-}
 
 function holderState(
   input: PlanInput,
@@ -222,7 +170,9 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
 
   // Who should hold the group if the choice were free, and why the current holder should let go.
   let desired: string | null = null;
-  let moveWhy = '';
+  let moveWhy: TransitionReason = 'released';
+  // The holder's own verdict on itself (its checks), when that is why it should let go: it does so by itself.
+  let selfWhy: RankedNode['why'];
   if (!group) {
     desired = null;
     moveWhy = 'deleted';
@@ -235,7 +185,9 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     moveWhy = 'failback';
   } else {
     desired = best?.name ?? null;
-    if (hs.state === 'holding') moveWhy = holderRank ? (holderRank.why ?? 'unhealthy') : 'node-removed';
+    if (hs.state === 'holding' && !holderRank) moveWhy = 'node-removed';
+    else if (hs.state === 'holding' && holderRank?.why && SELF_RELEASE.has(holderRank.why)) selfWhy = holderRank.why;
+    else if (hs.state === 'holding') moveWhy = holderRank?.why === 'drained' ? 'drained' : 'unhealthy';
   }
 
   const decision = (phase: Phase, message: string): GroupDecision => ({
@@ -273,8 +225,8 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
       }
       // A holder whose own checks fail lets go by itself, with its health in the same transaction: asking it
       // would only cost a round trip. (Its lease ending is the backstop if it cannot.)
-      if (holderRank && SELF_RELEASE.has(moveWhy)) {
-        return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${moveWhy})`) };
+      if (holderRank && selfWhy) {
+        return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${selfWhy})`) };
       }
       // Ask the holder to let go; the move happens once it has released this epoch (or its lease is gone).
       if (cur.record.release && cur.record.reason === moveWhy) {
@@ -383,75 +335,8 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   }
 }
 
-/** The holder's own words for letting go: "unhealthy", "shutting down", ... */
-function releasedReason(input: PlanInput, group: string, holder: string | null): string {
+/** The holder's own reason for letting go, when it was not asked to. */
+function releasedReason(input: PlanInput, group: string, holder: string | null): TransitionReason {
   const r = holder ? input.released.get(group)?.get(holder)?.reason : undefined;
-  if (!r) return 'released';
-  return r.startsWith('release requested') ? 'released' : r.replace(/\s+/g, '-');
-}
-
-/**
- * The figures an event records (DESIGN.md: every transition keeps detection and outage):
- *  - health failure: detectMs from the first failed check to the holder's release; outageMs from the first failed
- *    check to this assignment;
- *  - lease end: detectMs is the lease TTL (the node was last heard from about then); outageMs from then to now;
- *  - planned release: outageMs from the holder removing its addresses to this assignment.
- * The new holder adds the addresses a few ms later (the agent measures that part).
- */
-function eventFigures(
-  input: PlanInput,
-  group: string,
-  cur: CurrentAssignment | undefined,
-  state: HolderState,
-): { detectMs?: number; outageMs?: number; failureAt?: number } {
-  const holder = cur?.record.holder;
-  if (!cur || !holder) return {};
-  if (state === 'released') {
-    const rel = input.released.get(group)?.get(holder);
-    // The release carries it (health and release arrive on different watches, in either order).
-    const failingSince = rel?.failingSince ?? input.health.get(group)?.get(holder)?.failingSince;
-    if (failingSince !== undefined && !cur.record.release) {
-      return {
-        ...(rel ? { detectMs: Math.max(0, rel.at - failingSince) } : {}),
-        outageMs: Math.max(0, input.now - failingSince),
-        failureAt: failingSince,
-      };
-    }
-    return rel ? { outageMs: Math.max(0, input.now - rel.at) } : {};
-  }
-  if (state === 'gone' && cur.record.holderLease) {
-    const g = input.gone.get(cur.record.holderLease);
-    if (!g) return {};
-    const ttlMs = g.ttlMs ?? 0;
-    return { detectMs: ttlMs, outageMs: Math.max(0, input.now - g.goneAt) + ttlMs, failureAt: g.goneAt - ttlMs };
-  }
-  return {};
-}
-
-/**
- * Two groups claiming one VIP: the group that already holds an assignment with it keeps it, then the older one
- * (creation order as given), then the smaller name. Returns the rejected groups with the reason.
- */
-export function findConflicts(
-  groups: readonly { name: string; vips: string[]; createdAt?: number }[],
-  assigned: ReadonlyMap<string, string[]>,
-): Map<string, string> {
-  const rejected = new Map<string, string>();
-  const order = [...groups].sort((a, b) => {
-    const aa = assigned.has(a.name) ? 0 : 1;
-    const bb = assigned.has(b.name) ? 0 : 1;
-    return aa - bb || (a.createdAt ?? 0) - (b.createdAt ?? 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-  });
-  const owner = new Map<string, string>();
-  // Addresses still named by an assignment stay claimed by that group, whatever its spec says now.
-  for (const [g, vips] of assigned) for (const v of vips) if (!owner.has(v)) owner.set(v, g);
-  for (const g of order) {
-    const clash = g.vips.map((v) => [v, owner.get(v)] as const).find(([, o]) => o !== undefined && o !== g.name);
-    if (clash) {
-      rejected.set(g.name, `VIP ${clash[0]} is already claimed by group ${clash[1]}`);
-      continue;
-    }
-    for (const v of g.vips) owner.set(v, g.name);
-  }
-  return rejected;
+  return r ? TRANSITION_FOR_RELEASE[r] : 'released';
 }

@@ -16,6 +16,7 @@ import {
   Keys,
   type HealthRecord,
   type NodeRecord,
+  type ReleaseReason,
   type ReleasedRecord,
 } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
@@ -108,7 +109,7 @@ export class Agent {
 
     this.lease.on('granted', (lease) => {
       this.metrics.etcdUp(true);
-      this.dropHeld((h) => h.lease !== lease, 'held under an earlier lease');
+      this.dropHeld((h) => h.lease !== lease, 'earlier-lease');
       void this.register()
         .then(() => this.publishAllHealth())
         .finally(() => this.kick());
@@ -122,7 +123,7 @@ export class Agent {
       this.metrics.etcdUp(false);
       this.log.warn({ why }, 'lease not confirmed: letting go of every VIP');
       // At once, not behind a pass that may be waiting on something slow.
-      this.dropHeld(() => true, `lease not confirmed: ${why}`);
+      this.dropHeld(() => true, 'lease-not-confirmed');
       this.kick();
     });
     this.groupsMirror.on('change', () => this.kick());
@@ -368,7 +369,7 @@ export class Agent {
   }
 
   /** released/<group>/<node> for an epoch, in one transaction with the health that explains it. */
-  private async writeReleased(group: string, epoch: number, reason: string): Promise<void> {
+  private async writeReleased(group: string, epoch: number, reason: ReleaseReason): Promise<void> {
     const lease = this.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');
     const health = this.healthRecord(group);
@@ -588,14 +589,14 @@ export class Agent {
    * not the one the assignment named). Their addresses leave through the address queue, ahead of any renewal
    * queued after this call.
    */
-  private dropHeld(which: (h: { lease: string }) => boolean, reason: string): void {
+  private dropHeld(which: (h: { lease: string }) => boolean, reason: ReleaseReason): void {
     for (const [group, h] of [...this.held]) {
       if (!which(h)) continue;
       this.held.delete(group);
       h.ac.abort();
       this.log.warn({ group, epoch: h.epoch, reason }, 'released');
       this.metrics.holder(group, false);
-      this.metrics.transition(group, 'release', 'lease');
+      this.metrics.transition(group, 'release', reason);
       void this.withAddresses(() => this.addresses.remove(h.refs))
         .then(() => this.releaseResources(group, h.epoch, h.refs, false))
         .catch((err) => this.log.error({ group, epoch: h.epoch, err: String(err) }, 'removing addresses failed'));

@@ -111,16 +111,11 @@ export class DirectorySource implements GroupSource {
     signal.addEventListener('abort', () => this.graceTimer && clearTimeout(this.graceTimer), { once: true });
     await this.scan();
     const rescan = () =>
-      void this.scan().then(onChange, (err) =>
-        this.log.error({ err: String(err) }, 'scanning the manifests directory failed'),
-      );
+      void this.scan().then(onChange, (err) => this.log.error({ err }, 'scanning the manifests directory failed'));
     try {
       this.watcher = watch(this.dir, { persistent: false }, () => rescan());
     } catch (err) {
-      this.log.warn(
-        { err: String(err), dir: this.dir },
-        'cannot watch the manifests directory; rescanning periodically only',
-      );
+      this.log.warn({ err, dir: this.dir }, 'cannot watch the manifests directory; rescanning periodically only');
     }
     this.timer = setInterval(rescan, this.rescanMs);
     signal.addEventListener(
@@ -187,7 +182,7 @@ export class DirectorySource implements GroupSource {
           this.graceTimer = undefined;
           void this.scan().then(
             () => this.onChange?.(),
-            (err) => this.log.error({ err: String(err) }, 'scanning the manifests directory failed'),
+            (err) => this.log.error({ err }, 'scanning the manifests directory failed'),
           );
         },
         Math.max(0, nextGrace - now) + 10,

@@ -1,0 +1,145 @@
+// The planner's input, built from the leader's etcd mirrors, its memory and the source's snapshot. Every value is
+// parsed with zod; a value that does not parse is logged and counts as absent.
+import type { Entry, Mirror } from '../common/etcd.js';
+import {
+  AssignmentRecord,
+  decode,
+  DrainRecord,
+  HealthRecord,
+  MoveRecord,
+  NodeRecord,
+  type Keys,
+} from '../common/keyspace.js';
+import type { Logger } from '../common/log.js';
+import type { FailoverGroup } from '../crds/failovergroup.js';
+import { addressOf, conflicts } from './conflicts.js';
+import type { LeaderMemory } from './memory.js';
+import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
+import type { SourceGroup } from './sources/types.js';
+
+export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups';
+export type Mirrors = Record<MirrorName, Mirror>;
+
+export interface Selection {
+  /** Valid groups to place. */
+  groups: Map<string, FailoverGroup>;
+  /** Invalid (never valid) or rejected groups: their assignments stay as they are. */
+  frozen: Set<string>;
+  /** Rejected groups with the reason (a VIP claimed by another group). */
+  rejected: Map<string, string>;
+}
+
+/** Which groups of the source are placed: deleting ones are not, invalid or conflicting ones are frozen. */
+export function selectGroups(sourceGroups: readonly SourceGroup[], assignments: Iterable<Entry>): Selection {
+  const assignedVips = new Map<string, string[]>();
+  for (const e of assignments) {
+    const rec = decode(AssignmentRecord, e.value);
+    if (rec)
+      assignedVips.set(
+        rec.group,
+        rec.vips.map((v) => addressOf(v.address)),
+      );
+  }
+  const candidates = sourceGroups.filter((s) => s.group && !s.deleting);
+  const { rejected } = conflicts(
+    candidates.map((s) => ({
+      name: s.name,
+      vips: s.group!.spec.vips.map((v) => addressOf(v.address)),
+      createdAt: s.createdAt,
+    })),
+    assignedVips,
+  );
+  const groups = new Map<string, FailoverGroup>();
+  const frozen = new Set<string>();
+  for (const s of sourceGroups) {
+    if (s.deleting) continue;
+    if (!s.group) {
+      // Invalid and never valid: nothing to place, but an assignment it may have had stays as it is.
+      frozen.add(s.name);
+      continue;
+    }
+    if (rejected.has(s.name)) frozen.add(s.name);
+    else groups.set(s.name, s.group);
+  }
+  return { groups, frozen, rejected };
+}
+
+export interface InputContext {
+  keys: Keys;
+  mirrors: Mirrors;
+  memory: LeaderMemory;
+  log: Logger;
+  leader: string;
+  settleMs: number;
+  now: number;
+}
+
+/** Builds the planner's input from the mirrors and the memory. */
+export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'frozen'>): PlanInput {
+  const { keys, mirrors, memory, log } = ctx;
+  const nodes = new Map<string, LiveNode>();
+  for (const e of mirrors.nodes.under(keys.nodesPrefix())) {
+    const rec = decode(NodeRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'),
+    );
+    if (rec && rec.lease === e.lease)
+      nodes.set(rec.name, {
+        name: rec.name,
+        lease: rec.lease,
+        ttlSeconds: rec.ttlSeconds,
+        maxLifetimeSeconds: rec.maxLifetimeSeconds,
+      });
+  }
+  const health = new Map<string, Map<string, HealthRecord>>();
+  for (const e of mirrors.health.under(keys.healthPrefix())) {
+    const [group, node] = keys.segments(e.key, 'health/');
+    const rec = decode(HealthRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
+    );
+    if (!group || !node || !rec) continue;
+    // Health is only as alive as the lease it was written under.
+    if (nodes.get(node)?.lease !== e.lease) continue;
+    let m = health.get(group);
+    if (!m) health.set(group, (m = new Map()));
+    m.set(node, rec);
+  }
+  const assignments = new Map<string, CurrentAssignment>();
+  for (const e of mirrors.assignments.under(keys.assignmentsPrefix())) {
+    const group = e.key.slice(keys.assignmentsPrefix().length);
+    const rec = decode(AssignmentRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
+    );
+    if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
+    if (rec?.holderLease && !nodesHaveLease(nodes, rec.holderLease))
+      memory.holderLeaseUnknown(rec.holderLease, rec.holder);
+  }
+  const drained = new Set<string>();
+  for (const e of mirrors.drain.under(keys.drainPrefix()))
+    if (decode(DrainRecord, e.value)) drained.add(e.key.slice(keys.drainPrefix().length));
+  const pins = new Map<string, MoveRecord>();
+  for (const e of mirrors.moves.under(keys.movesPrefix())) {
+    const rec = decode(MoveRecord, e.value);
+    if (rec) pins.set(e.key.slice(keys.movesPrefix().length), rec);
+  }
+  memory.seeGroups(sel.groups.keys());
+  return {
+    now: ctx.now,
+    leader: ctx.leader,
+    groups: sel.groups,
+    frozen: sel.frozen,
+    nodes,
+    gone: memory.gone,
+    health,
+    assignments,
+    released: memory.released,
+    drained,
+    pins,
+    firstSeen: memory.firstSeen,
+    settleMs: ctx.settleMs,
+  };
+}
+
+function nodesHaveLease(nodes: ReadonlyMap<string, LiveNode>, lease: string): boolean {
+  for (const n of nodes.values()) if (n.lease === lease) return true;
+  return false;
+}
