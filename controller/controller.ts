@@ -68,7 +68,14 @@ export class Controller {
       moves: m(this.keys.movesPrefix()),
       groups: m(this.keys.groupsPrefix()),
     };
-    this.memory = new LeaderMemory({ clock, log: this.log, keys: this.keys, kernelSlackMs: config.kernelSlackMs });
+    this.memory = new LeaderMemory({
+      clock,
+      log: this.log,
+      keys: this.keys,
+      kernelSlackMs: config.kernelSlackMs,
+      askLease: (lease) => leaseTimeToLive(client, lease),
+      onChange: () => this.kick(),
+    });
     this.writer = new FencedWriter({
       client,
       keys: this.keys,
@@ -107,6 +114,7 @@ export class Controller {
     if (this.requeueTimer) clearTimeout(this.requeueTimer);
     if (this.periodic) clearInterval(this.periodic);
     for (const m of Object.values(this.mirrors)) m.stop();
+    this.memory.stop();
     if (this.term) await this.election.resign().catch(() => undefined);
     this.term = undefined;
   }
@@ -124,20 +132,14 @@ export class Controller {
     const signal = this.ac.signal;
     for (const m of Object.values(this.mirrors)) m.start(signal);
     await Promise.all(Object.values(this.mirrors).map((m) => m.ready));
-    // Leases that ended before this term are unknown: they count as ending now (conservative).
-    const nodes = () => this.mirrors.nodes.under(this.keys.nodesPrefix());
+    // Whether a lease ended is asked of etcd on each pass (buildInput), and the answer wakes the next one.
     const released = () => this.mirrors.released.under(this.keys.releasedPrefix());
-    this.memory.trackLeases(nodes());
-    this.mirrors.nodes.on('change', () => {
-      this.memory.trackLeases(nodes());
-      this.kick();
-    });
     this.mirrors.released.on('change', () => {
       this.memory.trackReleased(released());
       this.kick();
     });
     this.memory.trackReleased(released());
-    for (const k of ['health', 'assignments', 'drain', 'moves'] as const)
+    for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves'] as const)
       this.mirrors[k].on('change', () => this.kick());
     await this.deps.source.start(signal, () => this.kick());
     this.term = term;
@@ -196,6 +198,7 @@ export class Controller {
         leader: this.deps.config.id,
         settleMs: this.deps.config.settleMs,
         now: this.deps.clock.wall(),
+        mono: this.deps.clock.mono(),
       },
       sel,
     );
@@ -244,9 +247,22 @@ export class Controller {
     return outcome;
   }
 
+  /** `at` is monotonic, like every wait of the planner. */
   private requeueAt(at: number): void {
     if (this.requeueTimer) clearTimeout(this.requeueTimer);
-    const ms = Math.max(0, at - this.deps.clock.wall()) + 1;
+    const ms = Math.max(0, at - this.deps.clock.mono()) + 1;
     this.requeueTimer = setTimeout(() => this.kick(), ms);
+  }
+}
+
+/** A lease's remaining TTL in seconds as etcd answers it: -1 when it does not exist (expired and revoked). */
+async function leaseTimeToLive(client: Etcd3, lease: string): Promise<number> {
+  try {
+    const res = await client.leaseClient.leaseTimeToLive({ ID: lease, keys: false });
+    return Number(res.TTL);
+  } catch (err) {
+    // Older servers answer "not found" with an error instead of TTL -1.
+    if (/lease not found/i.test(String((err as Error)?.message ?? err))) return -1;
+    throw err;
   }
 }

@@ -41,7 +41,7 @@ export function eventFigures(
     if (!g) return {};
     const ttlMs = g.ttlMs ?? 0;
     // goneAt is on the monotonic clock of the waits; the wall-clock figures are counted back from now.
-    const sinceGone = Math.max(0, input.now - g.goneAt);
+    const sinceGone = Math.max(0, (input.mono ?? input.now) - g.goneAt);
     return { detectMs: ttlMs, outageMs: sinceGone + ttlMs, failureAt: input.now - sinceGone - ttlMs };
   }
   return {};

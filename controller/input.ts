@@ -71,12 +71,16 @@ export interface InputContext {
   log: Logger;
   leader: string;
   settleMs: number;
+  /** Wall-clock and monotonic now, ms. */
   now: number;
+  mono: number;
 }
 
 /** Builds the planner's input from the mirrors and the memory. */
 export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'frozen'>): PlanInput {
   const { keys, mirrors, memory, log } = ctx;
+  // Asks etcd about any lease no node key carries (the answer wakes another pass).
+  memory.observe(mirrors.nodes.under(keys.nodesPrefix()), mirrors.assignments.under(keys.assignmentsPrefix()));
   const nodes = new Map<string, LiveNode>();
   for (const e of mirrors.nodes.under(keys.nodesPrefix())) {
     const rec = decode(NodeRecord, e.value, (why) =>
@@ -110,8 +114,6 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
       log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
     );
     if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
-    if (rec?.holderLease && !nodesHaveLease(nodes, rec.holderLease))
-      memory.holderLeaseUnknown(rec.holderLease, rec.holder);
   }
   const drained = new Set<string>();
   for (const e of mirrors.drain.under(keys.drainPrefix()))
@@ -124,11 +126,13 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
   memory.seeGroups(sel.groups.keys());
   return {
     now: ctx.now,
+    mono: ctx.mono,
     leader: ctx.leader,
     groups: sel.groups,
     frozen: sel.frozen,
     nodes,
     gone: memory.gone,
+    unconfirmed: memory.unconfirmed,
     health,
     assignments,
     released: memory.released,
@@ -137,9 +141,4 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     firstSeen: memory.firstSeen,
     settleMs: ctx.settleMs,
   };
-}
-
-function nodesHaveLease(nodes: ReadonlyMap<string, LiveNode>, lease: string): boolean {
-  for (const n of nodes.values()) if (n.lease === lease) return true;
-  return false;
 }

@@ -1,18 +1,36 @@
 // What the leader remembers between passes, beyond what etcd holds now: which node leases ended and when (with
 // how long their addresses may outlive them, Safety 3), releases whose keys went with their lease, when each group
 // was first seen (settle wait), and the last status reported per group.
+//
+// A lease's end is asked, never inferred (DESIGN.md Safety 3): a node record that is absent, names another lease or
+// does not parse moves nothing by itself. A lease that no node key carries any more is asked about with
+// LeaseTimeToLive; only etcd's "not found" (TTL -1: expired and revoked) makes it gone, and only from the moment of
+// that answer does the wait run. Every time here is on the monotonic clock (a wall clock that jumps moves nothing).
 import type { Clock } from '../common/clock.js';
 import type { Entry } from '../common/etcd.js';
-import { decode, NodeRecord, ReleasedRecord, type Keys } from '../common/keyspace.js';
+import {
+  AssignmentRecord,
+  decode,
+  MAX_RENEW_WINDOW_MS,
+  NodeRecord,
+  ReleasedRecord,
+  type Keys,
+} from '../common/keyspace.js';
 import { addressOverhangMs } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { GoneLease, ReleasedSeen } from './planner.js';
 
-/** Overhang assumed for a lease the controller never saw a node record for (TTL 1 s, 1 s lifetime, 500 ms window). */
-const UNKNOWN_OVERHANG_BASE_MS = 500;
-
 /** Ended leases are forgotten this long after they ended (once no assignment names them). */
 const FORGET_GONE_AFTER_MS = 600_000;
+
+/** A lease etcd says is alive but no node key carries is asked about again this often. */
+export const LEASE_RECHECK_MS = 250;
+
+/** After a failed LeaseTimeToLive, the next try. */
+const LEASE_RETRY_MS = 200;
+
+/** Remaining TTL of a lease in seconds as etcd answers it (LeaseTimeToLive): -1 when it does not exist. */
+export type AskLease = (lease: string) => Promise<number>;
 
 export interface LeaderMemoryOptions {
   clock: Clock;
@@ -20,52 +38,135 @@ export interface LeaderMemoryOptions {
   keys: Keys;
   /** How late the kernel may delete an expired address (controller config). */
   kernelSlackMs: number;
+  askLease: AskLease;
+  /** etcd said a lease ended: a pass should look. */
+  onChange?: () => void;
+}
+
+/**
+ * How long the addresses of a lease the leader never saw a node record for may outlive it: the most the schema lets
+ * an agent publish (a lifetime no longer than its TTL, set up to MAX_RENEW_WINDOW_MS after a keepalive was sent).
+ */
+export function unknownOverhangMs(kernelSlackMs: number): number {
+  return addressOverhangMs({ ttlSeconds: 1, maxLifetimeSeconds: 1, renewWindowMs: MAX_RENEW_WINDOW_MS }, kernelSlackMs);
 }
 
 export class LeaderMemory {
-  /** Ended leases, with when they ended and how long after that their addresses may still exist. */
+  /** Ended leases, with when etcd said so (monotonic ms) and how long their addresses may still exist. */
   readonly gone = new Map<string, GoneLease>();
+  /** Leases no node key carries that etcd has not said are gone: lease -> when they are asked about next (mono). */
+  readonly unconfirmed = new Map<string, number>();
   /** group -> node -> released epoch, remembered even after the key went with its lease. */
   readonly released = new Map<string, Map<string, ReleasedSeen>>();
-  /** When the leader first saw each group. */
+  /** When the leader first saw each group (monotonic ms). */
   readonly firstSeen = new Map<string, number>();
   /** group -> fingerprint of the status last reported. */
   readonly reported = new Map<string, string>();
-  /** Lease -> what its node record said, while the lease lives. */
+  /** Lease -> what its node record said. */
   private readonly leaseInfo = new Map<string, { node: string; waitMs: number; ttlMs: number }>();
+  /** Holder leases named by assignments, with the holder. */
+  private holders = new Map<string, string>();
+  /** Leases some nodes/ key is attached to (whatever its value says), and those a valid record names. */
+  private carried = new Set<string>();
+  private named = new Set<string>();
+  private readonly asking = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(private readonly opts: LeaderMemoryOptions) {}
 
-  /** Records when each node lease ends, with how long its addresses may outlive it (Safety 3). */
-  trackLeases(nodes: Iterable<Entry>): void {
-    const now = this.opts.clock.wall();
-    for (const [lease, g] of this.gone) if (now - g.goneAt > FORGET_GONE_AFTER_MS) this.gone.delete(lease);
-    const live = new Set<string>();
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Reads the node keys and the assignments, and asks etcd about every lease that no node key carries. */
+  observe(nodes: Iterable<Entry>, assignments: Iterable<Entry>): void {
+    const carried = new Set<string>();
+    const named = new Set<string>();
     for (const e of nodes) {
+      if (e.lease !== '0') carried.add(e.lease);
       const rec = decode(NodeRecord, e.value);
       if (!rec || rec.lease !== e.lease) continue;
-      live.add(rec.lease);
+      named.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
         node: rec.name,
         waitMs: addressOverhangMs(rec, this.opts.kernelSlackMs),
         ttlMs: rec.ttlSeconds * 1000,
       });
     }
-    for (const [lease, info] of this.leaseInfo) {
-      if (live.has(lease)) continue;
-      this.leaseInfo.delete(lease);
-      if (!this.gone.has(lease)) {
-        this.gone.set(lease, { lease, node: info.node, goneAt: now, waitMs: info.waitMs, ttlMs: info.ttlMs });
-        this.opts.log.info({ node: info.node, lease, waitMs: info.waitMs }, 'node lease ended');
+    const holders = new Map<string, string>();
+    for (const e of assignments) {
+      const rec = decode(AssignmentRecord, e.value);
+      if (rec?.holderLease) holders.set(rec.holderLease, rec.holder ?? '');
+    }
+    this.carried = carried;
+    this.named = named;
+    this.holders = holders;
+    const now = this.opts.clock.mono();
+    for (const [lease, g] of this.gone)
+      if (now - g.goneAt > FORGET_GONE_AFTER_MS && !holders.has(lease)) this.gone.delete(lease);
+    this.check();
+  }
+
+  /** Asks about the leases whose turn it is. */
+  private check(): void {
+    if (this.stopped) return;
+    const now = this.opts.clock.mono();
+    for (const lease of new Set([...this.leaseInfo.keys(), ...this.holders.keys()])) {
+      if (this.carried.has(lease)) {
+        // A key lives under it, so the lease does; without a record that parses, it is alive but not a candidate.
+        if (this.named.has(lease)) this.unconfirmed.delete(lease);
+        else this.unconfirmed.set(lease, Infinity);
+        continue;
       }
+      if (this.gone.has(lease) || this.asking.has(lease)) continue;
+      const next = this.unconfirmed.get(lease);
+      // (Infinity: it was carried by a key until now; its turn is now.)
+      if (next !== undefined && next > now && Number.isFinite(next)) continue;
+      void this.ask(lease);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.stopped) return;
+    const next = Math.min(...this.unconfirmed.values());
+    if (!Number.isFinite(next)) return;
+    this.timer = setTimeout(() => this.check(), Math.max(0, next - this.opts.clock.mono()) + 1);
+  }
+
+  private async ask(lease: string): Promise<void> {
+    this.asking.add(lease);
+    // Until the answer: the planner waits for it (and is woken by it).
+    this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RECHECK_MS);
+    try {
+      const ttl = await this.opts.askLease(lease);
+      if (this.stopped) return;
+      // TTL 0 is a lease with under a second left (etcd rounds down), not an ended one: only -1 (not found) is.
+      if (ttl < 0) {
+        this.ended(lease);
+        this.opts.onChange?.();
+      } else this.unconfirmed.set(lease, this.opts.clock.mono() + Math.min(LEASE_RECHECK_MS, ttl * 1000));
+    } catch (err) {
+      this.opts.log.warn({ err, lease }, 'could not ask etcd about a node lease; asking again');
+      this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RETRY_MS);
+    } finally {
+      this.asking.delete(lease);
+      this.schedule();
     }
   }
 
-  /** A holder lease that no node record names and that was never seen to end: it ends now, conservatively. */
-  holderLeaseUnknown(lease: string, node: string | null): void {
-    if (this.gone.has(lease)) return;
-    const waitMs = this.leaseInfo.get(lease)?.waitMs ?? UNKNOWN_OVERHANG_BASE_MS + this.opts.kernelSlackMs;
-    this.gone.set(lease, { lease, node: node ?? '', goneAt: this.opts.clock.wall(), waitMs });
+  private ended(lease: string): void {
+    const info = this.leaseInfo.get(lease);
+    const waitMs = info?.waitMs ?? unknownOverhangMs(this.opts.kernelSlackMs);
+    const node = info?.node ?? this.holders.get(lease) ?? '';
+    this.gone.set(lease, { lease, node, goneAt: this.opts.clock.mono(), waitMs, ttlMs: info?.ttlMs });
+    this.leaseInfo.delete(lease);
+    this.unconfirmed.delete(lease);
+    this.opts.log.info({ node, lease, waitMs, known: info !== undefined }, 'node lease ended (etcd says so)');
   }
 
   /** Keeps the newest release each node wrote for each group. */
@@ -84,7 +185,7 @@ export class LeaderMemory {
 
   /** Notes the groups of this pass: new ones start their settle time now, vanished ones are forgotten. */
   seeGroups(names: Iterable<string>): void {
-    const now = this.opts.clock.wall();
+    const now = this.opts.clock.mono();
     const present = new Set(names);
     for (const g of present) if (!this.firstSeen.has(g)) this.firstSeen.set(g, now);
     for (const g of this.firstSeen.keys()) if (!present.has(g)) this.firstSeen.delete(g);

@@ -28,7 +28,7 @@ export interface LiveNode {
 export interface GoneLease {
   lease: string;
   node: string;
-  /** Controller wall time at which the lease was seen to end (its node key deleted), ms. */
+  /** When etcd said the lease was gone (monotonic ms, PlanInput.mono's clock). */
   goneAt: number;
   /** How long after goneAt an address of that node may still exist (DESIGN.md Safety 3). */
   waitMs: number;
@@ -43,7 +43,10 @@ export interface CurrentAssignment {
 }
 
 export interface PlanInput {
+  /** Wall-clock now (ms since the epoch): for records people read and figures from other machines' clocks. */
   now: number;
+  /** Monotonic now (ms): every wait is measured on it (Safety 3; a wall clock may jump). Defaults to `now`. */
+  mono?: number;
   leader: string;
   /** Valid groups to place (conflicts already removed). */
   groups: ReadonlyMap<string, FailoverGroup>;
@@ -51,13 +54,15 @@ export interface PlanInput {
   frozen: ReadonlySet<string>;
   nodes: ReadonlyMap<string, LiveNode>;
   gone: ReadonlyMap<string, GoneLease>;
+  /** Leases no valid node record names that etcd has not said are gone (value: when next asked, mono). */
+  unconfirmed?: ReadonlyMap<string, number>;
   health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
   assignments: ReadonlyMap<string, CurrentAssignment>;
   /** group -> node -> epoch that node released, with when it said so (wall ms). */
   released: ReadonlyMap<string, ReadonlyMap<string, ReleasedSeen>>;
   drained: ReadonlySet<string>;
   pins: ReadonlyMap<string, MoveRecord>;
-  /** When the controller first saw each group; a group is placed for the first time once every live candidate
+  /** When the controller first saw each group (mono); a group is placed for the first time once every live candidate
    *  has reported its health, or settleMs after that, so that it lands on the preferred node at once. */
   firstSeen: ReadonlyMap<string, number>;
   settleMs: number;
@@ -97,11 +102,16 @@ export interface GroupDecision {
 export interface Plan {
   actions: Action[];
   decisions: Map<string, GroupDecision>;
-  /** Earliest time at which a waiting group must be planned again. */
+  /** Earliest monotonic time at which a waiting group must be planned again. */
   requeueAt?: number;
 }
 
-export type HolderState = 'none' | 'holding' | 'released' | 'gone-waiting' | 'gone';
+/**
+ * - holding: the holder's node record names the assignment's lease; released: and it released this epoch;
+ * - unconfirmed: no node record names the lease, and etcd has not said it ended: nothing moves;
+ * - gone-waiting: etcd said the lease ended, and addresses set under it may still exist; gone: they cannot.
+ */
+export type HolderState = 'none' | 'holding' | 'released' | 'unconfirmed' | 'gone-waiting' | 'gone';
 
 function holderState(
   input: PlanInput,
@@ -114,11 +124,16 @@ function holderState(
     const rel = input.released.get(group)?.get(cur.record.holder);
     return rel !== undefined && rel.epoch >= cur.epoch ? { state: 'released' } : { state: 'holding' };
   }
-  const gone = cur.record.holderLease ? input.gone.get(cur.record.holderLease) : undefined;
-  // The controller records every lease it sees end; one it never saw is entered by the caller before planning.
-  if (!gone) return { state: 'gone-waiting', until: input.now };
+  const lease = cur.record.holderLease;
+  const gone = lease ? input.gone.get(lease) : undefined;
+  const mono = input.mono ?? input.now;
+  if (!gone) {
+    // Not known to have ended: the controller asks etcd about every such lease and is woken when one has ended.
+    if (lease && input.unconfirmed?.has(lease)) return { state: 'unconfirmed' };
+    return { state: 'gone-waiting', until: mono };
+  }
   const until = gone.goneAt + gone.waitMs;
-  return input.now >= until ? { state: 'gone' } : { state: 'gone-waiting', until };
+  return mono >= until ? { state: 'gone' } : { state: 'gone-waiting', until };
 }
 
 export function plan(input: PlanInput): Plan {
@@ -248,6 +263,14 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
         decision: decision(phaseFor(holder), `asking ${holder} to release (${moveWhy})`),
       };
     }
+    case 'unconfirmed':
+      return {
+        decision: decision(
+          phaseFor(holder),
+          `no node record names the lease of ${holder}; asking etcd whether it ended`,
+        ),
+        until: hs.until,
+      };
     case 'gone-waiting':
       return {
         decision: decision(phaseFor(holder), `lease of ${holder} ended; waiting for its addresses to expire`),
@@ -257,13 +280,14 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     case 'released':
     case 'gone': {
       if (!cur && group) {
-        const settleUntil = (input.firstSeen.get(name) ?? input.now) + input.settleMs;
+        const mono = input.mono ?? input.now;
+        const settleUntil = (input.firstSeen.get(name) ?? mono) + input.settleMs;
         const waitingFor = ranked.filter(
           (n) =>
             !n.eligible &&
             (n.why === 'no lease' || n.why === 'no health report' || n.why === 'health report for other checks'),
         );
-        if (waitingFor.length > 0 && input.now < settleUntil) {
+        if (waitingFor.length > 0 && mono < settleUntil) {
           return {
             decision: decision('Pending', `waiting for health from ${waitingFor.map((n) => n.name).join(', ')}`),
             until: settleUntil,
