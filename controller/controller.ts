@@ -10,7 +10,7 @@ import { Keys } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import type { ControllerConfig } from './config.js';
 import { Election, type Term } from './election.js';
-import { buildInput, selectGroups, type Mirrors } from './input.js';
+import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.js';
 import { LeaderMemory } from './memory.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { plan } from './planner.js';
@@ -32,6 +32,12 @@ export interface ControllerDeps {
 }
 
 type Outcome = 'ok' | 'requeue' | 'conflict' | 'error';
+
+/**
+ * How long lead() waits for the source's first list before leading from the group records in etcd. An API server
+ * that is down at election must not stop the leader from failing groups over (issue 15.8).
+ */
+const SOURCE_START_TIMEOUT_MS = 2000;
 
 export class Controller {
   readonly keys: Keys;
@@ -141,7 +147,21 @@ export class Controller {
     this.memory.trackReleased(released());
     for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves'] as const)
       this.mirrors[k].on('change', () => this.kick());
-    await this.deps.source.start(signal, () => this.kick());
+    const started = this.deps.source.start(signal, () => this.kick());
+    started.catch((err: unknown) => this.log.error({ err }, 'the group source failed to start'));
+    const timedOut = await Promise.race([
+      started.then(
+        () => false,
+        () => true,
+      ),
+      this.deps.clock.sleep(SOURCE_START_TIMEOUT_MS, signal).then(() => true),
+    ]);
+    if (signal.aborted) return;
+    if (timedOut)
+      this.log.warn(
+        { source: this.deps.source.kind, waitedMs: SOURCE_START_TIMEOUT_MS },
+        'the group source has not listed yet; leading from the group records in etcd until it does',
+      );
     this.term = term;
     this.metrics.leader(true);
     this.log.info({ source: this.deps.source.kind }, 'leading');
@@ -184,7 +204,9 @@ export class Controller {
   private async pass(): Promise<Outcome> {
     const term = this.term;
     if (!term) return 'ok';
-    const sourceGroups = this.deps.source.list();
+    // Until the source has listed once, the groups published in etcd stand in for it (nothing counts as deleted).
+    const synced = this.deps.source.synced?.() ?? true;
+    const sourceGroups = synced ? this.deps.source.list() : groupsFromEtcd(this.keys, this.mirrors.groups, this.log);
     const sel = selectGroups(sourceGroups, this.mirrors.assignments.under(this.keys.assignmentsPrefix()));
     this.metrics.groups(sel.groups.size, sel.frozen.size);
 
@@ -209,6 +231,7 @@ export class Controller {
     const results = await this.writer.applyAll(term, p.actions);
     if (results.includes('conflict')) outcome = 'conflict';
 
+    if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
     // Status back to the source (Kubernetes), only when something changed.
     for (const s of sourceGroups) {
       const report = {

@@ -5,13 +5,14 @@ import {
   AssignmentRecord,
   decode,
   DrainRecord,
+  GroupRecord,
   HealthRecord,
   MoveRecord,
   NodeRecord,
   type Keys,
 } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
-import type { FailoverGroup } from '../crds/failovergroup.js';
+import { FailoverGroupSpec, type FailoverGroup } from '../crds/failovergroup.js';
 import { addressOf, conflicts } from './conflicts.js';
 import type { LeaderMemory } from './memory.js';
 import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
@@ -141,4 +142,37 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     firstSeen: memory.firstSeen,
     settleMs: ctx.settleMs,
   };
+}
+
+const fromEtcd = new Map<string, { modRevision: number; group: SourceGroup }>();
+
+/**
+ * The groups as the leaders before this one published them (groups/<name>), for as long as the source has not
+ * listed once (an API server down at election): existing assignments keep their specs and still fail over, and
+ * nothing counts as deleted. Parsed once per record version.
+ */
+export function groupsFromEtcd(keys: Keys, groups: Mirror, log: Logger): SourceGroup[] {
+  const out: SourceGroup[] = [];
+  const seen = new Set<string>();
+  for (const e of groups.under(keys.groupsPrefix())) {
+    seen.add(e.key);
+    const hit = fromEtcd.get(e.key);
+    if (hit?.modRevision === e.modRevision) {
+      out.push(hit.group);
+      continue;
+    }
+    const rec = decode(GroupRecord, e.value, (why) => log.warn({ key: e.key, why }, 'ignoring a group record'));
+    const spec = rec ? FailoverGroupSpec.safeParse(rec.spec) : undefined;
+    if (!rec || !spec?.success) continue;
+    const group: SourceGroup = {
+      name: rec.name,
+      group: { name: rec.name, generation: rec.generation, spec: spec.data },
+      generation: rec.generation,
+      createdAt: e.createRevision,
+    };
+    fromEtcd.set(e.key, { modRevision: e.modRevision, group });
+    out.push(group);
+  }
+  for (const k of [...fromEtcd.keys()]) if (!seen.has(k)) fromEtcd.delete(k);
+  return out;
 }
