@@ -205,6 +205,9 @@ export const AssignmentRecord = z.object({
   /** Set when the controller asks the holder to let go (planned move, failback, deletion). */
   release: z.boolean().default(false),
   reason: TransitionReason.catch('other'),
+  /** Addresses a spec change took away from this group that the holder may still have: they stay claimed by this
+   *  group until the holder acknowledges a release, or its lease ends and the Safety 3 wait has run out. */
+  retiring: z.array(z.object({ address: z.string(), interface: z.string().optional() })).optional(),
   /** Hash of the parts of the spec the agent acts on (VIPs, SNAT, hooks, announce). */
   specHash: z.string(),
   at: Millis,

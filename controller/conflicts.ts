@@ -2,11 +2,20 @@
 // among the addresses a spec change took away that its holder may still have (`retiring`), until the holder has
 // acknowledged letting go or its lease ended and the Safety 3 wait ran out (the planner then rewrites the record).
 import { parseCidr } from '../common/ip.js';
+import type { AssignmentRecord } from '../common/keyspace.js';
 
 /** The bare address of a VIP ("198.18.0.100/24" -> "198.18.0.100"). */
 export function addressOf(cidr: string): string {
   const c = parseCidr(cidr);
   return typeof c === 'string' ? cidr : c.address;
+}
+
+/** Every address an assignment claims: its VIPs, then those it is still retiring. */
+export function claimedBy(record: AssignmentRecord): { vips: string[]; retiring: string[] } {
+  return {
+    vips: record.vips.map((v) => addressOf(v.address)),
+    retiring: (record.retiring ?? []).map((v) => addressOf(v.address)),
+  };
 }
 
 /**
@@ -45,4 +54,18 @@ export function conflicts(
     for (const v of g.vips) owner.set(v, g.name);
   }
   return { rejected, blockedBy };
+}
+
+/** The addresses a spec change takes away from the holder, to be retired (kept claimed) until it lets go. */
+export function retiringAfter(
+  prev: AssignmentRecord,
+  next: AssignmentRecord['vips'],
+): AssignmentRecord['vips'] | undefined {
+  const keep = new Set(next.map((v) => addressOf(v.address)));
+  const out = new Map<string, AssignmentRecord['vips'][number]>();
+  for (const v of [...prev.vips, ...(prev.retiring ?? [])]) {
+    const a = addressOf(v.address);
+    if (!keep.has(a) && !out.has(a)) out.set(a, v);
+  }
+  return out.size > 0 ? [...out.values()] : undefined;
 }

@@ -13,7 +13,7 @@ import {
 } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, type FailoverGroup } from '../crds/failovergroup.js';
-import { addressOf, conflicts } from './conflicts.js';
+import { addressOf, claimedBy, conflicts } from './conflicts.js';
 import type { LeaderMemory } from './memory.js';
 import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
 import type { SourceGroup } from './sources/types.js';
@@ -28,21 +28,24 @@ export interface Selection {
   frozen: Set<string>;
   /** Rejected groups with the reason (a VIP claimed by another group). */
   rejected: Map<string, string>;
+  /** Groups retiring an address another group wants: their holder is asked to let go, so that it can move. */
+  contested: Set<string>;
 }
 
 /** Which groups of the source are placed: deleting ones are not, invalid or conflicting ones are frozen. */
 export function selectGroups(sourceGroups: readonly SourceGroup[], assignments: Iterable<Entry>): Selection {
+  // An address stays claimed by its assignment while listed there, or retiring there (the holder may have it).
   const assignedVips = new Map<string, string[]>();
+  const retiring = new Map<string, Set<string>>();
   for (const e of assignments) {
     const rec = decode(AssignmentRecord, e.value);
-    if (rec)
-      assignedVips.set(
-        rec.group,
-        rec.vips.map((v) => addressOf(v.address)),
-      );
+    if (!rec) continue;
+    const c = claimedBy(rec);
+    assignedVips.set(rec.group, [...c.vips, ...c.retiring]);
+    if (c.retiring.length) retiring.set(rec.group, new Set(c.retiring));
   }
   const candidates = sourceGroups.filter((s) => s.group && !s.deleting);
-  const { rejected } = conflicts(
+  const { rejected, blockedBy } = conflicts(
     candidates.map((s) => ({
       name: s.name,
       vips: s.group!.spec.vips.map((v) => addressOf(v.address)),
@@ -62,7 +65,9 @@ export function selectGroups(sourceGroups: readonly SourceGroup[], assignments: 
     if (rejected.has(s.name)) frozen.add(s.name);
     else groups.set(s.name, s.group);
   }
-  return { groups, frozen, rejected };
+  const contested = new Set<string>();
+  for (const { address, owner } of blockedBy.values()) if (retiring.get(owner)?.has(address)) contested.add(owner);
+  return { groups, frozen, rejected, contested };
 }
 
 export interface InputContext {
@@ -78,7 +83,7 @@ export interface InputContext {
 }
 
 /** Builds the planner's input from the mirrors and the memory. */
-export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'frozen'>): PlanInput {
+export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'frozen' | 'contested'>): PlanInput {
   const { keys, mirrors, memory, log } = ctx;
   // Asks etcd about any lease no node key carries (the answer wakes another pass).
   memory.observe(mirrors.nodes.under(keys.nodesPrefix()), mirrors.assignments.under(keys.assignmentsPrefix()));
@@ -131,6 +136,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     leader: ctx.leader,
     groups: sel.groups,
     frozen: sel.frozen,
+    contested: sel.contested,
     nodes,
     gone: memory.gone,
     unconfirmed: memory.unconfirmed,

@@ -3,115 +3,24 @@
 //  - a group moves away from its holder only when the holder released the current epoch, or its lease is gone
 //    and the longest address lifetime it may have set has run out (Safety 3);
 //  - otherwise the holder is asked to release (release: true) and the planner waits.
-import {
-  TRANSITION_FOR_RELEASE,
-  type AssignmentRecord,
-  type HealthRecord,
-  type MoveRecord,
-  type ReleaseReason,
-  type TransitionReason,
-} from '../common/keyspace.js';
+import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } from '../common/keyspace.js';
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
+import { retiringAfter } from './conflicts.js';
 import { eventFigures } from './figures.js';
 import { rankNodes, SELF_RELEASE, specHash, vipsOf, type RankedNode } from './ranking.js';
+import type {
+  Action,
+  CurrentAssignment,
+  EventDraft,
+  GroupDecision,
+  HolderState,
+  Plan,
+  PlanInput,
+} from './plan-types.js';
 
+export type * from './plan-types.js';
 export { checksHash, rankNodes, specHash, vipsOf, type RankedNode } from './ranking.js';
 export { findConflicts } from './conflicts.js';
-
-export interface LiveNode {
-  name: string;
-  lease: string;
-  ttlSeconds: number;
-  maxLifetimeSeconds: number;
-}
-
-export interface GoneLease {
-  lease: string;
-  node: string;
-  /** When etcd said the lease was gone (monotonic ms, PlanInput.mono's clock). */
-  goneAt: number;
-  /** How long after goneAt an address of that node may still exist (DESIGN.md Safety 3). */
-  waitMs: number;
-  /** The lease's TTL: the node was last heard from about this long before goneAt. */
-  ttlMs?: number;
-}
-
-export interface CurrentAssignment {
-  record: AssignmentRecord;
-  /** The key's mod revision. */
-  epoch: number;
-}
-
-export interface PlanInput {
-  /** Wall-clock now (ms since the epoch): for records people read and figures from other machines' clocks. */
-  now: number;
-  /** Monotonic now (ms): every wait is measured on it (Safety 3; a wall clock may jump). Defaults to `now`. */
-  mono?: number;
-  leader: string;
-  /** Valid groups to place (conflicts already removed). */
-  groups: ReadonlyMap<string, FailoverGroup>;
-  /** Groups that exist but are invalid or conflicting: their assignments are left as they are. */
-  frozen: ReadonlySet<string>;
-  nodes: ReadonlyMap<string, LiveNode>;
-  gone: ReadonlyMap<string, GoneLease>;
-  /** Leases no valid node record names that etcd has not said are gone (value: when next asked, mono). */
-  unconfirmed?: ReadonlyMap<string, number>;
-  health: ReadonlyMap<string, ReadonlyMap<string, HealthRecord>>;
-  assignments: ReadonlyMap<string, CurrentAssignment>;
-  /** group -> node -> epoch that node released, with when it said so (wall ms). */
-  released: ReadonlyMap<string, ReadonlyMap<string, ReleasedSeen>>;
-  drained: ReadonlySet<string>;
-  pins: ReadonlyMap<string, MoveRecord>;
-  /** When the controller first saw each group (mono); a group is placed for the first time once every live candidate
-   *  has reported its health, or settleMs after that, so that it lands on the preferred node at once. */
-  firstSeen: ReadonlyMap<string, number>;
-  settleMs: number;
-}
-
-/** A release an agent wrote (released/<group>/<node>), remembered after its key went with the lease. */
-export interface ReleasedSeen {
-  epoch: number;
-  /** When the agent said so (its wall clock, ms). */
-  at: number;
-  reason?: ReleaseReason;
-  failingSince?: number;
-}
-
-export interface EventDraft {
-  from: string | null;
-  to: string | null;
-  reason: TransitionReason;
-  detectMs?: number;
-  outageMs?: number;
-}
-
-export type Action =
-  | { type: 'put'; group: string; expectEpoch: number; record: AssignmentRecord; event?: EventDraft }
-  | { type: 'delete'; group: string; expectEpoch: number; event?: EventDraft };
-
-export interface GroupDecision {
-  group: string;
-  phase: Phase;
-  holder: string | null;
-  epoch: number;
-  state: HolderState;
-  nodes: RankedNode[];
-  message: string;
-}
-
-export interface Plan {
-  actions: Action[];
-  decisions: Map<string, GroupDecision>;
-  /** Earliest monotonic time at which a waiting group must be planned again. */
-  requeueAt?: number;
-}
-
-/**
- * - holding: the holder's node record names the assignment's lease; released: and it released this epoch;
- * - unconfirmed: no node record names the lease, and etcd has not said it ended: nothing moves;
- * - gone-waiting: etcd said the lease ended, and addresses set under it may still exist; gone: they cannot.
- */
-export type HolderState = 'none' | 'holding' | 'released' | 'unconfirmed' | 'gone-waiting' | 'gone';
 
 function holderState(
   input: PlanInput,
@@ -143,7 +52,7 @@ export function plan(input: PlanInput): Plan {
   const names = new Set<string>([...input.groups.keys(), ...input.assignments.keys()]);
   for (const name of [...names].sort()) {
     if (input.frozen.has(name)) continue;
-    const r = planGroup(input, name);
+    const r = withRetiring(input.assignments.get(name), planGroup(input, name));
     if (r.action) actions.push(r.action);
     if (r.decision) decisions.set(name, r.decision);
     if (r.until !== undefined) requeueAt = requeueAt === undefined ? r.until : Math.min(requeueAt, r.until);
@@ -169,6 +78,24 @@ function record(
   };
 }
 
+/**
+ * A record written for a holder that still holds keeps claiming what that holder may still have: the
+ * addresses a spec change took away stay `retiring` until it lets go (a release, or its lease ended and the wait
+ * ran out), whatever else the record says. A record written after that starts clean.
+ */
+function withRetiring<T extends { action?: Action; decision?: GroupDecision }>(
+  cur: CurrentAssignment | undefined,
+  r: T,
+): T {
+  const a = r.action;
+  if (!cur || a?.type !== 'put') return r;
+  // Only while it holds: after a release or a waited-out lease end, it has nothing left.
+  const holding = r.decision?.state === 'holding' && a.record.holder === cur.record.holder;
+  const retiring = holding ? retiringAfter(cur.record, a.record.vips) : undefined;
+  const { retiring: _drop, ...rest } = a.record;
+  return { ...r, action: { ...a, record: retiring ? { ...rest, retiring } : rest } };
+}
+
 function planGroup(input: PlanInput, name: string): { action?: Action; decision?: GroupDecision; until?: number } {
   const group = input.groups.get(name);
   const cur = input.assignments.get(name);
@@ -177,7 +104,9 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   const hs = holderState(input, name, cur);
   const ranked = group ? rankNodes(group, input) : [];
   // A node that has just let go of this epoch is not offered the group again in the same breath.
-  const offer = ranked.filter((n) => n.eligible && !(hs.state === 'released' && n.name === holder));
+  // (Unless it let go only so that a VIP it retired could move to another group: then it may have the rest back.)
+  const vipMove = cur?.record.release === true && cur.record.reason === 'spec-changed';
+  const offer = ranked.filter((n) => n.eligible && !(hs.state === 'released' && n.name === holder && !vipMove));
   const best = offer[0];
   const pin = input.pins.get(name);
   const pinned = pin ? offer.find((n) => n.name === pin.to) : undefined;
@@ -223,6 +152,26 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   switch (hs.state) {
     case 'holding': {
       if (!cur || holder === null) throw new Error('unreachable');
+      // An address this holder may still have is wanted by another group: it moves only once the holder let go.
+      if (group && input.contested?.has(name) && cur.record.retiring?.length) {
+        const why = 'a VIP it retires is wanted by another group';
+        if (vipMove) return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${why})`) };
+        const { holderLease, vips, specHash: sh } = cur.record;
+        return {
+          action: {
+            type: 'put',
+            group: name,
+            expectEpoch: epoch,
+            record: record(
+              input,
+              name,
+              { holder, holderLease, release: true, reason: 'spec-changed', vips, specHash: sh },
+              group,
+            ),
+          },
+          decision: decision(phaseFor(holder), `asking ${holder} to release (${why})`),
+        };
+      }
       if (desired === holder) {
         if (group && (cur.record.release || cur.record.specHash !== specHash(group))) {
           const reason = cur.record.release ? 'release-cancelled' : 'spec-changed';
