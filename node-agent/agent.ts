@@ -49,6 +49,8 @@ export interface AgentDeps {
 interface GroupRuntime {
   checksHash: string;
   health: GroupHealth;
+  /** The verdict of the checks this runner replaced, until its own first verdict (a check edit is no failure). */
+  carried?: boolean;
 }
 
 /** A group whose acquire failed is held unhealthy for this long, so that another node takes it. */
@@ -247,7 +249,8 @@ export class Agent {
     if (f && f.until > this.deps.clock.mono()) return false;
     const rt = this.runtimes.get(group);
     if (!rt) return this.groupSpec(group) === undefined ? true : false;
-    return rt.health.state.healthy;
+    const s = rt.health.state;
+    return s.known ? s.healthy : (rt.carried ?? false);
   }
 
   private healthState(group: string): GroupHealthState | undefined {
@@ -269,9 +272,13 @@ export class Agent {
       const spec = this.groupSpec(g);
       if (spec && spec.nodes.some((n) => n.name === this.deps.config.node)) want.set(g, spec);
     }
+    const carried = new Map<string, boolean>();
     for (const [g, rt] of this.runtimes) {
       const spec = want.get(g);
       if (!spec || fingerprint(spec.checks) !== rt.checksHash) {
+        const s = rt.health.state;
+        const verdict = s.known ? s.healthy : rt.carried;
+        if (spec && verdict !== undefined) carried.set(g, verdict);
         rt.health.stop();
         this.runtimes.delete(g);
         if (!spec) void this.deleteHealth(g);
@@ -287,7 +294,7 @@ export class Agent {
         this.deps.clock,
         this.log,
       );
-      const rt: GroupRuntime = { checksHash: fingerprint(spec.checks), health };
+      const rt: GroupRuntime = { checksHash: fingerprint(spec.checks), health, carried: carried.get(g) };
       this.runtimes.set(g, rt);
       health.on('change', (state) => {
         if (this.runtimes.get(g) !== rt) return;
