@@ -41,7 +41,8 @@ export function eventFigures(
     if (!g) return {};
     const ttlMs = g.ttlMs ?? 0;
     // goneAt is on the monotonic clock of the waits; the wall-clock figures are counted back from now.
-    const sinceGone = Math.max(0, (input.mono ?? input.now) - g.goneAt);
+    // (Whole ms: the monotonic clock has fractions, and records hold integers.)
+    const sinceGone = Math.round(Math.max(0, (input.mono ?? input.now) - g.goneAt));
     return { detectMs: ttlMs, outageMs: sinceGone + ttlMs, failureAt: input.now - sinceGone - ttlMs };
   }
   return {};

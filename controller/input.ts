@@ -92,7 +92,8 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     const rec = decode(NodeRecord, e.value, (why) =>
       log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'),
     );
-    if (rec && rec.lease === e.lease)
+    // A record whose lease etcd said ended is only a watch that is behind: not a live node.
+    if (rec && rec.lease === e.lease && !memory.isGone(rec.lease))
       nodes.set(rec.name, {
         name: rec.name,
         lease: rec.lease,

@@ -3,17 +3,17 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import type { Entry } from '../common/etcd.js';
-import { decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord, type AssignmentRecord } from '../common/keyspace.js';
+import { AssignmentRecord, decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord } from '../common/keyspace.js';
 import { silentLogger } from '../common/log.js';
 import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
-import { LeaderMemory, unknownOverhangMs } from './memory.js';
+import { HOLDER_POLL_MS, LeaderMemory, unknownOverhangMs } from './memory.js';
 import { checksHash, plan, specHash, vipsOf, type PlanInput } from './planner.js';
 
 const keys = new Keys('/t/');
 const SLACK = 400;
 
 class JumpyClock implements Clock {
-  m = 5_000_000;
+  m = 5_000_000.37; // the monotonic clock has fractions of a millisecond
   w = Date.parse('2026-12-01T12:00:00Z');
   mono = () => this.m;
   wall = () => this.w;
@@ -103,7 +103,7 @@ function setup() {
       nodes: new Map(
         [...nodes, nodeEntry('b', '1002')]
           .map((e) => [e, decode(NodeRecord, e.value)] as const)
-          .filter(([e, r]) => r && r.lease === e.lease)
+          .filter(([e, r]) => r && r.lease === e.lease && !memory.isGone(r.lease))
           .map(([, r]) => [r!.name, r!]),
       ),
       gone: memory.gone,
@@ -139,6 +139,7 @@ describe("a lease's end is asked, not inferred", () => {
   ])('%s: the group stays while etcd says the lease lives', async (_name, nodes) => {
     const { clock, leases, memory, pass } = setup();
     expect(pass([nodeEntry('a', '1001')]).actions).toEqual([]);
+    await settle();
     pass(nodes);
     await settle();
     for (let i = 0; i < 10; i++) {
@@ -179,6 +180,7 @@ describe("a lease's end is asked, not inferred", () => {
     leases.ask = async (): Promise<number> => 0;
     (memory as unknown as { opts: { askLease: (l: string) => Promise<number> } }).opts.askLease = leases.ask;
     pass([nodeEntry('a', '1001')]);
+    await settle();
     pass([]);
     await settle();
     expect(memory.gone.has('1001')).toBe(false);
@@ -186,10 +188,33 @@ describe("a lease's end is asked, not inferred", () => {
   });
 });
 
+describe('a lease end is seen soon even when the node watch is behind (issue 15.15)', () => {
+  test('etcd revoked the holder lease while the mirror still shows its key: seen within one poll', async () => {
+    const { clock, leases, memory, pass } = setup();
+    const stale = [nodeEntry('a', '1001')];
+    pass(stale);
+    await settle();
+    leases.alive.delete('1001');
+    clock.pass(HOLDER_POLL_MS);
+    pass(stale);
+    await settle();
+    expect(memory.gone.get('1001')).toMatchObject({ goneAt: clock.mono() });
+    clock.pass(memory.gone.get('1001')!.waitMs);
+    const p = pass(stale);
+    expect(p.actions).toEqual([
+      expect.objectContaining({ record: expect.objectContaining({ holder: 'b', reason: 'lease-expired' }) }),
+    ]);
+    // What is written parses (whole milliseconds, though the monotonic clock has fractions).
+    const a = p.actions[0]!;
+    expect(a.type === 'put' && AssignmentRecord.safeParse(a.record).success).toBe(true);
+  });
+});
+
 describe('waits run on the monotonic clock', () => {
   test('a wall clock that jumps forward by five minutes does not end the Safety 3 wait early', async () => {
     const { clock, leases, memory, pass } = setup();
     pass([nodeEntry('a', '1001')]);
+    await settle();
     leases.alive.delete('1001');
     pass([]);
     await settle();
@@ -205,6 +230,7 @@ describe('waits run on the monotonic clock', () => {
   test('a wall clock that jumps back does not stretch it either, and requeueAt is monotonic', async () => {
     const { clock, leases, memory, pass } = setup();
     pass([nodeEntry('a', '1001')]);
+    await settle();
     leases.alive.delete('1001');
     pass([]);
     await settle();

@@ -26,6 +26,12 @@ const FORGET_GONE_AFTER_MS = 600_000;
 /** A lease etcd says is alive but no node key carries is asked about again this often. */
 export const LEASE_RECHECK_MS = 250;
 
+/**
+ * Every holder lease is also asked about this often, whatever the node watch says: a lease end is seen within this
+ * (plus a round trip) of etcd revoking it even when the watch is slow, reconnecting or listing again (issue 15.15).
+ */
+export const HOLDER_POLL_MS = 500;
+
 /** After a failed LeaseTimeToLive, the next try. */
 const LEASE_RETRY_MS = 200;
 
@@ -70,7 +76,10 @@ export class LeaderMemory {
   private carried = new Set<string>();
   private named = new Set<string>();
   private readonly asking = new Set<string>();
+  /** When each holder lease was last asked about (mono). */
+  private readonly polled = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private poller: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly opts: LeaderMemoryOptions) {}
@@ -78,6 +87,7 @@ export class LeaderMemory {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.poller) clearInterval(this.poller);
   }
 
   /** Reads the node keys and the assignments, and asks etcd about every lease that no node key carries. */
@@ -106,6 +116,8 @@ export class LeaderMemory {
     const now = this.opts.clock.mono();
     for (const [lease, g] of this.gone)
       if (now - g.goneAt > FORGET_GONE_AFTER_MS && !holders.has(lease)) this.gone.delete(lease);
+    for (const lease of this.polled.keys()) if (!holders.has(lease)) this.polled.delete(lease);
+    if (!this.poller && !this.stopped) this.poller = setInterval(() => this.check(), HOLDER_POLL_MS);
     this.check();
   }
 
@@ -114,13 +126,22 @@ export class LeaderMemory {
     if (this.stopped) return;
     const now = this.opts.clock.mono();
     for (const lease of new Set([...this.leaseInfo.keys(), ...this.holders.keys()])) {
+      if (this.gone.has(lease)) continue;
+      if (this.asking.has(lease)) {
+        // A poll under way when its keys vanished: the planner waits, and it is asked again after the answer.
+        if (!this.carried.has(lease) && !this.unconfirmed.has(lease))
+          this.unconfirmed.set(lease, now + LEASE_RECHECK_MS);
+        continue;
+      }
       if (this.carried.has(lease)) {
         // A key lives under it, so the lease does; without a record that parses, it is alive but not a candidate.
         if (this.named.has(lease)) this.unconfirmed.delete(lease);
         else this.unconfirmed.set(lease, Infinity);
+        // A holder's lease is asked about anyway now and then: the watch may be late to show its keys gone.
+        if (this.holders.has(lease) && now - (this.polled.get(lease) ?? -Infinity) >= HOLDER_POLL_MS)
+          void this.ask(lease, false);
         continue;
       }
-      if (this.gone.has(lease) || this.asking.has(lease)) continue;
       const next = this.unconfirmed.get(lease);
       // (Infinity: it was carried by a key until now; its turn is now.)
       if (next !== undefined && next > now && Number.isFinite(next)) continue;
@@ -138,10 +159,11 @@ export class LeaderMemory {
     this.timer = setTimeout(() => this.check(), Math.max(0, next - this.opts.clock.mono()) + 1);
   }
 
-  private async ask(lease: string): Promise<void> {
+  private async ask(lease: string, unconfirmed = true): Promise<void> {
     this.asking.add(lease);
+    if (this.holders.has(lease)) this.polled.set(lease, this.opts.clock.mono());
     // Until the answer: the planner waits for it (and is woken by it).
-    this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RECHECK_MS);
+    if (unconfirmed) this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RECHECK_MS);
     try {
       const ttl = await this.opts.askLease(lease);
       if (this.stopped) return;
@@ -149,14 +171,20 @@ export class LeaderMemory {
       if (ttl < 0) {
         this.ended(lease);
         this.opts.onChange?.();
-      } else this.unconfirmed.set(lease, this.opts.clock.mono() + Math.min(LEASE_RECHECK_MS, ttl * 1000));
+      } else if (unconfirmed)
+        this.unconfirmed.set(lease, this.opts.clock.mono() + Math.min(LEASE_RECHECK_MS, ttl * 1000));
     } catch (err) {
       this.opts.log.warn({ err, lease }, 'could not ask etcd about a node lease; asking again');
-      this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RETRY_MS);
+      if (unconfirmed) this.unconfirmed.set(lease, this.opts.clock.mono() + LEASE_RETRY_MS);
     } finally {
       this.asking.delete(lease);
       this.schedule();
     }
+  }
+
+  /** Whether etcd said this lease ended (its keys may still show in a watch that is behind). */
+  isGone(lease: string): boolean {
+    return this.gone.has(lease);
   }
 
   private ended(lease: string): void {

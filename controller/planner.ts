@@ -29,7 +29,9 @@ function holderState(
 ): { state: HolderState; until?: number } {
   if (!cur || cur.record.holder === null) return { state: 'none' };
   const live = input.nodes.get(cur.record.holder);
-  if (live && live.lease === cur.record.holderLease) {
+  // etcd said the lease ended: whatever a watch that is behind still shows of its node record.
+  const ended = cur.record.holderLease !== null && input.gone.has(cur.record.holderLease);
+  if (live && live.lease === cur.record.holderLease && !ended) {
     const rel = input.released.get(group)?.get(cur.record.holder);
     return rel !== undefined && rel.epoch >= cur.epoch ? { state: 'released' } : { state: 'holding' };
   }
