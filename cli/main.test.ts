@@ -1,11 +1,8 @@
 import type { EventRecord } from '../common/keyspace.js';
 import { etcdFailure, parseArgs, renderEvents, renderStatus, run, UsageError, type GroupStatus } from './main.js';
+import { memoryIo } from './test-io.js';
 
-function io() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, io: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
-}
+const io = memoryIo;
 
 describe('parseArgs', () => {
   it('has defaults, and takes the environment', () => {
@@ -23,6 +20,21 @@ describe('parseArgs', () => {
     });
     expect(o.etcd).toEqual(['http://10.0.0.1:2379', 'https://10.0.0.2:2379']);
     expect(o.prefix).toBe('/other/');
+  });
+
+  it('takes TLS files and an auth file from options or the environment', () => {
+    const o = parseArgs(['--etcd', 'https://127.0.0.1:2379', '--etcd-cert', '/c.pem', '--etcd-key', '/k.pem'], {
+      VIPWARDEN_ETCD_CA: '/ca.pem',
+      VIPWARDEN_ETCD_AUTH_FILE: '/auth',
+    });
+    expect(o.tls).toEqual({ ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' });
+    expect(o.auth).toEqual({ file: '/auth' });
+    expect(parseArgs([], {}).tls).toBeUndefined();
+    expect(() => parseArgs(['--etcd-ca', '/ca.pem'], {})).toThrow(/needs https:\/\/ endpoints/);
+    expect(() => parseArgs(['--etcd', 'https://a:1', '--etcd-cert', '/c'], {})).toThrow(/go together/);
+    expect(() => parseArgs(['--etcd', 'https://a:1', '--etcd-cert', '/c', '--etcd-key', '/k'], {})).toThrow(
+      /needs the CA/,
+    );
   });
 
   it('lets options win over the environment and collects positionals in order', () => {
@@ -206,5 +218,57 @@ describe('run without etcd', () => {
     expect(a.err[0]).toBe(`vipwarden: ${message}`);
     expect(a.err.join('\n')).toContain('usage: vipwarden');
     expect(a.out).toEqual([]);
+  });
+});
+
+describe('the command line (node:util parseArgs)', () => {
+  it('--version and --help anywhere, exit 0', async () => {
+    const a = io();
+    expect(await run(['--version'], {}, a.io)).toBe(0);
+    expect(a.out).toEqual([expect.stringMatching(/^vipwarden \d+\.\d+\.\d+/)]);
+    const b = io();
+    expect(await run(['--etcd', 'http://127.0.0.1:1', '--help'], {}, b.io)).toBe(0);
+    expect(b.out.join('\n')).toContain('validate FILE...');
+  });
+
+  it('takes options before the command', async () => {
+    const a = io();
+    expect(await run(['--etcd', 'http://127.0.0.1:1', '--timeout', '500', 'drain'], {}, a.io)).toBe(2);
+    expect(a.err[0]).toBe('vipwarden: node is missing');
+    expect(parseArgs(['--etcd', 'http://198.18.0.1:2379', 'status'], {}).positional).toEqual(['status']);
+  });
+
+  it.each([
+    [['status', '--etcdd', 'http://x:1'], 'unknown option --etcdd'],
+    [['--confg', 'x', 'status'], 'unknown option --confg'],
+    [['status', '--node', 'a'], '--node only goes with validate'],
+  ])('%j is a usage error: %s', async (argv, message) => {
+    const a = io();
+    expect(await run(argv, {}, a.io)).toBe(2);
+    expect(a.err[0]).toBe(`vipwarden: ${message}`);
+  });
+});
+
+describe('renderStatus: failing checks and rejected groups', () => {
+  it('lists each failing check with its message, and each rejected group with its reason', () => {
+    const lines = renderStatus({
+      leader: 'c',
+      groups: [web],
+      rejected: [{ group: 'db', reason: 'VIP 198.18.0.100 is already claimed by group web', at: 1 }],
+    });
+    expect(lines.slice(3)).toEqual([
+      '',
+      'GROUP  NODE   FAILING CHECK  MESSAGE',
+      'web    node2  nginx          connection refused',
+      '',
+      'REJECTED GROUP  REASON',
+      'db              VIP 198.18.0.100 is already claimed by group web',
+    ]);
+  });
+
+  it('shows rejected groups even when no group is placed', () => {
+    expect(
+      renderStatus({ leader: null, groups: [], rejected: [{ group: 'x', reason: 'spec.vips: Required', at: 1 }] }),
+    ).toEqual(['leader: (none)', 'no groups', '', 'REJECTED GROUP  REASON', 'x               spec.vips: Required']);
   });
 });

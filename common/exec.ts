@@ -1,4 +1,5 @@
-// Running commands: argv arrays through execa, never a shell. Failures become CommandError at this boundary.
+// Running commands: argv arrays through execa, never a shell. Failures become CommandError at this boundary; the
+// testbed and the test harnesses throw the same class.
 import { execa } from 'execa';
 
 export class CommandError extends Error {
@@ -7,6 +8,8 @@ export class CommandError extends Error {
     readonly exitCode: number | undefined,
     readonly stderr: string,
     readonly timedOut = false,
+    /** What it printed, where a caller wants it (kubectl's answer with its error). */
+    readonly stdout = '',
   ) {
     super(
       `${argv.join(' ')} ${timedOut ? 'timed out' : `exited ${exitCode ?? '?'}`}${stderr ? `: ${stderr.trim()}` : ''}`,

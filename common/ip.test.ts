@@ -3,6 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import {
   canonicalIPv6,
   formatCidr,
+  ipv6Groups,
   isInterfaceName,
   isResourceName,
   mustParseCidr,
@@ -118,5 +119,16 @@ describe('isResourceName', () => {
   });
   test.each(['', 'Web', 'web_vip', '-web', 'web-', 'web/vip', 'a'.repeat(254)])('rejects %j', (name) => {
     expect(isResourceName(name)).toBe(false);
+  });
+});
+
+describe('ipv6Groups', () => {
+  test.each([
+    ['2001:2::1', [0x2001, 2, 0, 0, 0, 0, 0, 1]],
+    ['::', [0, 0, 0, 0, 0, 0, 0, 0]],
+    ['1::', [1, 0, 0, 0, 0, 0, 0, 0]],
+    ['fe80:0:0:0:1:2:3:4', [0xfe80, 0, 0, 0, 1, 2, 3, 4]],
+  ])('%s', (a, want) => {
+    expect(ipv6Groups(a)).toEqual(want);
   });
 });

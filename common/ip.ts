@@ -41,17 +41,20 @@ export function formatCidr(c: Cidr): string {
   return `${c.address}/${c.prefix}`;
 }
 
+/** The eight 16-bit groups of an IPv6 address in text form (not the embedded-IPv4 form, ::ffff:1.2.3.4). */
+export function ipv6Groups(address: string): number[] {
+  const [head = '', tail] = address.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
+  const fill = tail !== undefined ? Math.max(0, 8 - h.length - t.length) : 0;
+  return [...h, ...Array<string>(fill).fill('0'), ...t].map((g) => parseInt(g, 16));
+}
+
 /** Expands and re-compresses an IPv6 address so that equal addresses compare equal as strings. */
 export function canonicalIPv6(address: string): string {
-  const [head = '', tail] = address.split('::');
-  const headParts = head ? head.split(':') : [];
-  const tailParts = tail !== undefined && tail !== '' ? tail.split(':') : [];
   // Embedded IPv4 (::ffff:1.2.3.4) keeps its text form; rare for VIPs, compare as-is.
   if (address.includes('.')) return address.toLowerCase();
-  const missing = 8 - headParts.length - tailParts.length;
-  const groups = [...headParts, ...Array<string>(tail !== undefined ? missing : 0).fill('0'), ...tailParts].map((g) =>
-    parseInt(g, 16).toString(16),
-  );
+  const groups = ipv6Groups(address).map((g) => g.toString(16));
   // Longest run of zeros (length >= 2) becomes '::' (RFC 5952).
   let bestStart = -1;
   let bestLen = 0;

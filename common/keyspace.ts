@@ -32,8 +32,13 @@ export class Keys {
   healthPrefix() {
     return `${this.prefix}health/`;
   }
+  /** Laid out by node first, so that an etcd role can confine each agent to its own prefix (deploy/etcd/setup.sh). */
   health(group: string, node: string) {
-    return `${this.prefix}health/${group}/${node}`;
+    return `${this.prefix}health/${node}/${group}`;
+  }
+  /** The group and node of a health/<node>/<group> key, or undefined. */
+  healthParts(key: string): { group: string; node: string } | undefined {
+    return this.nodeGroupParts(key, 'health/');
   }
   assignmentsPrefix() {
     return `${this.prefix}assignments/`;
@@ -44,8 +49,18 @@ export class Keys {
   releasedPrefix() {
     return `${this.prefix}released/`;
   }
+  /** Node first, like health. */
   released(group: string, node: string) {
-    return `${this.prefix}released/${group}/${node}`;
+    return `${this.prefix}released/${node}/${group}`;
+  }
+  /** The group and node of a released/<node>/<group> key, or undefined. */
+  releasedParts(key: string): { group: string; node: string } | undefined {
+    return this.nodeGroupParts(key, 'released/');
+  }
+  private nodeGroupParts(key: string, sub: string): { group: string; node: string } | undefined {
+    const s = this.segments(key, sub);
+    if (s.length !== 2 || !s[0] || !s[1]) return undefined;
+    return { node: s[0], group: s[1] };
   }
   eventsPrefix(group?: string) {
     return group ? `${this.prefix}events/${group}/` : `${this.prefix}events/`;
@@ -66,8 +81,15 @@ export class Keys {
   move(group: string) {
     return `${this.prefix}moves/${group}`;
   }
+  rejectedPrefix() {
+    return `${this.prefix}rejected/`;
+  }
+  /** Written by the leader for a group it does not place (invalid, contested VIP), for `vipwarden status`. */
+  rejected(group: string) {
+    return `${this.prefix}rejected/${group}`;
+  }
 
-  /** Splits "<prefix>health/<group>/<node>" into its segments after the given sub-prefix. */
+  /** Splits "<prefix>health/<node>/<group>" into its segments after the given sub-prefix. */
   segments(key: string, sub: string): string[] {
     const p = this.prefix + sub;
     if (!key.startsWith(p)) return [];
@@ -92,6 +114,10 @@ export const ReleaseReason = z.enum([
   /** Held under a lease this process no longer has. */
   'earlier-lease',
   'already-released',
+  /** The agent cannot parse the group's spec (version skew): it holds nothing it cannot check. */
+  'spec-not-understood',
+  /** An address add was not covered by a fresh keepalive answer (or failed): let go as a release would. */
+  'address-add-not-covered',
   'assigned-elsewhere',
   'assignment-gone',
   'other',
@@ -139,6 +165,8 @@ export const TRANSITION_FOR_RELEASE: Record<ReleaseReason, TransitionReason> = {
   'lease-not-confirmed': 'released',
   'earlier-lease': 'released',
   'already-released': 'already-released',
+  'spec-not-understood': 'released',
+  'address-add-not-covered': 'released',
   'assigned-elsewhere': 'released',
   'assignment-gone': 'released',
   other: 'released',
@@ -160,6 +188,8 @@ export const NodeRecord = z.object({
   interfaces: z.array(z.string()).default([]),
   version: z.string(),
   startedAt: Millis,
+  /** Groups whose spec this agent cannot parse (version skew), with why: it holds none of them. */
+  specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
@@ -248,6 +278,8 @@ export type EventRecord = z.infer<typeof EventRecord>;
 export const DrainRecord = z.object({ at: Millis, by: z.string().default('cli') });
 export const MoveRecord = z.object({ to: z.string(), at: Millis });
 export type MoveRecord = z.infer<typeof MoveRecord>;
+export const RejectedRecord = z.object({ reason: z.string(), at: Millis });
+export type RejectedRecord = z.infer<typeof RejectedRecord>;
 
 /** Parses JSON text with a schema; returns undefined (and calls onBad) when it does not fit. */
 export function decode<T>(

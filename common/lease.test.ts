@@ -33,6 +33,7 @@ import {
   type LeaseTiming,
   type Renewal,
 } from './lease.js';
+import { pino } from 'pino';
 import { silentLogger } from './log.js';
 
 describe('lifetimeFor', () => {
@@ -256,6 +257,18 @@ describe('LeaseKeeper', () => {
     // A late answer on the old stream is ignored.
     s.answer('1', 2);
     expect(keeper.validUntil).toBe(T0 + 2300);
+  });
+
+  test('logs name the lease: an agent\'s "node lease", the election\'s "controller lease"', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const etcd = fakeEtcd(2);
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log).start(ac.signal);
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log, { what: 'controller lease' }).start(ac.signal);
+    expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
+      'node lease granted',
+      'controller lease granted',
+    ]);
   });
 
   test('a failed grant is retried with backoff', async () => {

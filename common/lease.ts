@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from './clock.js';
 import type { Logger } from './log.js';
+import { retry, RetryStopped, type BackoffPolicy } from './retry.js';
 
 export interface LeaseTiming {
   ttlSeconds: number;
@@ -61,6 +62,9 @@ interface KeepaliveStream {
   removeAllListeners(): unknown;
 }
 
+/** Grant retries: 100 ms, doubling, at most 1 s apart. */
+const GRANT_BACKOFF: BackoffPolicy = { initialDelayMs: 100, maxDelayMs: 1000 };
+
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   lease: string | undefined;
   validUntil = 0;
@@ -73,14 +77,18 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private deadline: NodeJS.Timeout | undefined;
   private running = false;
   private granting: Promise<void> | undefined;
+  /** What the lease is, in log lines: "node lease" (an agent's) or "controller lease" (the election's). */
+  private readonly what: string;
 
   constructor(
     private readonly client: Etcd3,
     private readonly timing: LeaseTiming,
     private readonly clock: Clock,
     private readonly log: Logger,
+    opts: { what?: string } = {},
   ) {
     super();
+    this.what = opts.what ?? 'node lease';
   }
 
   /** Time left (ms) before the agent must stop holding anything, by its own reckoning. */
@@ -117,30 +125,32 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
 
   private async grant(): Promise<void> {
     if (this.granting) return this.granting;
-    this.granting = (async () => {
-      let delay = 100;
-      while (this.running) {
-        try {
-          const sentAt = this.clock.mono();
-          const res = await this.client.leaseClient.leaseGrant({ TTL: this.timing.ttlSeconds, ID: 0 });
-          if (res.error) throw new Error(res.error);
-          this.lease = String(res.ID);
-          this.validUntil = sentAt + Number(res.TTL) * 1000;
-          // Answers for another lease say nothing about this one.
-          this.lastAnsweredSentAt = 0;
-          this.pending = [];
-          this.closeStream();
-          this.log.info({ lease: this.lease, ttl: Number(res.TTL) }, 'node lease granted');
-          this.armDeadline();
-          this.emit('granted', this.lease);
-          return;
-        } catch (err) {
-          this.log.warn({ err: String(err) }, 'lease grant failed; retrying');
-          await this.clock.sleep(delay);
-          delay = Math.min(delay * 2, 1000);
-        }
-      }
-    })().finally(() => (this.granting = undefined));
+    this.granting = retry(
+      async () => {
+        const sentAt = this.clock.mono();
+        const res = await this.client.leaseClient.leaseGrant({ TTL: this.timing.ttlSeconds, ID: 0 });
+        if (res.error) throw new Error(res.error);
+        this.lease = String(res.ID);
+        this.validUntil = sentAt + Number(res.TTL) * 1000;
+        // Answers for another lease say nothing about this one.
+        this.lastAnsweredSentAt = 0;
+        this.pending = [];
+        this.closeStream();
+        this.log.info({ lease: this.lease, ttl: Number(res.TTL) }, `${this.what} granted`);
+        this.armDeadline();
+        this.emit('granted', this.lease);
+      },
+      {
+        backoff: GRANT_BACKOFF,
+        clock: this.clock,
+        stopped: () => !this.running,
+        onRetry: ({ err }) => this.log.warn({ err }, `${this.what} grant failed; retrying`),
+      },
+    )
+      .catch((err: unknown) => {
+        if (!(err instanceof RetryStopped)) throw err;
+      })
+      .finally(() => (this.granting = undefined));
     return this.granting;
   }
 
@@ -169,7 +179,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     s.on('data', (res: { ID: string; TTL: string }) => this.onAnswer(s, res));
     s.on('error', (err: unknown) => {
       if (this.stream === s) {
-        this.log.warn({ err: String(err) }, 'keepalive stream failed');
+        this.log.warn({ err }, 'keepalive stream failed');
         this.closeStream();
       }
     });
@@ -186,7 +196,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       this.opening = true;
       this.openStream()
         .then(() => this.send())
-        .catch((err) => this.log.warn({ err: String(err) }, 'keepalive stream could not open'))
+        .catch((err) => this.log.warn({ err }, 'keepalive stream could not open'))
         .finally(() => (this.opening = false));
       return;
     }
@@ -206,7 +216,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     try {
       this.stream.write({ ID: this.lease });
     } catch (err) {
-      this.log.warn({ err: String(err) }, 'keepalive write failed');
+      this.log.warn({ err }, 'keepalive write failed');
       this.closeStream();
     }
   }

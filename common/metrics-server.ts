@@ -74,7 +74,7 @@ export class MetricsServer {
         `metrics: cannot listen on ${this.opts.listen}: ${err instanceof Error ? err.message : String(err)}`,
       );
     });
-    server.on('error', (err) => this.opts.log.error({ err: String(err) }, 'metrics server error'));
+    server.on('error', (err) => this.opts.log.error({ err }, 'metrics server error'));
     this.server = server;
     const a = this.address();
     this.opts.log.info({ listen: `${a.host}:${a.port}` }, 'serving /metrics, /healthz and /readyz');
@@ -108,7 +108,7 @@ export class MetricsServer {
           try {
             ready = this.readyFn?.() ?? false;
           } catch (err) {
-            this.opts.log.warn({ err: String(err) }, 'readiness check threw');
+            this.opts.log.warn({ err }, 'readiness check threw');
           }
           return send(res, ready ? 200 : 503, ready ? 'ready\n' : 'not ready\n');
         }
@@ -116,7 +116,7 @@ export class MetricsServer {
           return send(res, 404, 'not found\n');
       }
     } catch (err) {
-      this.opts.log.warn({ err: String(err), path }, 'metrics request failed');
+      this.opts.log.warn({ err, path }, 'metrics request failed');
       if (!res.headersSent) send(res, 500, 'internal error\n');
       else res.destroy();
     }

@@ -1,10 +1,11 @@
 // The controller's configuration (controller.yaml).
 import { hostname } from 'node:os';
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { readYamlFile } from '../common/config-file.js';
+import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
+import { KERNEL_SLACK_MS } from '../common/kernel-lifetime.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
-import { formatPath } from '../crds/failovergroup.js';
+import { parseOrThrow } from '../common/validation.js';
 
 export const ControllerConfigSchema = z
   .object({
@@ -13,8 +14,13 @@ export const ControllerConfigSchema = z
       .object({
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+        ...etcdConnectionFields,
       })
-      .strict(),
+      .strict()
+      .superRefine((e, ctx) => {
+        const issue = etcdConnectionIssue(e);
+        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
+      }),
     source: z.union([
       z.object({ directory: z.string().startsWith('/') }).strict(),
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),
@@ -27,8 +33,11 @@ export const ControllerConfigSchema = z
       })
       .strict()
       .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
-    /** How late the kernel may delete an address after its lifetime ends (measured ~200 ms; kept with room). */
-    kernelSlackMs: z.number().int().min(0).max(10_000).default(400),
+    /**
+     * How late the kernel may delete an address after its lifetime ends: derived from the kernel's code for every
+     * HZ, plus a scheduling allowance (common/kernel-lifetime.ts, docs/design.md). Was 400, which churn exceeds.
+     */
+    kernelSlackMs: z.number().int().min(0).max(10_000).default(KERNEL_SLACK_MS),
     /** First placement of a new group waits up to this long for every live candidate's health. */
     settleMs: z.number().int().min(0).max(60_000).default(2000),
     resyncMs: z.number().int().min(100).max(600_000).default(1000),
@@ -44,12 +53,10 @@ export const ControllerConfigSchema = z
 export type ControllerConfig = z.output<typeof ControllerConfigSchema> & { id: string };
 
 export function parseControllerConfig(raw: unknown, source = 'controller config'): ControllerConfig {
-  const r = ControllerConfigSchema.safeParse(raw);
-  if (!r.success)
-    throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
-  return { ...r.data, id: r.data.id ?? `${hostname()}-${process.pid}` };
+  const c = parseOrThrow(ControllerConfigSchema, raw, source);
+  return { ...c, id: c.id ?? `${hostname()}-${process.pid}` };
 }
 
 export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
-  return parseControllerConfig(parseYaml(await readFile(path, 'utf8')), path);
+  return parseControllerConfig(await readYamlFile(path, 'controller config'), path);
 }

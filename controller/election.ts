@@ -35,7 +35,9 @@ export class Election extends EventEmitter<ElectionEvents> {
     private readonly log: Logger,
   ) {
     super();
-    this.lease = new LeaseKeeper(client, { ...timing, renewWindowMs: timing.keepaliveIntervalMs }, clock, log);
+    this.lease = new LeaseKeeper(client, { ...timing, renewWindowMs: timing.keepaliveIntervalMs }, clock, log, {
+      what: 'controller lease',
+    });
   }
 
   async start(signal: AbortSignal): Promise<void> {

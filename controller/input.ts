@@ -103,7 +103,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
   }
   const health = new Map<string, Map<string, HealthRecord>>();
   for (const e of mirrors.health.under(keys.healthPrefix())) {
-    const [group, node] = keys.segments(e.key, 'health/');
+    const { group, node } = keys.healthParts(e.key) ?? {};
     const rec = decode(HealthRecord, e.value, (why) =>
       log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
     );

@@ -16,6 +16,7 @@ import {
   ReleasedRecord,
   type Keys,
 } from '../common/keyspace.js';
+import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
 import { addressOverhangMs } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { GoneLease, ReleasedSeen } from './planner.js';
@@ -54,7 +55,14 @@ export interface LeaderMemoryOptions {
  * an agent publish (a lifetime no longer than its TTL, set up to MAX_RENEW_WINDOW_MS after a keepalive was sent).
  */
 export function unknownOverhangMs(kernelSlackMs: number): number {
-  return addressOverhangMs({ ttlSeconds: 1, maxLifetimeSeconds: 1, renewWindowMs: MAX_RENEW_WINDOW_MS }, kernelSlackMs);
+  // The kernel's lateness grows with long lifetimes (common/kernel-lifetime.ts): take the worst one the 60 s TTL
+  // limit allows, and a lifetime as long as the TTL.
+  let extra = 0;
+  for (let l = 1; l <= 60; l++) extra = Math.max(extra, longLifetimeExtraMs(l));
+  return addressOverhangMs(
+    { ttlSeconds: 1, maxLifetimeSeconds: 1, renewWindowMs: MAX_RENEW_WINDOW_MS },
+    kernelSlackMs + extra,
+  );
 }
 
 export class LeaderMemory {
@@ -101,7 +109,7 @@ export class LeaderMemory {
       named.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
         node: rec.name,
-        waitMs: addressOverhangMs(rec, this.opts.kernelSlackMs),
+        waitMs: addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
         ttlMs: rec.ttlSeconds * 1000,
       });
     }
@@ -200,7 +208,7 @@ export class LeaderMemory {
   /** Keeps the newest release each node wrote for each group. */
   trackReleased(entries: Iterable<Entry>): void {
     for (const e of entries) {
-      const [group, node] = this.opts.keys.segments(e.key, 'released/');
+      const { group, node } = this.opts.keys.releasedParts(e.key) ?? {};
       const rec = decode(ReleasedRecord, e.value);
       if (!group || !node || !rec) continue;
       let m = this.released.get(group);

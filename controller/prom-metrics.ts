@@ -1,8 +1,7 @@
 // ControllerMetrics on a prom-client Registry of the controller's own. Names are listed in docs/operations.md.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
+import { PromComponentMetrics } from '../common/prom-metrics.js';
 import type { ControllerMetrics } from './metrics.js';
-
-const RECONCILE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
 export interface PromControllerMetricsOptions {
   id: string;
@@ -10,15 +9,11 @@ export interface PromControllerMetricsOptions {
   processMetrics?: boolean;
 }
 
-export class PromControllerMetrics implements ControllerMetrics {
-  readonly registry = new Registry();
+export class PromControllerMetrics extends PromComponentMetrics implements ControllerMetrics {
   private readonly leaderGauge: Gauge;
   private readonly transitions: Counter<'group' | 'reason'>;
   private readonly changes: Counter<'group'>;
   private readonly assigned: Gauge<'group' | 'node'>;
-  private readonly reconcileDuration: Histogram<'component'>;
-  private readonly reconcileTotal: Counter<'component' | 'outcome'>;
-  private readonly etcd: Gauge;
   private readonly groupsGauge: Gauge<'state'>;
   /** group -> candidate nodes with a series, to drop series of nodes and groups that went away. */
   private readonly series = new Map<string, Set<string>>();
@@ -27,66 +22,41 @@ export class PromControllerMetrics implements ControllerMetrics {
   etcdConnected = false;
 
   constructor(opts: PromControllerMetricsOptions) {
-    const registers = [this.registry];
-    this.leaderGauge = new Gauge({
-      name: 'vipwarden_leader',
-      help: 'Whether this controller replica leads (1) or stands by (0).',
-      registers,
+    super({
+      component: 'controller',
+      info: {
+        name: 'vipwarden_controller_info',
+        help: 'Constant 1, labelled with the replica id.',
+        labels: { id: opts.id },
+      },
+      etcdHelp: "Whether the controller's etcd lease is confirmed (1) or not (0).",
+      processMetrics: opts.processMetrics,
     });
+    this.leaderGauge = this.gauge('vipwarden_leader', 'Whether this controller replica leads (1) or stands by (0).');
     this.leaderGauge.set(0);
-    this.transitions = new Counter({
-      name: 'vipwarden_transitions_total',
-      help: 'Holder changes decided by the leader (failover events), by reason.',
-      labelNames: ['group', 'reason'],
-      registers,
-    });
+    this.transitions = this.counter(
+      'vipwarden_transitions_total',
+      'Holder changes decided by the leader (failover events), by reason.',
+      ['group', 'reason'],
+    );
     // The same events without the reason, created at 0 as soon as the leader sees the group: a series that first
     // appears at 1 shows no increase() in Prometheus, so alerts and graphs of "how often" use this one.
-    this.changes = new Counter({
-      name: 'vipwarden_holder_changes_total',
-      help: 'Holder changes decided by the leader (failover events), per group; starts at 0 when the group is first seen.',
-      labelNames: ['group'],
-      registers,
-    });
-    this.assigned = new Gauge({
-      name: 'vipwarden_assigned_holder',
-      help: 'The node the leader has assigned the group to (1) and its other candidates (0).',
-      labelNames: ['group', 'node'],
-      registers,
-    });
-    this.reconcileDuration = new Histogram({
-      name: 'vipwarden_reconcile_duration_seconds',
-      help: 'Duration of reconcile passes.',
-      labelNames: ['component'],
-      buckets: RECONCILE_BUCKETS,
-      registers,
-    });
-    this.reconcileTotal = new Counter({
-      name: 'vipwarden_reconcile_total',
-      help: 'Reconcile passes, by outcome.',
-      labelNames: ['component', 'outcome'],
-      registers,
-    });
-    this.etcd = new Gauge({
-      name: 'vipwarden_etcd_up',
-      help: "Whether the controller's etcd lease is confirmed (1) or not (0).",
-      registers,
-    });
-    this.etcd.set(0);
-    this.groupsGauge = new Gauge({
-      name: 'vipwarden_groups',
-      help: 'FailoverGroups seen by the leader, by state (valid or rejected).',
-      labelNames: ['state'],
-      registers,
-    });
-    const info = new Gauge({
-      name: 'vipwarden_controller_info',
-      help: 'Constant 1, labelled with the replica id.',
-      labelNames: ['id'],
-      registers,
-    });
-    info.set({ id: opts.id }, 1);
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.changes = this.counter(
+      'vipwarden_holder_changes_total',
+      'Holder changes decided by the leader (failover events), per group; starts at 0 when the group is first seen.',
+      ['group'],
+    );
+    this.assigned = this.gauge(
+      'vipwarden_assigned_holder',
+      'The node the leader has assigned the group to (1) and its other candidates (0).',
+      ['group', 'node'],
+    );
+    this.groupsGauge = this.gauge(
+      'vipwarden_groups',
+      'FailoverGroups seen by the leader, by state (valid or rejected).',
+      ['state'],
+    );
+    this.finish();
   }
 
   leader(is: boolean): void {
@@ -111,13 +81,12 @@ export class PromControllerMetrics implements ControllerMetrics {
   }
 
   reconcile(durationMs: number, outcome: 'ok' | 'requeue' | 'conflict' | 'error'): void {
-    this.reconcileDuration.observe({ component: 'controller' }, Math.max(0, durationMs) / 1000);
-    this.reconcileTotal.inc({ component: 'controller', outcome });
+    this.observeReconcile(durationMs, outcome);
   }
 
-  etcdUp(up: boolean): void {
+  override etcdUp(up: boolean): void {
     this.etcdConnected = up;
-    this.etcd.set(up ? 1 : 0);
+    super.etcdUp(up);
   }
 
   /** Called once per pass before the holders: groups not reported in the previous pass are gone. */

@@ -1,8 +1,10 @@
 // The FailoverGroup API (vipwarden.io/v1alpha1): the one source of truth.
 // The controller, the directory source, the CLI and the CRD generator all parse through `parseFailoverGroup`.
 import { z } from 'zod';
+import { issuesOf, ValidationError } from '../common/validation.js';
 import { isIPv4 } from 'node:net';
 import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
+import { refineVirtualServers, VirtualServers } from './virtualserver.js';
 
 export const API_GROUP = 'vipwarden.io';
 export const API_VERSION = 'v1alpha1';
@@ -212,6 +214,24 @@ export const AnnounceSpec = z
   })
   .strict();
 
+/** An issue on every item whose key an earlier item already has (items without a key are skipped). */
+function flagDuplicates<T>(
+  ctx: z.RefinementCtx,
+  items: readonly T[],
+  keyOf: (item: T) => string | undefined,
+  path: (i: number) => (string | number)[],
+  message: (key: string, first: number) => string,
+): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    if (key === undefined) return;
+    const j = seen.get(key);
+    if (j !== undefined) ctx.addIssue({ code: 'custom', path: path(i), message: message(key, j) });
+    else seen.set(key, i);
+  });
+}
+
 export const FailoverGroupSpec = z
   .object({
     vips: z.array(Vip).min(1).max(16).describe('Addresses that move together.'),
@@ -235,33 +255,30 @@ export const FailoverGroupSpec = z
       .describe("Hooks, by name, from the agent's local configuration, run on acquire and release."),
     cloud: CloudSpec.optional(),
     announce: AnnounceSpec.optional(),
+    virtualServers: VirtualServers,
   })
   .strict()
   .superRefine((s, ctx) => {
-    const seenNodes = new Map<string, number>();
-    s.nodes.forEach((n, i) => {
-      const j = seenNodes.get(n.name);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['nodes', i, 'name'],
-          message: `duplicate node name "${n.name}" (also nodes[${j}])`,
-        });
-      else seenNodes.set(n.name, i);
-    });
-    const seenVips = new Map<string, number>();
-    s.vips.forEach((v, i) => {
-      const c = parseCidr(v.address);
-      if (typeof c === 'string') return;
-      const j = seenVips.get(c.address);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['vips', i, 'address'],
-          message: `duplicate VIP ${c.address} (also vips[${j}])`,
-        });
-      else seenVips.set(c.address, i);
-    });
+    refineVirtualServers(s, ctx);
+    flagDuplicates(
+      ctx,
+      s.nodes,
+      (n) => n.name,
+      (i) => ['nodes', i, 'name'],
+      (name, j) => {
+        return `duplicate node name "${name}" (also nodes[${j}])`;
+      },
+    );
+    flagDuplicates(
+      ctx,
+      s.vips,
+      (v) => {
+        const c = parseCidr(v.address);
+        return typeof c === 'string' ? undefined : c.address;
+      },
+      (i) => ['vips', i, 'address'],
+      (address, j) => `duplicate VIP ${address} (also vips[${j}])`,
+    );
     const families = new Set(
       s.vips.map((v) => parseCidr(v.address)).flatMap((c) => (typeof c === 'string' ? [] : [c.family])),
     );
@@ -274,24 +291,22 @@ export const FailoverGroupSpec = z
           message: `an IPv${c.family} destination needs an IPv${c.family} VIP to use as the source`,
         });
     });
-    const seenHooks = new Map<string, number>();
-    s.hooks.forEach((h, i) => {
-      const j = seenHooks.get(h);
-      if (j !== undefined)
-        ctx.addIssue({ code: 'custom', path: ['hooks', i], message: `duplicate hook "${h}" (also hooks[${j}])` });
-      else seenHooks.set(h, i);
-    });
-    const seenChecks = new Map<string, number>();
-    s.checks.forEach((c, i) => {
-      const j = seenChecks.get(c.name);
-      if (j !== undefined)
-        ctx.addIssue({
-          code: 'custom',
-          path: ['checks', i, 'name'],
-          message: `duplicate check name "${c.name}" (also checks[${j}])`,
-        });
-      else seenChecks.set(c.name, i);
-    });
+    flagDuplicates(
+      ctx,
+      s.hooks,
+      (h) => h,
+      (i) => ['hooks', i],
+      (h, j) => `duplicate hook "${h}" (also hooks[${j}])`,
+    );
+    flagDuplicates(
+      ctx,
+      s.checks,
+      (c) => c.name,
+      (i) => ['checks', i, 'name'],
+      (name, j) => {
+        return `duplicate check name "${name}" (also checks[${j}])`;
+      },
+    );
   });
 
 export const Condition = z.object({
@@ -376,34 +391,7 @@ export interface FailoverGroup {
   spec: Spec;
 }
 
-export interface ValidationIssue {
-  /** e.g. "spec.nodes[1].name" */
-  path: string;
-  message: string;
-}
-
-export class ValidationError extends Error {
-  constructor(
-    readonly source: string,
-    readonly issues: ValidationIssue[],
-  ) {
-    super(`${source}: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`);
-    this.name = 'ValidationError';
-  }
-}
-
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out || '(root)';
-}
-
-export function issuesOf(err: z.ZodError): ValidationIssue[] {
-  return err.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-}
+export { formatPath, issuesOf, ValidationError, type ValidationIssue } from '../common/validation.js';
 
 export type ParseResult = { ok: true; group: FailoverGroup } | { ok: false; error: ValidationError };
 

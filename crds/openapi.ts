@@ -7,6 +7,7 @@
 // the controller parses every object with it and reports what it rejects as an Invalid condition; these rules make
 // the API server reject the same mistakes at `kubectl apply`, with a message that names the field.
 import { CheckTypes } from './failovergroup.js';
+import { LVS_OPENAPI_EXTRAS } from './virtualserver.js';
 
 export interface CelRule {
   rule: string;
@@ -156,3 +157,9 @@ export const OPENAPI_EXTRAS: Record<string, FieldExtras> = {
   },
   'status.conditions[].lastTransitionTime': { format: 'date-time' },
 };
+
+// LVS virtual services (crds/virtualserver.ts): merged in, their rules after the ones above.
+for (const [path, x] of Object.entries(LVS_OPENAPI_EXTRAS)) {
+  const o = OPENAPI_EXTRAS[path];
+  OPENAPI_EXTRAS[path] = o ? { ...o, ...x, rules: [...(o.rules ?? []), ...(x.rules ?? [])] } : x;
+}

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderEvents, renderStatus } from '../cli/main.js';
-import { startCluster, webGroup, type Cluster } from '../test/harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from './testbed/cluster.js';
 import { installSignalHandlers, monoMs, outageAround, requireRoot, startProbe, startSampler } from './testbed/index.js';
 
 const say = (s = '') => console.log(s);
@@ -21,6 +21,9 @@ async function main(): Promise<void> {
     for (const n of c.tb.nodes) say(`  ${n.name}: ${n.ip} (namespace ${n.netns})`);
     say(`  client: ${c.tb.client.ip} (namespace ${c.tb.client.netns})`);
     say(`  etcd: ${c.etcd.endpoints.join(', ')}; manifests: ${c.groupsDir}`);
+    say(
+      `  etcd ${c.etcd.binaries.version}${c.etcd.tls ? `, TLS with a client certificate per component (CA ${c.etcd.tls.ca})` : ''}`,
+    );
 
     step(
       `Applying FailoverGroup "web": VIP ${vip}/24, node1 (priority 100) > node2 (90) > node3 (80), nginx checked every 100 ms`,
@@ -28,11 +31,6 @@ async function main(): Promise<void> {
     const path = c.applyGroup(
       webGroup({
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
       }),
     );
     say(readFileSync(path, 'utf8').replace(/^/gm, '    '));

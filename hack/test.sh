@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, npm test, .ci/run): installs what is needed, builds, lints, then runs the three tiers:
 #   unit         pure logic next to the code
-#   integration  real etcd and a real kube-apiserver (built from k8s.io/kubernetes, cached)
+#   integration  real etcd (built from go.etcd.io/etcd, cached) and a real kube-apiserver (k8s.io/kubernetes, cached)
 #   e2e          network-namespace testbed: nodes, client, agents, controllers, nginx, MariaDB
 # Every tier runs even when an earlier one failed; the exit status says whether all passed.
 # Options: --tier unit|integration|e2e (repeatable), or VIPWARDEN_TIERS="unit integration".
@@ -29,7 +29,9 @@ npm run --silent build
 npm run --silent lint
 for t in "${tiers[@]}"; do
   if [ "$t" != unit ]; then
-    # Builds kube-apiserver (and kubectl if needed) once per pinned version; a no-op when cached.
+    # Builds etcd (the pinned 3.6.x; Debian's 3.4.23 has lease bugs) and kube-apiserver (and kubectl if needed)
+    # once per pinned version; a no-op when cached.
+    bash hack/etcd/build.sh >/dev/null
     bash hack/kube/build.sh >/dev/null
     break
   fi

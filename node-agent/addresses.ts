@@ -1,8 +1,21 @@
-// VIP addresses on local interfaces, through `ip` (iproute2) with argv arrays. Every step is safe to repeat.
-// Addresses are always added with a finite kernel lifetime (DESIGN.md Safety 2): that is also how the agent
-// recognises addresses it may have left behind.
+// VIP addresses on local interfaces. Every step is safe to repeat. Addresses are always added with a finite kernel
+// lifetime (DESIGN.md Safety 2): that is also how the agent recognises addresses it may have left behind.
+// Two paths: the data-path helper (node-agent/dataplane.ts: rtnetlink from one long-running process, each address
+// checked against its deadline right before the kernel acts, the first gratuitous ARP of a new IPv4 address sent
+// right after the kernel's acknowledgement), used whenever it is built; else `ip` (iproute2) with argv arrays,
+// through vw-before when a deadline is given.
+import { dirname, join } from 'node:path';
 import type { Exec } from '../common/exec.js';
 import { canonicalIPv6, isInterfaceName, mustParseCidr, type Family } from '../common/ip.js';
+import {
+  DATAPLANE,
+  Dataplane,
+  DataplaneUnavailableError,
+  DeadlineExpiredError,
+  isExecutable,
+  nativeHelperPath,
+  sharedDataplane,
+} from './dataplane.js';
 
 export interface VipRef {
   /** Address without prefix, canonical. */
@@ -42,19 +55,50 @@ export class DeadlinePassedError extends Error {
   }
 }
 
+/** When a request to the helper has no deadline of its own (no caller in the agent does that). */
+const DEFAULT_DEADLINE_MS = 5000;
+
+export interface AddressManagerOptions {
+  /** Families whose new addresses the helper announces at once, right after the add (default: IPv4 only; IPv6
+   * NAs come from the announcer, which knows whether agent.yaml turned them off). */
+  announceOnAdd?: readonly Family[];
+}
+
 export class AddressManager {
+  /** The data-path helper, when there is one; undefined: the `ip` command path. */
+  readonly dataplane: Dataplane | undefined;
+  private readonly deadlineExec: string | undefined;
+  private readonly announceOnAdd: readonly Family[];
+
   /**
-   * @param deadlineExec path of vw-before (node-agent/native/before.c): when given, `ensure` with a deadline runs
-   *   `ip` only if the monotonic clock has not passed it, checked in the forked process itself.
+   * @param deadlineExec a Dataplane to use; or the path of vw-before (node-agent/native/before.c, what agent.ts
+   *   passes in production): then the data-path helper built beside it (or beside this module) is used, shared by
+   *   the whole process, and without one `ensure` with a deadline runs `ip` through vw-before, which runs it only
+   *   if the monotonic clock has not passed the deadline. Undefined: `ip` commands through `exec` (unit tests).
    */
   constructor(
     private readonly exec: Exec,
-    private readonly deadlineExec?: string,
-  ) {}
+    deadlineExec?: string | Dataplane,
+    opts: AddressManagerOptions = {},
+  ) {
+    this.announceOnAdd = opts.announceOnAdd ?? [4];
+    if (deadlineExec instanceof Dataplane) {
+      this.dataplane = deadlineExec;
+      this.deadlineExec = undefined;
+    } else {
+      this.deadlineExec = deadlineExec;
+      const bin = deadlineExec === undefined ? undefined : helperBeside(deadlineExec);
+      this.dataplane = bin ? sharedDataplane(bin) : undefined;
+    }
+  }
 
   /** Addresses on the given interfaces (all interfaces when empty). */
   async list(ifaces: readonly string[] = []): Promise<LocalAddress[]> {
     for (const i of ifaces) if (!isInterfaceName(i)) throw new Error(`invalid interface name ${JSON.stringify(i)}`);
+    if (this.dataplane) {
+      const all = await this.dataplane.listAddresses();
+      return ifaces.length ? all.filter((a) => ifaces.includes(a.iface)) : all;
+    }
     const r = await this.exec(['ip', '-j', 'addr', 'show'], { timeoutMs: 5000 });
     const parsed = JSON.parse(r.stdout || '[]') as IpJsonAddr[];
     const out: LocalAddress[] = [];
@@ -75,10 +119,29 @@ export class AddressManager {
     return out;
   }
 
-  /** Adds or renews addresses with a kernel lifetime of `lifetimeS` seconds (one `ip -batch` for all). */
+  /**
+   * Adds or renews addresses with a kernel lifetime of `lifetimeS` seconds. With the helper: one request per
+   * address, all sent at once, each checked against the deadline right before its own netlink request (an address
+   * whose check failed was not touched; DeadlinePassedError says that at least one was refused). Without: one
+   * `ip -batch` for all, checked once by vw-before before `ip` starts.
+   */
   async ensure(vips: readonly VipRef[], lifetimeS: number, opts: { deadlineMs?: number } = {}): Promise<void> {
     if (vips.length === 0) return;
     if (!Number.isInteger(lifetimeS) || lifetimeS < 1) throw new Error(`invalid lifetime ${lifetimeS}`);
+    for (const v of vips) check(v);
+    const dp = this.dataplane;
+    if (dp) {
+      const deadlineMs = opts.deadlineMs ?? monoMs() + DEFAULT_DEADLINE_MS;
+      const results = await Promise.allSettled(
+        vips.map((v) =>
+          dp.addAddress(v, { validLft: lifetimeS, deadlineMs, announce: this.announceOnAdd.includes(v.family) }),
+        ),
+      );
+      const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason as Error);
+      if (failed.some((e) => e instanceof DeadlineExpiredError)) throw new DeadlinePassedError(deadlineMs);
+      if (failed[0]) throw failed[0];
+      return;
+    }
     const lines = vips.map((v) => {
       check(v);
       // No "-6" here: ip -batch takes no options per line (it fails with 'Object "-6" is unknown'); the family
@@ -99,6 +162,24 @@ export class AddressManager {
   /** Removes addresses; absent ones are fine. */
   async remove(vips: readonly VipRef[]): Promise<void> {
     if (vips.length === 0) return;
+    for (const v of vips) check(v);
+    const dp = this.dataplane;
+    if (dp) {
+      // A helper that died under the request leaves its outcome unknown: ask a new one once more (deleting twice
+      // is harmless). Anything else that fails is thrown, so that a release is not acknowledged.
+      const del = (v: VipRef) =>
+        dp.deleteAddress(v).catch((err) => {
+          if (err instanceof DataplaneUnavailableError) return dp.deleteAddress(v);
+          throw err;
+        });
+      const results = await Promise.allSettled(vips.map(del));
+      const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ v: vips[i]!, err: r.reason }] : []));
+      if (failed.length)
+        throw new Error(
+          `could not remove ${failed.map((f) => f.v.address).join(', ')}: ${failed.map((f) => String(f.err)).join('; ')}`,
+        );
+      return;
+    }
     const lines = vips.map((v) => {
       check(v);
       return `addr del ${v.address}/${v.prefix} dev ${v.iface}`;
@@ -117,6 +198,15 @@ export class AddressManager {
         throw new Error(`could not remove ${still.map((v) => v.address).join(', ')}: ${r.stderr.trim()}`);
     }
   }
+}
+
+/** The data-path helper beside vw-before (an installed agent), else beside this module (dist/node-agent). */
+function helperBeside(deadlineExec: string): string | undefined {
+  return [join(dirname(deadlineExec), DATAPLANE), nativeHelperPath()].find(isExecutable);
+}
+
+function monoMs(): number {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
 }
 
 function check(v: VipRef): void {

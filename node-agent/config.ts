@@ -1,11 +1,12 @@
 // The agent's own local configuration (agent.yaml). Commands, hooks and credentials are named here and only
 // here: a FailoverGroup may refer to them by name, never define them (DESIGN.md, "Health checks").
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
+import { readYamlFile } from '../common/config-file.js';
+import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
 import { DEFAULT_PREFIX } from '../common/keyspace.js';
-import { formatPath, LocalName } from '../crds/failovergroup.js';
+import { parseOrThrow } from '../common/validation.js';
+import { LocalName } from '../crds/failovergroup.js';
 
 const Argv = z
   .array(z.string().min(1))
@@ -19,8 +20,13 @@ export const AgentConfigSchema = z
       .object({
         endpoints: z.array(z.string().url()).min(1),
         prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
+        ...etcdConnectionFields,
       })
-      .strict(),
+      .strict()
+      .superRefine((e, ctx) => {
+        const issue = etcdConnectionIssue(e);
+        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
+      }),
     interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
     lease: z
       .object({
@@ -113,17 +119,16 @@ export const AgentConfigSchema = z
 export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };
 
 export function parseAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
-  const r = AgentConfigSchema.safeParse(raw);
-  if (!r.success) {
-    throw new Error(`${source}: ${r.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; ')}`);
-  }
-  const c = r.data;
+  const c = parseOrThrow(AgentConfigSchema, raw, source);
   // An answer may renew address lifetimes only while its keepalive is this fresh (see lease.ts).
   const renewWindowMs = c.lease.renewWindowMs ?? Math.min(500, Math.floor((c.lease.ttlSeconds * 1000) / 4));
   return { ...c, lease: { ...c.lease, renewWindowMs } };
 }
 
-export async function loadAgentConfig(path: string): Promise<AgentConfig> {
-  const text = await readFile(path, 'utf8');
-  return parseAgentConfig(parseYaml(text), path);
+/** Reads agent.yaml; `node` (from --node or VIPWARDEN_NODE) takes the place of the file's `node:`. */
+export async function loadAgentConfig(path: string, overrides: { node?: string } = {}): Promise<AgentConfig> {
+  const raw = await readYamlFile(path, 'agent config');
+  const withNode =
+    overrides.node !== undefined && raw !== null && typeof raw === 'object' ? { ...raw, node: overrides.node } : raw;
+  return parseAgentConfig(withNode, path);
 }

@@ -141,4 +141,19 @@ describe('HookResource', () => {
     await expect(res.acquire(ctx(['slow']))).rejects.toThrow('timed out after 200 ms');
     await expect(res.acquire(ctx(['missing']))).rejects.toThrow(/acquire hook "missing"/);
   });
+  it('kills an acquire hook when the group is let go of (issue 15 item 10), never a release hook', async () => {
+    const res = new HookResource(realExec, {
+      hooks: { slow: { acquire: ['/bin/sleep', '5'], release: ['/bin/sleep', '0.3'], timeoutMs: 10_000 } },
+    });
+    const ac = new AbortController();
+    const t0 = performance.now();
+    const acquiring = res.acquire({ ...ctx(['slow']), signal: ac.signal });
+    setTimeout(() => ac.abort(), 100);
+    await expect(acquiring).rejects.toThrow('acquire hook "slow" killed: the group was let go of');
+    expect(performance.now() - t0).toBeLessThan(2000);
+    // The release hook gets no abort signal: it runs to its end even when the caller's signal is aborted.
+    const r = recorder();
+    await new HookResource(r.exec, config).release({ ...ctx(['httpd']), signal: ac.signal });
+    expect(r.calls[0]!.opts?.signal).toBeUndefined();
+  });
 });

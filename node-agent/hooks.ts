@@ -99,18 +99,26 @@ export class HookResource implements GroupResource {
     const log: Logger = ctx.log.child({ hook: name, phase });
     const t0 = performance.now();
     try {
-      const r = await this.exec(cmd.argv, { timeoutMs: cmd.timeoutMs, env: hookEnv(ctx, phase) });
+      // An acquire hook is killed when the group is let go of (release, lost lease); a release hook always runs to
+      // its end (or its timeout), since the release is acknowledged only after it.
+      const r = await this.exec(cmd.argv, {
+        timeoutMs: cmd.timeoutMs,
+        env: hookEnv(ctx, phase),
+        ...(phase === 'acquire' ? { signal: ctx.signal } : {}),
+      });
       log.info(
         { argv: cmd.argv, tookMs: Math.round(performance.now() - t0), ...(r.stdout ? { stdout: tail(r.stdout) } : {}) },
         'hook ran',
       );
     } catch (err) {
       const why =
-        err instanceof CommandError
-          ? err.timedOut
-            ? `timed out after ${cmd.timeoutMs} ms`
-            : `exited ${err.exitCode ?? '?'}${err.stderr.trim() ? `: ${tail(err.stderr)}` : ''}`
-          : `could not run: ${String(err)}`;
+        phase === 'acquire' && ctx.signal.aborted
+          ? 'killed: the group was let go of'
+          : err instanceof CommandError
+            ? err.timedOut
+              ? `timed out after ${cmd.timeoutMs} ms`
+              : `exited ${err.exitCode ?? '?'}${err.stderr.trim() ? `: ${tail(err.stderr)}` : ''}`
+            : `could not run: ${String(err)}`;
       log.warn({ argv: cmd.argv, why }, 'hook failed');
       throw new HookError(name, phase, why);
     }

@@ -1,19 +1,31 @@
-// vipwarden-agent --config /etc/vipwarden/agent.yaml [--log-level debug]
+// vipwarden-agent [--config /etc/vipwarden/agent.yaml] [--node NAME] [--log-level debug] [--allow-unsupported-etcd]
 import { accessSync, constants } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { realClock } from '../common/clock.js';
-import { connectEtcd } from '../common/etcd.js';
+import { daemonCommandLine } from '../common/command-line.js';
+import { runDaemon, stopOnSignals } from '../common/shutdown.js';
+import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
 import { createLogger } from '../common/log.js';
 import { Agent } from './agent.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
 import { loadAgentConfig } from './config.js';
-import { extraResources } from './extras.js';
+import { optionalParts } from './optional-parts.js';
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
+const USAGE = `usage: vipwarden-agent [--config FILE] [--node NAME] [--log-level LEVEL]
+  --config FILE      agent config (default /etc/vipwarden/agent.yaml)
+  --node NAME        this node's name, instead of the config's node: (or VIPWARDEN_NODE, e.g. from the
+                     Kubernetes downward API)
+  --log-level LEVEL  trace, debug, info, warn, error (default: the config's logLevel)
+  --allow-unsupported-etcd  run against an etcd older than the minimum (lease bugs: not safe), with a warning
+  --help, --version`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  node: { type: 'string' },
+  'log-level': { type: 'string' },
+  'allow-unsupported-etcd': { type: 'boolean' },
+} as const;
 
 /** vw-before, built next to this file by `npm run build` (hack/build-native.sh), or where the config says. */
 function deadlineExecPath(configured: string | undefined): string {
@@ -29,15 +41,21 @@ function deadlineExecPath(configured: string | undefined): string {
 }
 
 async function main(): Promise<void> {
-  const path = arg('--config') ?? '/etc/vipwarden/agent.yaml';
-  const config = await loadAgentConfig(path);
+  const args = daemonCommandLine('vipwarden-agent', USAGE, process.argv.slice(2), OPTIONS);
+  const node = args.node ?? (process.env.VIPWARDEN_NODE || undefined);
+  const config = await loadAgentConfig(args.config ?? '/etc/vipwarden/agent.yaml', { node });
   const log = createLogger({
     name: 'vipwarden-agent',
-    level: arg('--log-level') ?? config.logLevel,
+    level: args['log-level'] ?? config.logLevel,
     base: { node: config.node },
   });
-  const client = connectEtcd({ endpoints: config.etcd.endpoints });
-  const extras = await extraResources({ config, exec: realExec, clock: realClock, log });
+  // Refuse an etcd with the lease bugs the fencing cannot live with (common/etcd.ts, ETCD_MINIMUM).
+  await checkEtcdVersion(config.etcd, log, {
+    minimumVersion: config.etcd.minimumVersion,
+    allowUnsupportedVersion: config.etcd.allowUnsupportedVersion || args['allow-unsupported-etcd'] === true,
+  });
+  const client = connectEtcd(config.etcd);
+  const extras = await optionalParts({ config, exec: realExec, clock: realClock, log });
   const announcer = new CommandAnnouncer(realExec, log, extras.sendNa, extras.onAnnounced);
   const agent = new Agent({
     config,
@@ -47,29 +65,21 @@ async function main(): Promise<void> {
     log,
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
+    lvs: extras.lvs,
     deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());
-  let stopping = false;
-  const stop = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping');
-    const hard = setTimeout(() => process.exit(1), config.shutdownGraceMs + 5000);
-    hard.unref();
-    agent
-      .stop()
-      .then(() => extras.close())
-      .then(() => client.close())
-      .finally(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals({
+    log,
+    hardTimeoutMs: config.shutdownGraceMs + 5000,
+    stop: async () => {
+      await agent.stop();
+      await extras.close();
+      client.close();
+    },
+  });
   await agent.start();
   log.info({ etcd: config.etcd.endpoints, interface: config.interface }, 'agent started');
 }
 
-main().catch((err) => {
-  console.error(`vipwarden-agent: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+runDaemon('vipwarden-agent', main);

@@ -1,5 +1,8 @@
-// Unsolicited neighbour advertisements for IPv6 VIPs, through the small C helper vipwarden-ndsend (ndsend.c):
-// Debian 12 has no ndsend, and the kernel only advertises a new address by itself with ndisc_notify set, once.
+// Unsolicited neighbour advertisements for IPv6 VIPs on the command path, through the small C helper
+// vipwarden-ndsend (ndsend.c); when the data-path helper is built (node-agent/dataplane.ts), it sends them instead
+// and the sender made here only says that NAs are wanted (agent.yaml `announce.ndsend` not "off").
+// Why a helper at all: Debian 12 has no ndsend, and the kernel only advertises a new address by itself with
+// ndisc_notify set, once.
 // Where the helper comes from, in order: agent.yaml `announce.ndsend` (a path, or "off"); a vipwarden-ndsend next
 // to the agent's own code; else it is compiled from ndsend.c with gcc into the cache directory at first use
 // (${VIPWARDEN_CACHE:-/var/cache/vipwarden}/bin), as the testbed's sampler is.

@@ -32,9 +32,9 @@ function view(over: Partial<AgentView> = {}): AgentView {
     assignments: new Map([['web', { record: rec(), epoch: 10 }]]),
     healthy: new Map([['web', true]]),
     held: new Map(),
-    letGo: new Map(),
-    acked: new Map(),
-    seen: new Map(),
+    relinquishedEpoch: new Map(),
+    releaseKeyEpoch: new Map(),
+    newestEpoch: new Map(),
     ...over,
   };
 }
@@ -50,15 +50,15 @@ describe('acquire', () => {
   });
 
   test('an epoch seen before (equal) is not stale', () => {
-    expect(planAgent(view({ seen: new Map([['web', 10]]) }))).toEqual([
+    expect(planAgent(view({ newestEpoch: new Map([['web', 10]]) }))).toEqual([
       { type: 'acquire', group: 'web', epoch: 10, record: rec() },
     ]);
   });
 
   test('a later epoch than the one let go of may be taken', () => {
-    expect(planAgent(view({ letGo: new Map([['web', 9]]), acked: new Map([['web', 9]]) }))).toEqual([
-      { type: 'acquire', group: 'web', epoch: 10, record: rec() },
-    ]);
+    expect(
+      planAgent(view({ relinquishedEpoch: new Map([['web', 9]]), releaseKeyEpoch: new Map([['web', 9]]) })),
+    ).toEqual([{ type: 'acquire', group: 'web', epoch: 10, record: rec() }]);
   });
 
   // Each row breaks exactly one condition; none may acquire.
@@ -86,11 +86,15 @@ describe('acquire', () => {
     ['lease not safe', { leaseSafe: false }, []],
     [
       'epoch already let go',
-      { letGo: new Map([['web', 10]]) },
+      { relinquishedEpoch: new Map([['web', 10]]) },
       [{ type: 'ack', group: 'web', epoch: 10, reason: 'already-released' }],
     ],
-    ['epoch already let go and acked', { letGo: new Map([['web', 10]]), acked: new Map([['web', 10]]) }, []],
-    ['stale assignment (epoch < seen)', { seen: new Map([['web', 11]]) }, []],
+    [
+      'epoch already let go and acked',
+      { relinquishedEpoch: new Map([['web', 10]]), releaseKeyEpoch: new Map([['web', 10]]) },
+      [],
+    ],
+    ['stale assignment (epoch < seen)', { newestEpoch: new Map([['web', 11]]) }, []],
   ])('not when %s', (_name, over, want) => {
     expect(planAgent(view(over))).toEqual(want);
   });
@@ -145,7 +149,7 @@ describe('release while holding', () => {
       { type: 'release', group: 'web', reason: 'assigned-elsewhere', ackEpoch: undefined },
     ],
   ])('%s', (_name, over, want) => {
-    expect(planAgent(view({ held: held(10), seen: new Map([['web', 10]]), ...over }))).toEqual([want]);
+    expect(planAgent(view({ held: held(10), newestEpoch: new Map([['web', 10]]), ...over }))).toEqual([want]);
   });
 
   test('unhealthy with the lease also unconfirmed: still acks (the addresses are removed before the key is written)', () => {
@@ -159,9 +163,9 @@ describe('ack when named but not holding', () => {
   test('once per epoch', () => {
     const v = view({ healthy: new Map([['web', false]]) });
     expect(planAgent(v)).toEqual([{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]);
-    expect(planAgent({ ...v, acked: new Map([['web', 10]]) })).toEqual([]);
+    expect(planAgent({ ...v, releaseKeyEpoch: new Map([['web', 10]]) })).toEqual([]);
     // A new epoch naming this node again: ack again.
-    expect(planAgent({ ...v, acked: new Map([['web', 10]]), assignments: assigned(12) })).toEqual([
+    expect(planAgent({ ...v, releaseKeyEpoch: new Map([['web', 10]]), assignments: assigned(12) })).toEqual([
       { type: 'ack', group: 'web', epoch: 12, reason: 'unhealthy' },
     ]);
   });
@@ -187,7 +191,7 @@ describe('stale and changed assignments', () => {
     // Even one that names someone else or asks for release: the newer epoch already acted on stands.
     for (const fields of [{}, { holder: 'n2', holderLease: '7002' }, { release: true, reason: 'move' as const }]) {
       expect(
-        planAgent(view({ held: held(12), seen: new Map([['web', 12]]), assignments: assigned(11, fields) })),
+        planAgent(view({ held: held(12), newestEpoch: new Map([['web', 12]]), assignments: assigned(11, fields) })),
       ).toEqual([]);
     }
   });
@@ -200,26 +204,40 @@ describe('stale and changed assignments', () => {
     expect(
       planAgent(
         view({
-          seen: new Map([['web', 10]]),
-          letGo: new Map([['web', 11]]),
-          acked: new Map([['web', 11]]),
+          newestEpoch: new Map([['web', 10]]),
+          relinquishedEpoch: new Map([['web', 11]]),
+          releaseKeyEpoch: new Map([['web', 11]]),
           assignments: assigned(10),
         }),
       ),
     ).toEqual([]);
     // Never held; acked 12 while unhealthy; the view then shows epoch 11 naming this node, and it is healthy now.
     expect(
-      planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(11) })),
+      planAgent(
+        view({
+          relinquishedEpoch: new Map([['web', 12]]),
+          releaseKeyEpoch: new Map([['web', 12]]),
+          assignments: assigned(11),
+        }),
+      ),
     ).toEqual([]);
     // Newer epochs are taken as before.
     expect(
-      planAgent(view({ letGo: new Map([['web', 12]]), acked: new Map([['web', 12]]), assignments: assigned(13) })),
+      planAgent(
+        view({
+          relinquishedEpoch: new Map([['web', 12]]),
+          releaseKeyEpoch: new Map([['web', 12]]),
+          assignments: assigned(13),
+        }),
+      ),
     ).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
   });
 
   test('a stale assignment is ignored when not holding', () => {
     expect(
-      planAgent(view({ seen: new Map([['web', 12]]), assignments: assigned(11), healthy: new Map([['web', false]]) })),
+      planAgent(
+        view({ newestEpoch: new Map([['web', 12]]), assignments: assigned(11), healthy: new Map([['web', false]]) }),
+      ),
     ).toEqual([]);
   });
 
@@ -229,7 +247,7 @@ describe('stale and changed assignments', () => {
       planAgent(
         view({
           held: held(10),
-          seen: new Map([['web', 10]]),
+          newestEpoch: new Map([['web', 10]]),
           assignments: new Map([['web', { record: r, epoch: 13 }]]),
         }),
       ),
@@ -237,7 +255,7 @@ describe('stale and changed assignments', () => {
   });
 
   test('nothing when holding the current epoch', () => {
-    expect(planAgent(view({ held: held(10), seen: new Map([['web', 10]]) }))).toEqual([]);
+    expect(planAgent(view({ held: held(10), newestEpoch: new Map([['web', 10]]) }))).toEqual([]);
   });
 
   test('a release cancelled at a new epoch while still holding is an update', () => {

@@ -19,12 +19,16 @@ export interface AgentView {
   /** Per group: healthy here (unknown counts as not healthy). */
   healthy: ReadonlyMap<string, boolean>;
   held: ReadonlyMap<string, Held>;
-  /** Epochs this process decided to let go of: never taken again. */
-  letGo: ReadonlyMap<string, number>;
-  /** Epochs whose released/<group>/<node> key this process wrote. */
-  acked: ReadonlyMap<string, number>;
-  /** Highest epoch acted on per group: older assignments are ignored (Safety 4). */
-  seen: ReadonlyMap<string, number>;
+  /** Per group, the epoch this process decided to let go of: never taken again. */
+  relinquishedEpoch: ReadonlyMap<string, number>;
+  /** Per group, the epoch whose released/<node>/<group> key this process wrote. */
+  releaseKeyEpoch: ReadonlyMap<string, number>;
+  /** Per group, the highest epoch acted on: older assignments are ignored (Safety 4). */
+  newestEpoch: ReadonlyMap<string, number>;
+  /** Groups let go of whose addresses are not yet confirmed gone: nothing is planned for them until they are. */
+  leaving?: ReadonlySet<string>;
+  /** Groups whose spec this agent cannot parse (version skew), with why: never held, since they cannot be checked. */
+  specErrors?: ReadonlyMap<string, string>;
 }
 
 export type AgentStep =
@@ -37,10 +41,11 @@ export function planAgent(v: AgentView): AgentStep[] {
   const steps: AgentStep[] = [];
   const groups = new Set<string>([...v.assignments.keys(), ...v.held.keys()]);
   for (const g of [...groups].sort()) {
+    if (v.leaving?.has(g)) continue;
     const cur = v.assignments.get(g);
     // Letting go of an epoch is acting on it too: nothing older is ever taken again (Safety 4).
-    const seen = Math.max(v.seen.get(g) ?? 0, v.letGo.get(g) ?? 0);
-    const stale = cur !== undefined && cur.epoch < seen;
+    const newest = Math.max(v.newestEpoch.get(g) ?? 0, v.relinquishedEpoch.get(g) ?? 0);
+    const stale = cur !== undefined && cur.epoch < newest;
     const a = stale ? undefined : cur;
     const mine =
       a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
@@ -53,13 +58,15 @@ export function planAgent(v: AgentView): AgentStep[] {
           ? 'release-requested'
           : v.shuttingDown
             ? 'shutting-down'
-            : !healthy
-              ? 'unhealthy'
-              : !v.leaseSafe
-                ? 'lease-not-confirmed'
-                : v.letGo.get(g) === a.epoch
-                  ? 'already-released'
-                  : '';
+            : v.specErrors?.has(g)
+              ? 'spec-not-understood'
+              : !healthy
+                ? 'unhealthy'
+                : !v.leaseSafe
+                  ? 'lease-not-confirmed'
+                  : v.relinquishedEpoch.get(g) === a.epoch
+                    ? 'already-released'
+                    : '';
     const want = mine && reason === '';
     const held = v.held.get(g);
     if (stale && held) continue; // an old assignment arriving late changes nothing
@@ -81,7 +88,7 @@ export function planAgent(v: AgentView): AgentStep[] {
       continue;
     }
     // Named but not holding, for a reason that will not pass by itself: tell the controller, once per epoch.
-    if (mine && reason !== '' && reason !== 'lease-not-confirmed' && v.acked.get(g) !== a!.epoch) {
+    if (mine && reason !== '' && reason !== 'lease-not-confirmed' && v.releaseKeyEpoch.get(g) !== a!.epoch) {
       steps.push({ type: 'ack', group: g, epoch: a!.epoch, reason });
     }
   }

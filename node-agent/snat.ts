@@ -3,7 +3,7 @@
 // destination, each commented "vipwarden:<group>". Reconciled from what iptables lists, so every step is safe to
 // repeat; removed on release, and at start for groups this process does not hold.
 import type { Exec } from '../common/exec.js';
-import { canonicalIPv6, mustParseCidr, isResourceName, type Family } from '../common/ip.js';
+import { canonicalIPv6, ipv6Groups, mustParseCidr, isResourceName, type Family } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import type { SnatRuleSpec } from '../crds/failovergroup.js';
 import type { VipRef } from './addresses.js';
@@ -54,7 +54,7 @@ export function networkOf(cidr: string): string {
     const net = (n & mask) >>> 0;
     return `${[24, 16, 8, 0].map((s) => (net >>> s) & 255).join('.')}/${c.prefix}`;
   }
-  const groups = expandIPv6(c.address);
+  const groups = ipv6Groups(c.address);
   let bits = c.prefix;
   const masked = groups.map((g) => {
     const keep = Math.max(0, Math.min(16, bits));
@@ -62,14 +62,6 @@ export function networkOf(cidr: string): string {
     return keep === 0 ? 0 : g & ((0xffff << (16 - keep)) & 0xffff);
   });
   return `${canonicalIPv6(masked.map((g) => g.toString(16)).join(':'))}/${c.prefix}`;
-}
-
-function expandIPv6(address: string): number[] {
-  const [head = '', tail] = address.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail !== undefined ? Array<string>(8 - h.length - t.length).fill('0') : [];
-  return [...h, ...fill, ...t].map((g) => parseInt(g, 16));
 }
 
 export function ruleKey(r: Pick<SnatRule, 'destination' | 'protocol' | 'ports' | 'toSource'>): string {

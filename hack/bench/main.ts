@@ -12,7 +12,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO } from '../../test/harness/cluster.js';
+import { REPO } from '../testbed/cluster.js';
+import { etcdBinaries } from '../etcd/binaries.js';
 import { installSignalHandlers, requireRoot } from '../testbed/index.js';
 import { run } from '../testbed/util.js';
 import { startKeepalivedSubject } from './keepalived.js';
@@ -76,7 +77,7 @@ async function machine(): Promise<Record<string, unknown>> {
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     kernel: release(),
     node: process.version,
-    etcd: await version(['etcd', '--version']),
+    etcd: await version([etcdBinaries().etcd, '--version']),
     keepalived: await version(['keepalived', '--version']),
     loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
     git: await version(['git', '-C', REPO, 'rev-parse', '--short', 'HEAD']),

@@ -9,7 +9,7 @@ import { stringify as toYaml } from 'yaml';
 import { connectEtcd, Mirror } from '../../common/etcd.js';
 import { AssignmentRecord, decode, Keys, NodeRecord } from '../../common/keyspace.js';
 import { silentLogger } from '../../common/log.js';
-import { DIST, requireBuilt } from '../../test/harness/cluster.js';
+import { DIST, requireBuilt } from '../testbed/cluster.js';
 import { spawnLogged, type ProcHandle } from '../testbed/proc.js';
 import { onExitCleanup } from '../testbed/registry.js';
 import { freePorts, monoMs, sleep, startEtcd, type EtcdCluster } from '../testbed/index.js';
@@ -275,13 +275,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       writeFileSync(join(groupsDir, `g${String(i).padStart(4, '0')}.yaml`), toYaml(scaleGroup(i, o.nodes)));
     etcd = await startEtcd({ members: 1 });
     const endpoint = etcd.endpoints[0]!;
-    const client = connectEtcd({ endpoints: etcd.endpoints, timeoutMs: 30_000 });
+    const client = connectEtcd({ ...etcd.clientConfig(), timeoutMs: 30_000 });
     client0.c = client;
     o.log(`  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}`);
 
     // 1. The simulated agents, until every node is registered.
     const simCfg: SimConfig = {
-      endpoints: etcd.endpoints,
+      ...etcd.clientConfig({ user: 'sim-agents' }),
       prefix,
       nodes,
       lease: { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs: 500 },
@@ -337,7 +337,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       cfgPath,
       toYaml({
         id: 'scale-controller',
-        etcd: { endpoints: etcd.endpoints, prefix },
+        etcd: { ...etcd.clientConfig({ user: 'scale-controller' }), prefix },
         source: { directory: groupsDir },
         logLevel: 'info',
         metrics: { listen: `127.0.0.1:${metricsPort}` },

@@ -1,6 +1,6 @@
 // Simulated node agents for the scale benchmark, run as one child process (dist/hack/bench/sim-agents.js).
 // Each simulated agent does what a real agent does against etcd, with its own etcd client: it keeps a node lease
-// (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<group>/<node> (healthy, with
+// (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<node>/<group> (healthy, with
 // the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors assignments/
 // by list + watch. It writes nothing else and never touches addresses.
 // One difference, so that one machine can play 100: the group records are watched once per process and shared
@@ -15,9 +15,12 @@ import { connectEtcd, Mirror } from '../../common/etcd.js';
 import { decode, GroupRecord, Keys, type HealthRecord, type NodeRecord } from '../../common/keyspace.js';
 import { LeaseKeeper, maxLifetimeSeconds, type LeaseTiming } from '../../common/lease.js';
 import type { Logger } from '../../common/log.js';
+import { retry } from '../../common/retry.js';
 
 export interface SimConfig {
   endpoints: string[];
+  /** The CA and a client certificate (the harness's etcd runs TLS with --client-cert-auth). */
+  tls?: { ca: string; cert: string; key: string };
   prefix: string;
   nodes: string[];
   lease: LeaseTiming;
@@ -62,7 +65,7 @@ class SimAgent {
     private readonly groups: Mirror,
   ) {
     this.keys = new Keys(cfg.prefix);
-    this.client = connectEtcd({ endpoints: cfg.endpoints });
+    this.client = connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls });
     this.keeper = new LeaseKeeper(this.client, cfg.lease, realClock, log.child({ node }));
     this.assignments = new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs });
   }
@@ -103,19 +106,22 @@ class SimAgent {
       version: 'sim',
       startedAt: Date.now(),
     };
-    for (let attempt = 0; attempt < 20 && !this.ac.signal.aborted; attempt++) {
-      try {
+    await retry(
+      async () => {
         await this.client.put(this.keys.node(this.node)).value(JSON.stringify(rec)).lease(lease).exec();
         this.registered = true;
-        return;
-      } catch (err) {
-        this.log.warn({ node: this.node, err: String(err) }, 'registration failed; retrying');
-        await realClock.sleep(200, this.ac.signal);
-      }
-    }
+      },
+      {
+        backoff: { initialDelayMs: 200, maxDelayMs: 200 },
+        clock: realClock,
+        maxAttempts: 20,
+        signal: this.ac.signal,
+        onRetry: ({ err }) => this.log.warn({ node: this.node, err }, 'registration failed; retrying'),
+      },
+    ).catch(() => undefined); // gave up or stopped: the node stays unregistered, as before
   }
 
-  /** health/<group>/<node> for every changed group record that names this node, when its checksHash is new. */
+  /** health/<node>/<group> for every changed group record that names this node, when its checksHash is new. */
   private async publish(keys: readonly string[]): Promise<void> {
     const lease = this.keeper.lease;
     if (!lease || !this.registered) return;
@@ -141,7 +147,7 @@ class SimAgent {
           .exec()
           .catch((err) => {
             this.published.delete(group);
-            this.log.warn({ node: this.node, group, err: String(err) }, 'health put failed');
+            this.log.warn({ node: this.node, group, err }, 'health put failed');
           }),
       );
     }
@@ -152,7 +158,7 @@ class SimAgent {
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '{}') as SimConfig;
   const log = pino({ level: 'warn', base: { sim: true } }, pino.destination(2));
-  const groupsClient = connectEtcd({ endpoints: cfg.endpoints });
+  const groupsClient = connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls });
   const groups = new Mirror(groupsClient, new Keys(cfg.prefix).groupsPrefix(), log, { resyncMs: cfg.resyncMs });
   const ac = new AbortController();
   groups.setMaxListeners(cfg.nodes.length + 10);

@@ -1,10 +1,11 @@
-// vipwarden on the netns testbed (test/harness/cluster.ts: etcd, one agent per node, one controller, nginx),
+// vipwarden on the netns testbed (hack/testbed/cluster.ts: etcd, one agent per node, one controller, nginx),
 // in the benchmark's two profiles, with the step timestamps of each failover read back from the JSON logs.
 import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { KERNEL_SLACK_MS } from '../../common/kernel-lifetime.js';
 import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
-import { startCluster, webGroup, type Cluster } from '../../test/harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { withTimeout } from '../testbed/util.js';
 import type { ExplainWindow, LogTimes, Profile, Subject } from './types.js';
 
@@ -34,9 +35,6 @@ export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', 
     check: { intervalMs: 100, timeoutMs: 100 },
   },
 };
-
-/** Controller default (controller/config.ts): how late the kernel may delete an address. */
-const KERNEL_SLACK_MS = 400;
 
 export const PRIORITIES = [100, 90, 80];
 

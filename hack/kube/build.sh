@@ -65,6 +65,11 @@ need_kubectl_build() {
 SYSTEM_KUBECTL=""
 targets=()
 [[ -x "${BIN_DIR}/kube-apiserver" ]] || targets+=(kube-apiserver)
+# A real node (test/e2e/kubelet*.test.ts): VIPWARDEN_KUBE_NODE=1 also builds kubelet, kube-controller-manager and
+# kube-scheduler, into the same cache.
+if [[ "${VIPWARDEN_KUBE_NODE:-0}" == "1" ]]; then
+  for t in kubelet kube-controller-manager kube-scheduler; do [[ -x "${BIN_DIR}/${t}" ]] || targets+=("${t}"); done
+fi
 if [[ -x "${BIN_DIR}/kubectl" ]]; then
   : # built earlier; use it whatever PATH holds now
 elif need_kubectl_build; then
@@ -123,7 +128,7 @@ if (( ${#targets[@]} > 0 )); then
     for t in "${todo[@]}"; do
       t_start=${SECONDS}
       log "go build k8s.io/kubernetes/cmd/${t}"
-      (cd "${SRC_DIR}" && go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/.${t}.tmp" "k8s.io/kubernetes/cmd/${t}") \
+      (cd "${SRC_DIR}" && nice -n 10 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/.${t}.tmp" "k8s.io/kubernetes/cmd/${t}") \
         || die "go build of ${t} failed (see above)"
       mv -f "${BIN_DIR}/.${t}.tmp" "${BIN_DIR}/${t}"
       log "built ${t} in $(( SECONDS - t_start ))s"
@@ -149,3 +154,7 @@ log "kube-apiserver: ${BIN_DIR}/kube-apiserver"
 log "kubectl:        ${KUBECTL}"
 printf 'KUBE_VERSION=%s\nKUBE_BIN_DIR=%s\nKUBE_APISERVER=%s\nKUBECTL=%s\n' \
   "${KUBE_VERSION}" "${BIN_DIR}" "${BIN_DIR}/kube-apiserver" "${KUBECTL}"
+if [[ "${VIPWARDEN_KUBE_NODE:-0}" == "1" ]]; then
+  printf 'KUBELET=%s\nKUBE_CONTROLLER_MANAGER=%s\nKUBE_SCHEDULER=%s\n' \
+    "${BIN_DIR}/kubelet" "${BIN_DIR}/kube-controller-manager" "${BIN_DIR}/kube-scheduler"
+fi

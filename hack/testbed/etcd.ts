@@ -1,10 +1,14 @@
 // Throw-away etcd clusters (1 or 3 members) on tmpfs for integration tests, demo and benchmark.
 // Clients listen on `host` (default 127.0.0.1) and on every `extraHosts` address (e.g. a testbed
 // bridge 198.18.K.1 so that agents inside namespaces reach it); peers talk over `host`.
+// By default over TLS with client certificates (--client-cert-auth) and peer TLS; clientConfig() gives a component
+// its endpoints and certificate. The binaries are the pinned build of hack/etcd/build.sh.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { etcdBinaries, type EtcdBinaries } from '../etcd/binaries.js';
+import { TestPki, type TlsFiles } from '../etcd/pki.js';
 import { ETCD_DIR_PREFIX } from './names.js';
 import { type ProcHandle, spawnLogged } from './proc.js';
 import { onExitCleanup } from './registry.js';
@@ -24,6 +28,16 @@ export interface StartEtcdOptions {
   netns?: string;
   /** How long to wait for a healthy cluster; default 30 s. */
   startTimeoutMs?: number;
+  /**
+   * TLS with client certificates (etcd --client-cert-auth, and peer TLS between members), certificates made now by
+   * openssl (hack/etcd/pki.ts). Default true: every tier runs the way production should.
+   */
+  tls?: boolean;
+}
+
+export interface EtcdClientConfig {
+  endpoints: string[];
+  tls?: { ca: string; cert: string; key: string };
 }
 
 export interface EtcdMember {
@@ -43,9 +57,25 @@ export interface EtcdCluster {
   readonly endpoints: string[];
   /** Client URLs on another of the listen addresses (host or one of extraHosts). */
   endpointsFor(host: string): string[];
+  /**
+   * What a component needs to connect (the `etcd` section of agent.yaml/controller.yaml minus the prefix, and what
+   * connectEtcd takes): endpoints on `host` (default the cluster's host) and, with TLS, the CA and a client
+   * certificate for `user` (default root).
+   */
+  clientConfig(opts?: { user?: string; host?: string }): EtcdClientConfig;
   readonly members: readonly EtcdMember[];
   /** Root dir on tmpfs holding every member's data dir and log. */
   readonly dir: string;
+  /** The etcd and etcdctl this cluster runs (hack/etcd/build.sh), and their version. */
+  readonly binaries: EtcdBinaries;
+  /** The CA and the root client certificate, when the cluster runs TLS. */
+  readonly tls: TlsFiles | undefined;
+  /** etcdctl's flags for TLS as `user` (default root): --cacert, --cert, --key; empty without TLS. */
+  etcdctlFlags(user?: string): string[];
+  /** The environment the vipwarden CLI reads: VIPWARDEN_ETCD and, with TLS, VIPWARDEN_ETCD_CA/_CERT/_KEY. */
+  cliEnv(opts?: { user?: string; host?: string }): Record<string, string>;
+  /** The same as vipwarden CLI options: --etcd URLs and, with TLS, --etcd-ca, --etcd-cert, --etcd-key. */
+  cliFlags(opts?: { user?: string; host?: string }): string[];
   /** Kills every member, removes the data. Idempotent. */
   stop(): Promise<void>;
   /** Kills member i (0-based), SIGKILL by default (SIGSTOP to freeze it). */
@@ -140,10 +170,27 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   validMs(opts.electionMs, 'electionMs');
   if (opts.netns) assertNetnsName(opts.netns);
   const hosts = [host, ...extra.filter((h) => h !== host)];
+  // The pinned etcd build (hack/etcd/build.sh), not the distribution's: older etcd has lease bugs.
+  const bins = etcdBinaries();
   const id = `${process.pid}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   const dir = `${ETCD_DIR_PREFIX}${id}`;
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, createdAt: new Date().toISOString() }));
+  const useTls = opts.tls ?? true;
+  const scheme = useTls ? 'https' : 'http';
+  let pki: TestPki | undefined;
+  let serverTls: TlsFiles | undefined;
+  let rootTls: TlsFiles | undefined;
+  if (useTls) {
+    pki = new TestPki(join(dir, 'pki'));
+    serverTls = pki.server(hosts);
+    rootTls = pki.client('root');
+  }
+  const tlsFlags = (user?: string): string[] => {
+    if (!pki) return [];
+    const t = user === undefined ? (rootTls as TlsFiles) : pki.client(user);
+    return [`--cacert=${t.ca}`, `--cert=${t.cert}`, `--key=${t.key}`];
+  };
   const procs: Array<ProcHandle | undefined> = [];
   let stopped = false;
   const unregister = onExitCleanup(`etcd ${dir}`, () => {
@@ -155,15 +202,27 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   let members: EtcdMember[] = [];
   const argvFor = (i: number): string[] => {
     const m = members[i] as EtcdMember;
-    const cluster = members.map((x) => `${x.name}=http://${urlHost(host)}:${x.peerPort}`).join(',');
+    const cluster = members.map((x) => `${x.name}=${scheme}://${urlHost(host)}:${x.peerPort}`).join(',');
     return [
-      'etcd',
+      bins.etcd,
       `--name=${m.name}`,
       `--data-dir=${m.dataDir}`,
-      `--listen-client-urls=${hosts.map((h) => `http://${urlHost(h)}:${m.clientPort}`).join(',')}`,
-      `--advertise-client-urls=http://${urlHost(host)}:${m.clientPort}`,
-      `--listen-peer-urls=http://${urlHost(host)}:${m.peerPort}`,
-      `--initial-advertise-peer-urls=http://${urlHost(host)}:${m.peerPort}`,
+      `--listen-client-urls=${hosts.map((h) => `${scheme}://${urlHost(h)}:${m.clientPort}`).join(',')}`,
+      `--advertise-client-urls=${scheme}://${urlHost(host)}:${m.clientPort}`,
+      `--listen-peer-urls=${scheme}://${urlHost(host)}:${m.peerPort}`,
+      `--initial-advertise-peer-urls=${scheme}://${urlHost(host)}:${m.peerPort}`,
+      ...(serverTls
+        ? [
+            `--cert-file=${serverTls.cert}`,
+            `--key-file=${serverTls.key}`,
+            `--trusted-ca-file=${serverTls.ca}`,
+            '--client-cert-auth',
+            `--peer-cert-file=${serverTls.cert}`,
+            `--peer-key-file=${serverTls.key}`,
+            `--peer-trusted-ca-file=${serverTls.ca}`,
+            '--peer-client-cert-auth',
+          ]
+        : []),
       `--initial-cluster=${cluster}`,
       `--initial-cluster-token=vipwarden-${id}`,
       '--initial-cluster-state=new',
@@ -187,8 +246,9 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     const eps = idx.map((i) => (members[i] as EtcdMember).endpoint);
     const r = await run(
       inNetns(opts.netns, [
-        'etcdctl',
+        bins.etcdctl,
         `--endpoints=${eps.join(',')}`,
+        ...tlsFlags(),
         '--dial-timeout=1s',
         '--command-timeout=2s',
         'endpoint',
@@ -234,7 +294,7 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     const ports = await freePorts(2 * n, hosts, opts.netns);
     members = Array.from({ length: n }, (_, i) => {
       const name = `m${i}`;
-      const endpoint = `http://${urlHost(host)}:${ports[2 * i]}`;
+      const endpoint = `${scheme}://${urlHost(host)}:${ports[2 * i]}`;
       return {
         name,
         clientPort: ports[2 * i] as number,
@@ -269,6 +329,15 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     throw lastErr;
   }
 
+  function clientConfig(o: { user?: string; host?: string } = {}): EtcdClientConfig {
+    const endpoints = o.host === undefined ? members.map((m) => m.endpoint) : endpointsFor(o.host);
+    if (!pki) return { endpoints };
+    return { endpoints, tls: o.user === undefined ? (rootTls as TlsFiles) : pki.client(o.user) };
+  }
+  function endpointsFor(h: string): string[] {
+    if (!hosts.includes(h)) throw new Error(`etcd does not listen on ${h} (listens on ${hosts.join(', ')})`);
+    return members.map((m) => `${scheme}://${urlHost(h)}:${m.clientPort}`);
+  }
   const member = (i: number): EtcdMember => {
     const m = members[i];
     if (!m) throw new Error(`etcd: no member ${i} (cluster has ${members.length})`);
@@ -276,12 +345,30 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   };
   return {
     endpoints: members.map((m) => m.endpoint),
-    endpointsFor(h: string) {
-      if (!hosts.includes(h)) throw new Error(`etcd does not listen on ${h} (listens on ${hosts.join(', ')})`);
-      return members.map((m) => `http://${urlHost(h)}:${m.clientPort}`);
+    endpointsFor,
+    clientConfig,
+    tls: rootTls,
+    etcdctlFlags: tlsFlags,
+    cliFlags(o = {}) {
+      const c = clientConfig(o);
+      return [
+        '--etcd',
+        c.endpoints.join(','),
+        ...(c.tls ? ['--etcd-ca', c.tls.ca, '--etcd-cert', c.tls.cert, '--etcd-key', c.tls.key] : []),
+      ];
+    },
+    cliEnv(o = {}) {
+      const c = clientConfig(o);
+      return {
+        VIPWARDEN_ETCD: c.endpoints.join(','),
+        ...(c.tls
+          ? { VIPWARDEN_ETCD_CA: c.tls.ca, VIPWARDEN_ETCD_CERT: c.tls.cert, VIPWARDEN_ETCD_KEY: c.tls.key }
+          : {}),
+      };
     },
     members,
     dir,
+    binaries: bins,
     stop,
     healthy,
     async kill(i, signal = 'SIGKILL') {

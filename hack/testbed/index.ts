@@ -1,5 +1,12 @@
 // The netns testbed library: one import for tests, demo and benchmark.
-export { startEtcd, freePorts, type EtcdCluster, type EtcdMember, type StartEtcdOptions } from './etcd.js';
+export {
+  startEtcd,
+  freePorts,
+  type EtcdCluster,
+  type EtcdMember,
+  type EtcdClientConfig,
+  type StartEtcdOptions,
+} from './etcd.js';
 export {
   createTestbed,
   listTestbeds,

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { PROBE_RUNNER_SOURCE } from './probe-runner.js';
-import type { ProcHandle } from './proc.js';
+import { stopAndDrain, type ProcHandle } from './proc.js';
 import type { Testbed } from './testbed.js';
 import { assertAllowedAddress, withTimeout } from './util.js';
 
@@ -150,15 +150,7 @@ export async function startProbe(tb: Testbed, opts: ProbeOptions): Promise<Probe
       });
     },
     async stop() {
-      await proc.stop({ signal: 'SIGTERM', timeoutMs: timeoutMs + 2000 });
-      await withTimeout(
-        new Promise<void>((r) => {
-          if (stdout.readableEnded) r();
-          else rl.once('close', () => r());
-        }),
-        500,
-        undefined,
-      );
+      await stopAndDrain(proc, rl, timeoutMs + 2000);
       return sorted();
     },
   };

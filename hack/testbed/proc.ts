@@ -37,6 +37,11 @@ export interface SpawnLoggedOptions {
   cwd?: string;
   /** Kill the child when this process dies, however it dies (default true). */
   dieWithParent?: boolean;
+  /**
+   * The child leads its own process group, and signals go to the whole group (a server that forks workers); it
+   * does not keep this process alive.
+   */
+  processGroup?: boolean;
 }
 
 export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): ProcHandle {
@@ -54,42 +59,41 @@ export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): 
     stdout: pipe ? 'pipe' : { file: opts.stdoutLog as string, append: true },
     stderr: { file: opts.stderrLog, append: true },
     forceKillAfterDelay: false,
-    cleanup: true,
+    cleanup: !opts.processGroup,
+    detached: opts.processGroup === true,
     ...(opts.env ? { env: opts.env } : {}),
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   const pid = sub.pid;
   if (pid === undefined) throw new Error(`failed to spawn ${full.join(' ')}`);
+  if (opts.processGroup) sub.unref();
+  const target = opts.processGroup ? -pid : pid;
   let exited = false;
-  const unregister = onExitCleanup(`process ${opts.name} (${pid})`, () => {
-    if (!exited) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(target, sig);
+    } catch {
+      // already gone
     }
+  };
+  const unregister = onExitCleanup(`process ${opts.name} (${opts.processGroup ? 'group ' : ''}${pid})`, () => {
+    if (!exited || opts.processGroup) signal('SIGKILL');
   });
   const done: Promise<ProcExit> = sub.then(
     (r) => {
       exited = true;
-      unregister();
+      if (!opts.processGroup) unregister();
       return { exitCode: r.exitCode, signal: r.signal };
     },
     (e: unknown) => {
       exited = true;
-      unregister();
+      if (!opts.processGroup) unregister();
       const err = e as { exitCode?: number; signal?: string };
       return { exitCode: err.exitCode, signal: err.signal };
     },
   );
-  const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
-    if (exited) return;
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
+  const kill = (sig: NodeJS.Signals = 'SIGTERM'): void => {
+    if (!exited) signal(sig);
   };
   return {
     name: opts.name,
@@ -114,7 +118,30 @@ export function spawnLogged(argv: readonly string[], opts: SpawnLoggedOptions): 
         );
         if (t === 'timeout') kill('SIGKILL');
       }
-      return done;
+      const exit = await done;
+      if (opts.processGroup) {
+        signal('SIGKILL'); // anything left in the group
+        unregister();
+      }
+      return exit;
     },
   };
+}
+
+/** Stops a process whose stdout is read line by line, then waits (up to 500 ms) for the last lines to be read. */
+export async function stopAndDrain(
+  proc: ProcHandle,
+  lines: { once(event: 'close', fn: () => void): unknown },
+  timeoutMs: number,
+): Promise<void> {
+  await proc.stop({ signal: 'SIGTERM', timeoutMs });
+  const stdout = proc.stdout;
+  await withTimeout(
+    new Promise<void>((r) => {
+      if (!stdout || stdout.readableEnded) r();
+      else lines.once('close', () => r());
+    }),
+    500,
+    undefined,
+  );
 }

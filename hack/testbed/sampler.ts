@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { ProcHandle } from './proc.js';
+import { stopAndDrain, type ProcHandle } from './proc.js';
 import type { Testbed } from './testbed.js';
 import { monoMs, normalizeIp, run, withTimeout } from './util.js';
 
@@ -313,15 +313,7 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
       });
     },
     async stop() {
-      await proc.stop({ signal: 'SIGTERM', timeoutMs: 2000 });
-      await withTimeout(
-        new Promise<void>((r) => {
-          if (stdout.readableEnded) r();
-          else rl.once('close', () => r());
-        }),
-        500,
-        undefined,
-      );
+      await stopAndDrain(proc, rl, 2000);
     },
   };
   return sampler;

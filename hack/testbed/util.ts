@@ -1,18 +1,10 @@
 // Small shared helpers for the testbed: command runner, validators, clocks, bounded waits.
 import { execa, execaSync } from 'execa';
 import { isIPv4, isIPv6 } from 'node:net';
+import { CommandError } from '../../common/exec.js';
+import { ipv6Groups } from '../../common/ip.js';
 
-/** A command that failed, with what is needed to understand why. */
-export class CommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly exitCode: number | undefined,
-    readonly stderr: string,
-  ) {
-    super(`command failed (exit ${exitCode ?? 'signal'}): ${argv.join(' ')}${stderr ? `: ${stderr.trim()}` : ''}`);
-    this.name = 'CommandError';
-  }
-}
+export { CommandError };
 
 export interface RunResult {
   stdout: string;
@@ -83,14 +75,7 @@ export function isBenchV6(addr: string): boolean {
 }
 
 /** The eight 16-bit groups of an IPv6 address (no embedded IPv4 form). */
-export function expandIPv6(addr: string): number[] {
-  const [head = '', tail] = addr.split('::');
-  const h = head ? head.split(':') : [];
-  const t = tail !== undefined && tail !== '' ? tail.split(':') : [];
-  const fill = tail !== undefined ? 8 - h.length - t.length : 0;
-  const groups = [...h, ...Array<string>(Math.max(0, fill)).fill('0'), ...t];
-  return groups.map((x) => parseInt(x, 16));
-}
+export const expandIPv6 = ipv6Groups;
 
 /** Allowed: loopback, 198.18.0.0/15, 2001:2::/48. Throws otherwise. */
 export function assertAllowedAddress(addr: string): void {

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Clock } from '../../common/clock.js';
 import type { Logger } from '../../common/log.js';
+import { backoffDelay, retry, RetryStopped } from '../../common/retry.js';
 import type { AgentConfig } from '../config.js';
 
 /** What a cloud must offer: who am I, where does the IP point, point it at me. */
@@ -65,8 +66,7 @@ export interface RetryPolicy {
 
 /** Exponential backoff with jitter in [0.5, 1) of the step (pure, given `random`). */
 export function backoffMs(attempt: number, p: RetryPolicy, random: () => number = Math.random): number {
-  const step = Math.min(p.maxDelayMs, p.initialDelayMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(step * (0.5 + random() / 2));
+  return backoffDelay(Math.max(1, attempt), { ...p, jitter: 'half', random });
 }
 
 export type EnsureOutcome =
@@ -91,43 +91,48 @@ export interface EnsureOptions {
  */
 export async function ensureAssigned(o: EnsureOptions): Promise<EnsureOutcome> {
   let assignedOnce = false;
-  let lastError: unknown;
-  for (let attempt = 1; attempt <= o.retry.maxAttempts; attempt++) {
-    if (!o.isCurrent() || o.signal.aborted) return { result: 'superseded', attempts: attempt - 1 };
-    try {
-      const self = await o.provider.self(o.signal);
-      const holder = await o.provider.holderOf(o.ip, o.signal);
-      if (holder === self) return { result: assignedOnce ? 'assigned' : 'already', instance: self, attempts: attempt };
-      if (!o.isCurrent() || o.signal.aborted) return { result: 'superseded', attempts: attempt };
-      o.log.info(
-        { provider: o.provider.name, ip: o.ip, from: holder, to: self, attempt },
-        'pointing the floating IP at this node',
-      );
-      await o.provider.assign(o.ip, self, o.signal);
-      assignedOnce = true;
-      // Only what the provider reports afterwards counts (another node's call may have landed after ours).
-      const after = await o.provider.holderOf(o.ip, o.signal);
-      if (after === self) return { result: 'assigned', instance: self, attempts: attempt };
-      throw new CloudApiError(`after the assign, ${o.ip} points at ${after ?? 'nothing'}, not ${self}`, true);
-    } catch (err) {
-      if (o.signal.aborted || !o.isCurrent()) return { result: 'superseded', attempts: attempt };
-      lastError = err;
-      const retryable = err instanceof CloudApiError ? err.retryable : true;
-      if (!retryable || attempt === o.retry.maxAttempts) break;
-      const wait = Math.max(
-        err instanceof CloudApiError && err.retryAfterMs !== undefined ? err.retryAfterMs : 0,
-        backoffMs(attempt, o.retry, o.random),
-      );
-      o.log.warn(
-        { provider: o.provider.name, ip: o.ip, attempt, err: String(err), retryInMs: wait },
-        'floating IP call failed; retrying',
-      );
-      await o.clock.sleep(Math.min(wait, o.retry.maxDelayMs), o.signal);
-    }
+  let attempts = 0;
+  const superseded = () => !o.isCurrent() || o.signal.aborted;
+  try {
+    return await retry<EnsureOutcome>(
+      async (attempt) => {
+        attempts = attempt;
+        const self = await o.provider.self(o.signal);
+        const holder = await o.provider.holderOf(o.ip, o.signal);
+        if (holder === self)
+          return { result: assignedOnce ? 'assigned' : 'already', instance: self, attempts: attempt };
+        if (superseded()) return { result: 'superseded', attempts: attempt };
+        o.log.info(
+          { provider: o.provider.name, ip: o.ip, from: holder, to: self, attempt },
+          'pointing the floating IP at this node',
+        );
+        await o.provider.assign(o.ip, self, o.signal);
+        assignedOnce = true;
+        // Only what the provider reports afterwards counts (another node's call may have landed after ours).
+        const after = await o.provider.holderOf(o.ip, o.signal);
+        if (after === self) return { result: 'assigned', instance: self, attempts: attempt };
+        throw new CloudApiError(`after the assign, ${o.ip} points at ${after ?? 'nothing'}, not ${self}`, true);
+      },
+      {
+        backoff: { ...o.retry, jitter: 'half', random: o.random },
+        clock: o.clock,
+        maxAttempts: o.retry.maxAttempts,
+        signal: o.signal,
+        stopped: () => !o.isCurrent(),
+        retryable: (err) => (err instanceof CloudApiError ? err.retryable : true),
+        delayHint: (err) => (err instanceof CloudApiError ? err.retryAfterMs : undefined),
+        onRetry: ({ err, attempt, delayMs }) =>
+          o.log.warn(
+            { provider: o.provider.name, ip: o.ip, attempt, err, retryInMs: delayMs },
+            'floating IP call failed; retrying',
+          ),
+      },
+    );
+  } catch (err) {
+    if (err instanceof RetryStopped) return { result: 'superseded', attempts: err.attempts };
+    if (superseded()) return { result: 'superseded', attempts };
+    throw err instanceof Error ? err : new Error(`floating IP ${o.ip}: gave up after ${o.retry.maxAttempts} attempts`);
   }
-  throw lastError instanceof Error
-    ? lastError
-    : new Error(`floating IP ${o.ip}: gave up after ${o.retry.maxAttempts} attempts`);
 }
 
 /** A token file: one line, no whitespace inside. */

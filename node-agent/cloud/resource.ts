@@ -69,7 +69,7 @@ export class CloudResource implements GroupResource {
           );
         this.deps.onOutcome?.(ctx.group, outcome);
       } catch (err) {
-        log.error({ err: String(err) }, 'floating IP could not be pointed at this node');
+        log.error({ err }, 'floating IP could not be pointed at this node');
         this.deps.onOutcome?.(ctx.group, { result: 'failed', error: String(err) });
       } finally {
         if (this.tasks.get(ctx.group)?.ac === ac) this.tasks.delete(ctx.group);

@@ -1,8 +1,9 @@
 // Active-active: two groups preferring different nodes, each the other's standby. Both nodes serve while healthy;
 // when one fails, the other serves both VIPs; when it recovers, its VIP comes back (failback auto).
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
-import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import { describe, expect, jest, test } from '@jest/globals';
+import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import { useE2eCluster } from '../harness/e2e.js';
 
 jest.setTimeout(180_000);
 
@@ -12,49 +13,33 @@ let vipA: string;
 let vipB: string;
 const probes: Probe[] = [];
 
-beforeAll(async () => {
-  requireRoot('the e2e tier');
-  c = await startCluster({ name: 'active-active', nodes: 2 });
-  try {
-    vipA = c.tb.vip(0);
-    vipB = c.tb.vip(1);
-    sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(
-      webGroup({
-        name: 'web-a',
-        vips: [`${vipA}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 50],
-        ],
-      }),
-    );
-    c.applyGroup(
-      webGroup({
-        name: 'web-b',
-        vips: [`${vipB}/24`],
-        nodes: [
-          ['node1', 50],
-          ['node2', 100],
-        ],
-      }),
-    );
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  if (!c) return;
-  try {
+useE2eCluster({ name: 'active-active', nodes: 2 }, async (f) => {
+  ({ c, sampler } = f);
+  vipA = f.watch(c.tb.vip(0));
+  vipB = f.watch(c.tb.vip(1));
+  f.onTeardown(async () => {
     for (const p of probes) await p.stop();
-    const overlaps = [sampler?.overlaps(vipA).intervals, sampler?.overlaps(vipB).intervals];
-    await sampler?.stop();
-    expect(overlaps).toEqual([[], []]);
-  } finally {
-    await c.destroy();
-  }
+  });
+  c.applyGroup(
+    webGroup({
+      name: 'web-a',
+      vips: [`${vipA}/24`],
+      nodes: [
+        ['node1', 100],
+        ['node2', 50],
+      ],
+    }),
+  );
+  c.applyGroup(
+    webGroup({
+      name: 'web-b',
+      vips: [`${vipB}/24`],
+      nodes: [
+        ['node1', 50],
+        ['node2', 100],
+      ],
+    }),
+  );
 });
 
 async function probe(vip: string): Promise<Probe> {

@@ -2,10 +2,11 @@
 // listed by `vipwarden events [group]`. A transition records from, to, reason, and the detection and outage figures.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { describe, expect, jest, test } from '@jest/globals';
 import type { EventRecord } from '../../common/keyspace.js';
-import { REPO, startCluster, webGroup, type Cluster } from '../harness/cluster.js';
-import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import { REPO, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import type { Sampler } from '../../hack/testbed/index.js';
+import { useE2eCluster } from '../harness/e2e.js';
 import { run } from '../../hack/testbed/util.js';
 import { eventually } from '../harness/workloads.js';
 
@@ -16,44 +17,21 @@ let c: Cluster;
 let sampler: Sampler;
 let vip: string;
 
-beforeAll(async () => {
-  requireRoot('the e2e tier');
-  c = await startCluster({ name: 'events', nodes: 3, controller: { eventsPerGroup: KEEP } });
-  try {
-    vip = c.tb.vip(0);
-    sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(
-      webGroup({
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
-      }),
-    );
-    await sampler.waitForHolder(vip, 'node1', 30_000);
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  if (!c) return;
-  try {
-    const overlaps = sampler?.overlaps(vip).intervals;
-    await sampler?.stop();
-    expect(overlaps).toEqual([]);
-  } finally {
-    await c.destroy();
-  }
+useE2eCluster({ name: 'events', nodes: 3, controller: { eventsPerGroup: KEEP } }, async (f) => {
+  ({ c, sampler } = f);
+  vip = f.watch(c.tb.vip(0));
+  c.applyGroup(
+    webGroup({
+      vips: [`${vip}/24`],
+    }),
+  );
+  await sampler.waitForHolder(vip, 'node1', 30_000);
 });
 
 /** The vipwarden CLI as an operator runs it (bin/vipwarden.js, built code), against the test's etcd. */
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   const r = await run(
-    [process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, '--etcd', c.etcd.endpoints.join(',')],
+    [process.execPath, join(REPO, 'bin', 'vipwarden.js'), ...args, ...c.etcd.cliFlags({ user: 'cli' })],
     { allowFailure: true, timeoutMs: 30_000 },
   );
   return { code: r.exitCode, out: r.stdout };

@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../harness/cluster.js';
+import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
 import {
   outageAround,
   requireRoot,
@@ -36,11 +36,6 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
     c.applyGroup(
       webGroup({
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
         failback: opts.failback ?? 'auto',
       }),
     );

@@ -4,9 +4,10 @@
 // A failing acquire hook makes the node let the group go, so that another node serves it.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
-import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import { describe, expect, jest, test } from '@jest/globals';
+import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import { useE2eCluster } from '../harness/e2e.js';
 import { run } from '../../hack/testbed/util.js';
 import { eventually } from '../harness/workloads.js';
 
@@ -17,7 +18,6 @@ const SSD = '/usr/sbin/start-stop-daemon';
 let c: Cluster;
 let sampler: Sampler;
 let probe: Probe | undefined;
-const vips: string[] = [];
 
 const appDir = (node: string) => join(c.tb.dir, `app-${node}`);
 const pidFile = (node: string) => join(appDir(node), 'nginx.pid');
@@ -112,60 +112,47 @@ function records(node: string): Record<string, string>[] {
     .map((l) => JSON.parse(l) as Record<string, string>);
 }
 
-beforeAll(async () => {
-  requireRoot('the e2e tier');
-  let ready = false;
-  c = await startCluster({
+let ready = false;
+const e2e = useE2eCluster(
+  {
     name: 'hooks',
     nodes: 2,
     start: false,
     agentFor: (node) => (ready ? { hooks: hooksFor(node) } : {}),
-  });
-  try {
+  },
+  async (f) => {
+    ({ c, sampler } = f);
+    // The hooks' services are daemons, not children of the testbed: stopped before the namespaces go.
+    f.onTeardown(async () => {
+      for (const n of c.tb.nodes) {
+        await run(
+          [
+            SSD,
+            '--stop',
+            '--oknodo',
+            '--remove-pidfile',
+            '--pidfile',
+            pidFile(n.name),
+            '--exec',
+            '/usr/sbin/nginx',
+            '--retry',
+            'KILL/2',
+          ],
+          { allowFailure: true },
+        );
+      }
+    });
+    f.onTeardown(async () => probe?.stop());
     ready = true;
-    sampler = await startSampler(c.tb, { periodMs: 5 });
     for (const n of c.tb.nodes) await c.startAgent(n.name);
     c.startController(0);
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  if (!c) return;
-  try {
-    await probe?.stop();
-    const overlaps = vips.map((v) => sampler?.overlaps(v).intervals ?? []);
-    await sampler?.stop();
-    expect(overlaps).toEqual(vips.map(() => []));
-  } finally {
-    // The hooks' services are daemons, not children of the testbed: stop them before the namespaces go.
-    for (const n of c.tb.nodes) {
-      await run(
-        [
-          SSD,
-          '--stop',
-          '--oknodo',
-          '--remove-pidfile',
-          '--pidfile',
-          pidFile(n.name),
-          '--exec',
-          '/usr/sbin/nginx',
-          '--retry',
-          'KILL/2',
-        ],
-        { allowFailure: true },
-      );
-    }
-    await c.destroy();
-  }
-});
+  },
+);
 
 describe('hooks on the netns testbed', () => {
   test('an acquire hook starts the service on the holder; after failover the old holder stops it and the new one starts it', async () => {
     const vip = c.tb.vip(0);
-    vips.push(vip);
+    e2e.f.watch(vip);
     c.applyGroup(
       webGroup({
         name: 'web',
@@ -225,7 +212,7 @@ describe('hooks on the netns testbed', () => {
 
   test('a failing acquire hook releases the group, so that another node serves it', async () => {
     const vip = c.tb.vip(1);
-    vips.push(vip);
+    e2e.f.watch(vip);
     c.applyGroup(
       webGroup({
         name: 'fragile',

@@ -4,7 +4,7 @@
 // advertisement it would go on sending to the old node's MAC address: the second test shows exactly that, with
 // the helper turned off.
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { realExec } from '../../common/exec.js';
 import { buildNdsend } from '../../node-agent/ndsend.js';
@@ -66,20 +66,20 @@ async function setUp(name: string, agent: Record<string, unknown>): Promise<Bed>
   }
 }
 
+/** A probe of the VIP over HTTP every 50 ms, once node1 has answered it. */
+async function probeUntilNode1(tb: Parameters<typeof startProbe>[0], vip: string): Promise<Probe> {
+  const probe = await startProbe(tb, { target: vip, port: 80, intervalMs: 50, timeoutMs: 200, maxDurationMs: 120_000 });
+  await probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
+  return probe;
+}
+
 describe('several VIPs and IPv6 on the netns testbed', () => {
   test('IPv4 and IPv6 VIPs move together, and the client neighbour cache follows the IPv6 VIP', async () => {
     const b = await setUp('ipv6', {});
     const vip6 = b.vips[2]!;
     const mac1 = await macOf(b.c.tb, 'node1');
     const mac2 = await macOf(b.c.tb, 'node2');
-    b.probe = await startProbe(b.c.tb, {
-      target: vip6,
-      port: 80,
-      intervalMs: 50,
-      timeoutMs: 200,
-      maxDurationMs: 120_000,
-    });
-    await b.probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
+    b.probe = await probeUntilNode1(b.c.tb, vip6);
     expect((await neighbour(b.c.tb, 'client', vip6))?.lladdr).toBe(mac1);
     // Added with nodad: never tentative.
     const addr = await b.c.tb.exec('node1', ['ip', '-6', '-j', 'addr', 'show', 'dev', 'eth0', 'to', `${vip6}/128`]);
@@ -109,14 +109,7 @@ describe('several VIPs and IPv6 on the netns testbed', () => {
     const b = await setUp('ipv6-nona', { announce: { ndsend: 'off' } });
     const vip6 = b.vips[2]!;
     const mac1 = await macOf(b.c.tb, 'node1');
-    b.probe = await startProbe(b.c.tb, {
-      target: vip6,
-      port: 80,
-      intervalMs: 50,
-      timeoutMs: 200,
-      maxDurationMs: 120_000,
-    });
-    await b.probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
+    b.probe = await probeUntilNode1(b.c.tb, vip6);
     await b.c.nginx.get('node1')!.kill();
     const moved = await b.sampler.waitForHolder(vip6, 'node2', 30_000);
     await sleep(3000);

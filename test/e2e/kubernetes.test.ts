@@ -6,9 +6,9 @@ import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
-import { REPO, startCluster, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, type Cluster } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { DEPLOY_DIR, waitFor } from '../integration/kube-helpers.js';
+import { DEPLOY_DIR, objectEvents, waitFor } from '../integration/kube-helpers.js';
 
 jest.setTimeout(180_000);
 
@@ -87,19 +87,7 @@ async function fg(name: string): Promise<FgObject | undefined> {
   return JSON.parse(r.stdout) as FgObject;
 }
 
-async function events(name: string): Promise<{ reason: string; message: string }[]> {
-  const r = await k().kubectl([
-    'get',
-    'events',
-    '-n',
-    'default',
-    '--field-selector',
-    `involvedObject.name=${name}`,
-    '-o',
-    'json',
-  ]);
-  return (JSON.parse(r.stdout) as { items: { reason: string; message: string }[] }).items;
-}
+const events = (name: string) => objectEvents(k(), name);
 
 async function statusHolder(node: string, what: string): Promise<FgObject> {
   return waitFor(

@@ -1,7 +1,7 @@
 // The bare-VM directory source: editing a manifest changes the group without moving unchanged VIPs, a bad file
 // never stops the others, an invalid edit keeps the last valid spec, deleting the file removes the VIPs everywhere.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);

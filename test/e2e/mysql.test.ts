@@ -3,9 +3,10 @@
 //  - both required: stopping mysqld on the holder moves the VIP, though nginx there is fine;
 //  - weighted (keepalived's `weight`): a passing MySQL check adds to the priority, so the node whose MySQL runs wins;
 //  - expectations: a holder whose server turns read-only lets the VIP go; a read VIP stays on a running replica.
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
-import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import { describe, expect, jest, test } from '@jest/globals';
+import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import type { Sampler } from '../../hack/testbed/index.js';
+import { useE2eCluster } from '../harness/e2e.js';
 import { eventually, startMariadb, type Mariadb } from '../harness/workloads.js';
 
 jest.setTimeout(180_000);
@@ -13,7 +14,6 @@ jest.setTimeout(180_000);
 let c: Cluster;
 let sampler: Sampler;
 const db = new Map<string, Mariadb>();
-const vips: string[] = [];
 
 const nginxCheck = {
   name: 'nginx',
@@ -35,10 +35,9 @@ const mysqlCheck = (credentials: string, extra: Record<string, unknown> = {}, we
   weight,
 });
 
-beforeAll(async () => {
-  requireRoot('the e2e tier');
-  let dirs: Map<string, Mariadb> | undefined;
-  c = await startCluster({
+let dirs: Map<string, Mariadb> | undefined;
+const e2e = useE2eCluster(
+  {
     name: 'mysql',
     nodes: 2,
     start: false,
@@ -46,29 +45,15 @@ beforeAll(async () => {
     agentFor: (node) => ({
       credentials: { db: dirs!.get(node)!.credentialsFileTcp, 'db-socket': dirs!.get(node)!.credentialsFile },
     }),
-  });
-  try {
+  },
+  async (f) => {
+    ({ c, sampler } = f);
     for (const n of c.tb.nodes) db.set(n.name, await startMariadb(c.tb, n));
     dirs = db;
-    sampler = await startSampler(c.tb, { periodMs: 5 });
     for (const n of c.tb.nodes) await c.startAgent(n.name);
     c.startController(0);
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  if (!c) return;
-  try {
-    const overlaps = vips.map((v) => [v, sampler?.overlaps(v).intervals ?? []]);
-    await sampler?.stop();
-    expect(overlaps).toEqual(vips.map((v) => [v, []]));
-  } finally {
-    await c.destroy();
-  }
-});
+  },
+);
 
 async function checkOf(group: string, node: string, check: string) {
   const s = await c.status();
@@ -81,7 +66,7 @@ async function checkOf(group: string, node: string, check: string) {
 describe('MySQL / MariaDB check on the netns testbed', () => {
   test('nginx and MySQL both required: stopping mysqld on the holder moves the VIP', async () => {
     const vip = c.tb.vip(0);
-    vips.push(vip);
+    e2e.f.watch(vip);
     c.applyGroup(
       webGroup({
         name: 'db',
@@ -115,7 +100,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
   test('weighted instead of required: the node whose MySQL runs wins, and nobody is unhealthy', async () => {
     const vip = c.tb.vip(1);
-    vips.push(vip);
+    e2e.f.watch(vip);
     // node1 100 + 10 while MySQL passes; node2 95 + 10. Over the socket named in the credentials file.
     c.applyGroup(
       webGroup({
@@ -159,7 +144,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
   test('a holder whose server turns read-only lets the VIP go (expectReadOnly: false)', async () => {
     const vip = c.tb.vip(2);
-    vips.push(vip);
+    e2e.f.watch(vip);
     c.applyGroup(
       webGroup({
         name: 'dbro',
@@ -183,7 +168,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
   test('a read VIP on a running replica: replication stopped, the VIP goes; started again, it comes back', async () => {
     const vip = c.tb.vip(3);
-    vips.push(vip);
+    e2e.f.watch(vip);
     // node2 replicates from node1 over the testbed network.
     await db.get('node2')!.replicateFrom(db.get('node1')!);
     c.applyGroup(

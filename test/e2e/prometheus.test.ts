@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { stringify as toYaml } from 'yaml';
 import { freePorts, requireRoot, type ProcHandle } from '../../hack/testbed/index.js';
-import { REPO, startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 
 jest.setTimeout(180_000);
 
@@ -121,11 +121,6 @@ describe('metrics on the netns testbed', () => {
     cl.applyGroup(
       webGroup({
         vips: [`${cl.tb.vip(0)}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
       }),
     );
     await until('node1 to hold web', 60_000, async () => ((await cl.holderOf('web')) === 'node1' ? true : undefined));

@@ -1,9 +1,10 @@
 // SNAT: connections from the holder to the group's SNAT destinations leave with the VIP as their source, over IPv4
 // and IPv6; after a failover they leave from the new holder, and the old one keeps no rule. A server in the client
 // namespace tells each connection the source address it saw. Stale rules (agent killed) are removed at start.
-import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
-import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import { describe, expect, jest, test } from '@jest/globals';
+import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import type { Sampler } from '../../hack/testbed/index.js';
+import { useE2eCluster } from '../harness/e2e.js';
 import { connectFrom, eventually, startWhoami, type WhoamiServer } from '../harness/workloads.js';
 
 jest.setTimeout(180_000);
@@ -15,47 +16,29 @@ let whoami: WhoamiServer;
 let vip: string;
 let vip6: string;
 
-beforeAll(async () => {
-  requireRoot('the e2e tier');
-  c = await startCluster({ name: 'snat', nodes: 2, ipv6: true });
-  try {
-    vip = c.tb.vip(0);
-    vip6 = c.tb.vip6(0);
-    sampler = await startSampler(c.tb, { periodMs: 5 });
-    whoami = await startWhoami(c.tb, 'client', PORT);
-    const client = c.tb.client;
-    c.applyGroup(
-      webGroup({
-        vips: [`${vip}/24`, `${vip6}/64`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
+useE2eCluster({ name: 'snat', nodes: 2, ipv6: true }, async (f) => {
+  ({ c, sampler } = f);
+  vip = f.watch(c.tb.vip(0));
+  vip6 = f.watch(c.tb.vip6(0));
+  whoami = await startWhoami(c.tb, 'client', PORT);
+  f.onTeardown(() => whoami.stop());
+  const client = c.tb.client;
+  c.applyGroup(
+    webGroup({
+      vips: [`${vip}/24`, `${vip6}/64`],
+      nodes: [
+        ['node1', 100],
+        ['node2', 90],
+      ],
+      extra: {
+        snat: [
+          { destination: `${client.ip}/32`, protocol: 'tcp', ports: [PORT] },
+          { destination: `${client.ip6}/128`, protocol: 'tcp', ports: [PORT] },
         ],
-        extra: {
-          snat: [
-            { destination: `${client.ip}/32`, protocol: 'tcp', ports: [PORT] },
-            { destination: `${client.ip6}/128`, protocol: 'tcp', ports: [PORT] },
-          ],
-        },
-      }),
-    );
-    await sampler.waitForHolder(vip, 'node1', 30_000);
-  } catch (err) {
-    await c.destroy();
-    throw err;
-  }
-});
-
-afterAll(async () => {
-  if (!c) return;
-  try {
-    const overlaps = [sampler?.overlaps(vip).intervals, sampler?.overlaps(vip6).intervals];
-    await sampler?.stop();
-    await whoami?.stop();
-    expect(overlaps).toEqual([[], []]);
-  } finally {
-    await c.destroy();
-  }
+      },
+    }),
+  );
+  await sampler.waitForHolder(vip, 'node1', 30_000);
 });
 
 /** vipwarden's SNAT rules on a node, as iptables / ip6tables list them. */

@@ -4,5 +4,6 @@ export {
   freePorts,
   type EtcdCluster,
   type EtcdMember,
+  type EtcdClientConfig,
   type StartEtcdOptions,
 } from '../../hack/testbed/etcd.js';

@@ -9,26 +9,18 @@
 // What is not there: kube-controller-manager (no garbage collection, namespaces that are deleted stay Terminating,
 // no default ServiceAccount per namespace, so the ServiceAccount admission plugin is off), scheduler, kubelet.
 import { execa } from 'execa';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
 import { onExitCleanup } from '../../hack/testbed/registry.js';
+import { CommandError } from '../../common/exec.js';
+import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
 import { isAlive, sleep } from '../../hack/testbed/util.js';
-import { freePorts, startEtcd, type EtcdCluster } from './etcd.js';
+import { freePorts, startEtcd, type EtcdClientConfig, type EtcdCluster } from './etcd.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BUILD_SCRIPT = join(REPO_ROOT, 'hack', 'kube', 'build.sh');
@@ -38,70 +30,6 @@ const WORK_DIR_PREFIX = join(tmpdir(), 'vipwarden-kube-');
 const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 const SERVICE_CIDR = '10.96.0.0/24';
 const SERVICE_IP = '10.96.0.1';
-
-// ---- owned child processes ----
-
-const HAVE_SETPRIV = existsSync('/usr/bin/setpriv');
-
-/** A child that leads its own process group and, through setpriv, gets SIGKILL if the test process dies. */
-interface OwnedProcess {
-  readonly pid: number;
-  running(): boolean;
-  /** SIGTERM to the whole group, SIGKILL after `graceMs`; resolves when the leader is gone. Safe to repeat. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/** Starts argv with stdout and stderr appended to `logPath`. */
-function spawnOwned(what: string, argv: readonly string[], logPath: string): OwnedProcess {
-  // PR_SET_PDEATHSIG: even a SIGKILLed jest leaves no kube-apiserver behind.
-  const [file, ...args] = HAVE_SETPRIV ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', ...argv] : argv;
-  if (!file) throw new Error(`${what}: empty argv`);
-  // The child writes its log straight to the file, not through a pipe to us.
-  const logFd = openSync(logPath, 'a');
-  let child;
-  try {
-    child = spawn(file, args, { detached: true, stdio: ['ignore', logFd, logFd] }); // detached: own process group
-  } finally {
-    closeSync(logFd); // spawn() has handed the fd to the child already
-  }
-  let done = false;
-  const exited = new Promise<void>((res) => {
-    child.once('exit', () => {
-      done = true;
-      res();
-    });
-    child.once('error', () => {
-      done = true;
-      res();
-    });
-  });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`${what}: could not start ${argv[0]}`);
-  // Do not keep the test process alive for it: when it exits without stop(), the exit cleanup kills the group.
-  child.unref();
-  const killGroup = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      // already gone
-    }
-  };
-  const unregister = onExitCleanup(`${what} (process group ${pid})`, () => killGroup('SIGKILL'));
-  return {
-    pid,
-    running: () => !done,
-    async stop(graceMs = 5_000) {
-      if (!done) {
-        killGroup('SIGTERM');
-        const timer = setTimeout(() => killGroup('SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(timer);
-      }
-      killGroup('SIGKILL'); // anything left in the group
-      unregister();
-    },
-  };
-}
 
 /** Last lines of a log file, for error messages. */
 function logTail(path: string, lines = 40): string {
@@ -139,19 +67,6 @@ export interface KubeBinaries {
   kubectl: string;
 }
 
-/** A command that failed: argv, exit code and the end of its stderr. */
-export class KubeCommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly exitCode: number | undefined,
-    readonly stderr: string,
-    readonly stdout: string,
-  ) {
-    super(`command failed (exit ${exitCode ?? 'signal'}): ${argv.join(' ')}${stderr ? `\n${stderr.trim()}` : ''}`);
-    this.name = 'KubeCommandError';
-  }
-}
-
 let binariesPromise: Promise<KubeBinaries> | undefined;
 
 /**
@@ -179,7 +94,7 @@ async function buildKubeBinaries(): Promise<KubeBinaries> {
   const stderr = String(r.stderr ?? '');
   if (r.exitCode !== 0) {
     const tail = stderr.trimEnd().split('\n').slice(-40).join('\n');
-    throw new KubeCommandError(argv, r.exitCode, `hack/kube/build.sh could not provide kube-apiserver:\n${tail}`, '');
+    throw new CommandError(argv, r.exitCode, `hack/kube/build.sh could not provide kube-apiserver:\n${tail}`);
   }
   const vars = new Map<string, string>();
   for (const line of String(r.stdout ?? '').split('\n')) {
@@ -201,7 +116,7 @@ async function buildKubeBinaries(): Promise<KubeBinaries> {
 
 async function openssl(args: readonly string[], cwd: string): Promise<void> {
   const r = await execa('openssl', args, { cwd, reject: false, stdin: 'ignore', timeout: 60_000 });
-  if (r.exitCode !== 0) throw new KubeCommandError(['openssl', ...args], r.exitCode, String(r.stderr ?? ''), '');
+  if (r.exitCode !== 0) throw new CommandError(['openssl', ...args], r.exitCode, String(r.stderr ?? ''));
 }
 
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -339,7 +254,7 @@ export interface KubectlOptions {
   input?: string;
   /** Another kubeconfig, e.g. one from createServiceAccountKubeconfig(); default the admin one. */
   kubeconfig?: string;
-  /** Return a non-zero exit instead of throwing KubeCommandError. */
+  /** Return a non-zero exit instead of throwing CommandError. */
   allowFailure?: boolean;
   timeoutMs?: number;
 }
@@ -361,14 +276,16 @@ export interface KubeEnv {
   readonly adminToken: string;
   /** CA that signed the serving certificate (also trusted for client certificates). */
   readonly caPath: string;
-  /** The kube-apiserver's own etcd, http://127.0.0.1:<port>. */
+  /** The kube-apiserver's own etcd, https://127.0.0.1:<port> (TLS with client certificates, like every test etcd). */
   readonly etcdEndpoint: string;
+  /** What connectEtcd needs to reach that etcd: the endpoint, the CA and a client certificate. */
+  readonly etcdClient: EtcdClientConfig;
   /** Work dir: certs, token file, kubeconfigs, apiserver.log. Removed by stop() (unless keepDir). */
   readonly dir: string;
   readonly binaries: KubeBinaries;
   /** Process ids (each leads its own process group). */
   readonly pids: { readonly etcd: number; readonly apiserver: number };
-  /** Runs kubectl with the admin kubeconfig (or opts.kubeconfig); throws KubeCommandError on failure. */
+  /** Runs kubectl with the admin kubeconfig (or opts.kubeconfig); throws CommandError on failure. */
   kubectl(args: readonly string[], opts?: KubectlOptions): Promise<KubectlResult>;
   /**
    * Creates the ServiceAccount (and its namespace) if missing, mints a token for it with `kubectl create token`
@@ -410,12 +327,12 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
   const unregisterDir = onExitCleanup(`kube work dir ${dir}`, removeDir);
 
   let etcd: EtcdCluster | undefined;
-  let apiserver: OwnedProcess | undefined;
+  let apiserver: ProcHandle | undefined;
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    await apiserver?.stop(10_000);
+    await apiserver?.stop({ timeoutMs: 10_000 });
     await etcd?.stop();
     removeDir();
     unregisterDir();
@@ -438,11 +355,13 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
     for (let attempt = 1; ; attempt++) {
       const [port] = await freePorts(1, ['127.0.0.1']);
       server = `https://127.0.0.1:${port}`;
-      apiserver = spawnOwned(
-        'kube-apiserver',
+      apiserver = spawnLogged(
         [
           binaries.kubeApiserver,
           `--etcd-servers=${etcdEndpoint}`,
+          ...(etcd.tls
+            ? [`--etcd-cafile=${etcd.tls.ca}`, `--etcd-certfile=${etcd.tls.cert}`, `--etcd-keyfile=${etcd.tls.key}`]
+            : []),
           '--bind-address=127.0.0.1',
           // Without a default route the apiserver cannot pick an address to advertise by itself. Since 1.37 a
           // loopback address is refused while an endpoint reconciler would publish it in the "kubernetes" Endpoints;
@@ -467,12 +386,13 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
           '--v=1',
           ...(opts.extraApiserverArgs ?? []),
         ],
-        logPath,
+        // The child writes its log straight to the file; its own process group; setpriv kills it if jest dies.
+        { name: 'kube-apiserver', stdoutLog: logPath, stderrLog: logPath, processGroup: true },
       );
       const deadline = Date.now() + (opts.readyTimeoutMs ?? 120_000);
       let last = '';
       let ready = false;
-      while (!ready && apiserver.running() && Date.now() < deadline) {
+      while (!ready && !apiserver.exited && Date.now() < deadline) {
         try {
           const r = await httpsGet(`${server}/readyz`, ca, adminToken);
           ready = r.status === 200;
@@ -484,7 +404,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
         await sleep(250);
       }
       if (ready) break;
-      const exited = !apiserver.running();
+      const exited = !!apiserver.exited;
       await apiserver.stop();
       const tail = logTail(logPath);
       if (exited && attempt < 3 && /address already in use/i.test(tail)) continue;
@@ -515,7 +435,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
       });
       const out = { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? -1 };
       if (out.exitCode !== 0 && !kopts.allowFailure) {
-        throw new KubeCommandError(argv, r.exitCode, out.stderr || String(r.message ?? ''), out.stdout);
+        throw new CommandError(argv, r.exitCode, out.stderr || String(r.message ?? ''), false, out.stdout);
       }
       return out;
     };
@@ -533,7 +453,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
       const ensure = async (args: string[]): Promise<void> => {
         const r = await kubectl(args, { allowFailure: true });
         if (r.exitCode !== 0 && !/AlreadyExists|already exists/.test(r.stderr)) {
-          throw new KubeCommandError([binaries.kubectl, ...args], r.exitCode, r.stderr, r.stdout);
+          throw new CommandError([binaries.kubectl, ...args], r.exitCode, r.stderr, false, r.stdout);
         }
       };
       await ensure(['create', 'namespace', namespace]);
@@ -553,6 +473,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
       adminToken,
       caPath: pki.caCrt,
       etcdEndpoint,
+      etcdClient: etcd.clientConfig(),
       dir,
       binaries,
       pids: { etcd: etcd.members[0]?.pid ?? -1, apiserver: apiserver.pid },

@@ -1,6 +1,8 @@
 // The vipwarden CLI against a real etcd: status (table and JSON), events, move / --unpin, drain / undrain, and a
 // clear message with exit code 1 when etcd cannot be reached (a closed loopback port).
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
@@ -15,7 +17,7 @@ import {
 } from '../../common/keyspace.js';
 import { CommandError, realExec } from '../../common/exec.js';
 import { run } from '../../cli/main.js';
-import { REPO, requireBuilt } from '../harness/cluster.js';
+import { REPO, requireBuilt } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
 jest.setTimeout(60_000);
@@ -58,8 +60,8 @@ const spec = {
 
 beforeAll(async () => {
   etcd = await startEtcd({ members: 1 });
-  client = connectEtcd({ endpoints: etcd.endpoints });
-  env = { VIPWARDEN_ETCD: etcd.endpoints.join(','), VIPWARDEN_PREFIX: PREFIX };
+  client = connectEtcd(etcd.clientConfig());
+  env = { ...etcd.cliEnv({ user: 'cli' }), VIPWARDEN_PREFIX: PREFIX };
 
   // What a running cluster leaves in etcd: node1 and node2 alive under leases, node3 gone; node1 holds web.
   const leases: Record<string, string> = {};
@@ -144,10 +146,16 @@ describe('vipwarden CLI on a real etcd', () => {
     expect(r.err).toBe('');
     const lines = r.out.split('\n');
     expect(lines[0]).toBe('leader: controller-0');
-    expect(lines).toHaveLength(3);
+    // The group's row, then (issue 14: the docs promise it) the failing check's message in its own table.
+    expect(lines).toHaveLength(6);
     expect(lines[2]).toMatch(
       /^web\s+198\.18\.0\.100\/24\s+node1\s+\d+\s+node1\(100,up,ok\) node2\(90,up,FAIL\) node3\(80,down,\?\)$/,
     );
+    expect(lines.slice(3)).toEqual([
+      '',
+      'GROUP  NODE   FAILING CHECK  MESSAGE',
+      'web    node2  nginx          connection refused',
+    ]);
   });
 
   test('status -o json: the same, machine-readable, with the assignment epoch', async () => {
@@ -233,6 +241,39 @@ describe('vipwarden CLI on a real etcd', () => {
     expect((await cli('status')).out).toContain('node2(90,up,FAIL)');
   });
 
+  test('options before the command; drain refuses a node nobody knows; rejected groups are listed', async () => {
+    const before = await cli('--prefix', PREFIX, '-o', 'json', 'status');
+    expect(before.code).toBe(0);
+    expect(JSON.parse(before.out).leader).toBe('controller-0');
+
+    const typo = await cli('drain', 'no-such-node');
+    expect(typo.code).toBe(2);
+    expect(typo.err.split('\n')[0]).toBe(
+      'vipwarden: no node named no-such-node: it is not registered and no group names it',
+    );
+    expect(await client.get(keys.drain('no-such-node')).string()).toBeNull();
+    // node3 is not registered (its lease is gone) but web names it: it may be drained.
+    expect((await cli('drain', 'node3')).code).toBe(0);
+    expect((await cli('undrain', 'node3')).code).toBe(0);
+
+    await client
+      .put(keys.rejected('db'))
+      .value(JSON.stringify({ reason: 'VIP 198.18.0.100 is already claimed by group web', at: now }));
+    try {
+      const table = await cli('status');
+      expect(table.out.split('\n').slice(-2)).toEqual([
+        'REJECTED GROUP  REASON',
+        'db              VIP 198.18.0.100 is already claimed by group web',
+      ]);
+      const json = JSON.parse((await cli('status', '-o', 'json')).out) as { rejected: unknown[] };
+      expect(json.rejected).toEqual([
+        { group: 'db', reason: 'VIP 198.18.0.100 is already claimed by group web', at: now },
+      ]);
+    } finally {
+      await client.delete().key(keys.rejected('db')).exec();
+    }
+  });
+
   test('an empty prefix: no groups, no leader', async () => {
     const r = await cli('status', '--prefix', '/empty/');
     expect(r).toEqual({ code: 0, out: 'leader: (none)\nno groups', err: '' });
@@ -242,11 +283,11 @@ describe('vipwarden CLI on a real etcd', () => {
     const port = await closedPort();
     for (const argv of [['status'], ['events'], ['drain', 'node1'], ['move', 'web', '--unpin']]) {
       const t0 = Date.now();
-      const r = await cli(...argv, '--etcd', `http://127.0.0.1:${port}`, '--timeout', '2000');
+      const r = await cli(...argv, '--etcd', `https://127.0.0.1:${port}`, '--timeout', '2000');
       expect(r.code).toBe(1);
       expect(r.out).toBe('');
       expect(r.err).toBe(
-        `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
+        `vipwarden: cannot reach etcd at https://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
       );
       // Hang catcher only.
       expect(Date.now() - t0).toBeLessThan(20_000);
@@ -272,9 +313,72 @@ describe('vipwarden CLI on a real etcd', () => {
       `vipwarden: cannot reach etcd at http://127.0.0.1:${port}: connection refused. Check --etcd or VIPWARDEN_ETCD.`,
     );
 
-    const ok = await realExec([process.execPath, bin, 'status', '--etcd', etcd.endpoints[0]!, '--prefix', PREFIX], {
-      timeoutMs: 20_000,
-    });
+    const ok = await realExec(
+      [process.execPath, bin, 'status', ...etcd.cliFlags({ user: 'cli' }), '--prefix', PREFIX],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(ok.stdout.split('\n')[0]).toBe('leader: controller-0');
+  });
+
+  describe.each([
+    ['vipwarden-agent', 'agent config', '/etc/vipwarden/agent.yaml'],
+    ['vipwarden-controller', 'controller config', '/etc/vipwarden/controller.yaml'],
+  ])('%s', (name, what) => {
+    const exec = (...args: string[]) =>
+      realExec([process.execPath, join(REPO, 'bin', `${name}.js`), ...args], { timeoutMs: 20_000, okCodes: [1, 2] });
+
+    test('--help and --version print and exit 0', async () => {
+      requireBuilt();
+      const help = await exec('--help');
+      expect(help.exitCode).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`^usage: ${name} \\[--config FILE\\]`));
+      const version = await exec('--version');
+      expect(version).toMatchObject({
+        exitCode: 0,
+        stdout: expect.stringMatching(new RegExp(`^${name} \\d+\\.\\d+\\.\\d+`)),
+      });
+    });
+
+    test('an unknown flag is an error (exit 2), not a silent fall back to the default config', async () => {
+      requireBuilt();
+      const r = await exec('--confg', '/tmp/x.yaml');
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(`${name}: unknown option --confg`);
+      expect(r.stderr).toContain(`usage: ${name}`);
+    });
+
+    test('a missing config file is one line, exit 1', async () => {
+      requireBuilt();
+      const r = await exec('--config', '/nonexistent/vipwarden.yaml');
+      expect(r.exitCode).toBe(1);
+      expect(r.stderr.trim()).toBe(
+        `${name}: ${what} /nonexistent/vipwarden.yaml does not exist (give another with --config)`,
+      );
+    });
+  });
+
+  test('vipwarden-agent takes its node name from --node or VIPWARDEN_NODE', async () => {
+    requireBuilt();
+    const dir = mkdtempSync(join(tmpdir(), 'vw-agent-node-'));
+    const config = join(dir, 'agent.yaml');
+    // No node: in the file, and a bad one from the environment: the message names the field, so the name got there.
+    writeFileSync(config, `etcd: { endpoints: ['http://127.0.0.1:1'] }\ninterface: lo\nstateDir: ${dir}\n`);
+    const bin = join(REPO, 'bin', 'vipwarden-agent.js');
+    const none = await realExec([process.execPath, bin, '--config', config], { timeoutMs: 20_000, okCodes: [1] });
+    expect(none.stderr).toMatch(/^vipwarden-agent: .*agent\.yaml: node: /);
+    const env = await realExec([process.execPath, bin, '--config', config], {
+      timeoutMs: 20_000,
+      okCodes: [1],
+      env: { VIPWARDEN_NODE: 'Bad_Name' },
+    });
+    expect(env.stderr).toMatch(/node: must be a DNS-1123 name/);
+    const flag = await realExec([process.execPath, bin, '--config', config, '--node', 'Also_Bad'], {
+      timeoutMs: 20_000,
+      okCodes: [1],
+      env: { VIPWARDEN_NODE: 'node1' },
+    });
+    expect(flag.stderr).toMatch(/node: must be a DNS-1123 name/);
   });
 });

@@ -5,25 +5,20 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { parseFailoverGroup } from '../../crds/failovergroup.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { applyCrd, waitFor } from './kube-helpers.js';
+import { applyCrd, kubeSlot, waitFor } from './kube-helpers.js';
 
-let kube: KubeEnv | undefined;
-function env(): KubeEnv {
-  if (!kube) throw new Error('the Kubernetes environment did not start (see the beforeAll error above)');
-  return kube;
-}
+const slot = kubeSlot();
+const env = (): KubeEnv => slot.get();
 
 beforeAll(async () => {
-  if (process.getuid?.() !== 0)
-    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
-  kube = await startKube();
+  const kube = await slot.start(() => startKube());
   await applyCrd(kube);
 }, 30 * 60_000);
 
 afterAll(async () => {
-  await kube?.stop();
+  await slot.stop();
 }, 60_000);
 
 const VALID_SPEC = {

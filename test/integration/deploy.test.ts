@@ -8,7 +8,7 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { CommandError, realExec } from '../../common/exec.js';
 import { parseControllerConfig } from '../../controller/config.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 
 const deploy = join(REPO, 'deploy');
 let tmp: string;
@@ -82,15 +82,15 @@ describe('Prometheus files', () => {
 
 describe('systemd units', () => {
   it('systemd-analyze verify passes on both units', async () => {
-    // verify wants ExecStart to exist: point it at the repository's entry points instead of /usr/local/bin.
+    // verify wants ExecStart to exist: point it at the repository's entry points instead of /usr/bin (the .deb).
     const paths: string[] = [];
     for (const unit of ['vipwarden-agent.service', 'vipwarden-controller.service']) {
       const text = readFileSync(join(deploy, 'systemd', unit), 'utf8');
       const bin = unit.replace('.service', '');
-      expect(text).toContain(`ExecStart=/usr/local/bin/${bin} `);
+      expect(text).toContain(`ExecStart=/usr/bin/${bin} `);
       const entry = join(REPO, 'bin', `${bin}.js`);
       const path = join(tmp, unit);
-      writeFileSync(path, text.replace(`/usr/local/bin/${bin}`, entry));
+      writeFileSync(path, text.replace(`/usr/bin/${bin}`, entry));
       paths.push(path);
     }
     const out = await run(['systemd-analyze', 'verify', ...paths]);

@@ -40,7 +40,7 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
 
 describe('Mirror', () => {
   test('follows puts and deletes, and stays correct across a compaction', async () => {
-    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     try {
       const m = new Mirror(c, '/m1/', silentLogger());
@@ -62,8 +62,8 @@ describe('Mirror', () => {
   });
 
   test('lists again after etcd was unreachable and converges on what changed meanwhile', async () => {
-    const c = connectEtcd({ endpoints: etcd.endpoints });
-    const writer = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
+    const writer = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     try {
       const m = new Mirror(c, '/m2/', silentLogger());
@@ -93,7 +93,7 @@ describe('LeaseKeeper', () => {
   const timing = { ttlSeconds: 2, keepaliveIntervalMs: 100, marginMs: 500, renewWindowMs: 500 };
 
   test('answers extend validity; a frozen etcd makes the lease untrusted before it can end', async () => {
-    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     const k = new LeaseKeeper(c, timing, realClock, silentLogger());
     try {
@@ -129,7 +129,7 @@ describe('LeaseKeeper', () => {
   });
 
   test('a lease revoked behind its back is replaced by a new one', async () => {
-    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     const k = new LeaseKeeper(c, timing, realClock, silentLogger());
     try {
@@ -154,16 +154,16 @@ describe('controller fencing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vw-fence-'));
     const prefix = '/fence/';
     const keys = new Keys(prefix);
-    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
     const deposed: string[] = [];
     const ctl = new Controller({
       config: parseControllerConfig({
         id: 'a',
-        etcd: { endpoints: etcd.endpoints, prefix },
+        etcd: { ...etcd.clientConfig(), prefix },
         source: { directory: dir },
         settleMs: 0,
       }),
-      client: connectEtcd({ endpoints: etcd.endpoints }),
+      client: connectEtcd(etcd.clientConfig()),
       source: new DirectorySource(dir, silentLogger(), 200),
       clock: realClock,
       log: silentLogger(),

@@ -1,16 +1,37 @@
 // Throw-away etcd clusters: start, answer through the etcd3 client, survive a member kill, stop
 // without leaving processes or data behind. The bridge-address case needs root (a netns testbed).
+// By default they run TLS with client certificates, peer TLS between members; a client without a certificate of
+// the cluster's CA is refused.
 import { jest } from '@jest/globals';
 import { Etcd3 } from 'etcd3';
-import { existsSync } from 'node:fs';
+import { connectEtcd } from '../../common/etcd.js';
+import { TestPki } from '../../hack/etcd/pki.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../../hack/testbed/util.js';
 import { type EtcdCluster, startEtcd } from '../harness/etcd.js';
 import { createTestbed, requireRoot } from '../harness/testbed.js';
 import { etcdPidsFor } from '../../hack/testbed/cleanup.js';
 
 jest.setTimeout(60_000);
 
-async function putGet(endpoints: string[], key: string): Promise<string | null> {
-  const client = new Etcd3({ hosts: endpoints, dialTimeout: 2000 });
+async function putGet(c: EtcdCluster, endpoints: string[], key: string): Promise<string | null> {
+  // etcd3's own client with its default retries (connectEtcd has none, on purpose): the 3-member cluster runs 20 ms
+  // heartbeats and may hold an election right after a member kill on a loaded machine.
+  const t = c.tls;
+  const client = new Etcd3({
+    hosts: endpoints,
+    dialTimeout: 2000,
+    ...(t
+      ? {
+          credentials: {
+            rootCertificate: readFileSync(t.ca),
+            certChain: readFileSync(t.cert),
+            privateKey: readFileSync(t.key),
+          },
+        }
+      : {}),
+  });
   try {
     await client.put(key).value(`value-of-${key}`);
     return await client.get(key).string();
@@ -35,9 +56,9 @@ describe('startEtcd', () => {
     const c = await startEtcd({ members: 1 });
     started.push(c);
     expect(c.endpoints).toHaveLength(1);
-    expect(c.endpoints[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(c.endpoints[0]).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     expect(c.dir.startsWith('/dev/shm/vipwarden-etcd-')).toBe(true);
-    expect(await putGet(c.endpoints, 'k1')).toBe('value-of-k1');
+    expect(await putGet(c, c.endpoints, 'k1')).toBe('value-of-k1');
     const pids = c.members.map((m) => m.pid).filter((p): p is number => p !== undefined);
     expect(pids).toHaveLength(1);
     await c.stop();
@@ -50,14 +71,14 @@ describe('startEtcd', () => {
     started.push(c);
     expect(c.endpoints).toHaveLength(3);
     expect(new Set(c.endpoints).size).toBe(3);
-    expect(await putGet(c.endpoints, 'k3')).toBe('value-of-k3');
+    expect(await putGet(c, c.endpoints, 'k3')).toBe('value-of-k3');
     await c.kill(2);
     expect(c.members[2]?.running).toBe(false);
     // two of three still make a quorum
-    expect(await putGet(c.endpoints.slice(0, 2), 'k3b')).toBe('value-of-k3b');
+    expect(await putGet(c, c.endpoints.slice(0, 2), 'k3b')).toBe('value-of-k3b');
     await c.restart(2);
     expect(c.members[2]?.running).toBe(true);
-    expect(await putGet([c.endpoints[2] as string], 'k3c')).toBe('value-of-k3c');
+    expect(await putGet(c, [c.endpoints[2] as string], 'k3c')).toBe('value-of-k3c');
     expect(await c.healthy()).toBe(true);
     const pids = c.members.map((m) => m.pid).filter((p): p is number => p !== undefined);
     expect(pids).toHaveLength(3);
@@ -72,11 +93,12 @@ describe('startEtcd', () => {
       const c = await startEtcd({ members: 1, extraHosts: [tb.bridgeIp] });
       started.push(c);
       const inner = c.endpointsFor(tb.bridgeIp);
-      expect(inner[0]).toBe(`http://${tb.bridgeIp}:${c.members[0]?.clientPort}`);
-      expect(await putGet(c.endpoints, 'from-root')).toBe('value-of-from-root');
+      expect(inner[0]).toBe(`https://${tb.bridgeIp}:${c.members[0]?.clientPort}`);
+      expect(await putGet(c, c.endpoints, 'from-root')).toBe('value-of-from-root');
       const r = await tb.exec('node1', [
-        'etcdctl',
+        c.binaries.etcdctl,
         `--endpoints=${inner.join(',')}`,
+        ...c.etcdctlFlags('node1'),
         '--dial-timeout=2s',
         'get',
         'from-root',
@@ -89,13 +111,66 @@ describe('startEtcd', () => {
       const node = tb.node('node1');
       const inNs = await startEtcd({ members: 1, host: node.ip, netns: node.netns });
       started.push(inNs);
-      expect(inNs.endpoints[0]).toMatch(new RegExp(`^http://${node.ip.replace(/\./g, '\\.')}:\\d+$`));
-      expect(await putGet(inNs.endpoints, 'in-ns')).toBe('value-of-in-ns');
+      expect(inNs.endpoints[0]).toMatch(new RegExp(`^https://${node.ip.replace(/\./g, '\\.')}:\\d+$`));
+      expect(await putGet(inNs, inNs.endpoints, 'in-ns')).toBe('value-of-in-ns');
       await inNs.stop();
       expect(existsSync(inNs.dir)).toBe(false);
     } finally {
       await tb.destroy();
     }
+  });
+
+  test('TLS: peers talk TLS; a client without a certificate, or with one of another CA, is refused', async () => {
+    const c = await startEtcd({ members: 3, heartbeatMs: 20, electionMs: 200 });
+    started.push(c);
+    const members = await run([
+      c.binaries.etcdctl,
+      `--endpoints=${c.endpoints[0]}`,
+      ...c.etcdctlFlags(),
+      'member',
+      'list',
+    ]);
+    expect(members.stdout.trim().split('\n')).toHaveLength(3);
+    for (const line of members.stdout.trim().split('\n')) expect(line).toMatch(/, https:\/\/127\.0\.0\.1:\d+, https:/);
+    expect(await putGet(c, c.endpoints, 'tls')).toBe('value-of-tls');
+    const tls = c.tls!;
+    const tryGet = async (cfg: Parameters<typeof connectEtcd>[0]): Promise<string> => {
+      const client = connectEtcd({ ...cfg, timeoutMs: 2000, dialTimeoutMs: 2000 });
+      try {
+        return (await client.get('tls').string()) ?? 'absent';
+      } catch (err) {
+        return `refused: ${String(err)}`;
+      } finally {
+        client.close();
+      }
+    };
+    // the CA, no client certificate (--client-cert-auth)
+    expect(await tryGet({ endpoints: c.endpoints, tls: { ca: tls.ca } })).toMatch(/^refused/);
+    // a certificate of another CA
+    const other = new TestPki(join(c.dir, 'other-pki')).client('root');
+    expect(await tryGet({ endpoints: c.endpoints, tls: { ca: tls.ca, cert: other.cert, key: other.key } })).toMatch(
+      /^refused/,
+    );
+    // plain text to a TLS port
+    expect(await tryGet({ endpoints: c.endpoints.map((e) => e.replace('https:', 'http:')) })).toMatch(/^refused/);
+    // a component's own certificate works
+    expect(await tryGet(c.clientConfig({ user: 'node1' }))).toBe('value-of-tls');
+    await c.stop();
+  });
+
+  test('tls: false runs plain http', async () => {
+    const c = await startEtcd({ members: 1, tls: false });
+    started.push(c);
+    expect(c.endpoints[0]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(c.tls).toBeUndefined();
+    const client = new Etcd3({ hosts: c.endpoints, dialTimeout: 2000 });
+    try {
+      await client.put('plain').value('1');
+      expect(await client.get('plain').string()).toBe('1');
+    } finally {
+      client.close();
+    }
+    await c.stop();
   });
 
   test('rejects addresses outside loopback and the benchmarking ranges', async () => {

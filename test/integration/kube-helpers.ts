@@ -1,6 +1,6 @@
 // Small helpers shared by the Kubernetes integration and e2e tests (on top of test/harness/kube.ts).
 import { join } from 'node:path';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import type { KubeEnv } from '../harness/kube.js';
 
 export const CRD_FILE = join(REPO, 'crds', 'failovergroup.crd.yaml');
@@ -33,4 +33,49 @@ export async function applyCrd(kube: KubeEnv, file = CRD_FILE): Promise<void> {
     async () => ((await kube.kubectl(['get', 'fg'], { allowFailure: true })).exitCode === 0 ? true : undefined),
     'fg in discovery',
   );
+}
+
+/** The Events of an object in the default namespace, as kubectl lists them. */
+export async function objectEvents(
+  kube: KubeEnv,
+  name: string,
+): Promise<{ reason: string; message: string; type: string }[]> {
+  const r = await kube.kubectl([
+    'get',
+    'events',
+    '-n',
+    'default',
+    '--field-selector',
+    `involvedObject.name=${name}`,
+    '-o',
+    'json',
+  ]);
+  return (JSON.parse(r.stdout) as { items: { reason: string; message: string; type: string }[] }).items;
+}
+
+/**
+ * The API server of a test file: `start()` in beforeAll (as root: the build cache and etcd need it), `get()` in the
+ * tests (a clear error when the start failed), `stop()` in afterAll.
+ */
+export function kubeSlot(): {
+  start(run: () => Promise<KubeEnv>): Promise<KubeEnv>;
+  get(): KubeEnv;
+  stop(): Promise<void>;
+} {
+  let kube: KubeEnv | undefined;
+  return {
+    async start(run) {
+      if (process.getuid?.() !== 0)
+        throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
+      kube = await run();
+      return kube;
+    },
+    get() {
+      if (!kube) throw new Error('the Kubernetes environment did not start (see the beforeAll error above)');
+      return kube;
+    },
+    async stop() {
+      await kube?.stop();
+    },
+  };
 }

@@ -5,15 +5,16 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { realClock } from '../../common/clock.js';
+import { connectEtcd } from '../../common/etcd.js';
 import { silentLogger } from '../../common/log.js';
 import { KubernetesSource, loadKubeConfig } from '../../controller/sources/kubernetes.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { applyCrd, waitFor } from './kube-helpers.js';
+import { applyCrd, kubeSlot, waitFor } from './kube-helpers.js';
 
-let kube: KubeEnv | undefined;
+const slot = kubeSlot();
+const env = (): KubeEnv => slot.get();
 let proxy: Proxy | undefined;
 const ac = new AbortController();
 
@@ -57,22 +58,15 @@ async function startProxy(target: { host: string; port: number }): Promise<Proxy
   return { port, cut, restore: listen, close: cut };
 }
 
-function env(): KubeEnv {
-  if (!kube) throw new Error('the Kubernetes environment did not start (see the beforeAll error above)');
-  return kube;
-}
-
 beforeAll(async () => {
-  if (process.getuid?.() !== 0)
-    throw new Error('the integration tier must run as root (kube-apiserver build cache, etcd)');
-  kube = await startKube({ extraApiserverArgs: ['--watch-cache=false'] });
+  const kube = await slot.start(() => startKube({ extraApiserverArgs: ['--watch-cache=false'] }));
   await applyCrd(kube);
 }, 30 * 60_000);
 
 afterAll(async () => {
   ac.abort();
   await proxy?.close();
-  await kube?.stop();
+  await slot.stop();
 }, 60_000);
 
 const group = (name: string) =>
@@ -125,7 +119,7 @@ test('the informer is started again after the connection is cut, and lists again
   await env().kubectl(['apply', '-f', '-'], { input: group('while-cut') });
   await env().kubectl(['patch', 'fg', 'watched', '--type=merge', '-p', '{"metadata":{"finalizers":null}}']);
   await env().kubectl(['delete', 'fg', 'watched']);
-  const etcd = new Etcd3({ hosts: env().etcdEndpoint });
+  const etcd = connectEtcd(env().etcdClient);
   try {
     const rev = (await etcd.get('/compact-marker').exec()).header.revision;
     await etcd.kv.compact({ revision: rev, physical: true });

@@ -8,38 +8,41 @@ import type { VipRef } from './addresses.js';
 import type { AgentConfig } from './config.js';
 import { CloudResource } from './cloud/resource.js';
 import { HookResource } from './hooks.js';
+import { startLvs, type LvsPart } from './lvs/wiring.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
 import { locateNdsend, naSender } from './ndsend.js';
 import { SnatResource } from './snat.js';
 import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import type { GroupResource } from './resources.js';
 
-export interface ExtrasDeps {
+export interface OptionalPartsDeps {
   config: AgentConfig;
   exec: Exec;
   clock: Clock;
   log: Logger;
 }
 
-export interface Extras {
+export interface OptionalParts {
   resources: GroupResource[];
   metrics: AgentMetrics;
   /** CommandAnnouncer's onSent: counts announcement packets. */
   onAnnounced?: (vip: VipRef, packets: number) => void;
   /** CommandAnnouncer's sendNa: unsolicited neighbour advertisements for IPv6 VIPs (undefined: none). */
   sendNa?: (vip: VipRef, count: number) => Promise<void>;
+  /** The LVS director (node-agent/lvs): the agent hands it the groups that name this node. */
+  lvs?: LvsPart['director'];
   /** Binds /readyz to the agent once it exists. */
   setReady?: (ready: () => boolean) => void;
   close(): Promise<void>;
 }
 
-export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
+export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalParts> {
   const { config, log } = deps;
   const resources: GroupResource[] = [];
   const closers: (() => Promise<void>)[] = [];
   let metrics: AgentMetrics = NO_METRICS;
-  let onAnnounced: Extras['onAnnounced'];
-  let setReady: Extras['setReady'];
+  let onAnnounced: OptionalParts['onAnnounced'];
+  let setReady: OptionalParts['setReady'];
 
   // Metrics: /metrics, /healthz, /readyz on metrics.listen (no metrics section: no server).
   if (config.metrics) {
@@ -56,6 +59,9 @@ export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
   // Workloads (issue 4), in acquire order: SNAT, then hooks (services start once traffic leaves from the VIP),
   // then the cloud floating IP (traffic from outside arrives once the services run). Release runs in reverse.
   resources.push(new SnatResource(deps.exec), new HookResource(deps.exec, config));
+  const lvs = await startLvs({ ...deps, registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined });
+  resources.push(lvs.resource);
+  closers.push(() => lvs.close());
   const cloud = new CloudResource({ config, clock: deps.clock });
   resources.push(cloud);
   closers.push(() => cloud.close());
@@ -66,11 +72,11 @@ export async function extraResources(deps: ExtrasDeps): Promise<Extras> {
     resources,
     metrics,
     sendNa,
+    lvs: lvs.director,
     onAnnounced,
     setReady,
     close: async () => {
-      for (const c of closers.reverse())
-        await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+      for (const c of closers.reverse()) await c().catch((err) => log.warn({ err }, 'closing an optional part failed'));
     },
   };
 }

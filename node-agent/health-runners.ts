@@ -1,0 +1,152 @@
+// The health side of the agent: one GroupHealth runner per group that names this node, restarted only when the
+// group's checks change; the health record each group publishes; groups held down after a failed acquire; and the
+// groups whose spec this agent cannot parse (version skew), which are never healthy here because nothing can check
+// them.
+import type { Clock } from '../common/clock.js';
+import type { Exec } from '../common/exec.js';
+import { fingerprint } from '../common/hash.js';
+import type { HealthRecord } from '../common/keyspace.js';
+import type { Logger } from '../common/log.js';
+import type { Spec } from '../crds/failovergroup.js';
+import { checks as defaultChecks, type CheckFn } from './checks/index.js';
+import type { ClusterView } from './cluster-view.js';
+import type { AgentConfig } from './config.js';
+import { GroupHealth, type GroupHealthState } from './health.js';
+import type { HealthPublisher } from './health-publisher.js';
+import type { AgentMetrics } from './metrics.js';
+
+interface Runner {
+  checksHash: string;
+  health: GroupHealth;
+  /** The verdict of the checks this runner replaced, until its own first verdict (a check edit is no failure). */
+  carried?: boolean;
+}
+
+export interface HealthRunnersDeps {
+  config: AgentConfig;
+  view: ClusterView;
+  exec: Exec;
+  clock: Clock;
+  log: Logger;
+  metrics: AgentMetrics;
+  publisher: HealthPublisher;
+  checkRegistry?: Record<string, CheckFn>;
+  /** Whether this node holds the group now. */
+  holds: (group: string) => boolean;
+  /** Called when a group's health changed (the agent runs a pass). */
+  onChange: () => void;
+  /** Told, on every sync, the groups that name this node (the LVS director checks their real servers). */
+  onCandidates?: (groups: ReadonlyMap<string, Spec>) => void;
+}
+
+export class HealthRunners {
+  private readonly runners = new Map<string, Runner>();
+  /** Per group: held unhealthy until `until` (monotonic ms) after its acquire failed, and why. */
+  private readonly acquireFailures = new Map<string, { until: number; message: string }>();
+  /** Per group whose spec does not parse here: why. */
+  readonly specErrors = new Map<string, string>();
+
+  constructor(private readonly d: HealthRunnersDeps) {}
+
+  groups(): string[] {
+    return [...this.runners.keys()];
+  }
+
+  /** Starts and stops runners to match the groups that name this node. */
+  sync(): void {
+    const want = new Map<string, Spec>();
+    this.specErrors.clear();
+    for (const g of this.d.view.groupNames()) {
+      const r = this.d.view.readSpec(g);
+      if (r.kind === 'error') {
+        this.specErrors.set(g, r.why);
+      } else if (r.kind === 'ok' && r.spec.nodes.some((n) => n.name === this.d.config.node)) want.set(g, r.spec);
+    }
+    this.d.onCandidates?.(want);
+    const carried = new Map<string, boolean>();
+    for (const [g, rt] of this.runners) {
+      const spec = want.get(g);
+      if (!spec || fingerprint(spec.checks) !== rt.checksHash) {
+        const s = rt.health.state;
+        const verdict = s.known ? s.healthy : rt.carried;
+        if (spec && verdict !== undefined) carried.set(g, verdict);
+        rt.health.stop();
+        this.runners.delete(g);
+        if (!spec) void this.d.publisher.forget(g);
+      }
+    }
+    for (const [g, spec] of want) if (!this.runners.has(g)) this.startRunner(g, spec, carried.get(g));
+  }
+
+  private startRunner(g: string, spec: Spec, carried?: boolean): void {
+    const { config, exec, clock, log } = this.d;
+    const health = new GroupHealth(g, spec.checks, this.d.checkRegistry ?? defaultChecks, { exec, config }, clock, log);
+    const rt: Runner = { checksHash: fingerprint(spec.checks), health, carried };
+    this.runners.set(g, rt);
+    health.on('change', (state) => {
+      if (this.runners.get(g) !== rt) return;
+      // A holder that turns unhealthy publishes its health together with its release (one transaction),
+      // so that the controller moves the group at once instead of first asking for the release.
+      if (!(this.d.holds(g) && !state.healthy)) void this.publish(g);
+      this.d.onChange();
+    });
+    health.on('result', (check, ok, latency) => this.d.metrics.checkResult(g, check, ok, latency));
+    health.start();
+    void this.publish(g);
+  }
+
+  stopAll(): void {
+    for (const rt of this.runners.values()) rt.health.stop();
+  }
+
+  private heldDown(group: string): { message: string } | undefined {
+    const f = this.acquireFailures.get(group);
+    return f && f.until > this.d.clock.mono() ? f : undefined;
+  }
+
+  /** Healthy here. A group without a runner counts as healthy only when it has no record (it is being deleted). */
+  isHealthy(group: string): boolean {
+    if (this.heldDown(group) || this.specErrors.has(group)) return false;
+    const rt = this.runners.get(group);
+    if (!rt) return this.d.view.readSpec(group).kind === 'absent';
+    const s = rt.health.state;
+    return s.known ? s.healthy : (rt.carried ?? false);
+  }
+
+  private state(group: string): GroupHealthState | undefined {
+    const rt = this.runners.get(group);
+    if (!rt) return undefined;
+    const s = rt.health.state;
+    const f = this.heldDown(group);
+    if (f) return { ...s, healthy: false, checks: [...s.checks, { name: 'acquire', ok: false, message: f.message }] };
+    return s;
+  }
+
+  record(group: string): HealthRecord | undefined {
+    const rt = this.runners.get(group);
+    const s = this.state(group);
+    if (!rt || !s || !s.known) return undefined;
+    return {
+      healthy: s.healthy,
+      priorityDelta: s.priorityDelta,
+      checks: s.checks,
+      checksHash: rt.checksHash,
+      at: this.d.clock.wall(),
+      ...(s.failingSince !== undefined ? { failingSince: s.failingSince } : {}),
+    };
+  }
+
+  publish(group: string): Promise<void> {
+    const rec = this.record(group);
+    return rec ? this.d.publisher.publish(group, rec) : Promise.resolve();
+  }
+
+  /** An acquire failed: the group is unhealthy here for `holdDownMs`, so that another node takes it. */
+  failAcquire(group: string, message: string, holdDownMs: number): void {
+    this.acquireFailures.set(group, { until: this.d.clock.mono() + holdDownMs, message });
+    setTimeout(() => {
+      void this.publish(group);
+      this.d.onChange();
+    }, holdDownMs + 10).unref();
+  }
+}

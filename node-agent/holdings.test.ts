@@ -1,0 +1,216 @@
+// Safety 1-2 without root: Holdings with an injected exec (a fake kernel that keeps addresses and their lifetimes),
+// a fake clock and a fake lease whose keepalive answers the test gives.
+import { describe, expect, it } from '@jest/globals';
+import type { Clock } from '../common/clock.js';
+import { silentLogger } from '../common/log.js';
+import { vipRef, type VipRef } from './addresses.js';
+import { Holdings, type LeaseView } from './holdings.js';
+import { FakeKernel } from './testing/fake-kernel.js';
+
+const TTL_MS = 5000;
+const MARGIN_MS = 500;
+const WINDOW_MS = 500;
+
+class FakeClock implements Clock {
+  t = 1_000_000;
+  mono = () => this.t;
+  wall = () => 1_700_000_000_000 + this.t;
+  sleep = async (ms: number) => {
+    this.t += ms;
+  };
+}
+
+class FakeLease implements LeaseView {
+  lease: string | undefined = '1';
+  validUntil = 0;
+  lastAnsweredSentAt = -Infinity;
+  constructor(private readonly clock: FakeClock) {}
+  /** A keepalive sent `ago` ms before now was answered with the full TTL. */
+  answer(ago = 0): void {
+    const sentAt = this.clock.t - ago;
+    this.lastAnsweredSentAt = sentAt;
+    this.validUntil = Math.max(this.validUntil, sentAt + TTL_MS);
+  }
+  isSafe(): boolean {
+    return this.lease !== undefined && this.validUntil - MARGIN_MS - this.clock.t > 0;
+  }
+  isFresh(): boolean {
+    return this.isSafe() && this.clock.t - this.lastAnsweredSentAt <= WINDOW_MS;
+  }
+  ensureFresh(): Promise<boolean> {
+    return Promise.resolve(this.isFresh());
+  }
+}
+
+function setup(opts: { deadlineExec?: string } = {}) {
+  const clock = new FakeClock();
+  const lease = new FakeLease(clock);
+  const kernel = new FakeKernel();
+  const holdings = new Holdings({
+    exec: kernel.exec,
+    clock,
+    lease,
+    timing: { marginMs: MARGIN_MS, renewWindowMs: WINDOW_MS },
+    log: silentLogger(),
+    deadlineExec: opts.deadlineExec,
+  });
+  return { clock, lease, kernel, holdings };
+}
+
+const web = [vipRef('198.18.0.100/24', 'eth0'), vipRef('2001:2::100/64', 'eth0')];
+const db = [vipRef('198.18.0.200/24', 'eth0')];
+const take = (group: string, refs: VipRef[], epoch = 10, lease = '1') => ({
+  group,
+  epoch,
+  lease,
+  specHash: 'h',
+  refs,
+});
+
+describe('Holdings: adding (Safety 1-2)', () => {
+  it('adds under a fresh keepalive, with a lifetime that ends before the lease can', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer(100);
+    await expect(holdings.add(take('web', web))).resolves.toBe('added');
+    // Answer sent 100 ms ago: the lease runs 4900 ms more, minus the 500 ms margin, in whole seconds.
+    expect(web.map((v) => kernel.lifetimeOf(v))).toEqual([4, 4]);
+    expect(holdings.plannerView().get('web')).toMatchObject({ epoch: 10 });
+  });
+
+  it('refuses to add when the last keepalive answer is stale, and runs no command', async () => {
+    const { clock, lease, kernel, holdings } = setup();
+    lease.answer();
+    clock.t += WINDOW_MS + 1;
+    await expect(holdings.add(take('web', web))).resolves.toBe('no-fresh-keepalive');
+    expect(kernel.commands).toEqual([]);
+    expect(holdings.get('web')).toBeUndefined();
+  });
+
+  it('refuses an assignment that names another lease (a restarted agent is not the old holder)', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    await expect(holdings.add(take('web', web, 10, '7'))).resolves.toBe('not-our-lease');
+    expect(kernel.commands).toEqual([]);
+  });
+
+  it('passes the answer fence to vw-before, and holds nothing when it refused to run the command', async () => {
+    const { clock, lease, kernel, holdings } = setup({ deadlineExec: '/vw-before' });
+    lease.answer(200);
+    kernel.deadlineExit = 75;
+    await expect(holdings.add(take('web', web))).resolves.toBe('not-covered');
+    const first = kernel.commands[0]!;
+    expect(first.argv.slice(0, 2)).toEqual(['/vw-before', String(Math.floor((clock.t - 200 + WINDOW_MS) * 1e6))]);
+    expect(holdings.get('web')).toBeUndefined();
+    expect(web.some((v) => kernel.has(v))).toBe(false);
+  });
+
+  it('a lost lease that comes in while the add command runs wins: nothing is left on the machine', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    let open!: () => void;
+    kernel.gate = new Promise((r) => (open = r));
+    const adding = holdings.add(take('web', web));
+    while (!holdings.get('web')) await Promise.resolve();
+    const dropped = holdings.dropLease(() => true, 'lease-not-confirmed');
+    expect(dropped).toHaveLength(1);
+    kernel.gate = undefined;
+    open();
+    await expect(adding).resolves.toBe('superseded');
+    await expect(dropped[0]!.removal).resolves.toBe(true);
+    expect(web.some((v) => kernel.has(v))).toBe(false);
+    expect(holdings.get('web')).toBeUndefined();
+  });
+});
+
+describe('Holdings: renewing', () => {
+  it('extends the lifetime after each answer, bounded by that answer', async () => {
+    const { clock, lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web));
+    clock.t += 2000;
+    lease.answer(300);
+    await expect(holdings.renew()).resolves.toBe(true);
+    expect(kernel.lifetimeOf(web[0]!)).toBe(4); // floor((5000 - 300 - 500) / 1000)
+  });
+
+  it('does not renew with a stale answer', async () => {
+    const { clock, lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web));
+    const before = kernel.commands.length;
+    clock.t += 1000;
+    await expect(holdings.renew()).resolves.toBe(false);
+    expect(kernel.commands.length).toBe(before);
+  });
+
+  it('never renews addresses held under an earlier lease', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web, 10, '1'));
+    // The process was frozen, its lease ended and it was granted another: answers for lease 2 prove nothing for 1.
+    lease.lease = '2';
+    lease.answer();
+    await holdings.add(take('db', db, 11, '2'));
+    const before = kernel.commands.length;
+    await holdings.renew();
+    const renewed = kernel.commands.slice(before).map((c) => c.input);
+    expect(renewed.join('')).toContain('198.18.0.200/24');
+    expect(renewed.join('')).not.toContain('198.18.0.100/24');
+  });
+});
+
+describe('Holdings: letting go', () => {
+  it('a replaced lease drops every group held under the old one, at once, and keeps the others', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web, 10, '1'));
+    lease.lease = '2';
+    lease.answer();
+    await holdings.add(take('db', db, 11, '2'));
+    const dropped = holdings.dropLease((l) => l !== '2', 'earlier-lease');
+    expect(dropped.map((d) => d.holding.group)).toEqual(['web']);
+    expect(holdings.get('web')).toBeUndefined(); // before the command has even run
+    expect(dropped[0]!.holding.ac.signal.aborted).toBe(true);
+    await expect(dropped[0]!.removal).resolves.toBe(true);
+    expect(web.some((v) => kernel.has(v))).toBe(false);
+    expect(kernel.has(db[0]!)).toBe(true);
+    expect(holdings.groups()).toEqual(['db']);
+  });
+
+  it('a failed `ip addr del` is not gone: the group stays leaving, is never renewed, and is let go once removed', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web));
+    kernel.failDelete = true;
+    const r = await holdings.release('web', { reason: 'unhealthy', ackEpoch: 10 });
+    expect(r?.gone).toBe(false);
+    expect(kernel.has(web[0]!)).toBe(true);
+    expect([...holdings.leavingGroups()]).toEqual(['web']);
+    expect(holdings.allRefs()).toEqual(web); // still in the state file
+    // A keepalive answer does not extend what is leaving: the kernel lifetime runs out by itself.
+    const before = kernel.commands.length;
+    lease.answer();
+    await expect(holdings.renew()).resolves.toBe(false);
+    expect(kernel.commands.length).toBe(before);
+    // Nor can it be taken again until it is gone.
+    await expect(holdings.add(take('web', web, 12))).resolves.toBe('superseded');
+    await expect(holdings.retryLeaving('web')).resolves.toBeUndefined();
+    kernel.failDelete = false;
+    const done = await holdings.retryLeaving('web');
+    expect(done).toMatchObject({ reason: 'unhealthy', ackEpoch: 10 });
+    expect(kernel.has(web[0]!)).toBe(false);
+    expect(holdings.leavingGroups().size).toBe(0);
+  });
+
+  it('an update removes the addresses the group no longer has and renews the rest', async () => {
+    const { lease, kernel, holdings } = setup();
+    lease.answer();
+    await holdings.add(take('web', web));
+    const u = await holdings.update('web', { epoch: 12, specHash: 'h2', refs: [web[0]!] });
+    expect(u?.removed).toEqual([web[1]]);
+    expect(u?.specChanged).toBe(true);
+    expect(kernel.has(web[0]!)).toBe(true);
+    expect(kernel.has(web[1]!)).toBe(false);
+    expect(holdings.plannerView().get('web')?.epoch).toBe(12);
+  });
+});

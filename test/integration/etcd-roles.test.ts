@@ -1,0 +1,112 @@
+// Least-privilege etcd users (issue 10, item 2): deploy/etcd/setup.sh creates one role per node, a controller role,
+// a read-only role and an operator role, and turns authentication on. Each component logs in with its client
+// certificate (CN = user). With node1's credentials, etcd itself refuses writes to node2's keys and to assignments.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { execa } from 'execa';
+import { connectEtcd } from '../../common/etcd.js';
+import { Keys } from '../../common/keyspace.js';
+import { REPO } from '../harness/cluster.js';
+import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
+
+jest.setTimeout(60_000);
+
+const keys = new Keys('/vipwarden/');
+let etcd: EtcdCluster;
+
+async function setup(...args: string[]) {
+  const t = etcd.tls!;
+  return execa('bash', [join(REPO, 'deploy', 'etcd', 'setup.sh'), ...args], {
+    env: {
+      ETCDCTL: etcd.binaries.etcdctl,
+      ETCDCTL_ENDPOINTS: etcd.endpoints.join(','),
+      ETCDCTL_CACERT: t.ca,
+      ETCDCTL_CERT: t.cert, // CN root
+      ETCDCTL_KEY: t.key,
+    },
+    reject: false,
+  });
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd({ members: 1 });
+  const args = ['--node', 'node1', '--node', 'node2', '--controller', 'controller', '--reader', 'reader'];
+  const r = await setup(...args, '--operator', 'ops');
+  if (r.exitCode !== 0) throw new Error(`setup.sh failed: ${r.stderr}`);
+  // Safe to repeat, with authentication already on.
+  const again = await setup(...args, '--operator', 'ops');
+  if (again.exitCode !== 0) throw new Error(`setup.sh (second run) failed: ${again.stderr}`);
+});
+afterAll(async () => {
+  await etcd?.stop();
+});
+
+/** 'ok' or 'denied' for a put of `key` as `user` (with the user's own client certificate). */
+async function put(user: string, key: string, lease = false): Promise<'ok' | 'denied' | string> {
+  const c = connectEtcd({ ...etcd.clientConfig({ user }), timeoutMs: 3000 });
+  try {
+    if (lease) {
+      const l = c.lease(5, { autoKeepAlive: false });
+      await l.put(key).value('v');
+      await l.revoke();
+    } else await c.put(key).value('v');
+    return 'ok';
+  } catch (err) {
+    return /permission denied/i.test(String(err)) ? 'denied' : String(err);
+  } finally {
+    c.close();
+  }
+}
+async function read(user: string, prefix: string): Promise<'ok' | 'denied' | string> {
+  const c = connectEtcd({ ...etcd.clientConfig({ user }), timeoutMs: 3000 });
+  try {
+    await c.getAll().prefix(prefix).keys();
+    return 'ok';
+  } catch (err) {
+    return /permission denied/i.test(String(err)) ? 'denied' : String(err);
+  } finally {
+    c.close();
+  }
+}
+
+describe('etcd roles from deploy/etcd/setup.sh', () => {
+  test('authentication is on: an unknown certificate CN gets nothing', async () => {
+    expect(await read('stranger', keys.prefix)).not.toBe('ok');
+  });
+
+  test("node1 writes its own keys (under its lease) and nothing of node2's, no assignment, no group", async () => {
+    expect(await put('node1', keys.node('node1'), true)).toBe('ok');
+    expect(await put('node1', keys.health('web', 'node1'), true)).toBe('ok');
+    expect(await put('node1', keys.released('web', 'node1'), true)).toBe('ok');
+    expect(await read('node1', keys.prefix)).toBe('ok');
+
+    expect(await put('node1', keys.node('node2'))).toBe('denied');
+    expect(await put('node1', keys.health('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.released('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.assignment('web'))).toBe('denied');
+    expect(await put('node1', keys.group('web'))).toBe('denied');
+    expect(await put('node1', keys.leader())).toBe('denied');
+    expect(await put('node1', keys.move('web'))).toBe('denied');
+    // a key that only shares node1's name as a prefix
+    expect(await put('node1', keys.node('node10'))).toBe('denied');
+  });
+
+  test('the controller writes assignments, group records and the leader key', async () => {
+    expect(await put('controller', keys.assignment('web'))).toBe('ok');
+    expect(await put('controller', keys.group('web'))).toBe('ok');
+    expect(await put('controller', keys.leader(), true)).toBe('ok');
+    expect(await put('controller', keys.event('web', 7))).toBe('ok');
+  });
+
+  test('the reader reads everything and writes nothing; the operator writes only moves and drains', async () => {
+    expect(await read('reader', keys.prefix)).toBe('ok');
+    expect(await put('reader', keys.move('web'))).toBe('denied');
+    expect(await put('reader', keys.drain('node1'))).toBe('denied');
+    expect(await put('ops', keys.move('web'))).toBe('ok');
+    expect(await put('ops', keys.drain('node1'))).toBe('ok');
+    expect(await put('ops', keys.assignment('web'))).toBe('denied');
+    expect(await put('ops', keys.node('node1'))).toBe('denied');
+    // nothing outside the prefix, for anyone but root
+    expect(await put('controller', '/elsewhere')).toBe('denied');
+  });
+});
