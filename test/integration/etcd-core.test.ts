@@ -216,7 +216,7 @@ describe('a leader whose source cannot list (API server down at election)', () =
   test('leads anyway from the group records in etcd: assignments stay, and a holder whose lease ends is replaced', async () => {
     const prefix = '/stuck/';
     const keys = new Keys(prefix);
-    const c = connectEtcd({ endpoints: etcd.endpoints });
+    const c = connectEtcd(etcd.clientConfig());
     const parsed = parseFailoverGroup({
       apiVersion: 'vipwarden.io/v1alpha1',
       kind: 'FailoverGroup',
@@ -273,11 +273,11 @@ describe('a leader whose source cannot list (API server down at election)', () =
     const ctl = new Controller({
       config: parseControllerConfig({
         id: 'stuck',
-        etcd: { endpoints: etcd.endpoints, prefix },
+        etcd: { ...etcd.clientConfig(), prefix },
         source: { directory: '/nonexistent' },
         settleMs: 0,
       }),
-      client: connectEtcd({ endpoints: etcd.endpoints }),
+      client: connectEtcd(etcd.clientConfig()),
       source: stuck,
       clock: realClock,
       log: silentLogger(),
