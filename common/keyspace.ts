@@ -99,6 +99,82 @@ export class Keys {
 
 const Millis = z.number().int().nonnegative();
 
+/**
+ * Why an agent let go of a group, or declined one named to it: the `reason` of released/<group>/<node> and the
+ * agent's metric label. `other` is what an unknown value (an older or newer agent) reads as: the release still
+ * counts, only its reason is unknown.
+ */
+export const ReleaseReason = z.enum([
+  /** The controller asked (assignment `release: true`; the assignment's reason says why). */
+  'release-requested',
+  'shutting-down',
+  'unhealthy',
+  /** The node lease was not confirmed in time (or could not be told: no ack is written for it). */
+  'lease-not-confirmed',
+  /** Held under a lease this process no longer has. */
+  'earlier-lease',
+  'already-released',
+  /** The agent cannot parse the group's spec (version skew): it holds nothing it cannot check. */
+  'spec-not-understood',
+  /** An address add was not covered by a fresh keepalive answer (or failed): let go as a release would. */
+  'address-add-not-covered',
+  'assigned-elsewhere',
+  'assignment-gone',
+  'other',
+]);
+export type ReleaseReason = z.infer<typeof ReleaseReason>;
+
+/**
+ * Why an assignment changed: the `reason` of assignments/<group> and events/<group>/<rev>, the controller's metric
+ * label and the status' lastTransition. `other` is what an unknown value reads as.
+ */
+export const TransitionReason = z.enum([
+  /** First placement of a group. */
+  'initial',
+  /** Nobody held it; a node became eligible. */
+  'recovered',
+  /** The holder's lease ended (etcd said so) and its addresses have run out (Safety 3). */
+  'lease-expired',
+  /** The holder let go on its own, for no reason more specific than this. */
+  'released',
+  'unhealthy',
+  'shutting-down',
+  'already-released',
+  'failback',
+  /** Pinned to another node (`vipwarden move`). */
+  'move',
+  'drained',
+  'deleted',
+  /** The holder is no longer one of the group's nodes. */
+  'node-removed',
+  'no-healthy-node',
+  /** Same holder, new spec; with `release: true`, a VIP leaving for another group waits for the holder's ack. */
+  'spec-changed',
+  'release-cancelled',
+  /** The holder let go by itself without the controller deciding a move (lost lease, etcd stall): history only. */
+  'holder-let-go',
+  'other',
+]);
+export type TransitionReason = z.infer<typeof TransitionReason>;
+
+/** The transition a release stands for, when the holder let go on its own (not at the controller's request). */
+export const TRANSITION_FOR_RELEASE: Record<ReleaseReason, TransitionReason> = {
+  'release-requested': 'released',
+  'shutting-down': 'shutting-down',
+  unhealthy: 'unhealthy',
+  'lease-not-confirmed': 'released',
+  'earlier-lease': 'released',
+  'already-released': 'already-released',
+  'spec-not-understood': 'released',
+  'address-add-not-covered': 'released',
+  'assigned-elsewhere': 'released',
+  'assignment-gone': 'released',
+  other: 'released',
+};
+
+/** Largest renewWindowMs an agent may publish (node-agent/config.ts allows up to this much). */
+export const MAX_RENEW_WINDOW_MS = 5000;
+
 export const NodeRecord = z.object({
   name: z.string(),
   /** The node lease's id as a decimal string (64-bit ids do not fit a JS number). */
@@ -107,7 +183,7 @@ export const NodeRecord = z.object({
   /** Longest kernel address lifetime the agent may set, in seconds (DESIGN.md Safety 2-3). */
   maxLifetimeSeconds: z.number().int().positive(),
   /** Addresses are set only within this long after a keepalive was sent (see node-agent/lease.ts). */
-  renewWindowMs: z.number().int().positive(),
+  renewWindowMs: z.number().int().positive().max(MAX_RENEW_WINDOW_MS),
   addresses: z.array(z.string()).default([]),
   interfaces: z.array(z.string()).default([]),
   version: z.string(),
@@ -158,7 +234,10 @@ export const AssignmentRecord = z.object({
   vips: z.array(z.object({ address: z.string(), interface: z.string().optional() })),
   /** Set when the controller asks the holder to let go (planned move, failback, deletion). */
   release: z.boolean().default(false),
-  reason: z.string(),
+  reason: TransitionReason.catch('other'),
+  /** Addresses a spec change took away from this group that the holder may still have: they stay claimed by this
+   *  group until the holder acknowledges a release, or its lease ends and the Safety 3 wait has run out. */
+  retiring: z.array(z.object({ address: z.string(), interface: z.string().optional() })).optional(),
   /** Hash of the parts of the spec the agent acts on (VIPs, SNAT, hooks, announce). */
   specHash: z.string(),
   at: Millis,
@@ -170,8 +249,9 @@ export type AssignmentRecord = z.infer<typeof AssignmentRecord>;
 
 export const ReleasedRecord = z.object({
   epoch: z.number().int().positive(),
+  /** Wall-clock time of the release, written after the addresses were removed. */
   at: Millis,
-  reason: z.string(),
+  reason: ReleaseReason.catch('other'),
   /** When the holder's failing check first failed, if that is why it let go (for the event's figures). */
   failingSince: Millis.optional(),
 });
@@ -184,7 +264,7 @@ export const EventRecord = z.object({
   group: z.string(),
   from: z.string().nullable(),
   to: z.string().nullable(),
-  reason: z.string(),
+  reason: TransitionReason.catch('other'),
   at: Millis,
   epoch: z.number().int(),
   /** From the failure's detection to this assignment, in ms. */

@@ -8,7 +8,7 @@ import { Keys } from '../common/keyspace.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config.js';
 import { Controller } from './controller.js';
-import { controllerExtras } from './extras.js';
+import { metricsAndKubeSource } from './metrics-and-kube-source.js';
 import { RejectedInEtcd } from './rejected-status.js';
 import { DirectorySource } from './sources/directory.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   });
   const client = connectEtcd(config.etcd);
   const rejected = new RejectedInEtcd({ client, keys: new Keys(config.etcd.prefix), clock: realClock, log });
-  const extras = await controllerExtras({ config, log });
+  const extras = await metricsAndKubeSource({ config, log });
   let source: GroupSource;
   let status: StatusSink | undefined;
   if ('directory' in config.source) {

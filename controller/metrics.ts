@@ -1,7 +1,8 @@
 // What the controller reports. The Prometheus implementation lives with the metrics server.
+import type { TransitionReason } from '../common/keyspace.js';
 export interface ControllerMetrics {
   leader(is: boolean): void;
-  transition(group: string, reason: string): void;
+  transition(group: string, reason: TransitionReason): void;
   holder(group: string, node: string | null, nodes: readonly string[]): void;
   reconcile(durationMs: number, outcome: 'ok' | 'requeue' | 'conflict' | 'error'): void;
   etcdUp(up: boolean): void;

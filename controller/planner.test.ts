@@ -3,7 +3,13 @@
 import { describe, expect, test } from '@jest/globals';
 import { fnv1a } from '../common/hash.js';
 import { parseCidr } from '../common/ip.js';
-import type { AssignmentRecord, HealthRecord, MoveRecord } from '../common/keyspace.js';
+import type {
+  AssignmentRecord,
+  HealthRecord,
+  MoveRecord,
+  ReleaseReason,
+  TransitionReason,
+} from '../common/keyspace.js';
 import { parseFailoverGroup, type FailoverGroup, type FailoverGroupSpecInput } from '../crds/failovergroup.js';
 import {
   checksHash,
@@ -109,8 +115,8 @@ function input(g: FailoverGroup | undefined, over: Partial<PlanInput> = {}): Pla
   };
 }
 
-function released(g: string, node: string, epoch: number, at: number, reason = 'unhealthy') {
-  return new Map([[g, new Map([[node, { epoch, at, reason }]])]]);
+function released(g: string, node: string, epoch: number, at: number, reason: ReleaseReason | null = 'unhealthy') {
+  return new Map([[g, new Map([[node, { epoch, at, reason: reason ?? undefined }]])]]);
 }
 
 function onlyPut(actions: Action[]): Extract<Action, { type: 'put' }> {
@@ -365,11 +371,11 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
     expect(p.actions).toEqual([]);
   });
 
-  test.each([
+  test.each<[ReleaseReason | null, string]>([
     ['unhealthy', 'unhealthy'],
-    ['shutting down', 'shutting-down'],
-    ['release requested (drained)', 'released'],
-    ['', 'released'],
+    ['shutting-down', 'shutting-down'],
+    ['release-requested', 'released'],
+    [null, 'released'],
   ])('released the current epoch (%j): assigns the next node, reason %s', (said, reason) => {
     const inp = input(G, {
       ...base,
@@ -402,7 +408,7 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
 
   test('a holder that released is not offered the group again in the same breath, even if healthy and best', () => {
     const p = run(
-      input(G, { ...base, health: allHealthy, released: released('web', 'b', 7, NOW - 5, 'shutting down') }),
+      input(G, { ...base, health: allHealthy, released: released('web', 'b', 7, NOW - 5, 'shutting-down') }),
     );
     expect(onlyPut(p.actions).record).toMatchObject({ holder: 'c', reason: 'shutting-down' });
   });
@@ -532,7 +538,7 @@ describe('failback', () => {
       input(G, {
         ...base,
         assignments: assignment(G, 'a', 21, { release: true, reason: 'failback' }),
-        released: released('web', 'a', 21, NOW - 3, 'release requested (failback)'),
+        released: released('web', 'a', 21, NOW - 3, 'release-requested'),
       }),
     );
     const put = onlyPut(p.actions);
@@ -577,7 +583,7 @@ describe('failback', () => {
 describe('release requests (release: true)', () => {
   const base = { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 30) };
 
-  test.each<[string, Partial<PlanInput>, FailoverGroup | undefined, string]>([
+  test.each<[string, Partial<PlanInput>, FailoverGroup | undefined, TransitionReason]>([
     ['drain', { drained: new Set(['b']) }, G, 'drained'],
     ['node removed from the spec', {}, group('web', { nodes: [{ name: 'a' }, { name: 'c' }] }), 'node-removed'],
     ['pin (vipwarden move)', { pins: new Map<string, MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]) }, G, 'move'],
@@ -621,7 +627,7 @@ describe('release requests (release: true)', () => {
         ...base,
         pins,
         assignments: assignment(G, 'b', 31, { release: true, reason: 'move' }),
-        released: released('web', 'b', 31, NOW - 2, 'release requested (move)'),
+        released: released('web', 'b', 31, NOW - 2, 'release-requested'),
       }),
     );
     const put = onlyPut(p.actions);
@@ -641,7 +647,7 @@ describe('release requests (release: true)', () => {
         ...base,
         drained: new Set(['b']),
         assignments: assignment(G, 'b', 31, { release: true, reason: 'drained' }),
-        released: released('web', 'b', 31, NOW - 2, 'release requested (drained)'),
+        released: released('web', 'b', 31, NOW - 2, 'release-requested'),
       }),
     );
     expect(onlyPut(p.actions).record).toMatchObject({ holder: 'c', reason: 'drained' });
@@ -664,7 +670,7 @@ describe('deleted group', () => {
     const inp = input(undefined, {
       nodes: live('a', 'b'),
       assignments: assignment(G, 'b', 40, { release: true, reason: 'deleted' }),
-      released: released('web', 'b', 40, NOW - 25, 'release requested (deleted)'),
+      released: released('web', 'b', 40, NOW - 25, 'release-requested'),
     });
     const p = run(inp);
     expect(p.actions).toEqual([

@@ -165,7 +165,7 @@ export class Agent {
       this.metrics.etcdUp(false);
       this.log.warn({ why }, 'lease not confirmed: letting go of every VIP');
       // At once, not behind a pass that may be waiting on something slow.
-      this.steps.dropLease(() => true, `lease not confirmed: ${why}`);
+      this.steps.dropLease(() => true, 'lease-not-confirmed');
       this.kick();
     });
     this.view.onChange(() => this.kick());
@@ -184,7 +184,7 @@ export class Agent {
 
   private onGranted(lease: string): void {
     this.metrics.etcdUp(true);
-    this.steps.dropLease((l) => l !== lease, 'held under an earlier lease');
+    this.steps.dropLease((l) => l !== lease, 'earlier-lease');
     const registered = this.register(lease);
     this.firstRegistration ??= registered;
     void registered

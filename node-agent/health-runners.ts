@@ -21,6 +21,8 @@ interface Runner {
   /** Why the node-side allowlist (allowlist.ts) refuses the group here; then the runner runs no checks. */
   refused: string | undefined;
   health: GroupHealth;
+  /** The verdict of the checks this runner replaced, until its own first verdict (a check edit is no failure). */
+  carried?: boolean;
 }
 
 export interface HealthRunnersDeps {
@@ -64,24 +66,33 @@ export class HealthRunners {
       } else if (r.kind === 'ok' && r.spec.nodes.some((n) => n.name === this.d.config.node)) want.set(g, r.spec);
     }
     this.d.onCandidates?.(want);
+    const carried = new Map<string, boolean>();
     for (const [g, rt] of this.runners) {
       const spec = want.get(g);
       if (!spec || fingerprint(spec.checks) !== rt.checksHash || this.refusalOf(spec) !== rt.refused) {
+        const s = rt.health.state;
+        const verdict = s.known ? s.healthy : rt.carried;
+        if (spec && verdict !== undefined && rt.refused === undefined) carried.set(g, verdict);
         rt.health.stop();
         this.runners.delete(g);
         if (!spec) void this.d.publisher.forget(g);
       }
     }
-    for (const [g, spec] of want) if (!this.runners.has(g)) this.startRunner(g, spec);
+    for (const [g, spec] of want) if (!this.runners.has(g)) this.startRunner(g, spec, carried.get(g));
   }
 
-  private startRunner(g: string, spec: Spec): void {
+  private startRunner(g: string, spec: Spec, carried?: boolean): void {
     const { config, exec, clock, log } = this.d;
     // A refused group's checks never run: their targets may be what the allowlist refused.
     const refused = this.refusalOf(spec);
     const checks = refused === undefined ? spec.checks : [];
     const health = new GroupHealth(g, checks, this.d.checkRegistry ?? defaultChecks, { exec, config }, clock, log);
-    const rt: Runner = { checksHash: fingerprint(spec.checks), refused, health };
+    const rt: Runner = {
+      checksHash: fingerprint(spec.checks),
+      refused,
+      health,
+      carried: refused === undefined ? carried : undefined,
+    };
     if (refused !== undefined) log.warn({ group: g, why: refused }, 'refusing the group: agent.yaml does not allow it');
     this.runners.set(g, rt);
     health.on('change', (state) => {
@@ -114,7 +125,9 @@ export class HealthRunners {
     if (this.heldDown(group) || this.specErrors.has(group)) return false;
     const rt = this.runners.get(group);
     if (!rt) return this.d.view.readSpec(group).kind === 'absent';
-    return rt.health.state.healthy && rt.refused === undefined;
+    if (rt.refused !== undefined) return false;
+    const s = rt.health.state;
+    return s.known ? s.healthy : (rt.carried ?? false);
   }
 
   private state(group: string): GroupHealthState | undefined {

@@ -111,7 +111,7 @@ describe('Holdings: adding (Safety 1-2)', () => {
     kernel.gate = new Promise((r) => (open = r));
     const adding = holdings.add(take('web', web));
     while (!holdings.get('web')) await Promise.resolve();
-    const dropped = holdings.dropLease(() => true, 'lease not confirmed');
+    const dropped = holdings.dropLease(() => true, 'lease-not-confirmed');
     expect(dropped).toHaveLength(1);
     kernel.gate = undefined;
     open();
@@ -167,7 +167,7 @@ describe('Holdings: letting go', () => {
     lease.lease = '2';
     lease.answer();
     await holdings.add(take('db', db, 11, '2'));
-    const dropped = holdings.dropLease((l) => l !== '2', 'held under an earlier lease');
+    const dropped = holdings.dropLease((l) => l !== '2', 'earlier-lease');
     expect(dropped.map((d) => d.holding.group)).toEqual(['web']);
     expect(holdings.get('web')).toBeUndefined(); // before the command has even run
     expect(dropped[0]!.holding.ac.signal.aborted).toBe(true);

@@ -4,6 +4,7 @@
 // answer for the lease the assignment named, and with a kernel lifetime that ends before that lease can end.
 // Addresses whose removal failed stay here as "leaving": never renewed (the kernel lifetime bounds them), removal is
 // retried, and the group counts as let go only once they are gone.
+import type { ReleaseReason } from '../common/keyspace.js';
 import type { Clock } from '../common/clock.js';
 import type { Exec } from '../common/exec.js';
 import type { Logger } from '../common/log.js';
@@ -39,7 +40,7 @@ export interface Holding {
 /** A holding that was let go of but whose addresses are not yet confirmed gone. */
 export interface Leaving {
   holding: Holding;
-  reason: string;
+  reason: ReleaseReason;
   /** Epoch to acknowledge (released/<group>/<node>) once the addresses are gone; undefined: nobody to tell. */
   ackEpoch: number | undefined;
 }
@@ -113,7 +114,7 @@ export class Holdings {
     } finally {
       superseded = this.held.get(a.group) !== h;
       // Not added (or the command failed): whatever may be on the machine leaves the way a release does.
-      if (!ok && !superseded) void this.release(a.group, { reason: 'address add not covered' });
+      if (!ok && !superseded) void this.release(a.group, { reason: 'address-add-not-covered' });
     }
     return superseded ? 'superseded' : ok ? 'added' : 'not-covered';
   }
@@ -145,7 +146,7 @@ export class Holdings {
    */
   async release(
     group: string,
-    why: { reason: string; ackEpoch?: number },
+    why: { reason: ReleaseReason; ackEpoch?: number },
   ): Promise<{ holding: Holding; gone: boolean } | undefined> {
     const h = this.held.get(group);
     if (!h) return undefined;
@@ -159,7 +160,10 @@ export class Holdings {
    * Lets go at once of every holding whose lease `which` selects (lost, or not the current one), without waiting for
    * anything slow. Their addresses leave through the queue, ahead of any renewal queued after this call.
    */
-  dropLease(which: (lease: string) => boolean, reason: string): { holding: Holding; removal: Promise<boolean> }[] {
+  dropLease(
+    which: (lease: string) => boolean,
+    reason: ReleaseReason,
+  ): { holding: Holding; removal: Promise<boolean> }[] {
     const dropped: { holding: Holding; removal: Promise<boolean> }[] = [];
     for (const [group, h] of [...this.held]) {
       if (!which(h.lease)) continue;

@@ -74,7 +74,7 @@ describe('acquire', () => {
     [
       'release-flagged',
       { assignments: assigned(10, { release: true, reason: 'move' }) },
-      [{ type: 'ack', group: 'web', epoch: 10, reason: 'release requested (move)' }],
+      [{ type: 'ack', group: 'web', epoch: 10, reason: 'release-requested' }],
     ],
     [
       'unhealthy',
@@ -82,12 +82,12 @@ describe('acquire', () => {
       [{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }],
     ],
     ['health unknown', { healthy: new Map() }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'unhealthy' }]],
-    ['shutting down', { shuttingDown: true }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'shutting down' }]],
+    ['shutting down', { shuttingDown: true }, [{ type: 'ack', group: 'web', epoch: 10, reason: 'shutting-down' }]],
     ['lease not safe', { leaseSafe: false }, []],
     [
       'epoch already let go',
       { relinquishedEpoch: new Map([['web', 10]]) },
-      [{ type: 'ack', group: 'web', epoch: 10, reason: 'already released this epoch' }],
+      [{ type: 'ack', group: 'web', epoch: 10, reason: 'already-released' }],
     ],
     [
       'epoch already let go and acked',
@@ -110,43 +110,43 @@ describe('release while holding', () => {
     [
       'release requested',
       { assignments: assigned(10, { release: true, reason: 'drained' }) },
-      { type: 'release', group: 'web', reason: 'release requested (drained)', ackEpoch: 10 },
+      { type: 'release', group: 'web', reason: 'release-requested', ackEpoch: 10 },
     ],
-    ['shutting down', { shuttingDown: true }, { type: 'release', group: 'web', reason: 'shutting down', ackEpoch: 10 }],
+    ['shutting down', { shuttingDown: true }, { type: 'release', group: 'web', reason: 'shutting-down', ackEpoch: 10 }],
     [
       'release requested while shutting down: the request wins the reason',
       { shuttingDown: true, assignments: assigned(10, { release: true, reason: 'failback' }) },
-      { type: 'release', group: 'web', reason: 'release requested (failback)', ackEpoch: 10 },
+      { type: 'release', group: 'web', reason: 'release-requested', ackEpoch: 10 },
     ],
     [
       'lease not confirmed: no ack',
       { leaseSafe: false },
-      { type: 'release', group: 'web', reason: 'lease not confirmed', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'lease-not-confirmed', ackEpoch: undefined },
     ],
     [
       'assigned elsewhere: no ack',
       { assignments: assigned(11, { holder: 'n2', holderLease: '7002' }) },
-      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'assigned-elsewhere', ackEpoch: undefined },
     ],
     [
       'assigned to an older lease of this node: no ack',
       { assignments: assigned(10, { holderLease: '6999' }) },
-      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'assigned-elsewhere', ackEpoch: undefined },
     ],
     [
       'lease lost (undefined): no ack',
       { lease: undefined, leaseSafe: false },
-      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'assigned-elsewhere', ackEpoch: undefined },
     ],
     [
       'assignment gone: no ack',
       { assignments: new Map() },
-      { type: 'release', group: 'web', reason: 'assignment gone', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'assignment-gone', ackEpoch: undefined },
     ],
     [
       'holder null: no ack',
       { assignments: assigned(11, { holder: null, holderLease: null }) },
-      { type: 'release', group: 'web', reason: 'assigned elsewhere', ackEpoch: undefined },
+      { type: 'release', group: 'web', reason: 'assigned-elsewhere', ackEpoch: undefined },
     ],
   ])('%s', (_name, over, want) => {
     expect(planAgent(view({ held: held(10), newestEpoch: new Map([['web', 10]]), ...over }))).toEqual([want]);
@@ -189,7 +189,7 @@ describe('ack when named but not holding', () => {
 describe('stale and changed assignments', () => {
   test('a stale assignment (epoch < seen) is ignored while holding', () => {
     // Even one that names someone else or asks for release: the newer epoch already acted on stands.
-    for (const fields of [{}, { holder: 'n2', holderLease: '7002' }, { release: true, reason: 'move' }]) {
+    for (const fields of [{}, { holder: 'n2', holderLease: '7002' }, { release: true, reason: 'move' as const }]) {
       expect(
         planAgent(view({ held: held(12), newestEpoch: new Map([['web', 12]]), assignments: assigned(11, fields) })),
       ).toEqual([]);
@@ -282,7 +282,7 @@ describe('several groups', () => {
     });
     expect(planAgent(v)).toEqual([
       { type: 'acquire', group: 'a', epoch: 1, record: rec({ group: 'a' }) },
-      { type: 'release', group: 'b', reason: 'assigned elsewhere', ackEpoch: undefined },
+      { type: 'release', group: 'b', reason: 'assigned-elsewhere', ackEpoch: undefined },
       { type: 'ack', group: 'c', epoch: 3, reason: 'unhealthy' },
     ]);
   });

@@ -1,7 +1,7 @@
 // The agent's pure planner: (assignments, own lease and health, what it holds) -> steps.
 // DESIGN.md Safety 1: hold a group only while the assignment names this node *and this lease*, the lease is known
 // alive, the group is healthy here, and this process has not let go of that epoch already.
-import type { AssignmentRecord } from '../common/keyspace.js';
+import type { AssignmentRecord, ReleaseReason } from '../common/keyspace.js';
 
 export interface Held {
   epoch: number;
@@ -34,8 +34,8 @@ export interface AgentView {
 export type AgentStep =
   | { type: 'acquire'; group: string; epoch: number; record: AssignmentRecord }
   | { type: 'update'; group: string; epoch: number; record: AssignmentRecord }
-  | { type: 'release'; group: string; reason: string; ackEpoch?: number }
-  | { type: 'ack'; group: string; epoch: number; reason: string };
+  | { type: 'release'; group: string; reason: ReleaseReason; ackEpoch?: number }
+  | { type: 'ack'; group: string; epoch: number; reason: ReleaseReason };
 
 export function planAgent(v: AgentView): AgentStep[] {
   const steps: AgentStep[] = [];
@@ -50,33 +50,33 @@ export function planAgent(v: AgentView): AgentStep[] {
     const mine =
       a !== undefined && a.record.holder === v.node && v.lease !== undefined && a.record.holderLease === v.lease;
     const healthy = v.healthy.get(g) === true;
-    const reason = !a
-      ? 'assignment gone'
+    const reason: ReleaseReason | '' = !a
+      ? 'assignment-gone'
       : !mine
-        ? 'assigned elsewhere'
+        ? 'assigned-elsewhere'
         : a.record.release
-          ? `release requested (${a.record.reason})`
+          ? 'release-requested'
           : v.shuttingDown
-            ? 'shutting down'
+            ? 'shutting-down'
             : v.specErrors?.has(g)
-              ? 'spec not understood'
+              ? 'spec-not-understood'
               : !healthy
                 ? 'unhealthy'
                 : !v.leaseSafe
-                  ? 'lease not confirmed'
+                  ? 'lease-not-confirmed'
                   : v.relinquishedEpoch.get(g) === a.epoch
-                    ? 'already released this epoch'
+                    ? 'already-released'
                     : '';
     const want = mine && reason === '';
     const held = v.held.get(g);
     if (stale && held) continue; // an old assignment arriving late changes nothing
     if (held) {
-      if (!want) {
+      if (reason !== '') {
         steps.push({
           type: 'release',
           group: g,
           reason,
-          ackEpoch: mine && reason !== 'lease not confirmed' ? a!.epoch : undefined,
+          ackEpoch: mine && reason !== 'lease-not-confirmed' ? a!.epoch : undefined,
         });
       } else if (held.epoch !== a!.epoch) {
         steps.push({ type: 'update', group: g, epoch: a!.epoch, record: a!.record });
@@ -88,7 +88,7 @@ export function planAgent(v: AgentView): AgentStep[] {
       continue;
     }
     // Named but not holding, for a reason that will not pass by itself: tell the controller, once per epoch.
-    if (mine && reason !== 'lease not confirmed' && v.releaseKeyEpoch.get(g) !== a!.epoch) {
+    if (mine && reason !== '' && reason !== 'lease-not-confirmed' && v.releaseKeyEpoch.get(g) !== a!.epoch) {
       steps.push({ type: 'ack', group: g, epoch: a!.epoch, reason });
     }
   }

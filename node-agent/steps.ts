@@ -5,7 +5,7 @@
 // acknowledges, so that a new holder's acquire never overlaps this node's SNAT removal or release hooks.
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
-import type { Keys, ReleasedRecord } from '../common/keyspace.js';
+import type { Keys, ReleaseReason, ReleasedRecord } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { vipRef, type VipRef } from './addresses.js';
 import type { Assignment, ClusterView } from './cluster-view.js';
@@ -121,7 +121,7 @@ export class GroupSteps {
     await this.d.saveState();
   }
 
-  private async release(step: { group: string; reason: string; ackEpoch?: number }): Promise<void> {
+  private async release(step: { group: string; reason: ReleaseReason; ackEpoch?: number }): Promise<void> {
     const { group, reason, ackEpoch } = step;
     if (ackEpoch !== undefined) this.relinquishedEpoch.set(group, ackEpoch);
     const r = await this.d.holdings.release(group, { reason, ackEpoch });
@@ -148,11 +148,11 @@ export class GroupSteps {
   }
 
   /** Lease lost or replaced: everything held under it goes at once; resources follow once the addresses are gone. */
-  dropLease(which: (lease: string) => boolean, reason: string): void {
+  dropLease(which: (lease: string) => boolean, reason: ReleaseReason): void {
     for (const { holding: h, removal } of this.d.holdings.dropLease(which, reason)) {
       this.d.log.warn({ group: h.group, epoch: h.epoch, reason }, 'released');
       this.d.metrics.holder(h.group, false);
-      this.d.metrics.transition(h.group, 'release', 'lease');
+      this.d.metrics.transition(h.group, 'release', reason);
       void removal
         .then((gone) => (gone ? this.finishRelease({ holding: h, reason, ackEpoch: undefined }) : this.d.kick(200)))
         .catch((err) => this.d.log.error({ err, group: h.group }, 'finishing a release failed'));
@@ -169,14 +169,14 @@ export class GroupSteps {
     await this.d.saveState();
   }
 
-  private async acknowledge(group: string, epoch: number, reason: string): Promise<void> {
+  private async acknowledge(group: string, epoch: number, reason: ReleaseReason): Promise<void> {
     this.relinquishedEpoch.set(group, epoch);
     await this.writeReleased(group, epoch, reason);
     this.d.log.info({ group, epoch, reason }, 'told the controller this node will not hold it');
   }
 
   /** released/<group>/<node> for an epoch, in one transaction with the health that explains it. */
-  private async writeReleased(group: string, epoch: number, reason: string): Promise<void> {
+  private async writeReleased(group: string, epoch: number, reason: ReleaseReason): Promise<void> {
     const { client, keys, config } = this.d;
     const lease = this.d.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');

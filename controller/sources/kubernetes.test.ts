@@ -1,6 +1,6 @@
 import type { FailoverGroup } from '../../crds/failovergroup.js';
 import type { GroupDecision } from '../planner.js';
-import { eventFor, statusPatch, toSourceGroup, type FailoverGroupObject } from './kubernetes.js';
+import { eventFor, statusPatch, toSourceGroup, worthAPass, type FailoverGroupObject } from './kube-objects.js';
 
 const NOW = Date.parse('2026-01-02T03:04:05.678Z');
 
@@ -172,5 +172,29 @@ describe('eventFor', () => {
     expect(
       eventFor('web', 'u1', { group: 'web', from: 'node1', to: null, reason: 'deleted', at: NOW, epoch: 3 }, opts),
     ).toMatchObject({ reason: 'Released', type: 'Normal' });
+  });
+});
+
+describe('worthAPass (GenerationChangedPredicate)', () => {
+  const base = obj(SPEC, { resourceVersion: '10', finalizers: ['vipwarden.io/release'] });
+  test('a status patch of our own (same generation, new resourceVersion and status) is not', () => {
+    const next: FailoverGroupObject = {
+      ...base,
+      metadata: { ...base.metadata, resourceVersion: '11' },
+      status: { phase: 'Active', holder: 'node1' },
+    };
+    expect(worthAPass(base, next)).toBe(false);
+  });
+  test.each<[string, Partial<NonNullable<FailoverGroupObject['metadata']>>]>([
+    ['a spec change (generation bumped)', { generation: 4 }],
+    ['a deletion', { deletionTimestamp: new Date(NOW) }],
+    ['a finalizer change', { finalizers: [] }],
+    ['a new object under the same name', { uid: 'u2' }],
+  ])('%s is', (_name, md) => {
+    expect(worthAPass(base, { ...base, metadata: { ...base.metadata, ...md } })).toBe(true);
+  });
+  test('the first sight of an object, or one without a generation, is', () => {
+    expect(worthAPass(undefined, base)).toBe(true);
+    expect(worthAPass(base, { ...base, metadata: { ...base.metadata, generation: undefined } })).toBe(true);
   });
 });

@@ -23,6 +23,8 @@ export interface GroupSource {
   start(signal: AbortSignal, onChange: () => void): Promise<void>;
   /** The current snapshot. */
   list(): SourceGroup[];
+  /** False until the first complete snapshot is in (then `list()` is meaningless); absent: always complete. */
+  synced?(): boolean;
 }
 
 export interface GroupReport {

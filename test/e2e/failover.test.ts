@@ -214,6 +214,30 @@ describe('failover on the netns testbed', () => {
     }
   });
 
+  test('editing only the checks of the group does not make the healthy holder let go (issue 15.7)', async () => {
+    const b = await bed();
+    const before = b.sampler.events.length;
+    const eventsBefore = (await b.c.events('web')).length;
+    b.c.applyGroup(
+      webGroup({
+        vips: [`${b.vip}/24`],
+        nodes: [
+          ['node1', 100],
+          ['node2', 90],
+          ['node3', 80],
+        ],
+        intervalMs: 150,
+        rise: 3,
+      }),
+    );
+    // Every candidate runs the new checks and reports for them; the holder kept the VIP throughout.
+    await waitUntil(async () => (await b.c.status()).groups[0]!.nodes.every((n) => n.healthy), 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(b.sampler.events.length).toBe(before);
+    expect(b.sampler.holders(b.vip)).toEqual(['node1']);
+    expect((await b.c.events('web')).length).toBe(eventsBefore);
+  });
+
   test('the controller leader killed: the standby takes over and no VIP moves', async () => {
     const b = await bed({ controllerReplicas: 2 });
     const leader = await b.c.leaderIndex();

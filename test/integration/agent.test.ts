@@ -119,7 +119,7 @@ function setup(opts: { ttlSeconds?: number; node?: string; prefix?: string } = {
       holderLease: agent.lease.lease ?? null,
       vips: [{ address: vip }],
       release: false,
-      reason: 'test',
+      reason: 'initial',
       specHash: 's',
       at: Date.now(),
       leader: 'test',
@@ -181,7 +181,7 @@ describe('version skew (issue 15 item 6)', () => {
     await agent.start();
     const epoch = await s.assign(agent, 'skew', '198.18.0.20/24');
     await until(async () => (await s.released('skew'))?.epoch === epoch, 5000, 'the release record');
-    expect((await s.released('skew'))?.reason).toBe('spec not understood');
+    expect((await s.released('skew'))?.reason).toBe('spec-not-understood');
     expect(s.has('198.18.0.20/24')).toBe(false);
     const rec = decode(NodeRecord, await s.get(s.keys.node(s.node)));
     expect(rec?.specErrors).toEqual([{ group: 'skew', why: expect.stringContaining('fromTheFuture') }]);
@@ -200,7 +200,7 @@ describe('releases (issue 15 item 9)', () => {
     await s.assign(agent, 'web', '198.18.0.30/24');
     await until(() => s.has('198.18.0.30/24'), 5000, 'the address');
     s.kernel.failDelete = true;
-    const epoch = await s.assign(agent, 'web', '198.18.0.30/24', { release: true, reason: 'planned move' });
+    const epoch = await s.assign(agent, 'web', '198.18.0.30/24', { release: true, reason: 'move' });
     await sleep(1500);
     expect(s.has('198.18.0.30/24')).toBe(true);
     expect(await s.released('web')).toBeUndefined();
@@ -251,7 +251,7 @@ describe('hooks and resources (issue 15 item 10)', () => {
     await until(() => s.has('198.18.0.41/24') && log.includes('acquire fast'), 5000, 'the fast group');
     expect(Date.now() - t0).toBeLessThan(2000);
 
-    const epoch = await s.assign(agent, 'slow', '198.18.0.40/24', { release: true, reason: 'planned move' });
+    const epoch = await s.assign(agent, 'slow', '198.18.0.40/24', { release: true, reason: 'move' });
     await until(() => log.includes('release slow start'), 5000, 'the release side');
     expect(log).toContain('acquire slow killed');
     expect(log.indexOf('acquire slow killed')).toBeLessThan(log.indexOf('release slow start'));

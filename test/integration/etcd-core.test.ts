@@ -14,6 +14,9 @@ import { LeaseKeeper } from '../../common/lease.js';
 import { silentLogger } from '../../common/log.js';
 import { parseControllerConfig } from '../../controller/config.js';
 import { Controller } from '../../controller/controller.js';
+import { checksHash, specHash, vipsOf } from '../../controller/planner.js';
+import type { GroupSource } from '../../controller/sources/types.js';
+import { parseFailoverGroup } from '../../crds/failovergroup.js';
 import { DirectorySource } from '../../controller/sources/directory.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
@@ -205,6 +208,98 @@ describe('controller fencing', () => {
       await ctl.stop();
       c.close();
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a leader whose source cannot list (API server down at election)', () => {
+  test('leads anyway from the group records in etcd: assignments stay, and a holder whose lease ends is replaced', async () => {
+    const prefix = '/stuck/';
+    const keys = new Keys(prefix);
+    const c = connectEtcd(etcd.clientConfig());
+    const parsed = parseFailoverGroup({
+      apiVersion: 'vipwarden.io/v1alpha1',
+      kind: 'FailoverGroup',
+      metadata: { name: 'g', generation: 1 },
+      spec: { vips: [{ address: '198.18.250.101/24' }], nodes: [{ name: 'n1', priority: 200 }, { name: 'n2' }] },
+    });
+    if (!parsed.ok) throw parsed.error;
+    const g = parsed.group;
+    const stuck: GroupSource = {
+      kind: 'stuck',
+      start: () => new Promise<void>(() => undefined),
+      list: () => [],
+      synced: () => false,
+    };
+    const leases: Record<string, string> = {};
+    for (const n of ['n1', 'n2']) {
+      const lease = c.lease(10, { autoKeepAlive: true });
+      leases[n] = await lease.grant();
+      await c
+        .put(keys.node(n))
+        .value(
+          JSON.stringify({
+            name: n,
+            lease: leases[n],
+            ttlSeconds: 10,
+            maxLifetimeSeconds: 9,
+            renewWindowMs: 500,
+            version: 't',
+            startedAt: Date.now(),
+          }),
+        )
+        .lease(leases[n]!);
+      await c
+        .put(keys.health('g', n))
+        .value(JSON.stringify({ healthy: true, checksHash: checksHash(g), at: Date.now() }))
+        .lease(leases[n]!);
+    }
+    await c
+      .put(keys.group('g'))
+      .value(JSON.stringify({ name: 'g', generation: 1, spec: g.spec, checksHash: checksHash(g) }));
+    const assignment = {
+      group: 'g',
+      holder: 'n1',
+      holderLease: leases.n1,
+      vips: vipsOf(g),
+      release: false,
+      reason: 'initial',
+      specHash: specHash(g),
+      at: Date.now(),
+      leader: 'before',
+    };
+    await c.put(keys.assignment('g')).value(JSON.stringify(assignment));
+    const epoch = Number((await c.get(keys.assignment('g')).exec()).kvs[0]!.mod_revision);
+    const ctl = new Controller({
+      config: parseControllerConfig({
+        id: 'stuck',
+        etcd: { ...etcd.clientConfig(), prefix },
+        source: { directory: '/nonexistent' },
+        settleMs: 0,
+      }),
+      client: connectEtcd(etcd.clientConfig()),
+      source: stuck,
+      clock: realClock,
+      log: silentLogger(),
+      onDeposed: () => undefined,
+    });
+    try {
+      await ctl.start();
+      await until(() => ctl.isLeader(), 10_000, 'leadership without a first list');
+      await new Promise((r) => setTimeout(r, 1000));
+      const kv = (await c.get(keys.assignment('g')).exec()).kvs[0]!;
+      expect(Number(kv.mod_revision)).toBe(epoch);
+      expect(ctl.ready()).toBe(true);
+      // The holder's lease ends: the leader, still without its source, moves the group.
+      await c.leaseClient.leaseRevoke({ ID: leases.n1! });
+      await until(
+        async () => JSON.parse((await c.get(keys.assignment('g')).string()) ?? '{}').holder === 'n2',
+        15_000,
+        'the move to n2',
+      );
+    } finally {
+      await ctl.stop();
+      c.close();
     }
   });
 });

@@ -1,4 +1,5 @@
-// Optional parts wired into the controller at start: metrics server, the Kubernetes source and status sink.
+// The two optional parts wired into the controller at start: the metrics server (/metrics, /healthz, /readyz) and
+// the Kubernetes source with its status sink, loaded only when the config names it.
 import { realClock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import { MetricsServer } from '../common/metrics-server.js';
@@ -7,7 +8,7 @@ import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { PromControllerMetrics } from './prom-metrics.js';
 import type { GroupSource, StatusSink } from './sources/types.js';
 
-export interface ControllerExtras {
+export interface MetricsAndKubeSource {
   metrics: ControllerMetrics;
   kubernetes?: () => Promise<{ source: GroupSource; status: StatusSink }>;
   /** Binds /readyz to the controller once it exists (ready = connected to etcd, leading or standing by). */
@@ -15,11 +16,14 @@ export interface ControllerExtras {
   close(): Promise<void>;
 }
 
-export async function controllerExtras(deps: { config: ControllerConfig; log: Logger }): Promise<ControllerExtras> {
+export async function metricsAndKubeSource(deps: {
+  config: ControllerConfig;
+  log: Logger;
+}): Promise<MetricsAndKubeSource> {
   const { config, log } = deps;
   const closers: (() => Promise<void>)[] = [];
   let metrics: ControllerMetrics = NO_CONTROLLER_METRICS;
-  let setReady: ControllerExtras['setReady'];
+  let setReady: MetricsAndKubeSource['setReady'];
 
   // Metrics: /metrics, /healthz, /readyz on metrics.listen (no metrics section: no server), leading or not.
   if (config.metrics) {
@@ -60,7 +64,7 @@ export async function controllerExtras(deps: { config: ControllerConfig; log: Lo
     kubernetes,
     close: async () => {
       for (const c of closers.reverse())
-        await c().catch((err) => log.warn({ err: String(err) }, 'closing an extra failed'));
+        await c().catch((err: unknown) => log.warn({ err }, 'closing the metrics server failed'));
     },
   };
 }

@@ -1,0 +1,185 @@
+// The planner's input, built from the leader's etcd mirrors, its memory and the source's snapshot. Every value is
+// parsed with zod; a value that does not parse is logged and counts as absent.
+import type { Entry, Mirror } from '../common/etcd.js';
+import {
+  AssignmentRecord,
+  decode,
+  DrainRecord,
+  GroupRecord,
+  HealthRecord,
+  MoveRecord,
+  NodeRecord,
+  type Keys,
+} from '../common/keyspace.js';
+import type { Logger } from '../common/log.js';
+import { FailoverGroupSpec, type FailoverGroup } from '../crds/failovergroup.js';
+import { addressOf, claimedBy, conflicts } from './conflicts.js';
+import type { LeaderMemory } from './memory.js';
+import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
+import type { SourceGroup } from './sources/types.js';
+
+export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups';
+export type Mirrors = Record<MirrorName, Mirror>;
+
+export interface Selection {
+  /** Valid groups to place. */
+  groups: Map<string, FailoverGroup>;
+  /** Invalid (never valid) or rejected groups: their assignments stay as they are. */
+  frozen: Set<string>;
+  /** Rejected groups with the reason (a VIP claimed by another group). */
+  rejected: Map<string, string>;
+  /** Groups retiring an address another group wants: their holder is asked to let go, so that it can move. */
+  contested: Set<string>;
+}
+
+/** Which groups of the source are placed: deleting ones are not, invalid or conflicting ones are frozen. */
+export function selectGroups(sourceGroups: readonly SourceGroup[], assignments: Iterable<Entry>): Selection {
+  // An address stays claimed by its assignment while listed there, or retiring there (the holder may have it).
+  const assignedVips = new Map<string, string[]>();
+  const retiring = new Map<string, Set<string>>();
+  for (const e of assignments) {
+    const rec = decode(AssignmentRecord, e.value);
+    if (!rec) continue;
+    const c = claimedBy(rec);
+    assignedVips.set(rec.group, [...c.vips, ...c.retiring]);
+    if (c.retiring.length) retiring.set(rec.group, new Set(c.retiring));
+  }
+  const candidates = sourceGroups.filter((s) => s.group && !s.deleting);
+  const { rejected, blockedBy } = conflicts(
+    candidates.map((s) => ({
+      name: s.name,
+      vips: s.group!.spec.vips.map((v) => addressOf(v.address)),
+      createdAt: s.createdAt,
+    })),
+    assignedVips,
+  );
+  const groups = new Map<string, FailoverGroup>();
+  const frozen = new Set<string>();
+  for (const s of sourceGroups) {
+    if (s.deleting) continue;
+    if (!s.group) {
+      // Invalid and never valid: nothing to place, but an assignment it may have had stays as it is.
+      frozen.add(s.name);
+      continue;
+    }
+    if (rejected.has(s.name)) frozen.add(s.name);
+    else groups.set(s.name, s.group);
+  }
+  const contested = new Set<string>();
+  for (const { address, owner } of blockedBy.values()) if (retiring.get(owner)?.has(address)) contested.add(owner);
+  return { groups, frozen, rejected, contested };
+}
+
+export interface InputContext {
+  keys: Keys;
+  mirrors: Mirrors;
+  memory: LeaderMemory;
+  log: Logger;
+  leader: string;
+  settleMs: number;
+  /** Wall-clock and monotonic now, ms. */
+  now: number;
+  mono: number;
+}
+
+/** Builds the planner's input from the mirrors and the memory. */
+export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'frozen' | 'contested'>): PlanInput {
+  const { keys, mirrors, memory, log } = ctx;
+  // Asks etcd about any lease no node key carries (the answer wakes another pass).
+  memory.observe(mirrors.nodes.under(keys.nodesPrefix()), mirrors.assignments.under(keys.assignmentsPrefix()));
+  const nodes = new Map<string, LiveNode>();
+  for (const e of mirrors.nodes.under(keys.nodesPrefix())) {
+    const rec = decode(NodeRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'),
+    );
+    // A record whose lease etcd said ended is only a watch that is behind: not a live node.
+    if (rec && rec.lease === e.lease && !memory.isGone(rec.lease))
+      nodes.set(rec.name, {
+        name: rec.name,
+        lease: rec.lease,
+        ttlSeconds: rec.ttlSeconds,
+        maxLifetimeSeconds: rec.maxLifetimeSeconds,
+      });
+  }
+  const health = new Map<string, Map<string, HealthRecord>>();
+  for (const e of mirrors.health.under(keys.healthPrefix())) {
+    const { group, node } = keys.healthParts(e.key) ?? {};
+    const rec = decode(HealthRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
+    );
+    if (!group || !node || !rec) continue;
+    // Health is only as alive as the lease it was written under.
+    if (nodes.get(node)?.lease !== e.lease) continue;
+    let m = health.get(group);
+    if (!m) health.set(group, (m = new Map()));
+    m.set(node, rec);
+  }
+  const assignments = new Map<string, CurrentAssignment>();
+  for (const e of mirrors.assignments.under(keys.assignmentsPrefix())) {
+    const group = e.key.slice(keys.assignmentsPrefix().length);
+    const rec = decode(AssignmentRecord, e.value, (why) =>
+      log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
+    );
+    if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
+  }
+  const drained = new Set<string>();
+  for (const e of mirrors.drain.under(keys.drainPrefix()))
+    if (decode(DrainRecord, e.value)) drained.add(e.key.slice(keys.drainPrefix().length));
+  const pins = new Map<string, MoveRecord>();
+  for (const e of mirrors.moves.under(keys.movesPrefix())) {
+    const rec = decode(MoveRecord, e.value);
+    if (rec) pins.set(e.key.slice(keys.movesPrefix().length), rec);
+  }
+  memory.seeGroups(sel.groups.keys());
+  return {
+    now: ctx.now,
+    mono: ctx.mono,
+    leader: ctx.leader,
+    groups: sel.groups,
+    frozen: sel.frozen,
+    contested: sel.contested,
+    nodes,
+    gone: memory.gone,
+    unconfirmed: memory.unconfirmed,
+    health,
+    assignments,
+    released: memory.released,
+    drained,
+    pins,
+    firstSeen: memory.firstSeen,
+    settleMs: ctx.settleMs,
+  };
+}
+
+const fromEtcd = new Map<string, { modRevision: number; group: SourceGroup }>();
+
+/**
+ * The groups as the leaders before this one published them (groups/<name>), for as long as the source has not
+ * listed once (an API server down at election): existing assignments keep their specs and still fail over, and
+ * nothing counts as deleted. Parsed once per record version.
+ */
+export function groupsFromEtcd(keys: Keys, groups: Mirror, log: Logger): SourceGroup[] {
+  const out: SourceGroup[] = [];
+  const seen = new Set<string>();
+  for (const e of groups.under(keys.groupsPrefix())) {
+    seen.add(e.key);
+    const hit = fromEtcd.get(e.key);
+    if (hit?.modRevision === e.modRevision) {
+      out.push(hit.group);
+      continue;
+    }
+    const rec = decode(GroupRecord, e.value, (why) => log.warn({ key: e.key, why }, 'ignoring a group record'));
+    const spec = rec ? FailoverGroupSpec.safeParse(rec.spec) : undefined;
+    if (!rec || !spec?.success) continue;
+    const group: SourceGroup = {
+      name: rec.name,
+      group: { name: rec.name, generation: rec.generation, spec: spec.data },
+      generation: rec.generation,
+      createdAt: e.createRevision,
+    };
+    fromEtcd.set(e.key, { modRevision: e.modRevision, group });
+    out.push(group);
+  }
+  for (const k of [...fromEtcd.keys()]) if (!seen.has(k)) fromEtcd.delete(k);
+  return out;
+}

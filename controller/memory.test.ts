@@ -1,0 +1,244 @@
+// The leader's memory of node leases (DESIGN.md Safety 3 and 6): a lease's end is asked of etcd, never inferred
+// from a node record, and every wait runs on the monotonic clock.
+import { afterEach, describe, expect, test } from '@jest/globals';
+import type { Clock } from '../common/clock.js';
+import type { Entry } from '../common/etcd.js';
+import { AssignmentRecord, decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord } from '../common/keyspace.js';
+import { silentLogger } from '../common/log.js';
+import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
+import { HOLDER_POLL_MS, LeaderMemory, unknownOverhangMs } from './memory.js';
+import { checksHash, plan, specHash, vipsOf, type PlanInput } from './planner.js';
+
+const keys = new Keys('/t/');
+const SLACK = 400;
+
+class JumpyClock implements Clock {
+  m = 5_000_000.37; // the monotonic clock has fractions of a millisecond
+  w = Date.parse('2026-12-01T12:00:00Z');
+  mono = () => this.m;
+  wall = () => this.w;
+  sleep = async () => undefined;
+  /** Time passes: both clocks move. */
+  pass(ms: number): void {
+    this.m += ms;
+    this.w += ms;
+  }
+}
+
+function nodeEntry(name: string, lease: string, over: Partial<NodeRecord> = {}, value?: string): Entry {
+  const rec: NodeRecord = {
+    name,
+    lease,
+    ttlSeconds: 1,
+    maxLifetimeSeconds: 1,
+    renewWindowMs: 500,
+    addresses: [],
+    interfaces: [],
+    version: 't',
+    startedAt: 0,
+    ...over,
+  };
+  return { key: keys.node(name), value: value ?? JSON.stringify(rec), modRevision: 1, createRevision: 1, lease };
+}
+
+const G: FailoverGroup = (() => {
+  const r = parseFailoverGroup({
+    apiVersion: 'vipwarden.io/v1alpha1',
+    kind: 'FailoverGroup',
+    metadata: { name: 'web' },
+    spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'a', priority: 200 }, { name: 'b' }] },
+  });
+  if (!r.ok) throw r.error;
+  return r.group;
+})();
+
+function assignmentEntry(holder: string, lease: string): Entry {
+  const rec: AssignmentRecord = {
+    group: 'web',
+    holder,
+    holderLease: lease,
+    vips: vipsOf(G),
+    release: false,
+    reason: 'initial',
+    specHash: specHash(G),
+    at: 0,
+    leader: 'c',
+  };
+  return { key: keys.assignment('web'), value: JSON.stringify(rec), modRevision: 7, createRevision: 7, lease: '0' };
+}
+
+/** etcd's side: which leases exist. */
+class FakeLeases {
+  alive = new Set<string>();
+  asked: string[] = [];
+  ask = async (lease: string): Promise<number> => {
+    this.asked.push(lease);
+    return this.alive.has(lease) ? 1 : -1;
+  };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+let memories: LeaderMemory[] = [];
+afterEach(() => {
+  for (const m of memories) m.stop();
+  memories = [];
+});
+
+function setup() {
+  const clock = new JumpyClock();
+  const leases = new FakeLeases();
+  const memory = new LeaderMemory({ clock, log: silentLogger(), keys, kernelSlackMs: SLACK, askLease: leases.ask });
+  memories.push(memory);
+  /** One pass: the holder "a" with lease L1, "b" alive and healthy. */
+  const pass = (nodes: Entry[]) => {
+    const assignments = [assignmentEntry('a', '1001')];
+    memory.observe([...nodes, nodeEntry('b', '1002')], assignments);
+    const inp: PlanInput = {
+      now: clock.wall(),
+      mono: clock.mono(),
+      leader: 'c',
+      groups: new Map([['web', G]]),
+      frozen: new Set(),
+      nodes: new Map(
+        [...nodes, nodeEntry('b', '1002')]
+          .map((e) => [e, decode(NodeRecord, e.value)] as const)
+          .filter(([e, r]) => r && r.lease === e.lease && !memory.isGone(r.lease))
+          .map(([, r]) => [r!.name, r!]),
+      ),
+      gone: memory.gone,
+      unconfirmed: memory.unconfirmed,
+      health: new Map([
+        [
+          'web',
+          new Map([
+            ['a', { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(G), at: 0 }],
+            ['b', { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(G), at: 0 }],
+          ]),
+        ],
+      ]),
+      assignments: new Map([['web', { record: JSON.parse(assignments[0]!.value) as AssignmentRecord, epoch: 7 }]]),
+      released: new Map(),
+      drained: new Set(),
+      pins: new Map(),
+      firstSeen: new Map([['web', clock.mono() - 60_000]]),
+      settleMs: 2000,
+    };
+    return plan(inp);
+  };
+  leases.alive.add('1001').add('1002');
+  return { clock, leases, memory, pass };
+}
+
+describe("a lease's end is asked, not inferred", () => {
+  test.each<[string, Entry[]]>([
+    ['its node key was deleted (etcdctl del)', []],
+    ['its node key names another lease (a second agent with that name)', [nodeEntry('a', '1009')]],
+    ['its node record does not parse (schema skew)', [nodeEntry('a', '1001', {}, '{"name":"a","lease":"1001"')]],
+    ['its node record names another lease than the key carries', [nodeEntry('a', '1001', { lease: '1003' })]],
+  ])('%s: the group stays while etcd says the lease lives', async (_name, nodes) => {
+    const { clock, leases, memory, pass } = setup();
+    expect(pass([nodeEntry('a', '1001')]).actions).toEqual([]);
+    await settle();
+    pass(nodes);
+    await settle();
+    for (let i = 0; i < 10; i++) {
+      clock.pass(30_000);
+      const p = pass(nodes);
+      await settle();
+      expect(p.actions).toEqual([]);
+      expect(p.decisions.get('web')).toMatchObject({ holder: 'a', state: 'unconfirmed' });
+    }
+    expect(memory.gone.has('1001')).toBe(false);
+    // Now the lease really ends (etcd deletes what it carried): gone from the answer on; moves after the wait.
+    leases.alive.delete('1001');
+    const after = nodes.filter((e) => e.lease !== '1001');
+    clock.pass(1000);
+    pass(after);
+    await settle();
+    expect(memory.gone.get('1001')).toMatchObject({ goneAt: clock.mono() });
+    const waitMs = memory.gone.get('1001')!.waitMs;
+    clock.pass(waitMs - 1);
+    expect(pass(after).actions).toEqual([]);
+    clock.pass(1);
+    expect(pass(after).actions).toEqual([
+      expect.objectContaining({ record: expect.objectContaining({ reason: 'lease-expired' }) }),
+    ]);
+  });
+
+  test('a lease the leader never saw a record for waits the largest overhang the schema allows', async () => {
+    const { leases, memory, pass } = setup();
+    leases.alive.delete('1001');
+    pass([]);
+    await settle();
+    expect(memory.gone.get('1001')?.waitMs).toBe(unknownOverhangMs(SLACK));
+    expect(unknownOverhangMs(SLACK)).toBeGreaterThanOrEqual(MAX_RENEW_WINDOW_MS + SLACK);
+  });
+
+  test('TTL 0 (under a second left, rounded down) is not an end', async () => {
+    const { leases, memory, pass } = setup();
+    leases.ask = async (): Promise<number> => 0;
+    (memory as unknown as { opts: { askLease: (l: string) => Promise<number> } }).opts.askLease = leases.ask;
+    pass([nodeEntry('a', '1001')]);
+    await settle();
+    pass([]);
+    await settle();
+    expect(memory.gone.has('1001')).toBe(false);
+    expect(memory.unconfirmed.has('1001')).toBe(true);
+  });
+});
+
+describe('a lease end is seen soon even when the node watch is behind (issue 15.15)', () => {
+  test('etcd revoked the holder lease while the mirror still shows its key: seen within one poll', async () => {
+    const { clock, leases, memory, pass } = setup();
+    const stale = [nodeEntry('a', '1001')];
+    pass(stale);
+    await settle();
+    leases.alive.delete('1001');
+    clock.pass(HOLDER_POLL_MS);
+    pass(stale);
+    await settle();
+    expect(memory.gone.get('1001')).toMatchObject({ goneAt: clock.mono() });
+    clock.pass(memory.gone.get('1001')!.waitMs);
+    const p = pass(stale);
+    expect(p.actions).toEqual([
+      expect.objectContaining({ record: expect.objectContaining({ holder: 'b', reason: 'lease-expired' }) }),
+    ]);
+    // What is written parses (whole milliseconds, though the monotonic clock has fractions).
+    const a = p.actions[0]!;
+    expect(a.type === 'put' && AssignmentRecord.safeParse(a.record).success).toBe(true);
+  });
+});
+
+describe('waits run on the monotonic clock', () => {
+  test('a wall clock that jumps forward by five minutes does not end the Safety 3 wait early', async () => {
+    const { clock, leases, memory, pass } = setup();
+    pass([nodeEntry('a', '1001')]);
+    await settle();
+    leases.alive.delete('1001');
+    pass([]);
+    await settle();
+    const waitMs = memory.gone.get('1001')!.waitMs;
+    expect(waitMs).toBeGreaterThan(0);
+    clock.w += 300_000; // an NTP step, or an operator's `date -s`
+    expect(pass([]).actions).toEqual([]);
+    expect(pass([]).decisions.get('web')?.state).toBe('gone-waiting');
+    clock.m += waitMs;
+    expect(pass([]).actions).toHaveLength(1);
+  });
+
+  test('a wall clock that jumps back does not stretch it either, and requeueAt is monotonic', async () => {
+    const { clock, leases, memory, pass } = setup();
+    pass([nodeEntry('a', '1001')]);
+    await settle();
+    leases.alive.delete('1001');
+    pass([]);
+    await settle();
+    const goneAt = memory.gone.get('1001')!.goneAt;
+    const waitMs = memory.gone.get('1001')!.waitMs;
+    clock.w -= 3_600_000;
+    expect(pass([]).requeueAt).toBe(goneAt + waitMs);
+    clock.m += waitMs;
+    expect(pass([]).actions).toHaveLength(1);
+  });
+});
