@@ -3,9 +3,8 @@
 // configuration, which points at a MySQL option file on the node ([client] user=, password=, socket=).
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
+import mysqlCore from 'mysql2';
 import mysql from 'mysql2/promise';
-import { createRequire } from 'node:module';
 import type { HealthCheckSpec } from '../../crds/failovergroup.js';
 import type { AgentConfig } from '../config.js';
 import type { CheckFn, CheckOutcome } from './types.js';
@@ -201,11 +200,10 @@ export class RefusedAuthError extends Error {
 
 type AuthPlugin = (o: { connection: { config: { password?: string } }; command: unknown }) => (data: Buffer) => unknown;
 
-// mysql2's own caching_sha2_password (its package exports hide lib/, so by path next to its index.js).
-const require = createRequire(import.meta.url);
-const cachingSha2 = require(join(dirname(require.resolve('mysql2')), 'lib/auth_plugins/caching_sha2_password.js')) as (
-  o: object,
-) => AuthPlugin;
+// mysql2's own caching_sha2_password, from the authPlugins its index exports (lib/ is hidden by its package
+// exports; a path resolved at run time would also not survive the single-executable bundle).
+const cachingSha2 = (mysqlCore as unknown as { authPlugins: { caching_sha2_password: (o: object) => AuthPlugin } })
+  .authPlugins.caching_sha2_password;
 const FULL_AUTH = Buffer.from([4]);
 
 /**

@@ -74,6 +74,9 @@ function setup(opts: { ttlSeconds?: number; node?: string; prefix?: string } = {
     node,
     etcd: { endpoints: etcd.clientConfig().endpoints, prefix, ...(etcd.tls ? { tls: etcd.clientConfig().tls } : {}) },
     interface: 'eth0',
+    // The node-side allowlist (issue 10): the test groups' VIPs and check targets.
+    vipRanges: ['198.18.0.0/15', '2001:2::/48'],
+    allow: { checkTargets: ['198.18.0.0/15', '2001:2::/48'] },
     lease: { ttlSeconds: opts.ttlSeconds ?? 3, keepaliveIntervalMs: 100, marginMs: 500 },
     shutdownGraceMs: 0,
     stateDir: join(dir, prefix.replaceAll('/', '_')),
