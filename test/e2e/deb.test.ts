@@ -203,6 +203,7 @@ test('configured and enabled, the agent unit registers in etcd and takes the VIP
     node: NODE,
     etcd: { endpoints, prefix: PREFIX },
     interface: 'host0',
+    vipRanges: ['198.18.0.0/15'], // the node-side allowlist: without it the agent holds nothing
     metrics: { listen: '127.0.0.1:9641' },
   };
   const controller = {

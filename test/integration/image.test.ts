@@ -94,7 +94,11 @@ test('controller (uid 65532, no capability) and agent (uid 0, NET_ADMIN + NET_RA
       'controller.yaml',
       { id: 'img-ctl', etcd: { endpoints, prefix: PREFIX }, source: { directory: '/etc/vipwarden/groups' } },
     ],
-    [agentConf, 'agent.yaml', { node: node.name, etcd: { endpoints, prefix: PREFIX }, interface: node.iface }],
+    [
+      agentConf,
+      'agent.yaml',
+      { node: node.name, etcd: { endpoints, prefix: PREFIX }, interface: node.iface, vipRanges: ['198.18.0.0/15'] },
+    ],
     [groups, 'web.yaml', webGroup({ name: 'img-web', vips: [vip], nodes: [[node.name, 100]], checks: [] })],
   ] as const) {
     (await import('node:fs')).mkdirSync(d, { recursive: true });
