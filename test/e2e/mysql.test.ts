@@ -83,7 +83,9 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
     await db.get('node1')!.stop();
     await sampler.waitForHolder(vip, 'node2', 30_000);
-    const evs = await c.events('db');
+    // Events are written on their own, after the assignment (controller/writer.ts): wait for this one.
+    let evs = await c.events('db');
+    await eventually(async () => (evs = await c.events('db')).at(-1)?.to === 'node2', 'the failover event');
     expect([evs.at(-1)!.from, evs.at(-1)!.to, evs.at(-1)!.reason]).toEqual(['node1', 'node2', 'unhealthy']);
     // nginx on node1 is fine: it was MySQL that failed, and the status says so.
     const m = await checkOf('db', 'node1', 'mysql');
@@ -117,7 +119,9 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
     await db.get('node1')!.stop();
     await sampler.waitForHolder(vip, 'node2', 30_000);
-    const ev = (await c.events('dbw')).at(-1)!;
+    let evs = await c.events('dbw');
+    await eventually(async () => (evs = await c.events('dbw')).at(-1)?.to === 'node2', 'the failover event');
+    const ev = evs.at(-1)!;
     expect([ev.from, ev.to, ev.reason]).toEqual(['node1', 'node2', 'failback']);
     const node1 = (await c.status()).groups.find((g) => g.group === 'dbw')!.nodes.find((n) => n.name === 'node1')!;
     expect(node1.healthy).toBe(true);
