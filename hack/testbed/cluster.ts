@@ -255,11 +255,21 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         return s.groups.find((g) => g.group === group)?.holder ?? null;
       },
       async events(group) {
-        const res = await c.getAll().prefix(keys.eventsPrefix(group)).strings();
-        return Object.values(res)
-          .map((v) => decode(EventRecord, v))
-          .filter((x): x is EventRecord => x !== undefined)
-          .sort((a, b) => a.epoch - b.epoch);
+        const read = async () =>
+          Object.values(await c.getAll().prefix(keys.eventsPrefix(group)).strings())
+            .map((v) => decode(EventRecord, v))
+            .filter((x): x is EventRecord => x !== undefined)
+            .sort((a, b) => a.epoch - b.epoch);
+        // The leader writes an assignment's event on its own, after the assignment (controller/writer.ts): wait
+        // (bounded) for the current assignment's event, so that a test reading right after a move sees it.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          const evs = await read();
+          const kv = group === undefined ? undefined : (await c.get(keys.assignment(group)).exec()).kvs[0];
+          const epoch = kv ? Number(kv.mod_revision) : undefined;
+          if (epoch === undefined || evs.some((e) => e.epoch >= epoch) || Date.now() > deadline) return evs;
+          await new Promise((r) => setTimeout(r, 50));
+        }
       },
       async leaderIndex() {
         const v = await c.get(keys.leader()).string();

@@ -100,7 +100,13 @@ describe('manifests directory', () => {
     c.deleteGroup('web');
     await sampler.waitForHolder(vipA, null, 15_000);
     await waitStatus((s) => s.groups.length === 0);
-    const evs = await c.events('web');
+    // A deleted group has no assignment to wait for: wait for its event here.
+    const deadline = Date.now() + 10_000;
+    let evs = await c.events('web');
+    while (evs.at(-1)?.reason !== 'deleted' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      evs = await c.events('web');
+    }
     expect(evs.at(-1)!.reason).toBe('deleted');
   });
 });
