@@ -135,10 +135,12 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     await eventually(
       async () => (await checkOf('dbw', 'node2', 'mysql'))?.ok === true,
       'MySQL check passing on node2 again',
+      60_000, // a MariaDB restart under CI load: a bound that only catches a hang
     );
     await eventually(
       async () => (await checkOf('dbw', 'node1', 'mysql'))?.ok === true,
       'MySQL check passing on node1 again',
+      60_000, // a MariaDB restart under CI load: a bound that only catches a hang
     );
     // Whichever check passed first may have held it for a moment (105 > 100); with both passing node1 wins (110).
     await sampler.waitForHolder(vip, 'node1', 30_000);
