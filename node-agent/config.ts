@@ -12,7 +12,7 @@ import { allowlistFields } from './allowlist.js';
 const Argv = z
   .array(z.string().min(1))
   .min(1)
-  .refine((a) => a[0]!.startsWith('/'), 'the command must be an absolute path');
+  .refine((a) => a.length === 0 || a[0]!.startsWith('/'), 'the command must be an absolute path'); // min(1) names the empty one
 
 export const AgentConfigSchema = z
   .object({
