@@ -8,12 +8,17 @@
  * there (the socket stays bound to that namespace) and returns to its own namespace. Then every
  * period it sends RTM_GETADDR dumps on every socket and prints one line per change:
  *
- *   <t_ms> <ns> add|del <address>/<prefix> <ifname>
+ *   <t_ms> <ns> add|del <address>/<prefix> <ifname> <lo_ms> <hi_ms>
  *   <t_ms> - hb <polls> <late> <max_poll_us>        every heartbeat period
  *   <t_ms> - ready <polls>                          after the first full poll (initial adds printed before)
  *   <t_ms> - exit <polls>
  *
- * t_ms is CLOCK_MONOTONIC in milliseconds (the clock behind Node's process.hrtime). Addresses are
+ * t_ms is CLOCK_MONOTONIC in milliseconds (the clock behind Node's process.hrtime), taken just before the
+ * dump that saw the change. The change itself happened between the previous dump of that namespace and
+ * this one: after lo_ms (the start of the previous dump) and before hi_ms (the end of this one). Two
+ * namespaces are dumped one after the other, never at one instant, so a handover that happens between
+ * two rounds looks like an overlap of a few microseconds when judged by t_ms alone; the bounds say what
+ * is certain. Addresses are
  * reported whatever the link state: a down or detached interface still shows its addresses.
  * Bounded: exits after max_duration_s, on SIGTERM/SIGINT, or when its parent dies.
  */
@@ -58,6 +63,7 @@ struct ns {
 	unsigned seq;
 	struct addr cur[MAX_ADDR], prev[MAX_ADDR];
 	int ncur, nprev;
+	double prev_start; /* start of the previous dump (0: none yet) */
 	struct link links[MAX_IFS];
 	int nlinks;
 };
@@ -249,7 +255,7 @@ static int contains(const struct addr *set, int count, const struct addr *a)
 	return 0;
 }
 
-static void print_change(struct ns *n, double t, const char *what, const struct addr *a, int *refreshed)
+static void print_change(struct ns *n, double t, double hi, const char *what, const struct addr *a, int *refreshed)
 {
 	char txt[INET6_ADDRSTRLEN];
 	const char *name;
@@ -263,14 +269,15 @@ static void print_change(struct ns *n, double t, const char *what, const struct 
 		*refreshed = 1;
 		name = ifname(n, a, 1);
 	}
-	printf("%.3f %s %s %s/%u %s\n", t, n->name, what, txt, a->plen, name);
+	printf("%.3f %s %s %s/%u %s %.3f %.3f\n", t, n->name, what, txt, a->plen, name, n->prev_start ? n->prev_start : t,
+	       hi);
 }
 
 /* One poll of one namespace; returns the number of changes printed, or -1 when the dump failed. */
 static int poll_ns(struct ns *n)
 {
 	int i, changes = 0, refreshed = 0, tries;
-	double t;
+	double t, hi;
 
 	for (tries = 0; tries < 3; tries++) {
 		n->ncur = 0;
@@ -280,18 +287,20 @@ static int poll_ns(struct ns *n)
 	}
 	if (tries == 3)
 		return -1;
+	hi = now_ms();
 	for (i = 0; i < n->nprev; i++)
 		if (!contains(n->cur, n->ncur, &n->prev[i])) {
-			print_change(n, t, "del", &n->prev[i], &refreshed);
+			print_change(n, t, hi, "del", &n->prev[i], &refreshed);
 			changes++;
 		}
 	for (i = 0; i < n->ncur; i++)
 		if (!contains(n->prev, n->nprev, &n->cur[i])) {
-			print_change(n, t, "add", &n->cur[i], &refreshed);
+			print_change(n, t, hi, "add", &n->cur[i], &refreshed);
 			changes++;
 		}
 	memcpy(n->prev, n->cur, sizeof(struct addr) * (size_t)n->ncur);
 	n->nprev = n->ncur;
+	n->prev_start = t;
 	return changes;
 }
 

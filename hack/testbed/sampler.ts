@@ -11,8 +11,14 @@ import type { Testbed } from './testbed.js';
 import { monoMs, normalizeIp, run, withTimeout } from './util.js';
 
 export interface AddrEvent {
-  /** CLOCK_MONOTONIC ms of the poll that saw the change. */
+  /** CLOCK_MONOTONIC ms of the poll that saw the change (taken just before its dump). */
   t: number;
+  /**
+   * Bounds of the change itself: after `lo` (the start of the namespace's previous dump) and before `hi` (the end of
+   * the dump that saw it). Absent in events built by hand (tests): then `t` is both.
+   */
+  lo?: number;
+  hi?: number;
   /** Node name (label) of the namespace. */
   node: string;
   kind: 'add' | 'del';
@@ -26,6 +32,10 @@ export interface Interval {
   from: number;
   /** null: still present. */
   to: number | null;
+  /** Present for certain from here (the end of the dump that saw it come); default `from`. */
+  sureFrom?: number;
+  /** Present for certain until here (the start of the last dump that still saw it); default `to`. */
+  sureTo?: number;
 }
 
 export interface OverlapInterval {
@@ -131,10 +141,14 @@ export class AddressTimelines {
     cnt.set(e.node, after);
     let list = per.get(e.node);
     if (!list) per.set(e.node, (list = []));
-    if (before === 0 && after > 0) list.push({ from: e.t, to: null });
+    if (before === 0 && after > 0)
+      list.push({ from: e.t, to: null, ...(e.hi !== undefined ? { sureFrom: e.hi } : {}) });
     if (before > 0 && after === 0) {
       const open = list[list.length - 1];
-      if (open && open.to === null) open.to = e.t;
+      if (open && open.to === null) {
+        open.to = e.t;
+        if (e.lo !== undefined) open.sureTo = e.lo;
+      }
     }
   }
 
@@ -159,15 +173,21 @@ export class AddressTimelines {
   }
 }
 
-/** Sweep over per-node intervals: where are ≥ 2 nodes present at once? Open intervals end at `now`. */
+/**
+ * Sweep over per-node intervals: where are ≥ 2 nodes present at once, for certain? Each interval counts from the
+ * first instant its node surely had the address to the last (`sureFrom`, `sureTo`): the sampler dumps namespaces one
+ * after the other, so a handover that falls between two rounds would otherwise look like an overlap of a few
+ * microseconds. An overlap shorter than about one poll round can therefore not be seen. Open intervals end at `now`.
+ */
 export function computeOverlaps(tl: Record<string, Interval[]>, now: number, since = -Infinity): Overlaps {
   type Ev = { t: number; node: string; d: 1 | -1; open: boolean };
   const evs: Ev[] = [];
   for (const [node, list] of Object.entries(tl)) {
     for (const iv of list) {
-      const to = iv.to ?? now;
-      if (to <= since) continue;
-      evs.push({ t: Math.max(iv.from, since), node, d: 1, open: false }, { t: to, node, d: -1, open: iv.to === null });
+      const from = iv.sureFrom ?? iv.from;
+      const to = iv.to === null ? now : (iv.sureTo ?? iv.to);
+      if (to <= since || to <= from) continue;
+      evs.push({ t: Math.max(from, since), node, d: 1, open: false }, { t: to, node, d: -1, open: iv.to === null });
     }
   }
   // at equal times, removals first: a del and an add seen at the same instant are not an overlap
@@ -215,9 +235,12 @@ export function parseSamplerLine(line: string): SamplerLine | undefined {
   if ((f[2] === 'add' || f[2] === 'del') && f[3] && f[4]) {
     const [addr, plen] = f[3].split('/');
     if (!addr || plen === undefined) return undefined;
+    const lo = Number(f[5]);
+    const hi = Number(f[6]);
+    const bounds = Number.isFinite(lo) && Number.isFinite(hi) && f[6] !== undefined ? { lo, hi } : {};
     return {
       kind: 'addr',
-      event: { t, netns: f[1] as string, kind: f[2], address: addr, prefixLen: Number(plen), ifname: f[4] },
+      event: { t, netns: f[1] as string, kind: f[2], address: addr, prefixLen: Number(plen), ifname: f[4], ...bounds },
     };
   }
   return undefined;

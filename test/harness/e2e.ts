@@ -9,7 +9,11 @@
 //   });
 import { afterAll, beforeAll, expect } from '@jest/globals';
 import { startCluster, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
+import { readFileSync } from 'node:fs';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import type { OverlapInterval } from '../../hack/testbed/sampler.js';
+import { monoMs } from '../../hack/testbed/util.js';
+import type { EventRecord } from '../../common/keyspace.js';
 
 export interface E2eFixture {
   readonly c: Cluster;
@@ -60,8 +64,14 @@ export function useE2eCluster(opts: E2eOptions, setup?: (f: E2eFixture) => Promi
     const errors: unknown[] = [];
     try {
       for (const stop of stops.reverse()) await stop().catch((e: unknown) => errors.push(e));
-      const overlaps = vips.map((v) => [v, sampler?.overlaps(v).intervals ?? []]);
+      const overlaps = vips.map((v) => [v, sampler?.overlaps(v).intervals ?? []] as const);
       await sampler?.stop();
+      if (sampler && overlaps.some(([, iv]) => iv.length > 0)) console.log(await explainOverlaps(c, sampler, overlaps));
+      if (sampler && process.env['VIPWARDEN_E2E_TIMELINES'])
+        for (const v of vips)
+          console.log(
+            `${v} handovers (ms from a removal to the next add elsewhere): ${handoverGaps(sampler.timeline(v)).join(' ')}`,
+          );
       // Two holders at once, ever, for any VIP the test watched: the failure this project exists to prevent.
       expect(overlaps).toEqual(vips.map((v) => [v, []]));
     } finally {
@@ -76,6 +86,74 @@ export function useE2eCluster(opts: E2eOptions, setup?: (f: E2eFixture) => Promi
       return holder.f;
     },
   };
+}
+
+/**
+ * What happened around each overlap, in one block that survives truncated CI output: the VIP's per-node timeline
+ * (ms relative to the overlap's start), the assignment events, and the agents' and controllers' log lines from
+ * 3 s before to 1 s after it.
+ */
+async function explainOverlaps(
+  c: Cluster,
+  sampler: Sampler,
+  overlaps: ReadonlyArray<readonly [string, readonly OverlapInterval[]]>,
+): Promise<string> {
+  const wallMinusMono = Date.now() - monoMs();
+  const out: string[] = ['DUAL HOLDER seen by the sampler:'];
+  let events: EventRecord[] = [];
+  try {
+    events = await c.events();
+  } catch (e) {
+    out.push(`events: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  for (const [vip, intervals] of overlaps) {
+    for (const iv of intervals) {
+      const t0 = iv.from;
+      const rel = (t: number | null) => (t === null ? 'open' : `${Math.round(t - t0)}`);
+      out.push(
+        `${vip}: ${Math.round(iv.to - iv.from)} ms on ${iv.holders.join(', ')}${iv.ongoing ? ' (ongoing)' : ''}`,
+      );
+      for (const [node, list] of Object.entries(sampler.timeline(vip)))
+        out.push(`  ${node}: ${list.map((i) => `[${rel(i.from)}, ${rel(i.to)}]`).join(' ')}`);
+      const fromWall = t0 + wallMinusMono - 3000;
+      const toWall = iv.to + wallMinusMono + 1000;
+      for (const e of events)
+        out.push(
+          `  event ${e.group} epoch ${e.epoch}: ${e.from ?? '-'} -> ${e.to ?? '-'} (${e.reason}) at ${Math.round(e.at - wallMinusMono - t0)}`,
+        );
+      const logs: [string, string][] = [...c.agents].map(([n, p]) => [`agent ${n}`, p.stderrLog]);
+      c.controllers.forEach((p, i) => p && logs.push([`controller ${i}`, p.stderrLog]));
+      for (const [who, file] of logs) {
+        let text = '';
+        try {
+          text = readFileSync(file, 'utf8');
+        } catch {
+          continue;
+        }
+        for (const line of text.split('\n')) {
+          const m = /"time":(\d+)/.exec(line);
+          if (!m || Number(m[1]) < fromWall || Number(m[1]) > toWall) continue;
+          out.push(`  ${who} ${Math.round(Number(m[1]) - wallMinusMono - t0)}: ${line.slice(0, 400)}`);
+        }
+      }
+    }
+  }
+  return out.join('\n');
+}
+
+/** For each add, the ms since the latest removal on another node (negative: an overlap). */
+function handoverGaps(tl: Record<string, { from: number; to: number | null }[]>): number[] {
+  const evs = Object.entries(tl).flatMap(([node, l]) =>
+    l.flatMap((i) => [{ t: i.from, node, add: true }, ...(i.to === null ? [] : [{ t: i.to, node, add: false }])]),
+  );
+  evs.sort((a, b) => a.t - b.t);
+  const gaps: number[] = [];
+  let lastDel: { t: number; node: string } | undefined;
+  for (const e of evs) {
+    if (!e.add) lastDel = e;
+    else if (lastDel && lastDel.node !== e.node) gaps.push(Math.round((e.t - lastDel.t) * 1000) / 1000);
+  }
+  return gaps;
 }
 
 /** The set-up error, with what the cluster looked like; the cluster is destroyed. */
