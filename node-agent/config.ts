@@ -3,8 +3,7 @@
 import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
-import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
-import { DEFAULT_PREFIX } from '../common/keyspace.js';
+import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
 import { allowlistFields } from './allowlist.js';
@@ -17,17 +16,7 @@ const Argv = z
 export const AgentConfigSchema = z
   .object({
     node: z.string().refine(isResourceName, 'must be a DNS-1123 name'),
-    etcd: z
-      .object({
-        endpoints: z.array(z.string().url()).min(1),
-        prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
-        ...etcdConnectionFields,
-      })
-      .strict()
-      .superRefine((e, ctx) => {
-        const issue = etcdConnectionIssue(e);
-        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
-      }),
+    etcd: EtcdConfigSchema,
     interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
     /** What a FailoverGroup may claim on this node (node-agent/allowlist.ts): vipRanges and allow. */
     ...allowlistFields,

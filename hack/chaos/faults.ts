@@ -3,6 +3,7 @@
 // (cut from etcd only, etcd member and leader kill, controller leader kill, address churn, a VIP moved between
 // groups by editing specs) are added here.
 import { FaultState, heal as healNode, inject as injectNode, undo as undoNode } from '../bench/faults.js';
+import { clusterNodeOps } from '../bench/cluster-subject.js';
 import type { Mode, Subject } from '../bench/types.js';
 import type { Cluster } from '../testbed/cluster.js';
 import { run, sleep, withTimeout } from '../testbed/util.js';
@@ -89,7 +90,6 @@ export interface ActiveFault {
 
 /** A Subject (hack/bench/types.ts) over a multi-group cluster, so the benchmark's node faults drive it. */
 export function subjectOf(c: Cluster, profile: 'vipwarden-default' | 'vipwarden-fast', vip: string): Subject {
-  const agentOf = (node: string) => c.agents.get(node);
   return {
     product: 'vipwarden',
     profile,
@@ -97,29 +97,7 @@ export function subjectOf(c: Cluster, profile: 'vipwarden-default' | 'vipwarden-
     vip,
     preferred: c.tb.nodes[0]!.name,
     settings: {},
-    killService: (node) => c.nginx.get(node)!.kill(),
-    startService: (node) => c.nginx.get(node)!.start(),
-    serviceRunning: (node) => c.nginx.get(node)?.running ?? false,
-    signalDaemon(node, signal) {
-      const a = agentOf(node);
-      if (a && !a.exited) a.kill(signal);
-    },
-    async waitDaemonGone(node, timeoutMs) {
-      const a = agentOf(node);
-      if (!a || a.exited) return;
-      const r = await withTimeout(a.done, timeoutMs, 'timeout' as const);
-      if (r === 'timeout') {
-        a.kill('SIGCONT');
-        await a.stop({ signal: 'SIGKILL', timeoutMs: 2000 });
-      }
-    },
-    daemonRunning: (node) => {
-      const a = agentOf(node);
-      return a !== undefined && !a.exited;
-    },
-    startDaemon: async (node) => {
-      await c.startAgent(node);
-    },
+    ...clusterNodeOps(c),
     destroy: () => c.destroy(),
   };
 }
