@@ -69,15 +69,18 @@ function setup(registry?: Registry) {
   return { resource, reasserts };
 }
 
-function ctx(o: { isCurrent?: () => boolean; signal?: AbortSignal } = {}): ResourceContext {
+/** The holder's context for group web at epoch 7; its log lines land in `lines`. */
+function ctx(o: Partial<Pick<ResourceContext, 'isCurrent' | 'signal'>> = {}): ResourceContext {
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+  const vips = [vipRef('198.18.250.101/24', 'eth0')];
   return {
     group: 'web',
     node: 'node1',
     epoch: 7,
-    vips: [vipRef('198.18.250.101/24', 'eth0')],
+    vips,
     spec,
-    isCurrent: o.isCurrent ?? (() => true),
+    isCurrent: () => true,
+    ...o,
     signal: o.signal ?? new AbortController().signal,
     log,
   };
