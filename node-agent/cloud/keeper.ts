@@ -15,6 +15,8 @@ export interface KeepOptions {
   isCurrent(): boolean;
   /** Aborted by a release or a lost lease: the period ends. */
   signal: AbortSignal;
+  /** Resolves true when a fresh keepalive answer shows this node's lease alive (ResourceContext.confirmLease). */
+  confirm?(): Promise<boolean>;
   periodMs: number;
   retry: RetryPolicy;
   clock: Clock;
@@ -45,9 +47,18 @@ export async function keepInLine(o: KeepOptions): Promise<KeepEnd> {
       continue;
     }
     if (holder === self) continue;
-    // Checked again after the look: the answer may have taken long, and the epoch may have moved on meanwhile.
+    // Checked again after the look: the answer may have taken long, and the epoch may have moved on meanwhile. A
+    // timer that fires as a frozen agent wakes sees its old view; the lease must answer before anything changes.
+    const confirmed = o.confirm ? await o.confirm().catch(() => false) : true;
     const end = stop();
     if (end) return end;
+    if (!confirmed) {
+      o.log.warn(
+        { provider: o.provider.name, ip: o.ip, from: holder, nextCheckInMs: o.periodMs },
+        'floating IP points elsewhere, but no fresh keepalive answer confirms this node’s lease: not re-asserting',
+      );
+      continue;
+    }
     o.log.warn(
       { provider: o.provider.name, ip: o.ip, from: holder, to: self },
       'floating IP points elsewhere while this node holds the current epoch: re-asserting',

@@ -98,6 +98,7 @@ export class CloudResource implements GroupResource {
         ...common,
         retry,
         periodMs: this.deps.config.cloud.checkIntervalMs,
+        confirm: ctx.confirmLease,
         onReassert: (from, to) => {
           this.reasserts?.inc({ group: ctx.group, provider: provider.name });
           this.deps.onReassert?.(ctx.group, from, to);

@@ -24,6 +24,8 @@ let dir: string;
 let tokenPath: string;
 let fake: FakeDigitalOcean;
 let lines: Record<string, unknown>[];
+/** Every resource a test made, closed after it (a failed test must not leave its period running). */
+const made: CloudResource[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'vw-do-period-'));
@@ -36,6 +38,7 @@ beforeEach(async () => {
   lines = [];
 });
 afterEach(async () => {
+  await Promise.all(made.splice(0).map((r) => r.close()));
   expect(fake.violations).toEqual([]);
   await fake.close();
 });
@@ -66,11 +69,12 @@ function setup(registry?: Registry) {
     providers: { digitalocean: (d) => new DigitalOceanProvider(d, { pollIntervalMs: 10, actionTimeoutMs: 5000 }) },
     onReassert: (_g, from, to) => reasserts.push([from, to]),
   });
+  made.push(resource);
   return { resource, reasserts };
 }
 
 /** The holder's context for group web at epoch 7; its log lines land in `lines`. */
-function ctx(o: Partial<Pick<ResourceContext, 'isCurrent' | 'signal'>> = {}): ResourceContext {
+function ctx(o: Partial<Pick<ResourceContext, 'isCurrent' | 'confirmLease' | 'signal'>> = {}): ResourceContext {
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
   const vips = [vipRef('198.18.250.101/24', 'eth0')];
   return {
@@ -154,6 +158,27 @@ describe('floating IP kept in line on a period', () => {
     expect(fake.ips.get(FIP)).toBe(OLD);
     expect(fake.count('post-action')).toBe(1);
     expect(reasserts).toEqual([]);
+  });
+
+  it('re-asserts only once a fresh keepalive answer confirms the lease (a woken frozen agent’s view is stale)', async () => {
+    const { resource, reasserts } = setup();
+    const ac = new AbortController();
+    let alive = false;
+    let asked = 0;
+    const confirmLease = async () => (asked++, alive);
+    await resource.acquire(ctx({ signal: ac.signal, confirmLease }));
+    await resource.settled('web');
+    fake.ips.set(FIP, OLD);
+    await until(() => asked >= 2, 3 * PERIOD_MS + 500);
+    expect(fake.ips.get(FIP)).toBe(OLD);
+    expect(fake.count('post-action')).toBe(1);
+    expect(lines.filter((l) => /no fresh keepalive answer/.test(String(l.msg)))).toHaveLength(asked);
+    alive = true;
+    await until(() => fake.ips.get(FIP) === SELF, PERIOD_MS + 500);
+    expect(reasserts).toEqual([[String(OLD), String(SELF)]]);
+    ac.abort();
+    await resource.release(ctx());
+    await resource.ended('web');
   });
 
   it('keeps looking after failed looks and re-asserts once the API answers again', async () => {
