@@ -85,6 +85,8 @@ export const AgentConfigSchema = z
           .strict()
           .optional(),
         requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        /** The holder looks at its floating IPs this often and points them back at itself (node-agent/cloud/keeper.ts). */
+        checkIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
         retry: z
           .object({
             maxAttempts: z.number().int().min(1).max(100).default(12),
@@ -95,7 +97,11 @@ export const AgentConfigSchema = z
           .default({ maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 }),
       })
       .strict()
-      .default({ requestTimeoutMs: 10_000, retry: { maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 } }),
+      .default({
+        requestTimeoutMs: 10_000,
+        checkIntervalMs: 10_000,
+        retry: { maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 },
+      }),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   })
   .strict()

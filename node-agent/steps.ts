@@ -210,6 +210,10 @@ export class GroupSteps {
       isCurrent: () =>
         holdings.get(group)?.epoch === epoch ||
         (holdings.get(group) !== undefined && view.assignment(group)?.epoch === epoch),
+      confirmLease: async () => {
+        const lease = holdings.get(group)?.lease;
+        return lease === this.d.lease.lease && (await this.d.lease.ensureFresh()) && lease === this.d.lease.lease;
+      },
       signal,
       log: this.d.log.child({ group, epoch }),
     };
