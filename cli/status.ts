@@ -28,6 +28,8 @@ export interface GroupStatus {
     live: boolean;
     healthy: boolean | null;
     drained: boolean;
+    /** Why this node's agent cannot parse the group's spec (version skew): it will not hold the group. */
+    specError?: string;
     checks: { name: string; ok: boolean; message?: string }[];
   }[];
 }
@@ -64,9 +66,12 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
     c.get(k.leader()).string(),
   ]);
   const liveLease = new Map<string, string>();
+  const specErrors = new Map<string, string>(); // "<node>/<group>" -> why
   for (const [name, e] of nodes) {
     const rec = decode(NodeRecord, e.value);
-    if (rec && rec.lease === e.lease) liveLease.set(name, rec.lease);
+    if (!rec || rec.lease !== e.lease) continue;
+    liveLease.set(name, rec.lease);
+    for (const x of rec.specErrors ?? []) specErrors.set(`${name}/${x.group}`, x.why);
   }
   const names = [...new Set([...groups.keys(), ...assigns.keys()])].sort();
   const out: GroupStatus[] = [];
@@ -87,12 +92,14 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
       nodes: candidates.map((n) => {
         const h = decode(HealthRecord, health.get(`${n.name}/${g}`)?.value);
         const live = liveLease.has(n.name);
+        const specError = live ? specErrors.get(`${n.name}/${g}`) : undefined;
         return {
           name: n.name,
           priority: n.priority,
           live,
           healthy: live && h ? h.healthy : null,
           drained: drains.has(n.name),
+          ...(specError !== undefined ? { specError } : {}),
           checks:
             live && h
               ? h.checks.map((c) => ({ name: c.name, ok: c.ok, ...(c.message ? { message: c.message } : {}) }))
@@ -129,7 +136,7 @@ export function renderStatus(s: Status): string[] {
       const nodes = g.nodes
         .map(
           (n) =>
-            `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`,
+            `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.specError !== undefined ? 'SPEC' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`,
         )
         .join(' ');
       const holder =
@@ -145,6 +152,12 @@ export function renderStatus(s: Status): string[] {
     ),
   );
   if (failing.length > 0) lines.push('', ...table([['GROUP', 'NODE', 'FAILING CHECK', 'MESSAGE'], ...failing]));
+  // Version skew: the SpecNotUnderstood condition of the FailoverGroup, as etcd shows it.
+  const skew = s.groups.flatMap((g) =>
+    g.nodes.flatMap((n) => (n.specError !== undefined ? [[g.group, n.name, n.specError]] : [])),
+  );
+  if (skew.length > 0)
+    lines.push('', ...table([['GROUP', 'NODE', 'SPEC NOT UNDERSTOOD (the node will not hold it)'], ...skew]));
   const rejected = s.rejected ?? [];
   if (rejected.length > 0)
     lines.push('', ...table([['REJECTED GROUP', 'REASON'], ...rejected.map((r) => [r.group, r.reason])]));

@@ -99,6 +99,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
         lease: rec.lease,
         ttlSeconds: rec.ttlSeconds,
         maxLifetimeSeconds: rec.maxLifetimeSeconds,
+        ...(rec.specErrors?.length ? { specErrorByGroup: new Map(rec.specErrors.map((x) => [x.group, x.why])) } : {}),
       });
   }
   const health = new Map<string, Map<string, HealthRecord>>();
