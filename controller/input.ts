@@ -18,7 +18,7 @@ import type { LeaderMemory } from './memory.js';
 import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
 import type { SourceGroup } from './sources/types.js';
 
-export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups';
+export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups' | 'presence';
 export type Mirrors = Record<MirrorName, Mirror>;
 
 export interface Selection {
