@@ -12,6 +12,7 @@ import {
   NodeRecord,
   RejectedRecord,
 } from '../common/keyspace.js';
+import { OutageRecord } from '../common/presence.js';
 import { FailoverGroupSpec } from '../crds/failovergroup.js';
 
 export interface GroupStatus {
@@ -177,8 +178,38 @@ export async function listEvents(c: Etcd3, k: Keys, group: string | undefined): 
   return evs.sort((a, b) => a.epoch - b.epoch);
 }
 
-export function renderEvents(evs: EventRecord[]): string[] {
-  if (evs.length === 0) return ['no events'];
+/** The periods a VIP was on no node, as the agents measured them (outages/<group>/), oldest first. */
+export async function listOutages(c: Etcd3, k: Keys, group: string | undefined): Promise<OutageRecord[]> {
+  const res = await c.getAll().prefix(k.outagesPrefix(group)).exec();
+  return res.kvs
+    .map((kv) => decode(OutageRecord, kv.value.toString()))
+    .filter((o): o is OutageRecord => o !== undefined)
+    .sort((a, b) => a.toAt - b.toAt);
+}
+
+export function renderOutages(outs: readonly OutageRecord[]): string[] {
+  const rows = [['VIP ON NO NODE FROM', 'UNTIL', 'GROUP', 'EPOCH', 'FROM', 'TO', 'REASON', 'GAP']];
+  for (const o of outs) {
+    const why = o.releaseReason && o.releaseReason !== o.reason ? `${o.reason} (${o.releaseReason})` : o.reason;
+    const note = [o.expired ? 'lifetime ran out first' : '', o.message ?? ''].filter(Boolean).join('; ');
+    rows.push([
+      o.fromAt === undefined ? '?' : new Date(o.fromAt).toISOString(),
+      new Date(o.toAt).toISOString(),
+      o.group,
+      String(o.epoch),
+      o.from ?? '?',
+      o.to,
+      why,
+      (o.gapMs === undefined ? '?' : `${Math.round(o.gapMs)}ms`) + (note ? ` (${note})` : ''),
+    ]);
+  }
+  return table(rows);
+}
+
+/** Transitions, then (when there are any) the outages the agents measured. */
+export function renderEvents(evs: EventRecord[], outages: readonly OutageRecord[] = []): string[] {
+  const tail = outages.length > 0 ? ['', ...renderOutages(outages)] : [];
+  if (evs.length === 0) return ['no events', ...tail];
   const rows = [['TIME', 'GROUP', 'EPOCH', 'FROM', 'TO', 'REASON', 'DETECT', 'OUTAGE']];
   for (const e of evs) {
     rows.push([
@@ -192,5 +223,5 @@ export function renderEvents(evs: EventRecord[]): string[] {
       e.outageMs === undefined ? '-' : `${Math.round(e.outageMs)}ms`,
     ]);
   }
-  return table(rows);
+  return [...table(rows), ...tail];
 }
