@@ -7,7 +7,7 @@ import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } 
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
 import { retiringAfter } from './conflicts.js';
 import { eventFigures } from './figures.js';
-import { rankNodes, SELF_RELEASE, specHash, vipsOf, type RankedNode } from './ranking.js';
+import { rankNodes, SELF_RELEASE, specErrorsOf, specHash, vipsOf, type RankedNode } from './ranking.js';
 import type {
   Action,
   CurrentAssignment,
@@ -113,6 +113,7 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   const pin = input.pins.get(name);
   const pinned = pin ? offer.find((n) => n.name === pin.to) : undefined;
   const holderRank = ranked.find((n) => n.name === holder);
+  const specErrors = group ? specErrorsOf(group, input) : [];
 
   // Who should hold the group if the choice were free, and why the current holder should let go.
   let desired: string | null = null;
@@ -144,6 +145,7 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     state: hs.state,
     nodes: ranked,
     message,
+    ...(specErrors.length ? { specErrors } : {}),
   });
   const phaseFor = (h: string | null): Phase => {
     if (h === null) return 'NoHealthyNode';

@@ -12,7 +12,8 @@
 # `etcdctl user passwd USER` and give the component an etcd.auth.file holding "USER:password".
 #
 # Roles (P = the prefix):
-#   vipwarden-node-<node>   read P; write P/nodes/<node>, P/health/<node>/, P/released/<node>/   (user <node>)
+#   vipwarden-node-<node>   read P; write P/nodes/<node>, P/health/<node>/, P/released/<node>/, P/presence/<node>/
+#                           (user <node>)
 #   vipwarden-controller    read and write P (leader, groups, assignments, events; cleans up stale keys)
 #   vipwarden-reader        read P                          (vipwarden status, vipwarden events)
 #   vipwarden-operator      read P; write P/moves/, P/drain/ (vipwarden move, drain, undrain)
@@ -78,6 +79,7 @@ for n in "${nodes[@]}"; do
   grant "${r}" readwrite "${prefix}nodes/${n}"
   grant "${r}" readwrite "${prefix}health/${n}/" prefix
   grant "${r}" readwrite "${prefix}released/${n}/" prefix
+  grant "${r}" readwrite "${prefix}presence/${n}/" prefix
   user "${n}" "${r}"
   echo "etcd-setup: node ${n}: user ${n}, role ${r}" >&2
 done
