@@ -2,7 +2,7 @@
 // agent starts them (node-agent/peer/start.ts: key file from disk, permission check, metrics on the agent's
 // registry): a request is answered; forged, replayed, re-addressed and malformed datagrams are rejected, logged and
 // counted, and the handler is never called for any of them. And the node record publishes the peer address.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
