@@ -14,6 +14,7 @@ import { versionLine } from '../common/command-line.js';
 import { connectEtcd } from '../common/etcd.js';
 import { isResourceName } from '../common/ip.js';
 import { decode, DrainRecord, GroupRecord, Keys } from '../common/keyspace.js';
+import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { FailoverGroupSpec } from '../crds/failovergroup.js';
 import { parseCli, UsageError, type Options } from './args.js';
 import { collectStatus, knownNodes, listEvents, listOutages, renderEvents, renderStatus } from './status.js';
@@ -58,6 +59,8 @@ options: --etcd URL[,URL] (VIPWARDEN_ETCD), --prefix P (VIPWARDEN_PREFIX), --tim
   --etcd-auth-file FILE holding "user:password" (VIPWARDEN_ETCD_AUTH_FILE)`;
 
 async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): Promise<T> {
+  // The etcd auth file and the TLS key: private to their owner, as for the agent and the controller.
+  assertSecretFiles(secretFilesOf({ etcd: { auth: o.auth, tls: o.tls } }));
   const client = connectEtcd({
     endpoints: o.etcd,
     timeoutMs: o.timeoutMs,

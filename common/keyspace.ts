@@ -207,6 +207,8 @@ export const NodeRecord = z.object({
   startedAt: Millis,
   /** Groups whose spec this agent cannot parse (version skew), with why: it holds none of them. */
   specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
+  /** Where other agents reach this one over the failsafe peer channel (agent.yaml `peer:`), if it has one. */
+  peer: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

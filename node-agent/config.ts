@@ -7,6 +7,7 @@ import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
 import { allowlistFields } from './allowlist.js';
+import { PeerConfigSchema } from './peer/config.js';
 
 const Argv = z
   .array(z.string().min(1))
@@ -35,6 +36,8 @@ export const AgentConfigSchema = z
       .object({ listen: z.string().default('127.0.0.1:9641') })
       .strict()
       .optional(),
+    /** The failsafe peer channel (node-agent/peer/): where to listen, and the shared key file. Absent: none. */
+    peer: PeerConfigSchema.optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
