@@ -116,4 +116,31 @@ describe('outages: what clients saw', () => {
       ),
     );
   });
+  test('etcd down for a while: the holder lets go on its own and takes the same epoch back, a holder-let-go outage', async () => {
+    const epochBefore = Number((await c.client.get(c.keys.assignment('web')).exec()).kvs[0]!.mod_revision);
+    const downAt = monoMs();
+    await c.etcd.kill(0, 'SIGKILL');
+    try {
+      // The agent lets go once its keepalive answers stop covering the lease (TTL - margin).
+      await sampler.waitForHolder(vip, null, 30_000);
+    } finally {
+      await c.etcd.restart(0);
+    }
+    // A restarted etcd gives every lease a fresh TTL: node1's lease lives, and the assignment still names it.
+    await sampler.waitForHolder(vip, 'node1', 30_000);
+    // The controller gave up leading when its own lease went unconfirmed (it exits): start one that leads.
+    const ctl = c.controllers[0];
+    if (!ctl || ctl.exited) c.startController(0);
+    let self: OutageRecord | undefined;
+    await eventually(async () => {
+      self = (await outages()).find((o) => o.from === 'node1' && o.to === 'node1' && o.epoch >= epochBefore);
+      return self !== undefined;
+    }, 'the outage record of the self-caused outage');
+    const saw = sampledGap('node1', 'node1', downAt);
+    console.log(
+      `outages: etcd down, ${self!.reason} (${self!.releaseReason}) measured ${self!.gapMs} ms (${self!.measured}), sampler ${Math.round(saw)} ms`,
+    );
+    expect(self).toMatchObject({ reason: 'holder-let-go', releaseReason: 'lease-not-confirmed', epoch: epochBefore });
+    expect(Math.abs(self!.gapMs! - saw)).toBeLessThan(BOUND_MS);
+  });
 });
