@@ -14,7 +14,7 @@ import { Controller } from '../../controller/controller.js';
 import { checksHash } from '../../controller/planner.js';
 import { statusPatch } from '../../controller/sources/kube-objects.js';
 import type { GroupReport, GroupSource, SourceGroup, StatusSink } from '../../controller/sources/types.js';
-import { parseFailoverGroup } from '../../crds/failovergroup.js';
+import { parseFailoverGroup, type FailoverGroup } from '../../crds/failovergroup.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
 jest.setTimeout(60_000);
@@ -27,6 +27,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await etcd?.stop();
 });
+
+/** The group: n1 preferred. */
+function skewGroup(): FailoverGroup {
+  const vips = [{ address: '198.18.250.120/24' }];
+  const nodes = [{ name: 'n1', priority: 200 }, { name: 'n2' }];
+  const obj = { apiVersion: 'vipwarden.io/v1alpha1', kind: 'FailoverGroup', metadata: { name: 'skew', generation: 4 } };
+  const r = parseFailoverGroup({ ...obj, spec: { vips, nodes } });
+  if (r.ok) return r.group;
+  throw r.error;
+}
 
 /** A node as its agent registers it: node record and health under its own lease. */
 async function fakeAgent(c: Etcd3, keys: Keys, name: string, hash: string, specErrors?: NodeRecord['specErrors']) {
@@ -52,14 +62,7 @@ async function fakeAgent(c: Etcd3, keys: Keys, name: string, hash: string, specE
 test('the preferred node cannot parse the spec: the group goes to the other node, with a SpecNotUnderstood condition', async () => {
   const keys = new Keys('/skew/');
   const c = connectEtcd(etcd.clientConfig());
-  const parsed = parseFailoverGroup({
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name: 'skew', generation: 4 },
-    spec: { vips: [{ address: '198.18.250.120/24' }], nodes: [{ name: 'n1', priority: 200 }, { name: 'n2' }] },
-  });
-  if (!parsed.ok) throw parsed.error;
-  const g = parsed.group;
+  const g = skewGroup();
   const source: SourceGroup = { name: 'skew', group: g, generation: 4, createdAt: 1 };
   const groups: GroupSource = { kind: 'test', start: async () => undefined, list: () => [source] };
   const reports: GroupReport[] = [];
