@@ -65,12 +65,12 @@ export class Keys {
   presencePrefix() {
     return `${this.prefix}presence/`;
   }
-  /** When this node added and removed the group's addresses (common/presence.ts); node first, like health. */
-  presence(group: string, node: string) {
-    return `${this.prefix}presence/${node}/${group}`;
-  }
   presenceParts(key: string): { group: string; node: string } | undefined {
     return this.nodeGroupParts(key, 'presence/');
+  }
+  /** When this node added and removed the group's addresses (common/presence.ts); node first, like health. */
+  presence(group: string, node: string) {
+    return this.presencePrefix() + `${node}/${group}`;
   }
   outagesPrefix(group?: string) {
     return group ? `${this.prefix}outages/${group}/` : `${this.prefix}outages/`;

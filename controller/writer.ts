@@ -24,6 +24,9 @@ const MAX_WRITES_IN_FLIGHT = 32;
 /** Events are history: a few at a time, so that they do not hold up assignments (two requests each). */
 const MAX_EVENT_WRITES_IN_FLIGHT = 4;
 
+/** Outage records (history too): fewer still. */
+const MAX_OUTAGE_WRITES_IN_FLIGHT = 2;
+
 /** Group records written per transaction (etcd takes up to 128 operations in one by default). */
 const GROUP_RECORDS_PER_TXN = 100;
 
@@ -42,6 +45,8 @@ export interface FencedWriterDeps {
 export class FencedWriter {
   private readonly writes: BulkheadPolicy = bulkhead(MAX_WRITES_IN_FLIGHT, Infinity);
   private readonly eventWrites: BulkheadPolicy = bulkhead(MAX_EVENT_WRITES_IN_FLIGHT, Infinity);
+  /** Outages apart from events: they never hold up an event (tests read events right after a move). */
+  private readonly outageWrites: BulkheadPolicy = bulkhead(MAX_OUTAGE_WRITES_IN_FLIGHT, Infinity);
   /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
   private readonly groupJson = new WeakMap<FailoverGroup, string>();
 
@@ -151,12 +156,14 @@ export class FencedWriter {
   async outage(term: Term, o: { key: string; record: OutageRecord; json: string }): Promise<void> {
     const { client, keys } = this.deps;
     const r = o.record;
-    if ((await client.get(o.key).string()) === o.json) return;
-    this.deps.log.info(
-      { group: r.group, epoch: r.epoch, from: r.from, to: r.to, reason: r.reason, gapMs: r.gapMs },
-      'VIP was on no node',
-    );
-    await this.eventWrites.execute(() => this.putBounded(term, o.key, o.json, keys.outagesPrefix(r.group)));
+    await this.outageWrites.execute(async () => {
+      if ((await client.get(o.key).string()) === o.json) return;
+      this.deps.log.info(
+        { group: r.group, epoch: r.epoch, from: r.from, to: r.to, reason: r.reason, gapMs: r.gapMs },
+        'VIP was on no node',
+      );
+      await this.putBounded(term, o.key, o.json, keys.outagesPrefix(r.group));
+    });
   }
 
   private async putBounded(term: Term, key: string, value: string, prefix: string): Promise<void> {
