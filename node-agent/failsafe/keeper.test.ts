@@ -11,14 +11,17 @@ const TTL_MS = 2000;
 const WINDOW_MS = 500;
 const T = DEFAULT_FAILSAFE_TIMING;
 
-class FakeClock implements Clock {
-  t = 1_000_000;
-  mono = () => this.t;
-  wall = () => 1_700_000_000_000 + this.t;
-  sleep = async (ms: number) => {
-    this.t += ms;
+/** Fake time: tests move `t` by hand. */
+function fakeClock(): Clock & { t: number } {
+  const c = {
+    t: 1_000_000,
+    mono: () => c.t,
+    wall: () => 1_700_000_000_000 + c.t,
+    sleep: async (ms: number) => void (c.t += ms),
   };
+  return c;
 }
+type FakeClock = ReturnType<typeof fakeClock>;
 
 class FakeLease {
   lease: string | undefined = '7';
@@ -35,7 +38,7 @@ class FakeLease {
 }
 
 function cluster(opts: { failsafe?: boolean; nodes?: string[] } = {}) {
-  const clock = new FakeClock();
+  const clock = fakeClock();
   const net = new MemoryPeerNetwork();
   const names = opts.nodes ?? ['n0', 'n1', 'n2'];
   const log = createLogger({ name: 'test', level: 'silent' });

@@ -1,21 +1,14 @@
 // What failsafe needs from the peer channel, and an in-memory channel for tests. The authenticated UDP transport
 // (node-agent/peer/transport.ts, UdpPeerTransport) has this shape: it authenticates, rejects replays and parses the
 // body before a handler sees it, and passes the authenticated sender's node name.
-import type { PromiseAnswer, PromiseRequest } from './messages.js';
+import type { PeerAddress, PeerTransport as PeerChannel, PromiseHandler } from '../peer/transport.js';
+import type { PromiseRequest } from './messages.js';
 
-export interface PeerRef {
-  node: string;
-  address: string;
-  port: number;
-}
-
-export type PromiseHandler = (req: PromiseRequest, fromNode: string) => PromiseAnswer | Promise<PromiseAnswer>;
-
-export interface PeerTransport {
-  /** Resolves with the answer, or undefined when none came within timeoutMs. */
-  request(peer: PeerRef, req: PromiseRequest, timeoutMs: number): Promise<PromiseAnswer | undefined>;
-  serve(handler: PromiseHandler): void;
-}
+/** Where a peer listens (from its node record). */
+export type PeerRef = PeerAddress;
+export type { PromiseHandler };
+/** What failsafe uses of the channel: ask a peer (undefined: no answer within the timeout), serve requests. */
+export type PeerTransport = Pick<PeerChannel, 'request' | 'serve'>;
 
 /** A LAN in memory: transports by node name; links can be cut, and every request counted. */
 export class MemoryPeerNetwork {
