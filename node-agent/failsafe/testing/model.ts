@@ -7,93 +7,31 @@
 // What it records: for every node, the real-time intervals during which the kernel may have the VIP (a lifetime
 // set at t for L s on a clock of rate r lasts until t + L/r + the kernel's worst lateness). Two nodes' intervals
 // overlapping is a dual holder.
-import {
-  HolderRules,
-  PeerRules,
-  listedForTakeover,
-  takeoverWaitMs,
-  type Ablation,
-  type FailsafeTiming,
-  type PromiseSetEntry,
-} from '../rules.js';
-import type { PromiseAnswer, PromiseRequest } from '../messages.js';
+import { HolderRules, PeerRules, type Ablation } from '../rules.js';
 import { lifetimeFor } from '../../../common/lease.js';
+import { ModelArbiter } from './arbiter.js';
+import {
+  CONTROLLER_POLL_MS,
+  GROUP,
+  KEEPALIVE_MS,
+  KERNEL_SLACK_MS,
+  MARGIN_MS,
+  MAX_NODES,
+  MODEL_TIMING,
+  RENEW_WINDOW_MS,
+  TICK_MS,
+  TTL_MS,
+  findDual,
+  prng,
+  type Assignment,
+  type Fault,
+  type Interval,
+  type ModelParams,
+  type ModelResult,
+  type Msg,
+} from './model-types.js';
 
-export const TICK_MS = 20;
-export const TTL_MS = 2000;
-export const KEEPALIVE_MS = 250;
-export const MARGIN_MS = 500;
-export const RENEW_WINDOW_MS = 500;
-export const KERNEL_SLACK_MS = 1200;
-/** addressOverhangMs with the defaults: L 1 s + window 500 ms + slack 1200 ms − TTL 2 s. */
-export const OVERHANG_MS = 1000 + RENEW_WINDOW_MS + KERNEL_SLACK_MS - TTL_MS;
-export const CONTROLLER_POLL_MS = 100;
-export const MODEL_TIMING: FailsafeTiming = {
-  windowMs: 5000,
-  maxKeepMs: 10_000,
-  roundIntervalMs: 250,
-  answerTimeoutMs: 500,
-  marginMs: MARGIN_MS,
-  kernelSlackMs: KERNEL_SLACK_MS,
-  driftPpm: 1000,
-};
-export const MAX_NODES = 6;
-const GROUP = 'g';
-
-export type Fault =
-  | { at: number; kind: 'etcd-down'; dur: number }
-  /** The nodes in `mask` lose etcd (their links to it both ways). */
-  | { at: number; kind: 'cut-etcd'; mask: number; dur: number }
-  /** The nodes in `mask` lose the LAN to every other node. */
-  | { at: number; kind: 'cut-lan'; mask: number; dur: number }
-  /** LAN messages take up to `extraMs` longer (a congested switch, a paused transport). */
-  | { at: number; kind: 'slow-lan'; extraMs: number; dur: number }
-  /** SIGSTOP: the process does nothing, its clock and the kernel go on; messages wait for it. */
-  | { at: number; kind: 'freeze'; node: number; dur: number }
-  /** The agent dies (addresses stay until their lifetime ends) and starts again `dur` later with nothing. */
-  | { at: number; kind: 'restart'; node: number; dur: number }
-  | { at: number; kind: 'join' }
-  | { at: number; kind: 'leave'; node: number };
-
-export interface ModelParams {
-  initialNodes: number;
-  /** Per node slot: clock rate error in ppm (within ±driftPpm) and offset. */
-  ratePpm: number[];
-  offsetMs: number[];
-  maxDelayMs: number;
-  lossPct: number;
-  seed: number;
-  faults: Fault[];
-  horizonMs: number;
-  without?: readonly Ablation[];
-}
-
-export interface Interval {
-  node: number;
-  start: number;
-  end: number;
-}
-
-export interface ModelResult {
-  intervals: Interval[];
-  dual: { a: Interval; b: Interval } | undefined;
-  trace: string[];
-}
-
-type Msg =
-  | { kind: 'ka'; lease: string; sentAt: number; ack: number }
-  | { kind: 'grant'; sentAt: number }
-  | { kind: 'ka-answer'; lease: string; sentAt: number; ttl: number; asg: Assignment; registry: string[] }
-  | { kind: 'grant-answer'; lease: string; sentAt: number; asg: Assignment; registry: string[] }
-  | { kind: 'req'; from: number; body: PromiseRequest }
-  | { kind: 'ans'; body: PromiseAnswer };
-
-interface Assignment {
-  epoch: number;
-  holder: string | null;
-  holderLease: string | null;
-  set: PromiseSetEntry[];
-}
+export * from './model-types.js';
 
 interface Proc {
   inc: number;
@@ -124,18 +62,6 @@ interface Slot {
   inc: number;
 }
 
-/** mulberry32: deterministic message delays and losses from the run's seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function runModel(p: ModelParams): ModelResult {
   return new Sim(p).run();
 }
@@ -144,6 +70,7 @@ class Sim {
   private t = 0;
   private readonly rnd: () => number;
   private readonly off: ReadonlySet<Ablation>;
+  private readonly arbiter: ModelArbiter;
   private readonly slots: Slot[] = [];
   private readonly trace: string[] = [];
   private readonly intervals: Interval[] = [];
@@ -152,24 +79,17 @@ class Sim {
   private etcdDownUntil = -1;
   private etcdWasUp = true;
   private slowLan = { until: -1, extraMs: 0 };
-  private readonly leases = new Map<string, number>();
-  private readonly registry = new Map<string, string>();
-  private readonly acks = new Map<string, number>();
-  private leaseSeq = 0;
   // controller
-  private asg: Assignment = { epoch: 0, holder: null, holderLease: null, set: [] };
-  private readonly sets = new Map<number, PromiseSetEntry[]>();
-  private endSeen: { lease: string; at: number; registered: Map<string, string> } | undefined;
   private nextPoll = 0;
   /** Messages in flight, by the tick they arrive in. */
   private readonly queue = new Map<number, { to: number | 'etcd'; from: number | 'etcd'; msg: Msg }[]>();
-  private registryKeys: string[] | undefined;
   private readonly cutEtcd: number[] = [];
   private readonly cutLan: number[] = [];
 
   constructor(private readonly p: ModelParams) {
     this.rnd = prng(p.seed);
     this.off = new Set(p.without ?? []);
+    this.arbiter = new ModelArbiter({ t: () => this.t, log: (s) => this.log(s), off: this.off });
     for (let i = 0; i < MAX_NODES; i++) {
       this.slots.push({
         name: `n${i}`,
@@ -256,19 +176,18 @@ class Sim {
 
   /** The initial nodes have leases and node records; the first of them holds the group (epoch 1). */
   private bootstrap(): void {
+    const a = this.arbiter;
     for (let i = 0; i < this.p.initialNodes; i++) {
       this.start(i);
       const pr = this.slots[i]!.proc!;
-      pr.lease = `${this.slots[i]!.name}.${++this.leaseSeq}`;
+      pr.lease = a.grant(this.slots[i]!.name);
       pr.validUntil = this.mono(i) + TTL_MS;
       pr.lastAnsweredSentAt = this.mono(i);
-      this.leases.set(pr.lease, TTL_MS);
-      this.registry.set(this.slots[i]!.name, pr.lease);
     }
     const first = this.slots[0]!.proc!.lease!;
-    this.write('n0', first, 'initial');
-    this.acks.set(first, this.asg.epoch);
-    for (let i = 0; i < this.p.initialNodes; i++) this.adopt(this.slots[i]!.proc!, this.asg, [...this.registry.keys()]);
+    a.write('n0', first, 'initial');
+    a.acks.set(first, a.asg.epoch);
+    for (let i = 0; i < this.p.initialNodes; i++) this.adopt(this.slots[i]!.proc!, a.asg, [...a.registry.keys()]);
   }
 
   run(): ModelResult {
@@ -285,16 +204,12 @@ class Sim {
         }
       }
       this.deliver();
-      if (this.etcdUp() && !this.etcdWasUp) {
-        // A new etcd leader extends every lease (lessor.Promote): holders keep theirs.
-        for (const [id, exp] of this.leases) this.leases.set(id, Math.max(exp, this.t + TTL_MS));
-        this.log('etcd back: every lease extended by a TTL');
-      }
+      if (this.etcdUp() && !this.etcdWasUp) this.arbiter.promote();
       this.etcdWasUp = this.etcdUp();
-      if (this.etcdUp()) this.expireLeases();
+      if (this.etcdUp()) this.arbiter.expireLeases();
       if (this.etcdUp() && this.t >= this.nextPoll) {
         this.nextPoll = this.t + CONTROLLER_POLL_MS;
-        this.controller();
+        this.arbiter.poll();
       }
       for (let i = 0; i < MAX_NODES; i++) this.step(i);
     }
@@ -368,88 +283,10 @@ class Sim {
     for (const q of due) {
       if (!this.linkUp(q.from, q.to)) continue;
       if (q.to === 'etcd') {
-        if (q.from !== 'etcd') this.etcd(q.from, q.msg);
+        const answer = q.from === 'etcd' ? undefined : this.arbiter.receive(this.slots[q.from]!.name, q.msg);
+        if (answer && q.from !== 'etcd') this.send('etcd', q.from, answer);
       } else if (this.slots[q.to]!.up) this.slots[q.to]!.inbox.push(q.msg);
     }
-  }
-
-  // ---- etcd ----
-
-  private expireLeases(): void {
-    for (const [id, exp] of this.leases) {
-      if (this.t <= exp) continue;
-      this.leases.delete(id);
-      this.log(`etcd: lease ${id} expired`);
-      for (const [n, l] of this.registry) if (l === id) this.registry.delete(n);
-      this.registryKeys = undefined;
-    }
-  }
-
-  private snapshot(): { asg: Assignment; registry: string[] } {
-    // Assignments are never changed in place (write() makes a new one), so sharing them is a snapshot.
-    this.registryKeys ??= [...this.registry.keys()];
-    return { asg: this.asg, registry: this.registryKeys };
-  }
-
-  private etcd(from: number, m: Msg): void {
-    const s = this.slots[from]!;
-    if (m.kind === 'grant') {
-      const lease = `${s.name}.${++this.leaseSeq}`;
-      this.leases.set(lease, this.t + TTL_MS);
-      this.registry.set(s.name, lease);
-      this.registryKeys = undefined;
-      this.send('etcd', from, { kind: 'grant-answer', lease, sentAt: m.sentAt, ...this.snapshot() });
-    } else if (m.kind === 'ka') {
-      const alive = this.leases.has(m.lease);
-      if (alive) {
-        this.leases.set(m.lease, this.t + TTL_MS);
-        if (this.registry.get(s.name) === m.lease && m.ack > (this.acks.get(m.lease) ?? 0))
-          this.acks.set(m.lease, m.ack);
-      }
-      this.sendAnswer(from, { kind: 'ka-answer', lease: m.lease, sentAt: m.sentAt, ttl: alive ? TTL_MS : 0 });
-    }
-  }
-
-  private sendAnswer(to: number, m: Omit<Extract<Msg, { kind: 'ka-answer' }>, 'asg' | 'registry'>): void {
-    this.send('etcd', to, { ...m, ...this.snapshot() });
-  }
-
-  // ---- controller ----
-
-  private write(holder: string | null, holderLease: string | null, why: string): void {
-    const set = [...this.registry]
-      .map(([node, lease]) => ({ node, lease }))
-      .sort((a, b) => a.node.localeCompare(b.node));
-    this.asg = { epoch: this.asg.epoch + 1, holder, holderLease, set };
-    this.sets.set(this.asg.epoch, set);
-    this.log(`controller: epoch ${this.asg.epoch} holder ${holder ?? '-'} (${why}) set [${set.map((e) => e.node)}]`);
-  }
-
-  private controller(): void {
-    const a = this.asg;
-    if (a.holderLease && this.leases.has(a.holderLease)) {
-      this.endSeen = undefined;
-      const same = a.set.length === this.registry.size && a.set.every((e) => this.registry.get(e.node) === e.lease);
-      if (!same) this.write(a.holder, a.holderLease, 'promise set changed');
-      return;
-    }
-    if (a.holderLease && this.endSeen?.lease !== a.holderLease) {
-      this.endSeen = { lease: a.holderLease, at: this.t, registered: new Map(this.registry) };
-      this.log(`controller: sees holder lease ${a.holderLease} ended`);
-    }
-    const since = this.endSeen?.at ?? -Infinity;
-    const acked = a.holderLease ? this.sets.get(this.acks.get(a.holderLease) ?? -1) : undefined;
-    let listed = listedForTakeover(acked, this.registry);
-    if (this.off.has('rule1-assigned-set') && this.endSeen)
-      listed = new Set([...this.endSeen.registered].filter(([n, l]) => this.registry.get(n) === l).map(([n]) => n));
-    const candidates = [...this.registry.keys()].sort();
-    const ok = (n: string, isListed: boolean) =>
-      this.t - since >=
-      takeoverWaitMs({ listed: isListed, overhangMs: OVERHANG_MS, maxKeepMs: MODEL_TIMING.maxKeepMs });
-    const pick =
-      candidates.find((n) => (this.off.has('rule5-bounded') || listed.has(n)) && ok(n, true)) ??
-      candidates.find((n) => ok(n, false));
-    if (pick) this.write(pick, this.registry.get(pick)!, listed.has(pick) ? 'listed' : 'unlisted, after maxKeep');
   }
 
   // ---- agents ----
@@ -559,10 +396,4 @@ class Sim {
     pr.acked = asg.epoch;
     if (!this.off.has('rule1-assigned-set')) pr.holder.setPromiseSet(asg.set.map((e) => e.node));
   }
-}
-
-export function findDual(intervals: readonly Interval[]): { a: Interval; b: Interval } | undefined {
-  for (const a of intervals)
-    for (const b of intervals) if (a.node < b.node && a.start < b.end && b.start < a.end) return { a, b };
-  return undefined;
 }
