@@ -76,6 +76,12 @@ export const FailoverGroupSpec = z
       .describe(
         'auto: the preferred healthy node takes the VIPs back. manual: the VIPs stay where they are while the holder is healthy.',
       ),
+    arbiterLoss: z
+      .enum(['failsafe', 'release'])
+      .optional()
+      .describe(
+        'When etcd cannot be reached. failsafe (the default): the holder keeps the VIPs while every other node promises, over the LAN, that it cannot reach etcd and will not take them (docs/design.md, Failsafe). release: the VIPs go at the lease deadline.',
+      ),
     snat: z
       .array(SnatRule)
       .max(32)
@@ -212,6 +218,12 @@ export const FailoverGroupResource = z.object({
 
 export type FailoverGroupSpecInput = z.input<typeof FailoverGroupSpec>;
 export type Spec = z.output<typeof FailoverGroupSpec>;
+export type ArbiterLoss = NonNullable<Spec['arbiterLoss']>;
+
+/** spec.arbiterLoss with its default applied (absent means failsafe; kept absent so that older specs hash alike). */
+export function arbiterLossOf(spec: Pick<Spec, 'arbiterLoss'>): ArbiterLoss {
+  return spec.arbiterLoss ?? 'failsafe';
+}
 export type HealthCheckSpec = z.output<typeof HealthCheck>;
 export type SnatRuleSpec = z.output<typeof SnatRule>;
 export type Status = z.output<typeof FailoverGroupStatus>;

@@ -232,6 +232,7 @@ export function crd(): Record<string, unknown> {
               description: 'etcd revision of the assignment.',
             },
             { name: 'Failback', type: 'string', jsonPath: '.spec.failback', priority: 1 },
+            { name: 'ArbiterLoss', type: 'string', jsonPath: '.spec.arbiterLoss', priority: 1 },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: { openAPIV3Schema: openApiSchema() },
