@@ -17,7 +17,7 @@ import { decode, DrainRecord, GroupRecord, Keys } from '../common/keyspace.js';
 import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { FailoverGroupSpec } from '../crds/failovergroup.js';
 import { parseCli, UsageError, type Options } from './args.js';
-import { collectStatus, knownNodes, listEvents, renderEvents, renderStatus } from './status.js';
+import { collectStatus, knownNodes, listEvents, listOutages, renderEvents, renderStatus } from './status.js';
 import { renderValidation, validateFile } from './validate.js';
 
 export { parseArgs, UsageError, type Options } from './args.js';
@@ -102,9 +102,10 @@ const events: Command = (args, o, io) => {
   expectArgs('events', args, o, 1);
   return withEtcd(o, async (c, k) => {
     const group = args[0] ? needName(args[0], 'group') : undefined;
-    const evs = await listEvents(c, k, group);
+    const [evs, outages] = await Promise.all([listEvents(c, k, group), listOutages(c, k, group)]);
+    // JSON stays the list of transitions; the outages the agents measured show in the table.
     if (o.output === 'json') io.out(JSON.stringify(evs, null, 2));
-    else for (const l of renderEvents(evs)) io.out(l);
+    else for (const l of renderEvents(evs, outages)) io.out(l);
     return 0;
   });
 };

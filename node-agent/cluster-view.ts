@@ -1,6 +1,7 @@
-// What the agent reads from etcd: the leader's group records and assignments, mirrored (list + watch), parsed on read.
+// What the agent reads from etcd: the leader's group records and assignments, mirrored (list + watch), parsed on
+// read and cached per mod revision: a pass reads every group and every assignment, and parses only what changed.
 import type { Etcd3 } from 'etcd3';
-import { Mirror } from '../common/etcd.js';
+import { Mirror, type Entry } from '../common/etcd.js';
 import { AssignmentRecord, decode, GroupRecord, type Keys } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, formatPath, type Spec } from '../crds/failovergroup.js';
@@ -17,6 +18,12 @@ export type SpecRead = { kind: 'absent' } | { kind: 'ok'; spec: Spec } | { kind:
 export class ClusterView {
   readonly groups: Mirror;
   readonly assignments: Mirror;
+  /**
+   * Parses by mirror entry. The mirror replaces an entry on every change and never edits one, so an entry stands
+   * for one mod revision of its key: a cached parse is that revision's, and it goes with the entry.
+   */
+  private readonly specReads = new WeakMap<Entry, SpecRead>();
+  private readonly assignmentReads = new WeakMap<Entry, AssignmentRecord | undefined>();
 
   constructor(
     client: Etcd3,
@@ -45,9 +52,13 @@ export class ClusterView {
   assignment(group: string): Assignment | undefined {
     const e = this.assignments.get(this.keys.assignment(group));
     if (!e) return undefined;
-    const record = decode(AssignmentRecord, e.value, (why) =>
-      this.log.warn({ group, why }, 'ignoring an assignment that does not parse'),
-    );
+    let record = this.assignmentReads.get(e);
+    if (!this.assignmentReads.has(e)) {
+      record = decode(AssignmentRecord, e.value, (why) =>
+        this.log.warn({ group, why }, 'ignoring an assignment that does not parse'),
+      );
+      this.assignmentReads.set(e, record);
+    }
     return record ? { record, epoch: e.modRevision } : undefined;
   }
 
@@ -68,19 +79,13 @@ export class ClusterView {
     return [...this.groups.under(p)].map((e) => e.key.slice(p.length));
   }
 
+  /** The group's spec; the same object on every call until the record changes (callers must not edit it). */
   readSpec(group: string): SpecRead {
     const e = this.groups.get(this.keys.group(group));
     if (!e) return { kind: 'absent' };
-    let why = '';
-    const rec = decode(GroupRecord, e.value, (w) => (why = `group record: ${w}`));
-    if (!rec) return { kind: 'error', why };
-    const spec = FailoverGroupSpec.safeParse(rec.spec);
-    if (!spec.success)
-      return {
-        kind: 'error',
-        why: spec.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '),
-      };
-    return { kind: 'ok', spec: spec.data };
+    let read = this.specReads.get(e);
+    if (!read) this.specReads.set(e, (read = parseSpec(e)));
+    return read;
   }
 
   spec(group: string): Spec | undefined {
@@ -99,4 +104,17 @@ export class ClusterView {
     }
     return out;
   }
+}
+
+function parseSpec(e: Entry): SpecRead {
+  let why = '';
+  const rec = decode(GroupRecord, e.value, (w) => (why = `group record: ${w}`));
+  if (!rec) return { kind: 'error', why };
+  const spec = FailoverGroupSpec.safeParse(rec.spec);
+  if (!spec.success)
+    return {
+      kind: 'error',
+      why: spec.error.issues.map((i) => `${formatPath(i.path)}: ${i.message}`).join('; '),
+    };
+  return { kind: 'ok', spec: spec.data };
 }

@@ -9,6 +9,7 @@ import type { HealthRecord } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import type { Spec } from '../crds/failovergroup.js';
 import { checks as defaultChecks, type CheckFn } from './checks/index.js';
+import { CheckPool } from './check-pool.js';
 import type { ClusterView } from './cluster-view.js';
 import type { AgentConfig } from './config.js';
 import { GroupHealth, type GroupHealthState } from './health.js';
@@ -48,8 +49,15 @@ export class HealthRunners {
   private readonly acquireFailures = new Map<string, { until: number; message: string }>();
   /** Per group whose spec does not parse here: why. */
   readonly specErrors = new Map<string, string>();
+  /** Per spec (the view hands out one object per record revision): its checks' fingerprint and allowlist refusal. */
+  private readonly derived = new WeakMap<Spec, { checksHash: string; refused: string | undefined }>();
 
-  constructor(private readonly d: HealthRunnersDeps) {}
+  /** The check runs, shared by the groups that name the same check (check-pool.ts). */
+  private readonly pool: CheckPool;
+
+  constructor(private readonly d: HealthRunnersDeps) {
+    this.pool = new CheckPool(d.checkRegistry ?? defaultChecks, { exec: d.exec, config: d.config }, d.clock);
+  }
 
   groups(): string[] {
     return [...this.runners.keys()];
@@ -69,7 +77,8 @@ export class HealthRunners {
     const carried = new Map<string, boolean>();
     for (const [g, rt] of this.runners) {
       const spec = want.get(g);
-      if (!spec || fingerprint(spec.checks) !== rt.checksHash || this.refusalOf(spec) !== rt.refused) {
+      const d = spec && this.derivedOf(spec);
+      if (!d || d.checksHash !== rt.checksHash || d.refused !== rt.refused) {
         const s = rt.health.state;
         const verdict = s.known ? s.healthy : rt.carried;
         if (spec && verdict !== undefined && rt.refused === undefined) carried.set(g, verdict);
@@ -84,11 +93,12 @@ export class HealthRunners {
   private startRunner(g: string, spec: Spec, carried?: boolean): void {
     const { config, exec, clock, log } = this.d;
     // A refused group's checks never run: their targets may be what the allowlist refused.
-    const refused = this.refusalOf(spec);
+    const { checksHash, refused } = this.derivedOf(spec);
     const checks = refused === undefined ? spec.checks : [];
-    const health = new GroupHealth(g, checks, this.d.checkRegistry ?? defaultChecks, { exec, config }, clock, log);
+    const registry = this.d.checkRegistry ?? defaultChecks;
+    const health = new GroupHealth(g, checks, registry, { exec, config }, clock, log, this.pool);
     const rt: Runner = {
-      checksHash: fingerprint(spec.checks),
+      checksHash,
       refused,
       health,
       carried: refused === undefined ? carried : undefined,
@@ -107,8 +117,13 @@ export class HealthRunners {
     void this.publish(g);
   }
 
-  private refusalOf(spec: Spec): string | undefined {
-    return refusal(this.d.config, spec, this.d.config.interface);
+  private derivedOf(spec: Spec): { checksHash: string; refused: string | undefined } {
+    let d = this.derived.get(spec);
+    if (!d) {
+      d = { checksHash: fingerprint(spec.checks), refused: refusal(this.d.config, spec, this.d.config.interface) };
+      this.derived.set(spec, d);
+    }
+    return d;
   }
 
   stopAll(): void {

@@ -1,12 +1,13 @@
 // Health checks with rise/fall hysteresis, run apart from the decision logic (keepalived's habit).
-// One GroupHealth per group the node is a candidate for; it runs each check on its own timer and reports the
-// group's state (healthy, keepalived-style priority delta) whenever it changes.
+// One GroupHealth per group the node is a candidate for; it gets each check's results from a CheckPool (one run
+// loop per distinct check, check-pool.ts) and reports the group's state (healthy, keepalived-style priority delta) whenever it changes.
 import { EventEmitter } from 'node:events';
 import type { Clock } from '../common/clock.js';
 import type { CheckResult } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import type { HealthCheckSpec } from '../crds/failovergroup.js';
 import type { CheckDeps, CheckFn, CheckOutcome } from './checks/index.js';
+import { CheckPool } from './check-pool.js';
 
 export interface CheckState {
   /** undefined until the first result: the first result decides, hysteresis applies after. */
@@ -87,18 +88,23 @@ export interface GroupHealthEvents {
 
 export class GroupHealth extends EventEmitter<GroupHealthEvents> {
   private readonly states = new Map<string, CheckState>();
-  private readonly ac = new AbortController();
+  private readonly unsubscribe: (() => void)[] = [];
+  private stopped = false;
   private last: GroupHealthState | undefined;
+  private readonly pool: CheckPool;
 
+  /** `pool`: where the checks run, shared with other groups (HealthRunners); default: a pool of this group's own. */
   constructor(
     readonly group: string,
     readonly specs: readonly HealthCheckSpec[],
-    private readonly registry: Record<string, CheckFn>,
-    private readonly deps: CheckDeps,
+    registry: Record<string, CheckFn>,
+    deps: CheckDeps,
     private readonly clock: Clock,
     private readonly log: Logger,
+    pool?: CheckPool,
   ) {
     super();
+    this.pool = pool ?? new CheckPool(registry, deps, clock);
   }
 
   get state(): GroupHealthState {
@@ -107,54 +113,29 @@ export class GroupHealth extends EventEmitter<GroupHealthEvents> {
 
   start(): void {
     this.last = summarize(this.specs, this.states);
-    for (const spec of this.specs) void this.loop(spec);
+    for (const spec of this.specs)
+      this.unsubscribe.push(this.pool.subscribe(spec, (outcome, latency) => this.onResult(spec, outcome, latency)));
   }
 
   stop(): void {
-    this.ac.abort();
+    this.stopped = true;
+    for (const u of this.unsubscribe.splice(0)) u();
   }
 
-  private async loop(spec: HealthCheckSpec): Promise<void> {
-    const fn = this.registry[spec.type];
-    const signal = this.ac.signal;
-    while (!signal.aborted) {
-      const started = this.clock.mono();
-      let outcome: CheckOutcome;
-      const timeout = AbortSignal.timeout(spec.timeoutMs);
-      const runSignal = AbortSignal.any([signal, timeout]);
-      try {
-        outcome = fn
-          ? await Promise.race([
-              fn(spec, this.deps, runSignal),
-              new Promise<CheckOutcome>((resolve) =>
-                runSignal.addEventListener('abort', () => resolve({ ok: false, message: 'timeout' }), { once: true }),
-              ),
-            ])
-          : { ok: false, message: `unknown check type ${spec.type}` };
-      } catch (err) {
-        outcome = { ok: false, message: String(err) };
-      }
-      if (signal.aborted) return;
-      const latency = this.clock.mono() - started;
-      this.emit('result', spec.name, outcome.ok, latency);
-      const prev = this.states.get(spec.name) ?? { ok: undefined, successes: 0, failures: 0 };
-      const next = step(prev, outcome, spec.rise, spec.fall, this.clock.wall(), latency);
-      this.states.set(spec.name, next);
-      if (prev.ok !== next.ok)
-        this.log.info(
-          { group: this.group, check: spec.name, ok: next.ok, message: next.message },
-          'check changed state',
-        );
-      const summary = summarize(this.specs, this.states);
-      if (!this.last || changed(this.last, summary)) {
-        this.last = summary;
-        this.emit('change', summary);
-      } else {
-        this.last = summary;
-      }
-      // Fixed rate: the next run starts one interval after this one started.
-      const wait = Math.max(0, spec.intervalMs - (this.clock.mono() - started));
-      await this.clock.sleep(wait, signal);
+  private onResult(spec: HealthCheckSpec, outcome: CheckOutcome, latency: number): void {
+    if (this.stopped) return;
+    this.emit('result', spec.name, outcome.ok, latency);
+    const prev = this.states.get(spec.name) ?? { ok: undefined, successes: 0, failures: 0 };
+    const next = step(prev, outcome, spec.rise, spec.fall, this.clock.wall(), latency);
+    this.states.set(spec.name, next);
+    if (prev.ok !== next.ok)
+      this.log.info({ group: this.group, check: spec.name, ok: next.ok, message: next.message }, 'check changed state');
+    const summary = summarize(this.specs, this.states);
+    if (!this.last || changed(this.last, summary)) {
+      this.last = summary;
+      this.emit('change', summary);
+    } else {
+      this.last = summary;
     }
   }
 }

@@ -65,7 +65,11 @@ export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalPa
   const lvs = await startLvs({ ...deps, registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined });
   resources.push(lvs.resource);
   closers.push(() => lvs.close());
-  const cloud = new CloudResource({ config, clock: deps.clock });
+  const cloud = new CloudResource({
+    config,
+    clock: deps.clock,
+    registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined,
+  });
   resources.push(cloud);
   closers.push(() => cloud.close());
   const registry = metrics instanceof PromAgentMetrics ? metrics.registry : undefined;

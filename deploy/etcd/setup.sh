@@ -13,8 +13,9 @@
 #
 # Roles (P = the prefix):
 #   vipwarden-node-<node>   read P/groups/, P/assignments/, P/nodes/ (its own record; the peers' failsafe addresses);
-#                           read and write P/nodes/<node>, P/health/<node>/, P/released/<node>/   (user <node>)
-#                           Nothing else: not the other nodes' health and releases, events, leader, moves, drains.
+#                           read and write P/nodes/<node>, P/health/<node>/, P/released/<node>/, P/presence/<node>/
+#                           (user <node>). Nothing else: not the other nodes' health, releases and presence, events,
+#                           leader, moves, drains.
 #   vipwarden-controller    read and write P (leader, groups, assignments, events; cleans up stale keys)
 #   vipwarden-reader        read P                          (vipwarden status, vipwarden events)
 #   vipwarden-operator      read P; write P/moves/, P/drain/ (vipwarden move, drain, undrain)
@@ -84,6 +85,7 @@ for n in "${nodes[@]}"; do
   grant "${r}" readwrite "${prefix}nodes/${n}"
   grant "${r}" readwrite "${prefix}health/${n}/" prefix
   grant "${r}" readwrite "${prefix}released/${n}/" prefix
+  grant "${r}" readwrite "${prefix}presence/${n}/" prefix
   user "${n}" "${r}"
   echo "etcd-setup: node ${n}: user ${n}, role ${r}" >&2
 done

@@ -13,4 +13,7 @@ export interface CheckDeps {
   config: AgentConfig;
 }
 
-export type CheckFn = (spec: HealthCheckSpec, deps: CheckDeps, signal: AbortSignal) => Promise<CheckOutcome>;
+export type CheckFn = ((spec: HealthCheckSpec, deps: CheckDeps, signal: AbortSignal) => Promise<CheckOutcome>) & {
+  /** Loads what the check needs (a lazily imported driver) ahead of its first run. */
+  load?: () => Promise<unknown>;
+};

@@ -79,6 +79,7 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.node('node1'), true)).toBe('ok');
     expect(await put('node1', keys.health('web', 'node1'), true)).toBe('ok');
     expect(await put('node1', keys.released('web', 'node1'), true)).toBe('ok');
+    expect(await put('node1', keys.presence('web', 'node1'), true)).toBe('ok');
     // It reads what an agent needs: the groups, the assignments, the node records (its own, and the peers' addresses).
     expect(await read('node1', keys.groupsPrefix())).toBe('ok');
     expect(await read('node1', keys.assignmentsPrefix())).toBe('ok');
@@ -89,6 +90,8 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.node('node2'))).toBe('denied');
     expect(await put('node1', keys.health('web', 'node2'))).toBe('denied');
     expect(await put('node1', keys.released('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.presence('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.outage('web', 7, 'node1', 1))).toBe('denied');
     expect(await put('node1', keys.assignment('web'))).toBe('denied');
     expect(await put('node1', keys.group('web'))).toBe('denied');
     expect(await put('node1', keys.leader())).toBe('denied');
@@ -115,6 +118,7 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('controller', keys.group('web'))).toBe('ok');
     expect(await put('controller', keys.leader(), true)).toBe('ok');
     expect(await put('controller', keys.event('web', 7))).toBe('ok');
+    expect(await put('controller', keys.outage('web', 7, 'node1', 1))).toBe('ok');
   });
 
   test('the reader reads everything and writes nothing; the operator writes only moves and drains', async () => {
