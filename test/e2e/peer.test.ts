@@ -56,7 +56,8 @@ test('forged, replayed and malformed peer messages are rejected, logged and coun
   cl.startController(0);
   const vip = cl.tb.vip(0);
   sampler = await startSampler(cl.tb, { periodMs: 5 });
-  cl.applyGroup(webGroup({ vips: [`${vip}/24`] }));
+  // Slow, tolerant checks: a check failing under the machine's load must not pass for something the peers did.
+  cl.applyGroup(webGroup({ vips: [`${vip}/24`], intervalMs: 500, fall: 6 }));
   await sampler.waitForHolder(vip, 'node1', 30_000);
 
   // The node records carry the peer addresses.
