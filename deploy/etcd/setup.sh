@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --reader) readers+=("$2"); shift 2 ;;
     --operator) operators+=("$2"); shift 2 ;;
     --no-enable) enable=0; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "etcd-setup: unknown argument $1" >&2; exit 2 ;;
   esac
 done

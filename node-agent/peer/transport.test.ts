@@ -72,6 +72,23 @@ describe('peer transport', () => {
     expect(await a.t.request({ node: 'node2', address: '127.0.0.1', port: mute.port }, req(), 300)).toBeUndefined();
   });
 
+  it('a request too large to send ends at once; close() ends a pending request; each is counted once', async () => {
+    const kinds: string[] = [];
+    const metrics = { rejected: () => undefined, request: (k: string) => void kinds.push(k) };
+    const a = await transport('node1', { metrics, maxDatagramBytes: 600 });
+    const atk = await raw();
+    const to = { node: 'node2', address: '127.0.0.1', port: atk.port };
+    const groups = Array.from({ length: 40 }, (_, i) => ({ group: `group-${i}`, epoch: i + 1 }));
+    expect(await a.t.request(to, req({ groups }), 90)).toBeUndefined();
+    const pending = a.t.request(to, req(), 300);
+    await new Promise((r) => setTimeout(r, 150)); // sent at 0 and 100 ms: two nonces wait
+    await a.t.close();
+    expect(await pending).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(kinds).toEqual(['timeout', 'timeout']);
+    expect(atk.received).toHaveLength(2); // the small one, twice before close; the large one never
+  });
+
   it.each([
     ['forged MAC', () => Buffer.concat([seal(PeerKey.fromSecret('another-secret-'.repeat(4)), env())]), 'bad-mac'],
     ['flipped MAC bit', () => flip(seal(key, env()), 10), 'bad-mac'],

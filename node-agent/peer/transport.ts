@@ -102,13 +102,17 @@ export class UdpPeerTransport implements PeerTransport {
     return new Promise((resolve) => {
       const nonces: string[] = [];
       const timers: NodeJS.Timeout[] = [];
+      let finished = false;
       const done = (a: PromiseAnswer | undefined) => {
+        if (finished) return; // every nonce of this request shares this waiter
+        finished = true;
         for (const t of timers) clearTimeout(t);
         for (const n of nonces) this.pending.delete(n);
         this.metrics.request(a ? 'answered' : 'timeout');
         resolve(a);
       };
       const send = () => {
+        if (finished || !this.socket) return;
         const nonce = newNonce();
         const env: Envelope = { t: 'req', from: this.o.node, to: peer.node, ts: this.now(), nonce, body: req };
         const dgram = seal(this.o.key, env);
@@ -123,6 +127,7 @@ export class UdpPeerTransport implements PeerTransport {
         });
       };
       send();
+      if (finished) return;
       for (let i = 1; i < SENDS; i++) timers.push(setTimeout(send, (timeoutMs * i) / SENDS));
       timers.push(setTimeout(() => done(undefined), timeoutMs));
     });
