@@ -1,26 +1,18 @@
 // vipwarden_etcd_up tells what /readyz tells (issue 12: in about one etcd kill in five it stayed 1 on agents and a
 // standby controller for a whole outage while /readyz said 503). The gauge is read from the bound check at each
 // scrape, so no lost or late lease event can leave it stale. Fake etcd, jest's fake timers as the injected clock.
-import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import type { Clock } from './clock.js';
 import { LeaseKeeper, type LeaseTiming } from './lease.js';
 import { silentLogger } from './log.js';
-import { fakeEtcd } from './testing/fake-lease-etcd.js';
+import { fakeEtcd, useFakeLeaseTime } from './testing/fake-lease-etcd.js';
 import { PromAgentMetrics } from '../node-agent/prom-metrics.js';
 import { PromControllerMetrics } from '../controller/prom-metrics.js';
 
 const T0 = 2_000_000;
 const TIMING: LeaseTiming = { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs: 500 };
 
-let ac: AbortController;
-beforeEach(() => {
-  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
-  ac = new AbortController();
-});
-afterEach(() => {
-  ac.abort();
-  jest.useRealTimers();
-});
+const time = useFakeLeaseTime(T0);
 
 const gauge = async (m: { registry: { metrics(): Promise<string> } }) =>
   /^vipwarden_etcd_up (\d)$/m.exec(await m.registry.metrics())?.[1];
@@ -43,17 +35,17 @@ describe('vipwarden_etcd_up', () => {
     keeper.on('renewed', () => m.etcdUp(true));
     keeper.on('lost', () => m.etcdUp(false));
     m.bindEtcdUp(() => keeper.isSafe());
-    await keeper.start(ac.signal);
+    await keeper.start(time.signal());
     expect(await gauge(m)).toBe('1');
-    await jest.advanceTimersByTimeAsync(250);
+    await time.advance(250);
     etcd.last().answer('1', 2); // safe until T0+1750
     m.etcdUp(true);
     // etcd goes silent; the monotonic clock lags the timers' clock (the case that left the deadline unarmed).
     lag = 5;
-    await jest.advanceTimersByTimeAsync(1499);
+    await time.advance(1499);
     expect(keeper.isSafe()).toBe(true);
     expect(await gauge(m)).toBe('1');
-    await jest.advanceTimersByTimeAsync(10);
+    await time.advance(10);
     // An event that says the opposite does not matter: the scrape asks the lease.
     m.etcdUp(true);
     expect(keeper.isSafe()).toBe(false);

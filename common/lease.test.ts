@@ -21,7 +21,7 @@
 // over a few seconds; the etcd server never shortens a lease it renewed (it only grants TTL >= the request); and
 // `k` covers both the kernel's lateness in deleting an expired address and the time from the isFresh() check to
 // the kernel applying the lifetime (the `ip` command's run time).
-import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import { describe, expect, jest, test } from '@jest/globals';
 import type { Clock } from './clock.js';
 import {
   addressOverhangMs,
@@ -33,7 +33,7 @@ import {
 } from './lease.js';
 import { pino } from 'pino';
 import { silentLogger } from './log.js';
-import { fakeEtcd } from './testing/fake-lease-etcd.js';
+import { fakeEtcd, useFakeLeaseTime } from './testing/fake-lease-etcd.js';
 
 describe('lifetimeFor', () => {
   test.each([
@@ -96,15 +96,7 @@ const fakeClock: Clock = {
 const T0 = 1_000_000;
 const TIMING: LeaseTiming = { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs: 500 };
 
-let ac: AbortController;
-beforeEach(() => {
-  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
-  ac = new AbortController();
-});
-afterEach(() => {
-  ac.abort();
-  jest.useRealTimers();
-});
+const time = useFakeLeaseTime(T0);
 
 async function started(timing: LeaseTiming = TIMING) {
   const etcd = fakeEtcd(timing.ttlSeconds);
@@ -113,11 +105,11 @@ async function started(timing: LeaseTiming = TIMING) {
   keeper.on('granted', (l) => events.push(['granted', l]));
   keeper.on('renewed', (r) => events.push(['renewed', r]));
   keeper.on('lost', (l, why) => events.push(['lost', l, why]));
-  await keeper.start(ac.signal);
+  await keeper.start(time.signal());
   return { etcd, keeper, events };
 }
 
-const advance = (ms: number) => jest.advanceTimersByTimeAsync(ms);
+const advance = time.advance;
 
 describe('LeaseKeeper', () => {
   test('grant: validUntil = send time of the grant + TTL', async () => {
@@ -192,7 +184,7 @@ describe('LeaseKeeper', () => {
     const keeper = new LeaseKeeper(etcd.client, TIMING, laggingClock, silentLogger());
     const lost: string[] = [];
     keeper.on('lost', (_l, why) => lost.push(why));
-    await keeper.start(ac.signal);
+    await keeper.start(time.signal());
     await advance(250);
     etcd.last().answer('1', 2); // sent at T0+250: safe until T0+2250-500
     lag = 5; // from now on the monotonic clock reads 5 ms behind the timers' clock
@@ -230,8 +222,8 @@ describe('LeaseKeeper', () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
     const etcd = fakeEtcd(2);
-    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log).start(ac.signal);
-    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log, { what: 'controller lease' }).start(ac.signal);
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log).start(time.signal());
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log, { what: 'controller lease' }).start(time.signal());
     expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
       'node lease granted',
       'controller lease granted',
@@ -243,7 +235,7 @@ describe('LeaseKeeper', () => {
     const etcd = fakeEtcd(2);
     etcd.failNextGrants(2);
     const keeper = new LeaseKeeper(etcd.client, timing, fakeClock, silentLogger());
-    const done = keeper.start(ac.signal);
+    const done = keeper.start(time.signal());
     await advance(100);
     expect(keeper.lease).toBeUndefined();
     await advance(200);

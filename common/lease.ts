@@ -191,11 +191,12 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
 
   /**
    * How long the oldest keepalive may go unanswered before its stream counts as stuck: the renew window (an older
-   * answer renews no address) and one interval at first, doubled after each stuck stream up to 4 s (a slow but
-   * live etcd still gets its answers through), back to the first value on an answer.
+   * answer renews no address) and one interval, at least 500 ms (short leases on a loaded machine would otherwise
+   * replace streams that are merely slow), doubled after each stuck stream up to 4 s (a slow but live etcd still
+   * gets its answers through), back to the first value on an answer.
    */
   private stuckAfterMs(): number {
-    const base = this.timing.renewWindowMs + this.timing.keepaliveIntervalMs;
+    const base = Math.max(500, this.timing.renewWindowMs + this.timing.keepaliveIntervalMs);
     return Math.min(base * 2 ** this.stuckInARow, Math.max(base, 4000));
   }
 

@@ -1,13 +1,13 @@
 // Unit tests for controller/election.ts on a fake etcd and jest's fake timers: a leader keeps its term through an
 // etcd election (keepalives unanswered while its lease is still alive on the server), writes only while the last
 // answer proves the lease, and loses the term only when the lease is known gone or another controller holds the key.
-import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
+import { describe, expect, test } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Keys } from '../common/keyspace.js';
 import { silentLogger } from '../common/log.js';
-import { fakeEtcd } from '../common/testing/fake-lease-etcd.js';
+import { fakeEtcd, useFakeLeaseTime } from '../common/testing/fake-lease-etcd.js';
 import { Election } from './election.js';
 
 const T0 = 1_000_000;
@@ -18,16 +18,8 @@ const clock: Clock = {
 };
 const TIMING = { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 };
 
-let ac: AbortController;
-beforeEach(() => {
-  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
-  ac = new AbortController();
-});
-afterEach(() => {
-  ac.abort();
-  jest.useRealTimers();
-});
-const advance = (ms: number) => jest.advanceTimersByTimeAsync(ms);
+const time = useFakeLeaseTime(T0);
+const advance = time.advance;
 
 async function elected() {
   const etcd = fakeEtcd(TIMING.ttlSeconds);
@@ -43,7 +35,7 @@ async function elected() {
   const e = new Election(client, new Keys('/t'), 'c0', 'test', TIMING, clock, silentLogger());
   const deposed: string[] = [];
   e.on('deposed', (why) => deposed.push(why));
-  await e.start(ac.signal);
+  await e.start(time.signal());
   await advance(0);
   expect(e.term).toMatchObject({ id: 'c0', revision: 42, lease: '1' });
   return { etcd, e, deposed, watch };

@@ -1,5 +1,6 @@
 // A fake of the etcd lease API for unit tests (LeaseKeeper, Election): grants, keepalive streams answered by hand.
 // Time is jest's fake Date.now().
+import { afterEach, beforeEach, jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 
@@ -55,4 +56,21 @@ export function fakeEtcd(ttlSeconds: number) {
       return s;
     },
   };
+}
+
+/**
+ * jest's fake timers from `now` for every test of the file (Date.now() is the monotonic clock), and an
+ * AbortController per test, aborted after it. Returns accessors for the current test's.
+ */
+export function useFakeLeaseTime(now: number): { signal: () => AbortSignal; advance: (ms: number) => Promise<void> } {
+  let ac = new AbortController();
+  beforeEach(() => {
+    jest.useFakeTimers({ now, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
+    ac = new AbortController();
+  });
+  afterEach(() => {
+    ac.abort();
+    jest.useRealTimers();
+  });
+  return { signal: () => ac.signal, advance: async (ms) => void (await jest.advanceTimersByTimeAsync(ms)) };
 }

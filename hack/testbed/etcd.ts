@@ -10,13 +10,8 @@ import { etcdBinaries } from '../etcd/binaries.js';
 import { TestPki, type TlsFiles } from '../etcd/pki.js';
 import { freePorts } from './etcd-ports.js';
 import { leaderIndex } from './etcd-leader.js';
-import {
-  ETCD_TIMING,
-  type EtcdClientConfig,
-  type EtcdCluster,
-  type EtcdMember,
-  type StartEtcdOptions,
-} from './etcd-types.js';
+import { ETCD_TIMING } from './etcd-types.js';
+import type { EtcdClientConfig, EtcdCluster, EtcdMember, StartEtcdOptions } from './etcd-types.js';
 import { ETCD_DIR_PREFIX } from './names.js';
 import { type ProcHandle, spawnLogged } from './proc.js';
 import { onExitCleanup } from './registry.js';
@@ -25,13 +20,7 @@ import { assertAllowedAddress, assertNetnsName, inNetns, run, sleep } from './ut
 const urlHost = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
 export { freePorts } from './etcd-ports.js';
-export {
-  ETCD_TIMING,
-  type EtcdClientConfig,
-  type EtcdCluster,
-  type EtcdMember,
-  type StartEtcdOptions,
-} from './etcd-types.js';
+export * from './etcd-types.js';
 
 function validMs(v: number | undefined, what: string): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 60_000))
