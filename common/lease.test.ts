@@ -21,9 +21,7 @@
 // over a few seconds; the etcd server never shortens a lease it renewed (it only grants TTL >= the request); and
 // `k` covers both the kernel's lateness in deleting an expired address and the time from the isFresh() check to
 // the kernel applying the lifetime (the `ip` command's run time).
-import { afterEach, beforeEach, describe, expect, jest, test } from '@jest/globals';
-import { EventEmitter } from 'node:events';
-import type { Etcd3 } from 'etcd3';
+import { describe, expect, jest, test } from '@jest/globals';
 import type { Clock } from './clock.js';
 import {
   addressOverhangMs,
@@ -35,6 +33,7 @@ import {
 } from './lease.js';
 import { pino } from 'pino';
 import { silentLogger } from './log.js';
+import { fakeEtcd, useFakeLeaseTime } from './testing/fake-lease-etcd.js';
 
 describe('lifetimeFor', () => {
   test.each([
@@ -88,60 +87,6 @@ describe('addressOverhangMs', () => {
 // ---------------------------------------------------------------------------------------------------------------
 // LeaseKeeper with a fake etcd and fake time.
 
-class FakeStream extends EventEmitter {
-  /** Send time (fake Date.now()) and lease id of each keepalive written. */
-  readonly sent: { at: number; id: string }[] = [];
-  ended = false;
-  failWrites = false;
-  write(req: { ID: string }): void {
-    if (this.failWrites) throw new Error('stream closed');
-    this.sent.push({ at: Date.now(), id: req.ID });
-  }
-  end(): void {
-    this.ended = true;
-  }
-  answer(id: string, ttl: number): void {
-    this.emit('data', { ID: id, TTL: String(ttl) });
-  }
-}
-
-function fakeEtcd(ttlSeconds: number) {
-  let nextId = 1;
-  const streams: FakeStream[] = [];
-  const grants: number[] = [];
-  let failGrants = 0;
-  const leaseClient = {
-    leaseGrant: async (req: { TTL: number }) => {
-      grants.push(Date.now());
-      if (failGrants > 0) {
-        failGrants--;
-        throw new Error('unavailable');
-      }
-      expect(req.TTL).toBe(ttlSeconds);
-      return { ID: String(nextId++), TTL: String(ttlSeconds) };
-    },
-    leaseKeepAlive: async () => {
-      const s = new FakeStream();
-      streams.push(s);
-      return s;
-    },
-    leaseRevoke: async () => ({}),
-  };
-  return {
-    client: { leaseClient } as unknown as Etcd3,
-    streams,
-    grants,
-    failNextGrants(n: number) {
-      failGrants = n;
-    },
-    last(): FakeStream {
-      const s = streams[streams.length - 1];
-      if (!s) throw new Error('no stream opened yet');
-      return s;
-    },
-  };
-}
-
 const fakeClock: Clock = {
   mono: () => Date.now(),
   wall: () => Date.now(),
@@ -151,15 +96,7 @@ const fakeClock: Clock = {
 const T0 = 1_000_000;
 const TIMING: LeaseTiming = { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs: 500 };
 
-let ac: AbortController;
-beforeEach(() => {
-  jest.useFakeTimers({ now: T0, doNotFake: ['nextTick', 'queueMicrotask', 'setImmediate'] });
-  ac = new AbortController();
-});
-afterEach(() => {
-  ac.abort();
-  jest.useRealTimers();
-});
+const time = useFakeLeaseTime(T0);
 
 async function started(timing: LeaseTiming = TIMING) {
   const etcd = fakeEtcd(timing.ttlSeconds);
@@ -168,11 +105,11 @@ async function started(timing: LeaseTiming = TIMING) {
   keeper.on('granted', (l) => events.push(['granted', l]));
   keeper.on('renewed', (r) => events.push(['renewed', r]));
   keeper.on('lost', (l, why) => events.push(['lost', l, why]));
-  await keeper.start(ac.signal);
+  await keeper.start(time.signal());
   return { etcd, keeper, events };
 }
 
-const advance = (ms: number) => jest.advanceTimersByTimeAsync(ms);
+const advance = time.advance;
 
 describe('LeaseKeeper', () => {
   test('grant: validUntil = send time of the grant + TTL', async () => {
@@ -247,7 +184,7 @@ describe('LeaseKeeper', () => {
     const keeper = new LeaseKeeper(etcd.client, TIMING, laggingClock, silentLogger());
     const lost: string[] = [];
     keeper.on('lost', (_l, why) => lost.push(why));
-    await keeper.start(ac.signal);
+    await keeper.start(time.signal());
     await advance(250);
     etcd.last().answer('1', 2); // sent at T0+250: safe until T0+2250-500
     lag = 5; // from now on the monotonic clock reads 5 ms behind the timers' clock
@@ -285,8 +222,8 @@ describe('LeaseKeeper', () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
     const etcd = fakeEtcd(2);
-    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log).start(ac.signal);
-    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log, { what: 'controller lease' }).start(ac.signal);
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log).start(time.signal());
+    await new LeaseKeeper(etcd.client, TIMING, fakeClock, log, { what: 'controller lease' }).start(time.signal());
     expect(lines.map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
       'node lease granted',
       'controller lease granted',
@@ -298,7 +235,7 @@ describe('LeaseKeeper', () => {
     const etcd = fakeEtcd(2);
     etcd.failNextGrants(2);
     const keeper = new LeaseKeeper(etcd.client, timing, fakeClock, silentLogger());
-    const done = keeper.start(ac.signal);
+    const done = keeper.start(time.signal());
     await advance(100);
     expect(keeper.lease).toBeUndefined();
     await advance(200);
@@ -308,23 +245,44 @@ describe('LeaseKeeper', () => {
     expect(keeper.validUntil).toBe(T0 + 300 + 2000);
   });
 
-  test('a stuck stream is replaced, never matching its answers to later sends', async () => {
+  test('a stuck stream is replaced at once, never matching its answers to later sends', async () => {
+    // Issue 12: a stream on a dead, frozen or leaderless etcd member used to be replaced only after 8 unanswered
+    // sends (2 s, longer than the address lifetime); now once its oldest send is older than the renew window and
+    // one interval (750 ms), and the new stream sends at once.
     const { etcd, keeper } = await started();
-    await advance(2000); // 8 unanswered sends, T0+250..T0+2000
+    await advance(1000); // 4 unanswered sends, T0+250..T0+1000 (the oldest 750 ms old: not yet stuck)
     const s1 = etcd.last();
-    expect(s1.sent).toHaveLength(8);
-    await advance(250); // 9th tick: the stream is dropped instead of a send
+    expect(s1.sent).toHaveLength(4);
+    expect(s1.ended).toBe(false);
+    await advance(250); // T0+1250: the oldest is 1000 ms old: dropped, a new stream sends right away
     expect(s1.ended).toBe(true);
-    expect(s1.sent).toHaveLength(8);
-    await advance(250); // a new stream, first send at T0+2500
+    expect(s1.sent).toHaveLength(4);
     const s2 = etcd.last();
     expect(s2).not.toBe(s1);
-    expect(s2.sent).toEqual([{ at: T0 + 2500, id: '1' }]);
+    expect(s2.sent).toEqual([{ at: T0 + 1250, id: '1' }]);
     s1.answer('1', 2); // the old stream's late answer: ignored
     expect(keeper.validUntil).toBe(T0 + 2000);
     s2.answer('1', 2);
-    expect(keeper.validUntil).toBe(T0 + 2500 + 2000);
-    expect(keeper.lastAnsweredSentAt).toBe(T0 + 2500);
+    expect(keeper.validUntil).toBe(T0 + 1250 + 2000);
+    expect(keeper.lastAnsweredSentAt).toBe(T0 + 1250);
+  });
+
+  test('streams that stay stuck are given twice as long each time (up to 4 s); an answer resets that', async () => {
+    const { etcd } = await started();
+    await advance(1250); // s1 stuck at T0+1250 (oldest 1000 ms > 750)
+    const s2 = etcd.last();
+    expect(s2.sent[0]?.at).toBe(T0 + 1250);
+    await advance(1500); // s2 may go 1500 ms unanswered: replaced at the first tick after T0+2750
+    expect(s2.ended).toBe(false);
+    await advance(250);
+    expect(s2.ended).toBe(true);
+    const s3 = etcd.last();
+    expect(s3.sent[0]?.at).toBe(T0 + 3000);
+    s3.answer('1', 2);
+    await advance(1000); // sends at +3250..+4000 unanswered; the oldest 750 ms old at +4000
+    expect(s3.ended).toBe(false);
+    await advance(250);
+    expect(s3.ended).toBe(true);
   });
 
   test('a failed write drops the stream and its pending send times', async () => {

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from './clock.js';
+import { streamStuck } from './etcd-failover.js';
 import type { Logger } from './log.js';
 import { retry, RetryStopped, type BackoffPolicy } from './retry.js';
 
@@ -188,6 +189,19 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     });
   }
 
+  /**
+   * How long the oldest keepalive may go unanswered before its stream counts as stuck: the renew window (an older
+   * answer renews no address) and one interval, at least 500 ms (short leases on a loaded machine would otherwise
+   * replace streams that are merely slow), doubled after each stuck stream up to 4 s (a slow but live etcd still
+   * gets its answers through), back to the first value on an answer.
+   */
+  private stuckAfterMs(): number {
+    const base = Math.max(500, this.timing.renewWindowMs + this.timing.keepaliveIntervalMs);
+    return Math.min(base * 2 ** this.stuckInARow, Math.max(base, 4000));
+  }
+
+  private stuckInARow = 0;
+
   private opening = false;
   private tick(): void {
     if (!this.running || !this.lease || this.granting) return;
@@ -206,13 +220,23 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private send(): void {
     if (!this.stream || !this.lease) return;
     // Answers come back in order on one stream: remember each send time. Never drop one: an answer matched to a
-    // later send time would overstate the lease. A stream with many unanswered requests is replaced instead.
-    if (this.pending.length >= 8) {
-      this.log.warn({ unanswered: this.pending.length }, 'keepalive stream stuck; reopening');
+    // later send time would overstate the lease. A stream whose oldest request is unanswered for longer than an
+    // answer is of use (the renew window), or with many unanswered requests, is replaced instead: on another member
+    // (a dead, frozen or leaderless one does not answer), at once.
+    const now = this.clock.mono();
+    const oldest = this.pending[0];
+    if (this.pending.length >= 8 || (oldest !== undefined && now - oldest > this.stuckAfterMs())) {
+      const member = streamStuck(this.client, this.stream);
+      this.log.warn(
+        { unanswered: this.pending.length, oldestMs: oldest === undefined ? 0 : now - oldest, member },
+        'keepalive stream stuck; reopening on another etcd member',
+      );
+      this.stuckInARow = Math.min(this.stuckInARow + 1, 8);
       this.closeStream();
+      this.tick();
       return;
     }
-    this.pending.push(this.clock.mono());
+    this.pending.push(now);
     try {
       this.stream.write({ ID: this.lease });
     } catch (err) {
@@ -233,6 +257,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     }
     const rtt = now - sentAt;
     this.lastRttMs = rtt;
+    this.stuckInARow = 0;
     const validUntil = sentAt + ttl * 1000;
     if (sentAt > this.lastAnsweredSentAt) this.lastAnsweredSentAt = sentAt;
     if (validUntil > this.validUntil) this.validUntil = validUntil;

@@ -22,6 +22,7 @@ export abstract class PromComponentMetrics {
   private readonly reconcileDuration: Histogram<'component'>;
   private readonly reconcileTotal: Counter<'component' | 'outcome'>;
   private readonly etcd: Gauge;
+  private etcdCheck: (() => boolean) | undefined;
 
   protected constructor(private readonly opts: ComponentMetricsOptions) {
     this.component = opts.component;
@@ -35,7 +36,18 @@ export abstract class PromComponentMetrics {
       'component',
       'outcome',
     ]);
-    this.etcd = this.gauge('vipwarden_etcd_up', opts.etcdHelp);
+    // Read when scraped from the bound check, the same truth /readyz tells (issue 12: set from lease events, it once
+    // stayed 1 through a whole etcd outage); etcdUp() sets it until a check is bound.
+    const check = () => this.etcdCheck;
+    this.etcd = new Gauge({
+      name: 'vipwarden_etcd_up',
+      help: opts.etcdHelp,
+      registers: [this.registry],
+      collect() {
+        const c = check();
+        if (c) this.set(c() ? 1 : 0);
+      },
+    });
     this.etcd.set(0);
   }
 
@@ -69,6 +81,11 @@ export abstract class PromComponentMetrics {
   }
 
   etcdUp(up: boolean): void {
-    this.etcd.set(up ? 1 : 0);
+    if (!this.etcdCheck) this.etcd.set(up ? 1 : 0);
+  }
+
+  /** From now on vipwarden_etcd_up is check() at each scrape (the component's lease is proven alive by etcd). */
+  bindEtcdUp(check: () => boolean): void {
+    this.etcdCheck = check;
   }
 }

@@ -116,6 +116,7 @@ export class Controller {
     this.election.lease.on('granted', () => this.metrics.etcdUp(true));
     this.election.lease.on('renewed', () => this.metrics.etcdUp(true));
     this.election.lease.on('lost', () => this.metrics.etcdUp(false));
+    this.metrics.bindEtcdUp?.(() => this.ready());
     this.metrics.leader(false);
     await this.election.start(signal);
   }
@@ -211,6 +212,8 @@ export class Controller {
   private async pass(): Promise<Outcome> {
     const term = this.term;
     if (!term) return 'ok';
+    // Through an etcd election the term lives on, but nothing is written until an answer proves the lease again.
+    if (!this.election.provable()) return (this.requeueAt(this.deps.clock.mono() + 100), 'requeue');
     // Until the source has listed once, the groups published in etcd stand in for it (nothing counts as deleted).
     const synced = this.deps.source.synced?.() ?? true;
     const sourceGroups = synced ? this.deps.source.list() : groupsFromEtcd(this.keys, this.mirrors.groups, this.log);

@@ -16,7 +16,7 @@ export interface Term {
 
 export interface ElectionEvents {
   elected: [term: Term];
-  /** Leadership can no longer be confirmed: the process should exit. */
+  /** Leadership is lost (the lease is gone or replaced, or another controller holds the key): the process should exit. */
   deposed: [why: string];
 }
 
@@ -42,9 +42,23 @@ export class Election extends EventEmitter<ElectionEvents> {
 
   async start(signal: AbortSignal): Promise<void> {
     this.lease.on('lost', (_l, why) => {
-      if (this.term) this.emit('deposed', `leader lease: ${why}`);
+      if (!this.term) return;
+      // No answer in time (an etcd leader election, a member gone, a slow network) says nothing about the lease on
+      // the server: the leader key lives with it. Stop writing until an answer proves it again (provable()); the
+      // term ends only when the lease is known gone (answer TTL 0, a new lease) or another controller holds the key.
+      if (this.lease.lease === this.term.lease) {
+        this.log.warn({ why }, 'leader lease not confirmed: pausing leader writes until etcd answers again');
+        return;
+      }
+      this.emit('deposed', `leader lease: ${why}`);
     });
-    this.lease.on('granted', () => void this.campaign(signal));
+    this.lease.on('renewed', (r) => {
+      if (this.term && r.lease !== this.term.lease) this.emit('deposed', 'leader lease replaced');
+    });
+    this.lease.on('granted', (lease) => {
+      if (this.term && lease !== this.term.lease) this.emit('deposed', 'leader lease replaced');
+      void this.campaign(signal);
+    });
     await this.lease.start(signal);
     void this.campaign(signal);
     const w = await this.client.watch().key(this.keys.leader()).create();
@@ -57,6 +71,15 @@ export class Election extends EventEmitter<ElectionEvents> {
     w.on('connected', () => void this.campaign(signal));
     const poll = setInterval(() => void this.campaign(signal), 1000);
     signal.addEventListener('abort', () => clearInterval(poll), { once: true });
+  }
+
+  /**
+   * True while this controller leads and an answer of etcd proves its lease (and with it the leader key) alive: the
+   * leader writes only then. Every write is fenced on the term as well (Safety 4); this keeps a leader that cannot
+   * prove its term from acting on what it saw before.
+   */
+  provable(): boolean {
+    return this.term !== undefined && this.lease.lease === this.term.lease && this.lease.isSafe();
   }
 
   /** Takes the leader key if it is free. */

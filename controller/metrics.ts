@@ -6,6 +6,8 @@ export interface ControllerMetrics {
   holder(group: string, node: string | null, nodes: readonly string[]): void;
   reconcile(durationMs: number, outcome: 'ok' | 'requeue' | 'conflict' | 'error'): void;
   etcdUp(up: boolean): void;
+  /** vipwarden_etcd_up follows check() from now on (read at each scrape). */
+  bindEtcdUp?(check: () => boolean): void;
   groups(valid: number, rejected: number): void;
 }
 

@@ -155,6 +155,8 @@ export class Agent {
       this.view.knownVips(this.deps.config.interface),
     );
     this.publisher.start(signal);
+    // The gauge tells what /readyz's etcd part tells: the node lease is proven alive now.
+    this.metrics.bindEtcdUp?.(() => this.lease.isSafe());
     this.lease.on('granted', (lease) => this.onGranted(lease));
     this.lease.on('renewed', (r) => {
       this.metrics.keepaliveRtt(r.rttMs);

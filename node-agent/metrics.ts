@@ -8,6 +8,8 @@ export interface AgentMetrics {
   keepaliveRtt(ms: number): void;
   reconcile(durationMs: number, outcome: 'ok' | 'error'): void;
   etcdUp(up: boolean): void;
+  /** vipwarden_etcd_up follows check() from now on (read at each scrape). */
+  bindEtcdUp?(check: () => boolean): void;
   announced(group: string, family: 4 | 6, packets: number): void;
 }
 

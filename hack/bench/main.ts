@@ -43,8 +43,9 @@ import {
   type Subject,
 } from './types.js';
 import { startVipwardenSubject } from './vipwarden.js';
+import { ARBITER_MODES, runArbiterModes, splitModes } from './etcd-leader.js';
 
-const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${MODES.join(',')}] [--profiles ${PROFILES.join(',')}]
+const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${[...MODES, ...ARBITER_MODES].join(',')}] [--profiles ${PROFILES.join(',')}]
              [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
              [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]`;
 
@@ -127,7 +128,8 @@ export async function main(argv: string[]): Promise<number> {
   requireRoot('the benchmark');
   installSignalHandlers();
   const iterations = int(values.iterations, values.quick ? 3 : 10, 1, 1000, '--iterations');
-  const modes = list<Mode>(values.modes, MODES, 'mode');
+  const { nodeModes, arbiter } = splitModes(values.modes);
+  const modes = nodeModes === '' ? [] : list<Mode>(nodeModes, MODES, 'mode');
   const profiles = list<Profile>(values.profiles, PROFILES, 'profile');
   const settleMs = int(values['settle-ms'], DEFAULT_RUN.settleMs, 2000, 120_000, '--settle-ms');
   // Idle footprint window per profile (0: not measured).
@@ -189,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult, settings, footprints));
   };
 
-  if (failover) {
+  if (failover && modes.length > 0) {
     for (const p of profiles) {
       log(`\n== ${p} ==`);
       let s: Subject | undefined;
@@ -229,6 +231,7 @@ export async function main(argv: string[]): Promise<number> {
       write();
     }
   }
+  if (failover && arbiter.length > 0) await runArbiterModes({ profiles, modes: arbiter, iterations, out, log });
   if (scale) {
     log('\n== scale: 1 controller, simulated agents, FailoverGroups ==');
     try {

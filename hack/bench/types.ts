@@ -1,5 +1,5 @@
 // Shared vocabulary of the failover benchmark: fault modes, profiles, and what one iteration records.
-import type { Testbed } from '../testbed/index.js';
+import type { EtcdCluster, Testbed } from '../testbed/index.js';
 
 export const MODES = ['service', 'graceful', 'link', 'kill', 'freeze'] as const;
 export type Mode = (typeof MODES)[number];
@@ -29,6 +29,8 @@ export interface Subject {
   readonly product: Product;
   readonly profile: Profile;
   readonly tb: Testbed;
+  /** vipwarden's etcd cluster (the arbiter fault modes, etcd-leader.ts); keepalived has none. */
+  readonly etcd?: EtcdCluster;
   /** The VIP (no prefix). */
   readonly vip: string;
   /** The node that holds the VIP when everything is healthy. */

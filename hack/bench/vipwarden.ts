@@ -7,6 +7,7 @@ import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { clusterNodeOps } from './cluster-subject.js';
+import { ETCD_TIMING } from '../testbed/etcd.js';
 import type { ExplainWindow, LogTimes, Profile, Subject } from './types.js';
 
 interface VipwardenProfile {
@@ -21,7 +22,7 @@ interface VipwardenProfile {
 }
 
 export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', VipwardenProfile> = {
-  // Everything as shipped: etcd's own timing, 2 s node lease, the FailoverGroup's default check timing (1 s).
+  // Everything as shipped: etcd with the documented timing (ETCD_TIMING: 50/300 ms), 2 s node lease, the FailoverGroup's default check timing (1 s).
   'vipwarden-default': { agent: {}, controller: {}, check: {} },
   // DESIGN.md "Timing": etcd with --heartbeat-interval 20 --election-timeout 200 (1 s leases become possible),
   // 1 s lease renewed every 100 ms, checks every 100 ms. With a 1 s lease the address lifetime is 1 s too (the
@@ -47,7 +48,10 @@ export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast
   const maxLifetime = maxLifetimeSeconds(agent.lease);
   const kernelSlack = (p.controller['kernelSlackMs'] as number | undefined) ?? KERNEL_SLACK_MS;
   return {
-    etcd: { heartbeatMs: p.etcdHeartbeatMs ?? 100, electionMs: p.etcdElectionMs ?? 1000 },
+    etcd: {
+      heartbeatMs: p.etcdHeartbeatMs ?? ETCD_TIMING.heartbeatMs,
+      electionMs: p.etcdElectionMs ?? ETCD_TIMING.electionMs,
+    },
     lease: agent.lease,
     maxAddressLifetimeS: maxLifetime,
     /** Safety 3: the controller waits this long after a lease ends before moving the group. */
@@ -179,12 +183,13 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
 export async function startVipwardenSubject(
   profile: 'vipwarden-default' | 'vipwarden-fast',
   /** groups: FailoverGroups on the testbed (default 1); the others (web-2...) have VIPs 1..groups-1, same check. */
-  opts: { nodes?: number; groups?: number } = {},
+  opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3 } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
     nodes: opts.nodes ?? 3,
+    etcdMembers: opts.etcdMembers,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
     agent: p.agent,
@@ -220,6 +225,7 @@ export async function startVipwardenSubject(
     product: 'vipwarden',
     profile: profile as Profile,
     tb: c.tb,
+    etcd: c.etcd,
     vip,
     preferred: c.tb.nodes[0]!.name,
     settings: { ...vipwardenSettings(profile), groups },

@@ -5,155 +5,22 @@
 // its endpoints and certificate. The binaries are the pinned build of hack/etcd/build.sh.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { etcdBinaries, type EtcdBinaries } from '../etcd/binaries.js';
+import { etcdBinaries } from '../etcd/binaries.js';
 import { TestPki, type TlsFiles } from '../etcd/pki.js';
+import { freePorts } from './etcd-ports.js';
+import { leaderIndex } from './etcd-leader.js';
+import { ETCD_TIMING } from './etcd-types.js';
+import type { EtcdClientConfig, EtcdCluster, EtcdMember, StartEtcdOptions } from './etcd-types.js';
 import { ETCD_DIR_PREFIX } from './names.js';
 import { type ProcHandle, spawnLogged } from './proc.js';
 import { onExitCleanup } from './registry.js';
 import { assertAllowedAddress, assertNetnsName, inNetns, run, sleep } from './util.js';
 
-export interface StartEtcdOptions {
-  members: 1 | 3;
-  /** Peer and advertised client address; default 127.0.0.1. */
-  host?: string;
-  /** More addresses the client port listens on (same port as on host). */
-  extraHosts?: string[];
-  /** etcd --heartbeat-interval (ms); default etcd's (100). */
-  heartbeatMs?: number;
-  /** etcd --election-timeout (ms); default etcd's (1000). */
-  electionMs?: number;
-  /** Run the members inside this network namespace (host/extraHosts must exist there). */
-  netns?: string;
-  /** How long to wait for a healthy cluster; default 30 s. */
-  startTimeoutMs?: number;
-  /**
-   * TLS with client certificates (etcd --client-cert-auth, and peer TLS between members), certificates made now by
-   * openssl (hack/etcd/pki.ts). Default true: every tier runs the way production should.
-   */
-  tls?: boolean;
-}
-
-export interface EtcdClientConfig {
-  endpoints: string[];
-  tls?: { ca: string; cert: string; key: string };
-}
-
-export interface EtcdMember {
-  name: string;
-  clientPort: number;
-  peerPort: number;
-  dataDir: string;
-  logFile: string;
-  /** Client URL on `host`. */
-  endpoint: string;
-  readonly pid: number | undefined;
-  readonly running: boolean;
-}
-
-export interface EtcdCluster {
-  /** Client URLs on `host`, one per member. */
-  readonly endpoints: string[];
-  /** Client URLs on another of the listen addresses (host or one of extraHosts). */
-  endpointsFor(host: string): string[];
-  /**
-   * What a component needs to connect (the `etcd` section of agent.yaml/controller.yaml minus the prefix, and what
-   * connectEtcd takes): endpoints on `host` (default the cluster's host) and, with TLS, the CA and a client
-   * certificate for `user` (default root).
-   */
-  clientConfig(opts?: { user?: string; host?: string }): EtcdClientConfig;
-  readonly members: readonly EtcdMember[];
-  /** Root dir on tmpfs holding every member's data dir and log. */
-  readonly dir: string;
-  /** The etcd and etcdctl this cluster runs (hack/etcd/build.sh), and their version. */
-  readonly binaries: EtcdBinaries;
-  /** The CA and the root client certificate, when the cluster runs TLS. */
-  readonly tls: TlsFiles | undefined;
-  /** etcdctl's flags for TLS as `user` (default root): --cacert, --cert, --key; empty without TLS. */
-  etcdctlFlags(user?: string): string[];
-  /** The environment the vipwarden CLI reads: VIPWARDEN_ETCD and, with TLS, VIPWARDEN_ETCD_CA/_CERT/_KEY. */
-  cliEnv(opts?: { user?: string; host?: string }): Record<string, string>;
-  /** The same as vipwarden CLI options: --etcd URLs and, with TLS, --etcd-ca, --etcd-cert, --etcd-key. */
-  cliFlags(opts?: { user?: string; host?: string }): string[];
-  /** Kills every member, removes the data. Idempotent. */
-  stop(): Promise<void>;
-  /** Kills member i (0-based), SIGKILL by default (SIGSTOP to freeze it). */
-  kill(member: number, signal?: NodeJS.Signals): Promise<void>;
-  /** Starts member i again on its data (after kill); waits until it is healthy. */
-  restart(member: number): Promise<void>;
-  /** Runs `etcdctl endpoint health` on the given members (default all); true if all healthy. */
-  healthy(members?: number[]): Promise<boolean>;
-}
-
 const urlHost = (h: string): string => (h.includes(':') ? `[${h}]` : h);
 
-/** Finds `count` ports that can be bound on every one of `hosts` (probing by binding), in `netns` if given. */
-export async function freePorts(count: number, hosts: string[], netns?: string): Promise<number[]> {
-  if (netns) {
-    const script = PORT_PROBE_SCRIPT;
-    const r = await run(inNetns(netns, [process.execPath, '-e', script, JSON.stringify({ count, hosts })]), {
-      timeoutMs: 15_000,
-    });
-    const ports = JSON.parse(r.stdout) as unknown;
-    if (!Array.isArray(ports) || ports.length !== count || !ports.every((p) => Number.isInteger(p)))
-      throw new Error(`freePorts: bad answer ${r.stdout}`);
-    return ports as number[];
-  }
-  return probePorts(count, hosts);
-}
-
-async function probePorts(count: number, hosts: string[]): Promise<number[]> {
-  const bind = (host: string, port: number) =>
-    new Promise<ReturnType<typeof createServer> | undefined>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(undefined));
-      s.listen({ host, port, exclusive: true }, () => resolve(s));
-    });
-  const close = (s: ReturnType<typeof createServer>) => new Promise<void>((r) => s.close(() => r()));
-  const held: Array<ReturnType<typeof createServer>> = [];
-  const ports: number[] = [];
-  try {
-    for (let attempt = 0; attempt < 200 && ports.length < count; attempt++) {
-      const first = await bind(hosts[0] as string, 0);
-      if (!first) throw new Error(`freePorts: cannot bind on ${hosts[0]}`);
-      held.push(first);
-      const addr = first.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      let ok = port > 0;
-      for (const h of hosts.slice(1)) {
-        if (!ok) break;
-        const s = await bind(h, port);
-        if (s) held.push(s);
-        else ok = false;
-      }
-      if (ok) ports.push(port);
-    }
-  } finally {
-    await Promise.all(held.map(close));
-  }
-  if (ports.length < count)
-    throw new Error(`freePorts: found only ${ports.length} of ${count} ports on ${hosts.join(', ')}`);
-  return ports;
-}
-
-// The same probe, as a script for `node -e` inside a namespace.
-const PORT_PROBE_SCRIPT = `
-const net = require('node:net');
-const { count, hosts } = JSON.parse(process.argv[1]);
-const bind = (host, port) => new Promise((res) => { const s = net.createServer(); s.once('error', () => res(undefined)); s.listen({ host, port, exclusive: true }, () => res(s)); });
-(async () => {
-  const held = [], ports = [];
-  for (let a = 0; a < 200 && ports.length < count; a++) {
-    const f = await bind(hosts[0], 0); if (!f) break; held.push(f);
-    const port = f.address().port; let ok = true;
-    for (const h of hosts.slice(1)) { const s = await bind(h, port); if (s) held.push(s); else { ok = false; break; } }
-    if (ok) ports.push(port);
-  }
-  process.stdout.write(JSON.stringify(ports));
-  process.exit(0);
-})();
-`;
+export { freePorts } from './etcd-ports.js';
+export * from './etcd-types.js';
 
 function validMs(v: number | undefined, what: string): void {
   if (v !== undefined && (!Number.isInteger(v) || v < 1 || v > 60_000))
@@ -226,8 +93,8 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
       `--initial-cluster=${cluster}`,
       `--initial-cluster-token=vipwarden-${id}`,
       '--initial-cluster-state=new',
-      ...(opts.heartbeatMs !== undefined ? [`--heartbeat-interval=${opts.heartbeatMs}`] : []),
-      ...(opts.electionMs !== undefined ? [`--election-timeout=${opts.electionMs}`] : []),
+      `--heartbeat-interval=${opts.heartbeatMs ?? ETCD_TIMING.heartbeatMs}`,
+      `--election-timeout=${opts.electionMs ?? ETCD_TIMING.electionMs}`,
       '--logger=zap',
       '--log-level=info',
     ];
@@ -371,6 +238,14 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
     binaries: bins,
     stop,
     healthy,
+    leader: () =>
+      leaderIndex(
+        bins.etcdctl,
+        tlsFlags(),
+        members.filter((m) => m.running).map((m) => m.endpoint),
+        members.map((m) => m.endpoint),
+        opts.netns,
+      ),
     async kill(i, signal = 'SIGKILL') {
       member(i);
       const p = procs[i];
