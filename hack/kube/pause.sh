@@ -13,34 +13,36 @@ command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci"
 command -v gcc >/dev/null || die "gcc is missing: apt-get install gcc libc6-dev"
 
 IMAGE="localhost/vipwarden/pause:1"
-key="$(cat "${here}/pause.c" "${here}/pause.sh" | sha256sum | cut -c1-16)"
-cache="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/kube/pause/${key}"
-if [[ -s "${cache}/pause-oci.tar" ]]; then
-  log "cached: ${cache}"
-else
-  mkdir -p "${cache}" 2>/dev/null && [[ -w "${cache}" ]] || die "cannot write ${cache}: run as root or set VIPWARDEN_CACHE"
-  work="$(mktemp -d /var/tmp/vw-pause.XXXXXX)"
-  trap 'rm -rf "${work}"' EXIT
-  gcc -static -Os -s -o "${work}/pause" "${here}/pause.c"
-  layout="${work}/oci"
+cache="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/kube/pause/$(cat "${here}/pause.c" "${here}/pause.sh" | sha256sum | cut -c1-16)"
+archive="${cache}/pause-oci.tar"
+
+build() { # WORKDIR
+  local w="$1" layout="$1/oci" t="1970-01-01T00:00:00Z"
+  gcc -static -Os -s -o "${w}/pause" "${here}/pause.c"
   umoci init --layout "${layout}"
   umoci new --image "${layout}:1"
-  umoci unpack --rootless --image "${layout}:1" "${work}/b" >&2
-  install -m 0755 "${work}/pause" "${work}/b/rootfs/pause"
-  umoci repack --image "${layout}:1" --history.created "1970-01-01T00:00:00Z" --history.created_by "hack/kube/pause.sh" \
-    "${work}/b" >&2
-  umoci config --image "${layout}:1" --created "1970-01-01T00:00:00Z" --config.user 65535:65535 \
-    --config.entrypoint /pause --config.workingdir / --history.created "1970-01-01T00:00:00Z" \
-    --history.created_by "umoci config" >&2
+  umoci unpack --rootless --image "${layout}:1" "${w}/b" >&2
+  install -m 0755 "${w}/pause" "${w}/b/rootfs/pause"
+  umoci repack --image "${layout}:1" --history.created "${t}" --history.created_by "hack/kube/pause.sh" "${w}/b" >&2
+  umoci config --image "${layout}:1" --created "${t}" --config.user 65535:65535 --config.entrypoint /pause \
+    --config.workingdir / --history.created "${t}" --history.created_by "umoci config" >&2
   umoci gc --layout "${layout}"
+  # The name containerd gives the image on import.
   node -e '
     const fs = require("fs"); const [f, name] = process.argv.slice(1);
     const idx = JSON.parse(fs.readFileSync(f, "utf8"));
     for (const m of idx.manifests) m.annotations = { ...m.annotations, "io.containerd.image.name": name, "org.opencontainers.image.ref.name": "1" };
     fs.writeFileSync(f, JSON.stringify(idx));
   ' "${layout}/index.json" "${IMAGE}"
-  tar -C "${layout}" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "${work}/pause-oci.tar" .
-  mv -f "${work}/pause-oci.tar" "${cache}/pause-oci.tar"
+  tar -C "${layout}" --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -cf "${w}/pause-oci.tar" .
+}
+
+if [[ ! -s "${archive}" ]]; then
+  mkdir -p "${cache}" 2>/dev/null && [[ -w "${cache}" ]] || die "cannot write ${cache}: run as root or set VIPWARDEN_CACHE"
+  work="$(mktemp -d /var/tmp/vw-pause.XXXXXX)"
+  trap 'rm -rf "${work}"' EXIT
+  build "${work}"
+  mv -f "${work}/pause-oci.tar" "${archive}"
   log "built ${IMAGE} in ${cache}"
 fi
-printf 'PAUSE_IMAGE=%s\nPAUSE_ARCHIVE=%s\n' "${IMAGE}" "${cache}/pause-oci.tar"
+printf 'PAUSE_IMAGE=%s\nPAUSE_ARCHIVE=%s\n' "${IMAGE}" "${archive}"

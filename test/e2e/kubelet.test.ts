@@ -262,7 +262,7 @@ test('a FailoverGroup applied with kubectl puts the VIP on the preferred node', 
   timings.vip = Date.now() - t0;
 });
 
-test("deleting the holder's agent pod: the VIP moves (kubectl get fg -w shows it), the new pod cleans up", async () => {
+test("the holder's agent hung: the VIP moves (kubectl get fg -w shows it); its pod deleted, the new one cleans up", async () => {
   const out = {
     proc: spawn(k().binaries.kubectl, [`--kubeconfig=${k().kubeconfigPath}`, 'get', 'fg', 'web', '-w']),
     out: '',
@@ -271,7 +271,8 @@ test("deleting the holder's agent pod: the VIP moves (kubectl get fg -w shows it
   out.proc.stdout!.on('data', (d: Buffer) => (out.out += d.toString()));
   await waitFor(async () => (/\bnode1\b/.test(out.out) ? true : undefined), 'kubectl get fg -w printing node1');
   const old = (await pods('agent')).find((p) => p.spec.nodeName === 'node1')!;
-  // The old agent is frozen first, so it leaves its VIP and state file behind as a crashed one would; the VIP's
+  // The old agent is frozen first, so it leaves its VIP and state file behind as a hung one would, and the VIP moves
+  // when its lease ends (the failover -w shows); the VIP's
   // lifetime is stretched to 120 s (as an agent with a longer lease would have left it), so that only the new agent
   // can have removed it.
   const agentPid = await findAgentPid(nodes[0]!);
@@ -288,9 +289,10 @@ test("deleting the holder's agent pod: the VIP moves (kubectl get fg -w shows it
     'preferred_lft',
     '120',
   ]);
-  await kubectl(['delete', 'pod', '-n', NS, old.metadata.name, '--grace-period=1', '--wait=false']);
   await waitFor(async () => (/\bnode2\b/.test(out.out) ? true : undefined), 'kubectl get fg -w printing node2', 60_000);
   await waitFor(async () => ((await holds('node2')) ? true : undefined), 'the VIP on node2');
+  // Only now the pod goes (its frozen agent gets SIGKILL after the grace period): the DaemonSet makes a new one.
+  await kubectl(['delete', 'pod', '-n', NS, old.metadata.name, '--grace-period=1', '--wait=false']);
   const fresh = await waitFor(
     async () => {
       const p = (await pods('agent')).find((x) => x.spec.nodeName === 'node1');
