@@ -206,10 +206,19 @@ export function crd(): Record<string, unknown> {
           storage: true,
           subresources: { status: {} },
           additionalPrinterColumns: [
+            // A string column prints only the first value a JSON path finds (a whole array prints as JSON): the first
+            // address by default, the list with -o wide.
+            {
+              name: 'VIP',
+              type: 'string',
+              jsonPath: '.status.vips[0]',
+              description: 'The first address, as placed by the controller (all of them: -o wide).',
+            },
             {
               name: 'VIPs',
               type: 'string',
               jsonPath: '.status.vips',
+              priority: 1,
               description: 'The addresses, as placed by the controller.',
             },
             {

@@ -13,6 +13,8 @@ PACKAGES=(
   mariadb-server mariadb-client prometheus gcc libc6-dev util-linux procps psmisc curl systemd ca-certificates ipvsadm
   # Packaging (hack/package, hack/image and their tests): Debian roots, systemd-nspawn, OCI images, runc.
   mmdebstrap systemd-container umoci skopeo runc binutils
+  # Real kubelet nodes (test/e2e/kubelet.test.ts, hack/kube/node.sh): the container runtime the kubelet drives.
+  containerd
 )
 
 if [ "$(id -u)" != 0 ]; then

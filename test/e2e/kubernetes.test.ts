@@ -120,7 +120,10 @@ test('kubectl apply of the example: the VIP answers in the testbed and kubectl g
     const r = await k().kubectl(['get', 'fg']);
     return /\bnode1\s+Active\b/.test(r.stdout) ? r.stdout : undefined;
   }, 'kubectl get fg showing node1 Active');
-  expect(table).toMatch(new RegExp(`web\\s+\\["${vip.replaceAll('.', '\\.')}/24"\\]\\s+node1\\s+Active`));
+  // The VIP column is the address itself, not a JSON array; -o wide lists every address.
+  expect(table).toMatch(new RegExp(`web\\s+${vip.replaceAll('.', '\\.')}/24\\s+node1\\s+Active`));
+  expect(table).not.toContain('[');
+  expect((await k().kubectl(['get', 'fg', '-o', 'wide'])).stdout).toMatch(/\bVIPS\b/);
   const o = await fg('web');
   expect(o?.metadata.finalizers).toContain('vipwarden.io/release');
   expect(o?.status?.nodes?.map((n) => [n.name, n.live, n.healthy])).toEqual([
@@ -129,6 +132,8 @@ test('kubectl apply of the example: the VIP answers in the testbed and kubectl g
     ['node3', true, true],
   ]);
   expect((await events('web')).map((e) => e.reason)).toContain('Assigned');
+  // kubectl describe fg shows the group's Events (written to the events namespace, found by the object's UID).
+  expect((await k().kubectl(['describe', 'fg', 'web'])).stdout).toMatch(/Events:[\s\S]*Assigned/);
 });
 
 test('the holder fails: the VIP moves, and status and Events show the move', async () => {

@@ -305,6 +305,8 @@ export interface StartKubeOptions {
   readyTimeoutMs?: number;
   /** Keep the work dir after stop() (for reading logs); also VIPWARDEN_KEEP_KUBE=1. */
   keepDir?: boolean;
+  /** Keep the ServiceAccount admission plugin on (pods get tokens): for a kube-controller-manager that makes them. */
+  serviceAccountAdmission?: boolean;
   /** Use these binaries instead of calling hack/kube/build.sh. */
   binaries?: KubeBinaries;
 }
@@ -381,7 +383,7 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
           `--api-audiences=${SA_ISSUER}`,
           `--service-cluster-ip-range=${SERVICE_CIDR}`,
           // No kube-controller-manager: namespaces get no "default" ServiceAccount, so pods would be rejected.
-          '--disable-admission-plugins=ServiceAccount',
+          ...(opts.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
           '--profiling=false',
           '--v=1',
           ...(opts.extraApiserverArgs ?? []),

@@ -177,4 +177,4 @@ test('helm install, then helm upgrade with changed values: objects, valid config
   expect(
     (await env().kubectl(['-n', NS, 'get', 'daemonset', 'vipwarden-agent'], { allowFailure: true })).exitCode,
   ).not.toBe(0);
-});
+}, 120_000); // two helm runs and several kubectl calls: 6.5 s at load 18, past the 5 s default
