@@ -73,6 +73,8 @@ export interface ChaosResult {
 }
 
 const PROBE_INTERVAL_MS = 20;
+/** How long a placed layout waits for its assignments to settle (a dead lease's end plus a new leader's wait). */
+const SETTLE_WAIT_MS = 15_000;
 
 function layoutFor(c: Cluster): Layout {
   const n = c.tb.nodes.map((x) => x.name);
@@ -91,7 +93,8 @@ const bare = (v: string) => v.split('/')[0]!;
 
 /**
  * Every VIP on exactly its group's first node (per the normal layout), every probe answered by it, and every
- * assignment settled on its holder's current lease (settled.ts).
+ * assignment settled on its holder's current lease (settled.ts), waited for at most SETTLE_WAIT_MS once the VIPs
+ * are placed: an assignment that stays unsettled longer does not make the iteration count as not converged.
  */
 async function waitConverged(
   layout: Layout,
@@ -102,6 +105,7 @@ async function waitConverged(
 ): Promise<boolean> {
   const end = monoMs() + timeoutMs;
   let stableSince: number | undefined;
+  let placedSince: number | undefined;
   while (monoMs() < end) {
     let ok = true;
     for (const g of layout.groups) {
@@ -113,7 +117,9 @@ async function waitConverged(
       const last = p?.samples().slice(-3) ?? [];
       if (last.length < 3 || !last.every((s) => s.ok && s.body === g.order[0])) ok = false;
     }
-    if (ok && !(await settled())) ok = false;
+    if (ok) placedSince ??= monoMs();
+    else placedSince = undefined;
+    if (ok && monoMs() - placedSince! < SETTLE_WAIT_MS && !(await settled())) ok = false;
     if (ok) {
       // Stay converged for a moment: a VIP that comes and goes is not converged.
       stableSince ??= monoMs();
