@@ -8,6 +8,7 @@ import { VIPWARDEN_PROFILES } from '../bench/vipwarden.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { outageAround, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
 import { monoMs, sleep } from '../testbed/util.js';
+import { assignmentsSettled } from './settled.js';
 import {
   FAULT_KINDS,
   healAll,
@@ -72,6 +73,8 @@ export interface ChaosResult {
 }
 
 const PROBE_INTERVAL_MS = 20;
+/** How long a placed layout waits for its assignments to settle (a dead lease's end plus a new leader's wait). */
+const SETTLE_WAIT_MS = 15_000;
 
 function layoutFor(c: Cluster): Layout {
   const n = c.tb.nodes.map((x) => x.name);
@@ -88,15 +91,21 @@ function layoutFor(c: Cluster): Layout {
 
 const bare = (v: string) => v.split('/')[0]!;
 
-/** Every VIP on exactly its group's first node (per the normal layout), and every probe answered by it. */
+/**
+ * Every VIP on exactly its group's first node (per the normal layout), every probe answered by it, and every
+ * assignment settled on its holder's current lease (settled.ts), waited for at most SETTLE_WAIT_MS once the VIPs
+ * are placed: an assignment that stays unsettled longer does not make the iteration count as not converged.
+ */
 async function waitConverged(
   layout: Layout,
   sampler: Sampler,
   probes: Map<string, Probe>,
   timeoutMs: number,
+  settled: () => Promise<boolean>,
 ): Promise<boolean> {
   const end = monoMs() + timeoutMs;
   let stableSince: number | undefined;
+  let placedSince: number | undefined;
   while (monoMs() < end) {
     let ok = true;
     for (const g of layout.groups) {
@@ -108,6 +117,9 @@ async function waitConverged(
       const last = p?.samples().slice(-3) ?? [];
       if (last.length < 3 || !last.every((s) => s.ok && s.body === g.order[0])) ok = false;
     }
+    if (ok) placedSince ??= monoMs();
+    else placedSince = undefined;
+    if (ok && monoMs() - placedSince! < SETTLE_WAIT_MS && !(await settled())) ok = false;
     if (ok) {
       // Stay converged for a moment: a VIP that comes and goes is not converged.
       stableSince ??= monoMs();
@@ -162,6 +174,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       );
     };
     for (const g of layout.groups) writeGroup(g.name, g.vips);
+    const settled = () => assignmentsSettled(cl);
 
     const remainingMs = Math.max(60_000, o.deadline - monoMs() + 120_000);
     sampler = await startSampler(cl.tb, {
@@ -194,7 +207,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       restarts.push(name);
       log(`  supervisor: restarted ${name} (it exited on its own)`);
     });
-    if (!(await waitConverged(layout, sampler, probes, 60_000)))
+    if (!(await waitConverged(layout, sampler, probes, 60_000, settled)))
       throw new Error('the cluster did not reach its initial layout within 60 s');
     log(`chaos ${o.profile}: cluster up (testbed ${cl.tb.id}, etcd ${cl.etcd.members.length} members), seed ${o.seed}`);
 
@@ -226,7 +239,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         await sleep(holdMs);
         await f.undo();
         const tUndo = monoMs();
-        it.converged = await waitConverged(layout, sampler, probes, convergeTimeoutMs);
+        it.converged = await waitConverged(layout, sampler, probes, convergeTimeoutMs, settled);
         it.convergeMs = Math.round(monoMs() - tUndo);
       } catch (err) {
         it.error = String(err instanceof Error ? err.message : err);
@@ -257,7 +270,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         writeFileSync(join(dir, 'iteration.json'), JSON.stringify({ seed: o.seed, ...it, t0, t1, timelines }, null, 2));
         it.logsKept = dir;
         await healAll(env).catch((e) => log(`heal: ${String(e)}`));
-        await waitConverged(layout, sampler, probes, convergeTimeoutMs);
+        await waitConverged(layout, sampler, probes, convergeTimeoutMs, settled);
       }
       result.iterations.push(it);
       log(
