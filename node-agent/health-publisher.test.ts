@@ -90,6 +90,23 @@ describe('HealthPublisher', () => {
     expect(store.data.get('/h/web/node1')?.value).toEqual(rec(false, 2));
   });
 
+  it('a newer record published while the release transaction ran wins over the one the transaction wrote', async () => {
+    const { store, pub } = setup();
+    await pub.publish('web', rec(false, 1));
+    // The release reads the failing record and reserves its place, then its transaction is slow (etcd stalled).
+    const seq = pub.reserve();
+    // Meanwhile the check passes again: the healthy record is published and lands.
+    await pub.publish('web', rec(true, 2));
+    expect(store.data.get('/h/web/node1')?.value).toEqual(rec(true, 2));
+    // Then the transaction lands, with the failing record it read, and returns.
+    store.data.set('/h/web/node1', { value: rec(false, 1), lease: '7' });
+    pub.wroteElsewhere('web', rec(false, 1), '7', seq);
+    await pub.flushed();
+    // Without the reserved sequence the stale record became the newest and stayed (republished every 15 s).
+    expect(store.data.get('/h/web/node1')?.value).toEqual(rec(true, 2));
+    expect(pub.latest('web')).toEqual(rec(true, 2));
+  });
+
   it('writes nothing without a lease, and everything once one is granted (republishAll)', async () => {
     const lease = { current: undefined as string | undefined };
     const { store, pub } = setup(lease);

@@ -201,6 +201,8 @@ export class GroupSteps {
     const lease = this.d.lease.lease;
     if (!lease) throw new Error('no lease to write the release under');
     const health = this.d.health.record(group);
+    // Taken as the record is read: a newer one published while the transaction runs still wins (wroteElsewhere).
+    const seq = this.d.publisher.reserve();
     const rec: ReleasedRecord = {
       epoch,
       at: this.d.clock.wall(),
@@ -215,7 +217,7 @@ export class GroupSteps {
       .if(releasedKey, 'Mod', '>', -1)
       .then(...ops)
       .commit();
-    if (health) this.d.publisher.wroteElsewhere(group, health, lease);
+    if (health) this.d.publisher.wroteElsewhere(group, health, lease, seq);
     this.releaseKeyEpoch.set(group, epoch);
   }
 
