@@ -14,9 +14,10 @@ import { versionLine } from '../common/command-line.js';
 import { connectEtcd } from '../common/etcd.js';
 import { isResourceName } from '../common/ip.js';
 import { decode, DrainRecord, GroupRecord, Keys } from '../common/keyspace.js';
+import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { FailoverGroupSpec } from '../crds/failovergroup.js';
 import { parseCli, UsageError, type Options } from './args.js';
-import { collectStatus, knownNodes, listEvents, renderEvents, renderStatus } from './status.js';
+import { collectStatus, knownNodes, listEvents, listOutages, renderEvents, renderStatus } from './status.js';
 import { renderValidation, validateFile } from './validate.js';
 
 export { parseArgs, UsageError, type Options } from './args.js';
@@ -58,6 +59,8 @@ options: --etcd URL[,URL] (VIPWARDEN_ETCD), --prefix P (VIPWARDEN_PREFIX), --tim
   --etcd-auth-file FILE holding "user:password" (VIPWARDEN_ETCD_AUTH_FILE)`;
 
 async function withEtcd<T>(o: Options, fn: (c: Etcd3, k: Keys) => Promise<T>): Promise<T> {
+  // The etcd auth file and the TLS key: private to their owner, as for the agent and the controller.
+  assertSecretFiles(secretFilesOf({ etcd: { auth: o.auth, tls: o.tls } }));
   const client = connectEtcd({
     endpoints: o.etcd,
     timeoutMs: o.timeoutMs,
@@ -99,9 +102,10 @@ const events: Command = (args, o, io) => {
   expectArgs('events', args, o, 1);
   return withEtcd(o, async (c, k) => {
     const group = args[0] ? needName(args[0], 'group') : undefined;
-    const evs = await listEvents(c, k, group);
+    const [evs, outages] = await Promise.all([listEvents(c, k, group), listOutages(c, k, group)]);
+    // JSON stays the list of transitions; the outages the agents measured show in the table.
     if (o.output === 'json') io.out(JSON.stringify(evs, null, 2));
-    else for (const l of renderEvents(evs)) io.out(l);
+    else for (const l of renderEvents(evs, outages)) io.out(l);
     return 0;
   });
 };

@@ -12,6 +12,7 @@ import {
   NodeRecord,
   RejectedRecord,
 } from '../common/keyspace.js';
+import { OutageRecord } from '../common/presence.js';
 import { FailoverGroupSpec } from '../crds/failovergroup.js';
 
 export interface GroupStatus {
@@ -28,6 +29,8 @@ export interface GroupStatus {
     live: boolean;
     healthy: boolean | null;
     drained: boolean;
+    /** Why this node's agent cannot parse the group's spec (version skew): it will not hold the group. */
+    specError?: string;
     checks: { name: string; ok: boolean; message?: string }[];
   }[];
 }
@@ -64,9 +67,12 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
     c.get(k.leader()).string(),
   ]);
   const liveLease = new Map<string, string>();
+  const specErrors = new Map<string, string>(); // "<node>/<group>" -> why
   for (const [name, e] of nodes) {
     const rec = decode(NodeRecord, e.value);
-    if (rec && rec.lease === e.lease) liveLease.set(name, rec.lease);
+    if (!rec || rec.lease !== e.lease) continue;
+    liveLease.set(name, rec.lease);
+    for (const x of rec.specErrors ?? []) specErrors.set(`${name}/${x.group}`, x.why);
   }
   const names = [...new Set([...groups.keys(), ...assigns.keys()])].sort();
   const out: GroupStatus[] = [];
@@ -87,12 +93,14 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
       nodes: candidates.map((n) => {
         const h = decode(HealthRecord, health.get(`${n.name}/${g}`)?.value);
         const live = liveLease.has(n.name);
+        const specError = live ? specErrors.get(`${n.name}/${g}`) : undefined;
         return {
           name: n.name,
           priority: n.priority,
           live,
           healthy: live && h ? h.healthy : null,
           drained: drains.has(n.name),
+          ...(specError !== undefined ? { specError } : {}),
           checks:
             live && h
               ? h.checks.map((c) => ({ name: c.name, ok: c.ok, ...(c.message ? { message: c.message } : {}) }))
@@ -129,7 +137,7 @@ export function renderStatus(s: Status): string[] {
       const nodes = g.nodes
         .map(
           (n) =>
-            `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`,
+            `${n.name}(${n.priority},${n.live ? 'up' : 'down'},${n.drained ? 'drained' : n.specError !== undefined ? 'SPEC' : n.healthy === null ? '?' : n.healthy ? 'ok' : 'FAIL'})`,
         )
         .join(' ');
       const holder =
@@ -145,6 +153,12 @@ export function renderStatus(s: Status): string[] {
     ),
   );
   if (failing.length > 0) lines.push('', ...table([['GROUP', 'NODE', 'FAILING CHECK', 'MESSAGE'], ...failing]));
+  // Version skew: the SpecNotUnderstood condition of the FailoverGroup, as etcd shows it.
+  const skew = s.groups.flatMap((g) =>
+    g.nodes.flatMap((n) => (n.specError !== undefined ? [[g.group, n.name, n.specError]] : [])),
+  );
+  if (skew.length > 0)
+    lines.push('', ...table([['GROUP', 'NODE', 'SPEC NOT UNDERSTOOD (the node will not hold it)'], ...skew]));
   const rejected = s.rejected ?? [];
   if (rejected.length > 0)
     lines.push('', ...table([['REJECTED GROUP', 'REASON'], ...rejected.map((r) => [r.group, r.reason])]));
@@ -164,8 +178,38 @@ export async function listEvents(c: Etcd3, k: Keys, group: string | undefined): 
   return evs.sort((a, b) => a.epoch - b.epoch);
 }
 
-export function renderEvents(evs: EventRecord[]): string[] {
-  if (evs.length === 0) return ['no events'];
+/** The periods a VIP was on no node, as the agents measured them (outages/<group>/), oldest first. */
+export async function listOutages(c: Etcd3, k: Keys, group: string | undefined): Promise<OutageRecord[]> {
+  const res = await c.getAll().prefix(k.outagesPrefix(group)).exec();
+  return res.kvs
+    .map((kv) => decode(OutageRecord, kv.value.toString()))
+    .filter((o): o is OutageRecord => o !== undefined)
+    .sort((a, b) => a.toAt - b.toAt);
+}
+
+export function renderOutages(outs: readonly OutageRecord[]): string[] {
+  const rows = [['VIP ON NO NODE FROM', 'UNTIL', 'GROUP', 'EPOCH', 'FROM', 'TO', 'REASON', 'GAP']];
+  for (const o of outs) {
+    const why = o.releaseReason && o.releaseReason !== o.reason ? `${o.reason} (${o.releaseReason})` : o.reason;
+    const note = [o.expired ? 'lifetime ran out first' : '', o.message ?? ''].filter(Boolean).join('; ');
+    rows.push([
+      o.fromAt === undefined ? '?' : new Date(o.fromAt).toISOString(),
+      new Date(o.toAt).toISOString(),
+      o.group,
+      String(o.epoch),
+      o.from ?? '?',
+      o.to,
+      why,
+      (o.gapMs === undefined ? '?' : `${Math.round(o.gapMs)}ms`) + (note ? ` (${note})` : ''),
+    ]);
+  }
+  return table(rows);
+}
+
+/** Transitions, then (when there are any) the outages the agents measured. */
+export function renderEvents(evs: EventRecord[], outages: readonly OutageRecord[] = []): string[] {
+  const tail = outages.length > 0 ? ['', ...renderOutages(outages)] : [];
+  if (evs.length === 0) return ['no events', ...tail];
   const rows = [['TIME', 'GROUP', 'EPOCH', 'FROM', 'TO', 'REASON', 'DETECT', 'OUTAGE']];
   for (const e of evs) {
     rows.push([
@@ -179,5 +223,5 @@ export function renderEvents(evs: EventRecord[]): string[] {
       e.outageMs === undefined ? '-' : `${Math.round(e.outageMs)}ms`,
     ]);
   }
-  return table(rows);
+  return [...table(rows), ...tail];
 }

@@ -62,6 +62,23 @@ export class Keys {
     if (s.length !== 2 || !s[0] || !s[1]) return undefined;
     return { node: s[0], group: s[1] };
   }
+  presencePrefix() {
+    return `${this.prefix}presence/`;
+  }
+  /** When this node added and removed the group's addresses (common/presence.ts); node first, like health. */
+  presence(group: string, node: string) {
+    return `${this.prefix}presence/${node}/${group}`;
+  }
+  presenceParts(key: string): { group: string; node: string } | undefined {
+    return this.nodeGroupParts(key, 'presence/');
+  }
+  outagesPrefix(group?: string) {
+    return group ? `${this.prefix}outages/${group}/` : `${this.prefix}outages/`;
+  }
+  /** One period with the VIP on no node, keyed by the add that ended it: in epoch order, like events. */
+  outage(group: string, epoch: number, to: string, toAt: number) {
+    return `${this.prefix}outages/${group}/${String(epoch).padStart(16, '0')}.${to}.${toAt}`;
+  }
   eventsPrefix(group?: string) {
     return group ? `${this.prefix}events/${group}/` : `${this.prefix}events/`;
   }
@@ -190,6 +207,8 @@ export const NodeRecord = z.object({
   startedAt: Millis,
   /** Groups whose spec this agent cannot parse (version skew), with why: it holds none of them. */
   specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
+  /** Where other agents reach this one over the failsafe peer channel (agent.yaml `peer:`), if it has one. */
+  peer: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

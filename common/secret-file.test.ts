@@ -50,4 +50,31 @@ describe('secret files', () => {
     expect(msg).not.toMatch(/db\.cnf/);
     expect(msg).not.toContain('hunter2');
   });
+
+  it('checks the etcd TLS private key and the peer key file too', () => {
+    const key = join(dir, 'client.key');
+    const peer = join(dir, 'peer.key');
+    writeFileSync(key, 'k');
+    chmodSync(key, 0o644);
+    writeFileSync(peer, 'p');
+    chmodSync(peer, 0o640);
+    const files = secretFilesOf({ etcd: { tls: { key } }, peer: { keyFile: peer } });
+    expect(files.map((f) => f.what)).toEqual(['etcd TLS private key', 'peer key file']);
+    expect(() => assertSecretFiles(files)).toThrow(
+      /etcd TLS private key .*client\.key is accessible by group and others \(mode 0644\).*; peer key file .*peer\.key is accessible by group/,
+    );
+  });
+
+  it('a TLS key may be group-readable only when root owns it and this process is not root (secret volumes)', () => {
+    const p = join(dir, 'shared.key');
+    writeFileSync(p, 'k');
+    chmodSync(p, 0o640);
+    const asRoot = process.getuid?.() === 0;
+    // Run as root (the tests' usual case), the file is root's and root needs no group bit: refused.
+    if (asRoot) expect(secretFileProblem(p, 'etcd TLS private key', { rootGroupRead: true })).toMatch(/group/);
+    chmodSync(p, 0o644);
+    expect(secretFileProblem(p, 'etcd TLS private key', { rootGroupRead: true })).toMatch(/others/);
+    chmodSync(p, 0o660);
+    expect(secretFileProblem(p, 'etcd TLS private key', { rootGroupRead: true })).toMatch(/group/);
+  });
 });

@@ -2,25 +2,14 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { readYamlFile } from '../common/config-file.js';
-import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
+import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { KERNEL_SLACK_MS } from '../common/kernel-lifetime.js';
-import { DEFAULT_PREFIX } from '../common/keyspace.js';
 import { parseOrThrow } from '../common/validation.js';
 
 export const ControllerConfigSchema = z
   .object({
     id: z.string().min(1).max(128).optional(),
-    etcd: z
-      .object({
-        endpoints: z.array(z.string().url()).min(1),
-        prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
-        ...etcdConnectionFields,
-      })
-      .strict()
-      .superRefine((e, ctx) => {
-        const issue = etcdConnectionIssue(e);
-        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
-      }),
+    etcd: EtcdConfigSchema,
     source: z.union([
       z.object({ directory: z.string().startsWith('/') }).strict(),
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),

@@ -12,6 +12,7 @@ import type { ControllerConfig } from './config.js';
 import { Election, type Term } from './election.js';
 import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.js';
 import { LeaderMemory } from './memory.js';
+import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { plan } from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
@@ -47,6 +48,8 @@ export class Controller {
   private readonly mirrors: Mirrors;
   private readonly memory: LeaderMemory;
   private readonly writer: FencedWriter;
+  private readonly outages: OutageHistory;
+  private readonly outageRetry = new Set<string>();
   private readonly ac = new AbortController();
   private term: Term | undefined;
   private passRunning = false;
@@ -73,6 +76,7 @@ export class Controller {
       drain: m(this.keys.drainPrefix()),
       moves: m(this.keys.movesPrefix()),
       groups: m(this.keys.groupsPrefix()),
+      presence: m(this.keys.presencePrefix()),
     };
     this.memory = new LeaderMemory({
       clock,
@@ -82,6 +86,7 @@ export class Controller {
       askLease: (lease) => leaseTimeToLive(client, lease),
       onChange: () => this.kick(),
     });
+    this.outages = new OutageHistory({ keys: this.keys, log: this.log });
     this.writer = new FencedWriter({
       client,
       keys: this.keys,
@@ -165,6 +170,8 @@ export class Controller {
     this.term = term;
     this.metrics.leader(true);
     this.log.info({ source: this.deps.source.kind }, 'leading');
+    this.mirrors.presence.on('change', () => this.recordOutages());
+    this.recordOutages();
     this.periodic = setInterval(() => this.kick(), this.deps.config.resyncMs);
     this.kick();
   }
@@ -261,13 +268,32 @@ export class Controller {
           .catch((err: unknown) => this.log.warn({ group: s.name, err }, 'finalize failed'));
       }
     }
-    this.memory.forgetStatus(new Set(sourceGroups.map((s) => s.name)));
+    const names = new Set(sourceGroups.map((s) => s.name));
+    this.memory.forgetStatus(names);
+    this.outages.keepOnly(names);
 
     if (p.requeueAt !== undefined) {
       outcome = outcome === 'ok' ? 'requeue' : outcome;
       this.requeueAt(p.requeueAt);
     }
     return outcome;
+  }
+
+  /** History: the periods with a VIP on no node that the agents' presence records show (controller/outages.ts). */
+  private recordOutages(): void {
+    const term = this.term;
+    if (!term) return;
+    const groups = this.outages.observe(this.mirrors.presence.under(this.keys.presencePrefix()));
+    for (const g of this.outageRetry) groups.add(g);
+    this.outageRetry.clear();
+    for (const o of this.outages.pending(groups))
+      void this.writer
+        .outage(term, o)
+        .then(() => this.outages.wrote(o.record.group, o.key, o.json))
+        .catch((err: unknown) => {
+          this.outageRetry.add(o.record.group); // with the next change
+          this.log.warn({ err, group: o.record.group }, 'could not record an outage');
+        });
   }
 
   /** `at` is monotonic, like every wait of the planner. */

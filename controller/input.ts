@@ -18,7 +18,7 @@ import type { LeaderMemory } from './memory.js';
 import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
 import type { SourceGroup } from './sources/types.js';
 
-export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups';
+export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups' | 'presence';
 export type Mirrors = Record<MirrorName, Mirror>;
 
 export interface Selection {
@@ -99,6 +99,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
         lease: rec.lease,
         ttlSeconds: rec.ttlSeconds,
         maxLifetimeSeconds: rec.maxLifetimeSeconds,
+        ...(rec.specErrors?.length ? { specErrorByGroup: new Map(rec.specErrors.map((x) => [x.group, x.why])) } : {}),
       });
   }
   const health = new Map<string, Map<string, HealthRecord>>();

@@ -15,6 +15,8 @@ export interface LiveNode {
   lease: string;
   ttlSeconds: number;
   maxLifetimeSeconds: number;
+  /** Groups whose spec this node's agent cannot parse (version skew), with why: it may hold none of them. */
+  specErrorByGroup?: ReadonlyMap<string, string>;
 }
 
 export interface GoneLease {
@@ -91,6 +93,8 @@ export interface GroupDecision {
   state: HolderState;
   nodes: RankedNode[];
   message: string;
+  /** Candidates whose agent cannot parse this group's spec, with why (the SpecNotUnderstood condition). */
+  specErrors?: { node: string; why: string }[];
 }
 
 export interface Plan {

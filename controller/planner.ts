@@ -7,7 +7,7 @@ import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } 
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
 import { retiringAfter } from './conflicts.js';
 import { eventFigures } from './figures.js';
-import { rankNodes, SELF_RELEASE, specHash, vipsOf, type RankedNode } from './ranking.js';
+import { rankNodes, SELF_RELEASE, specErrorsOf, specHash, vipsOf, type RankedNode } from './ranking.js';
 import type {
   Action,
   CurrentAssignment,
@@ -113,6 +113,7 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   const pin = input.pins.get(name);
   const pinned = pin ? offer.find((n) => n.name === pin.to) : undefined;
   const holderRank = ranked.find((n) => n.name === holder);
+  const specErrors = group ? specErrorsOf(group, input) : [];
 
   // Who should hold the group if the choice were free, and why the current holder should let go.
   let desired: string | null = null;
@@ -144,12 +145,19 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     state: hs.state,
     nodes: ranked,
     message,
+    ...(specErrors.length ? { specErrors } : {}),
   });
   const phaseFor = (h: string | null): Phase => {
     if (h === null) return 'NoHealthyNode';
     const healthyCount = ranked.filter((n) => n.eligible).length;
     return healthyCount < ranked.length ? 'Degraded' : 'Active';
   };
+
+  /** The current record rewritten in the same epoch: the holder asked to let go, or such a request taken back. */
+  const rewrite = (fields: Parameters<typeof record>[2], note: string, prev?: AssignmentRecord) => ({
+    action: { type: 'put' as const, group: name, expectEpoch: epoch, record: record(input, name, fields, group, prev) },
+    decision: decision(phaseFor(holder), note),
+  });
 
   switch (hs.state) {
     case 'holding': {
@@ -159,33 +167,13 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
         const why = 'a VIP it retires is wanted by another group';
         if (vipMove) return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${why})`) };
         const { holderLease, vips, specHash: sh } = cur.record;
-        return {
-          action: {
-            type: 'put',
-            group: name,
-            expectEpoch: epoch,
-            record: record(
-              input,
-              name,
-              { holder, holderLease, release: true, reason: 'spec-changed', vips, specHash: sh },
-              group,
-            ),
-          },
-          decision: decision(phaseFor(holder), `asking ${holder} to release (${why})`),
-        };
+        const fields = { holder, holderLease, release: true, reason: 'spec-changed', vips, specHash: sh } as const;
+        return rewrite(fields, `asking ${holder} to release (${why})`);
       }
       if (desired === holder) {
         if (group && (cur.record.release || cur.record.specHash !== specHash(group))) {
           const reason = cur.record.release ? 'release-cancelled' : 'spec-changed';
-          return {
-            action: {
-              type: 'put',
-              group: name,
-              expectEpoch: epoch,
-              record: record(input, name, { holder, holderLease: cur.record.holderLease, reason }, group),
-            },
-            decision: decision(phaseFor(holder), reason),
-          };
+          return rewrite({ holder, holderLease: cur.record.holderLease, reason }, reason);
         }
         return { decision: decision(phaseFor(holder), `held by ${holder}`) };
       }
@@ -198,21 +186,8 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
       if (cur.record.release && cur.record.reason === moveWhy) {
         return { decision: decision(phaseFor(holder), `waiting for ${holder} to release (${moveWhy})`) };
       }
-      return {
-        action: {
-          type: 'put',
-          group: name,
-          expectEpoch: epoch,
-          record: record(
-            input,
-            name,
-            { holder, holderLease: cur.record.holderLease, release: true, reason: moveWhy },
-            group,
-            cur.record,
-          ),
-        },
-        decision: decision(phaseFor(holder), `asking ${holder} to release (${moveWhy})`),
-      };
+      const fields = { holder, holderLease: cur.record.holderLease, release: true, reason: moveWhy };
+      return rewrite(fields, `asking ${holder} to release (${moveWhy})`, cur.record);
     }
     case 'unconfirmed':
       return {

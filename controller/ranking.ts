@@ -6,7 +6,8 @@ import type { FailoverGroup } from '../crds/failovergroup.js';
 import type { PlanInput } from './planner.js';
 
 /** Why a candidate may not take the group now (status text; the holder's own verdicts are SELF_RELEASE). */
-export type Ineligible = 'no lease' | 'drained' | 'no health report' | 'health report for other checks' | 'unhealthy';
+export type Ineligible =
+  'no lease' | 'drained' | 'spec not understood' | 'no health report' | 'health report for other checks' | 'unhealthy';
 
 export interface RankedNode {
   name: string;
@@ -22,6 +23,8 @@ export const SELF_RELEASE: ReadonlySet<string> = new Set<Ineligible>([
   'unhealthy',
   'health report for other checks',
   'no health report',
+  // The agent lets go of a group it cannot parse by itself (release reason spec-not-understood).
+  'spec not understood',
 ]);
 
 // Fingerprints per group object: a pass over 1,000 groups computed each of them several times, and hashing was
@@ -59,7 +62,8 @@ export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] 
   const wantHash = checksHash(group);
   const health = input.health.get(group.name);
   const out = group.spec.nodes.map((c): RankedNode => {
-    const live = input.nodes.has(c.name);
+    const node = input.nodes.get(c.name);
+    const live = node !== undefined;
     const h = health?.get(c.name);
     const fresh = h !== undefined && h.checksHash === wantHash;
     const healthy = fresh && h.healthy;
@@ -67,6 +71,7 @@ export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] 
     let why: Ineligible | undefined;
     if (!live) why = 'no lease';
     else if (input.drained.has(c.name)) why = 'drained';
+    else if (node.specErrorByGroup?.has(group.name)) why = 'spec not understood';
     else if (!h) why = 'no health report';
     else if (!fresh) why = 'health report for other checks';
     else if (!h.healthy) why = 'unhealthy';
@@ -79,4 +84,14 @@ export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] 
       fnv1a(`${group.name}/${b.name}`) - fnv1a(`${group.name}/${a.name}`) ||
       (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
+}
+
+/** The group's candidates whose agent cannot parse its spec, with why (version skew). */
+export function specErrorsOf(group: FailoverGroup, input: PlanInput): { node: string; why: string }[] {
+  const out: { node: string; why: string }[] = [];
+  for (const c of group.spec.nodes) {
+    const why = input.nodes.get(c.name)?.specErrorByGroup?.get(group.name);
+    if (why !== undefined) out.push({ node: c.name, why });
+  }
+  return out;
 }

@@ -6,6 +6,7 @@ import type { DeleteBuilder, Etcd3, PutBuilder } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import type { Mirror } from '../common/etcd.js';
 import type { EventRecord, GroupRecord, Keys } from '../common/keyspace.js';
+import type { OutageRecord } from '../common/presence.js';
 import type { Logger } from '../common/log.js';
 import type { FailoverGroup } from '../crds/failovergroup.js';
 import type { Term } from './election.js';
@@ -138,12 +139,30 @@ export class FencedWriter {
   }
 
   /** events/<group>/<epoch>, bounded to the newest eventsPerGroup entries. */
-  private async recordEvent(term: Term, ev: EventRecord): Promise<void> {
+  private recordEvent(term: Term, ev: EventRecord): Promise<void> {
+    const { keys } = this.deps;
+    return this.putBounded(term, keys.event(ev.group, ev.epoch), JSON.stringify(ev), keys.eventsPrefix(ev.group));
+  }
+
+  /**
+   * outages/<group>/<key>: a period with the VIP on no node, as the agents measured it (controller/outages.ts).
+   * History like events, bounded alike; a value already there (written by an earlier leader) is not written again.
+   */
+  async outage(term: Term, o: { key: string; record: OutageRecord; json: string }): Promise<void> {
     const { client, keys } = this.deps;
-    await this.fenced(term)
-      .then(client.put(keys.event(ev.group, ev.epoch)).value(JSON.stringify(ev)))
-      .commit();
-    const names = await client.getAll().prefix(keys.eventsPrefix(ev.group)).sort('Key', 'Ascend').keys();
+    const r = o.record;
+    if ((await client.get(o.key).string()) === o.json) return;
+    this.deps.log.info(
+      { group: r.group, epoch: r.epoch, from: r.from, to: r.to, reason: r.reason, gapMs: r.gapMs },
+      'VIP was on no node',
+    );
+    await this.eventWrites.execute(() => this.putBounded(term, o.key, o.json, keys.outagesPrefix(r.group)));
+  }
+
+  private async putBounded(term: Term, key: string, value: string, prefix: string): Promise<void> {
+    const { client } = this.deps;
+    await this.fenced(term).then(client.put(key).value(value)).commit();
+    const names = await client.getAll().prefix(prefix).sort('Key', 'Ascend').keys();
     const excess = names.length - this.deps.eventsPerGroup;
     if (excess > 0) {
       const ops = names.slice(0, excess).map((k) => client.delete().key(k));

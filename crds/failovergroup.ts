@@ -1,40 +1,23 @@
 // The FailoverGroup API (vipwarden.io/v1alpha1): the one source of truth.
 // The controller, the directory source, the CLI and the CRD generator all parse through `parseFailoverGroup`.
+// The field types are in fields.ts, the health checks in checks.ts, the cloud part in cloud.ts and the LVS part in
+// virtualserver.ts; this file composes the spec and the status and re-exports what others import from here.
 import { z } from 'zod';
 import { issuesOf, ValidationError } from '../common/validation.js';
-import { isIPv4 } from 'node:net';
-import { isInterfaceName, isResourceName, parseCidr } from '../common/ip.js';
+import { isResourceName, parseCidr } from '../common/ip.js';
 import { refineVirtualServers, VirtualServers } from './virtualserver.js';
+import { CidrString, flagDuplicates, InterfaceName, LocalName, ms, Port } from './fields.js';
+import { HealthCheck } from './checks.js';
+import { CloudSpec } from './cloud.js';
+
+export { CidrString, LocalName } from './fields.js';
+export { CheckTypes, HealthCheck } from './checks.js';
+export { CloudProviders, CloudSpec } from './cloud.js';
 
 export const API_GROUP = 'vipwarden.io';
 export const API_VERSION = 'v1alpha1';
 export const KIND = 'FailoverGroup';
 export const PLURAL = 'failovergroups';
-
-const ms = (what: string, min: number, max: number, def: number) =>
-  z.number().int().min(min).max(max).default(def).describe(`${what}, in milliseconds (${min}..${max}).`);
-
-export const CidrString = z
-  .string()
-  .min(3)
-  .max(64)
-  .superRefine((v, ctx) => {
-    const c = parseCidr(v);
-    if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
-  });
-
-const Port = z.number().int().min(1).max(65535);
-const InterfaceName = z
-  .string()
-  .min(1)
-  .max(15)
-  .refine(isInterfaceName, 'must be a Linux interface name (1-15 characters, letters, digits, _ . : -)');
-/** A name from the agent's local configuration (commands, hooks, credentials). */
-export const LocalName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$/, 'must be a lower-case name (letters, digits, - and _)');
 
 export const Vip = z
   .object({
@@ -62,117 +45,6 @@ export const CandidateNode = z
   })
   .strict();
 
-const HttpCheck = z
-  .object({
-    port: Port.default(80),
-    path: z.string().startsWith('/').max(1024).default('/'),
-    host: z
-      .string()
-      .max(253)
-      .default('127.0.0.1')
-      .describe('Address the agent connects to; the node itself by default.'),
-    scheme: z.enum(['http', 'https']).default('http'),
-    expectStatus: z
-      .array(z.number().int().min(100).max(599))
-      .max(16)
-      .optional()
-      .describe('Accepted status codes; any 2xx or 3xx when absent.'),
-    expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
-  })
-  .strict();
-
-const TcpCheck = z.object({ port: Port, host: z.string().max(253).default('127.0.0.1') }).strict();
-
-const ProcessCheck = z
-  .object({
-    name: z.string().min(1).max(15).optional().describe('Process name (comm), as pgrep -x matches it.'),
-    pidFile: z
-      .string()
-      .startsWith('/')
-      .max(4096)
-      .optional()
-      .describe('A pid file; the process it names must be alive.'),
-  })
-  .strict();
-
-const MysqlCheck = z
-  .object({
-    host: z.string().max(253).default('127.0.0.1'),
-    port: Port.default(3306),
-    socket: z.string().startsWith('/').max(4096).optional(),
-    credentials: LocalName.optional().describe(
-      "Name of a credentials file in the agent's local configuration; never a password here.",
-    ),
-    expectReadOnly: z.boolean().optional().describe('When set, @@global.read_only must equal it.'),
-    replication: z
-      .object({
-        maxLagSeconds: z.number().int().min(0).max(86400).optional(),
-      })
-      .strict()
-      .optional()
-      .describe('When present, the IO and SQL replication threads must run (and lag stay under the bound).'),
-  })
-  .strict();
-
-const ScriptCheck = z
-  .object({
-    name: LocalName.describe("A command named in the agent's local configuration; commands never come from here."),
-  })
-  .strict();
-
-export const CheckTypes = ['http', 'tcp', 'process', 'mysql', 'script'] as const;
-
-export const HealthCheck = z
-  .object({
-    name: LocalName.describe('Unique within the group.'),
-    type: z.enum(CheckTypes),
-    intervalMs: ms('Time between two runs', 10, 3_600_000, 1000),
-    timeoutMs: ms('How long one run may take', 10, 600_000, 1000),
-    rise: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
-      .default(2)
-      .describe('Successes in a row before a failing check counts as passing.'),
-    fall: z
-      .number()
-      .int()
-      .min(1)
-      .max(100)
-      .default(2)
-      .describe('Failures in a row before a passing check counts as failing.'),
-    weight: z
-      .number()
-      .int()
-      .min(-1000)
-      .max(1000)
-      .default(0)
-      .describe(
-        'keepalived-style weight. 0: the check is required (a failing check makes the node unhealthy). ' +
-          'Positive: added to the priority while passing. Negative: added while failing.',
-      ),
-    http: HttpCheck.optional(),
-    tcp: TcpCheck.optional(),
-    process: ProcessCheck.optional(),
-    mysql: MysqlCheck.optional(),
-    script: ScriptCheck.optional(),
-  })
-  .strict()
-  .superRefine((c, ctx) => {
-    for (const t of CheckTypes) {
-      const present = c[t] !== undefined;
-      if (t === c.type && !present)
-        ctx.addIssue({ code: 'custom', path: [t], message: `type is ${t}, so ${t} must be set` });
-      if (t !== c.type && present)
-        ctx.addIssue({ code: 'custom', path: [t], message: `type is ${c.type}, so ${t} must not be set` });
-    }
-    if (c.timeoutMs > c.intervalMs)
-      ctx.addIssue({ code: 'custom', path: ['timeoutMs'], message: 'must not exceed intervalMs' });
-    if (c.type === 'process' && c.process && !c.process.name && !c.process.pidFile)
-      ctx.addIssue({ code: 'custom', path: ['process'], message: 'needs name or pidFile' });
-  });
-
 export const SnatRule = z
   .object({
     destination: CidrString.describe('Traffic to this network leaves with the VIP as its source address.'),
@@ -185,27 +57,6 @@ export const SnatRule = z
       ctx.addIssue({ code: 'custom', path: ['ports'], message: 'ports need protocol tcp or udp' });
   });
 
-/** Cloud providers that can point a floating IP at the holder; each is one file in node-agent/cloud/. */
-export const CloudProviders = ['digitalocean'] as const;
-
-export const CloudSpec = z
-  .object({
-    provider: z.enum(CloudProviders),
-    floatingIp: z.string().min(1).max(64).describe('The provider-side floating (reserved) IP to point at the holder.'),
-    credentials: LocalName.optional().describe(
-      "Name of a token file in the agent's local configuration; the provider's own name (e.g. digitalocean) when absent.",
-    ),
-  })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (c.provider === 'digitalocean' && !isIPv4(c.floatingIp))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['floatingIp'],
-        message: 'a DigitalOcean floating IP is an IPv4 address, like 203.0.113.10',
-      });
-  });
-
 export const AnnounceSpec = z
   .object({
     burst: z.number().int().min(1).max(20).default(3).describe('Gratuitous ARP / unsolicited NA packets sent at once.'),
@@ -213,24 +64,6 @@ export const AnnounceSpec = z
     repeatForMs: ms('How long to keep repeating', 0, 600_000, 3000),
   })
   .strict();
-
-/** An issue on every item whose key an earlier item already has (items without a key are skipped). */
-function flagDuplicates<T>(
-  ctx: z.RefinementCtx,
-  items: readonly T[],
-  keyOf: (item: T) => string | undefined,
-  path: (i: number) => (string | number)[],
-  message: (key: string, first: number) => string,
-): void {
-  const seen = new Map<string, number>();
-  items.forEach((item, i) => {
-    const key = keyOf(item);
-    if (key === undefined) return;
-    const j = seen.get(key);
-    if (j !== undefined) ctx.addIssue({ code: 'custom', path: path(i), message: message(key, j) });
-    else seen.set(key, i);
-  });
-}
 
 export const FailoverGroupSpec = z
   .object({

@@ -6,7 +6,7 @@
 // Keep each rule next to the zod check it mirrors (named in the comment). The zod schema stays the source of truth:
 // the controller parses every object with it and reports what it rejects as an Invalid condition; these rules make
 // the API server reject the same mistakes at `kubectl apply`, with a message that names the field.
-import { CheckTypes } from './failovergroup.js';
+import { CheckTypes } from './checks.js';
 import { LVS_OPENAPI_EXTRAS } from './virtualserver.js';
 
 export interface CelRule {

@@ -1,15 +1,12 @@
 // LVS virtual services on a FailoverGroup's VIPs (issue 11): the holder is the director and programs IPVS from
 // these; every candidate runs the real-server checks. Kept apart from failovergroup.ts so that the LVS part of the
 // API is one file; failovergroup.ts adds the field and calls `refineVirtualServers` from its superRefine.
-// This file must not import failovergroup.ts (it is imported by it).
+// This file must not import failovergroup.ts (it is imported by it); the shared field types are in fields.ts.
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalIPv6, parseCidr } from '../common/ip.js';
 import type { CelRule, FieldExtras } from './openapi.js';
-
-const Port = z.number().int().min(1).max(65535);
-const msField = (what: string, min: number, max: number, def: number) =>
-  z.number().int().min(min).max(max).default(def).describe(`${what}, in milliseconds (${min}..${max}).`);
+import { ms as msField, Port } from './fields.js';
 
 /** An IPv4 or IPv6 address without a prefix length, as written (IPv6 is compared canonically). */
 const IpAddress = z

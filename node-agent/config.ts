@@ -3,11 +3,11 @@
 import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
-import { etcdConnectionFields, etcdConnectionIssue } from '../common/etcd.js';
-import { DEFAULT_PREFIX } from '../common/keyspace.js';
+import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
 import { allowlistFields } from './allowlist.js';
+import { PeerConfigSchema } from './peer/config.js';
 
 const Argv = z
   .array(z.string().min(1))
@@ -17,17 +17,7 @@ const Argv = z
 export const AgentConfigSchema = z
   .object({
     node: z.string().refine(isResourceName, 'must be a DNS-1123 name'),
-    etcd: z
-      .object({
-        endpoints: z.array(z.string().url()).min(1),
-        prefix: z.string().startsWith('/').default(DEFAULT_PREFIX),
-        ...etcdConnectionFields,
-      })
-      .strict()
-      .superRefine((e, ctx) => {
-        const issue = etcdConnectionIssue(e);
-        if (issue) ctx.addIssue({ code: 'custom', path: ['endpoints'], message: issue });
-      }),
+    etcd: EtcdConfigSchema,
     interface: z.string().refine(isInterfaceName, 'must be an interface name').default('eth0'),
     /** What a FailoverGroup may claim on this node (node-agent/allowlist.ts): vipRanges and allow. */
     ...allowlistFields,
@@ -46,6 +36,8 @@ export const AgentConfigSchema = z
       .object({ listen: z.string().default('127.0.0.1:9641') })
       .strict()
       .optional(),
+    /** The failsafe peer channel (node-agent/peer/): where to listen, and the shared key file. Absent: none. */
+    peer: PeerConfigSchema.optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
@@ -96,6 +88,8 @@ export const AgentConfigSchema = z
           .strict()
           .optional(),
         requestTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        /** The holder looks at its floating IPs this often and points them back at itself (node-agent/cloud/keeper.ts). */
+        checkIntervalMs: z.number().int().min(100).max(3_600_000).default(10_000),
         retry: z
           .object({
             maxAttempts: z.number().int().min(1).max(100).default(12),
@@ -106,7 +100,11 @@ export const AgentConfigSchema = z
           .default({ maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 }),
       })
       .strict()
-      .default({ requestTimeoutMs: 10_000, retry: { maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 } }),
+      .default({
+        requestTimeoutMs: 10_000,
+        checkIntervalMs: 10_000,
+        retry: { maxAttempts: 12, initialDelayMs: 500, maxDelayMs: 30_000 },
+      }),
     logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
   })
   .strict()

@@ -1,4 +1,5 @@
-// Health records in etcd (health/<group>/<node>, under the node lease). One writer per group at a time, so that etcd
+// Health records in etcd (health/<node>/<group>, under the node lease), and any other per-group record an agent keeps
+// under its lease the same way (presence/<node>/<group>: RecordPublisher). One writer per group at a time, so that etcd
 // sees them in order; a failed write is retried with backoff (common/retry.ts, cockatiel's) and every attempt writes the newest record,
 // so an older record is never retried once a newer one exists (newer wins). Every record is written again on a
 // timer and whenever the lease changes, so that a write lost in any way (etcd cut, a key deleted by hand) heals.
@@ -27,6 +28,8 @@ export function etcdHealthStore(client: Etcd3): HealthStore {
 
 export interface HealthPublisherOptions {
   store: HealthStore;
+  /** What the records are, for the logs (default "health"). */
+  what?: string;
   /** health/<group>/<node> for a group. */
   keyOf: (group: string) => string;
   /** The current node lease, or undefined while there is none (records are then written once it is granted). */
@@ -38,13 +41,13 @@ export interface HealthPublisherOptions {
   backoff?: BackoffPolicy;
 }
 
-interface Wanted {
-  record: HealthRecord;
+interface Wanted<T> {
+  record: T;
   seq: number;
 }
 
-export class HealthPublisher {
-  private readonly wanted = new Map<string, Wanted>();
+export class RecordPublisher<T> {
+  private readonly wanted = new Map<string, Wanted<T>>();
   /** Per group: the sequence number and lease of the newest record etcd confirmed. */
   private readonly written = new Map<string, { seq: number; lease: string }>();
   private readonly writers = new Map<string, Promise<void>>();
@@ -69,7 +72,7 @@ export class HealthPublisher {
   }
 
   /** Publishes a group's record (newer than any set before); resolves once etcd has it or a newer one. */
-  publish(group: string, record: HealthRecord): Promise<void> {
+  publish(group: string, record: T): Promise<void> {
     this.wanted.set(group, { record, seq: ++this.seq });
     return this.drive(group);
   }
@@ -78,7 +81,7 @@ export class HealthPublisher {
    * Records that a transaction of the caller's own (the release with its health) wrote `record`: it becomes the
    * newest, so that no older record in flight or retrying wins over it.
    */
-  wroteElsewhere(group: string, record: HealthRecord, lease: string): void {
+  wroteElsewhere(group: string, record: T, lease: string): void {
     const seq = ++this.seq;
     this.wanted.set(group, { record, seq });
     // A write in flight may land after the transaction: its writer then writes this record once more.
@@ -86,7 +89,7 @@ export class HealthPublisher {
   }
 
   /** The newest record for a group, as last published. */
-  latest(group: string): HealthRecord | undefined {
+  latest(group: string): T | undefined {
     return this.wanted.get(group)?.record;
   }
 
@@ -121,7 +124,7 @@ export class HealthPublisher {
     return w;
   }
 
-  private pending(group: string): { want: Wanted; lease: string } | undefined {
+  private pending(group: string): { want: Wanted<T>; lease: string } | undefined {
     const want = this.wanted.get(group);
     const lease = this.o.lease();
     const done = this.written.get(group);
@@ -148,13 +151,18 @@ export class HealthPublisher {
             clock: this.o.clock,
             signal: this.ac.signal,
             onRetry: ({ err, attempt, delayMs }) =>
-              this.o.log.warn({ err, group, attempt, retryInMs: delayMs }, 'could not publish health; retrying'),
+              this.o.log.warn(
+                { err, group, attempt, retryInMs: delayMs },
+                `could not publish ${this.o.what ?? 'health'}; retrying`,
+              ),
           },
         );
       } catch (err) {
-        if (!this.ac.signal.aborted) this.o.log.error({ err, group }, 'health publishing stopped');
+        if (!this.ac.signal.aborted) this.o.log.error({ err, group }, `${this.o.what ?? 'health'} publishing stopped`);
         return;
       }
     }
   }
 }
+
+export class HealthPublisher extends RecordPublisher<HealthRecord> {}

@@ -62,6 +62,10 @@ export class Holdings {
   private readonly held = new Map<string, Holding>();
   private readonly leaving = new Map<string, Leaving>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Per address (vipKey), when the kernel lifetime last set for it ends (monotonic ms). Bookkeeping for the
+   *  history only (node-agent/presence.ts: an address that ran out before its removal was gone then); never read
+   *  by anything that decides. */
+  private readonly lifetimeEnds = new Map<string, number>();
 
   constructor(private readonly deps: HoldingsDeps) {
     this.addresses = new AddressManager(deps.exec, deps.deadlineExec);
@@ -197,6 +201,12 @@ export class Holdings {
     });
   }
 
+  /** The latest end of the kernel lifetimes last set for these addresses (monotonic ms), if any was set. */
+  lifetimeEnd(refs: readonly VipRef[]): number | undefined {
+    const ends = refs.map((r) => this.lifetimeEnds.get(vipKey(r))).filter((t): t is number => t !== undefined);
+    return ends.length > 0 ? Math.max(...ends) : undefined;
+  }
+
   /** Resolves when every address change queued so far has run. */
   idle(): Promise<void> {
     return this.queue.then(
@@ -242,8 +252,10 @@ export class Holdings {
     if (refs.length === 0 || lease !== keeper.lease || !keeper.isFresh()) return false;
     const lifetime = lifetimeFor(keeper.validUntil - clock.mono(), timing.marginMs);
     const deadlineMs = keeper.lastAnsweredSentAt + timing.renewWindowMs;
+    const startedAt = clock.mono();
     try {
       await this.addresses.ensure(refs, lifetime, { deadlineMs });
+      for (const r of refs) this.lifetimeEnds.set(vipKey(r), startedAt + lifetime * 1000);
     } catch (err) {
       if (!(err instanceof DeadlinePassedError)) throw err;
       log.warn(

@@ -14,6 +14,7 @@ import { locateNdsend, naSender } from './ndsend.js';
 import { SnatResource } from './snat.js';
 import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import type { GroupResource } from './resources.js';
+import type { PeerTransport } from './peer/transport.js';
 
 export interface OptionalPartsDeps {
   config: AgentConfig;
@@ -31,6 +32,8 @@ export interface OptionalParts {
   sendNa?: (vip: VipRef, count: number) => Promise<void>;
   /** The LVS director (node-agent/lvs): the agent hands it the groups that name this node. */
   lvs?: LvsPart['director'];
+  /** The failsafe peer channel (agent.yaml `peer:`), or undefined. */
+  peer?: PeerTransport;
   /** Binds /readyz to the agent once it exists. */
   setReady?: (ready: () => boolean) => void;
   close(): Promise<void>;
@@ -62,9 +65,18 @@ export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalPa
   const lvs = await startLvs({ ...deps, registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined });
   resources.push(lvs.resource);
   closers.push(() => lvs.close());
-  const cloud = new CloudResource({ config, clock: deps.clock });
+  const cloud = new CloudResource({
+    config,
+    clock: deps.clock,
+    registry: metrics instanceof PromAgentMetrics ? metrics.registry : undefined,
+  });
   resources.push(cloud);
   closers.push(() => cloud.close());
+  const registry = metrics instanceof PromAgentMetrics ? metrics.registry : undefined;
+  const peer = config.peer
+    ? await (await import('./peer/start.js')).startPeerChannel({ node: config.node, peer: config.peer, log, registry })
+    : undefined;
+  if (peer) closers.push(() => peer.close());
   const ndsend = await locateNdsend(deps.exec, config.announce.ndsend, log);
   const sendNa = ndsend ? naSender(deps.exec, ndsend) : undefined;
 
@@ -73,6 +85,7 @@ export async function optionalParts(deps: OptionalPartsDeps): Promise<OptionalPa
     metrics,
     sendNa,
     lvs: lvs.director,
+    peer,
     onAnnounced,
     setReady,
     close: async () => {

@@ -8,6 +8,7 @@ import { decode, NodeRecord, type Keys } from '../common/keyspace.js';
 import { maxLifetimeSeconds } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { AgentConfig } from './config.js';
+import { peerEndpoint } from './peer/config.js';
 
 export class NodeNameTakenError extends Error {
   constructor(
@@ -117,6 +118,7 @@ export class NodeRegistration {
       version: this.d.version,
       startedAt: this.startedAt,
       ...(this.specErrors.length > 0 ? { specErrors: this.specErrors } : {}),
+      ...(c.peer ? { peer: peerEndpoint(c.peer) } : {}),
     };
   }
 

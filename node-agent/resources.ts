@@ -13,6 +13,12 @@ export interface ResourceContext {
   spec: Spec | undefined;
   /** False once the assignment has moved on: long-running work (cloud calls, repeats) must stop. */
   isCurrent(): boolean;
+  /**
+   * Resolves true once a keepalive answer, sent at most renewWindowMs ago, shows the lease this holding was taken
+   * under alive. What the agent believes can be stale (it was frozen, etcd moved on): a call that changes something
+   * outside this machine later in a holding (a cloud re-assert) asks this first. Absent in tests: true.
+   */
+  confirmLease?(): Promise<boolean>;
   signal: AbortSignal;
   log: Logger;
 }

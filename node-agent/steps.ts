@@ -16,6 +16,7 @@ import type { Holding, Holdings, Leaving } from './holdings.js';
 import type { LeaseKeeper } from '../common/lease.js';
 import type { AgentMetrics } from './metrics.js';
 import type { AgentStep } from './planner.js';
+import { PresenceLog } from './presence.js';
 import { AcquireError, type GroupResource, type ResourceContext } from './resources.js';
 
 /** A group whose acquire failed is held unhealthy for this long, so that another node takes it. */
@@ -46,8 +47,13 @@ export class GroupSteps {
   readonly releaseKeyEpoch = new Map<string, number>();
   /** Per group, the highest epoch acted on (Safety 4). */
   readonly newestEpoch = new Map<string, number>();
+  /** When this node added and removed each group's addresses, for the history (issue 15.14). */
+  readonly presence: PresenceLog;
 
-  constructor(private readonly d: StepDeps) {}
+  constructor(private readonly d: StepDeps) {
+    const { client, keys, clock, log, lease } = d;
+    this.presence = new PresenceLog({ client, keys, node: d.config.node, clock, log, lease });
+  }
 
   run(step: AgentStep): Promise<void> {
     switch (step.type) {
@@ -85,6 +91,7 @@ export class GroupSteps {
       return;
     }
     if (outcome !== 'added') return;
+    this.presence.record(group, { kind: 'add', epoch, reason: record.reason });
     this.newestEpoch.set(group, epoch);
     log.info(
       { vips: refs.map((r) => r.address), reason: record.reason, tookMs: Math.round(this.d.clock.mono() - t0) },
@@ -133,6 +140,7 @@ export class GroupSteps {
       this.d.kick(200);
       return;
     }
+    this.removed(r.holding, reason);
     await this.finishRelease({ holding: r.holding, reason, ackEpoch });
   }
 
@@ -144,6 +152,7 @@ export class GroupSteps {
       return;
     }
     this.d.log.info({ group, epoch: l.holding.epoch }, 'addresses now gone');
+    this.removed(l.holding, l.reason);
     await this.finishRelease(l);
   }
 
@@ -154,9 +163,20 @@ export class GroupSteps {
       this.d.metrics.holder(h.group, false);
       this.d.metrics.transition(h.group, 'release', reason);
       void removal
-        .then((gone) => (gone ? this.finishRelease({ holding: h, reason, ackEpoch: undefined }) : this.d.kick(200)))
+        .then((gone) => {
+          if (!gone) return this.d.kick(200);
+          this.removed(h, reason);
+          return this.finishRelease({ holding: h, reason, ackEpoch: undefined });
+        })
         .catch((err) => this.d.log.error({ err, group: h.group }, 'finishing a release failed'));
     }
+  }
+
+  /** For the history: the addresses are gone, since their kernel lifetime ended if that came first. */
+  private removed(h: Holding, reason: ReleaseReason): void {
+    const end = this.d.holdings.lifetimeEnd(h.refs);
+    const ranOut = end !== undefined && end < this.d.clock.mono();
+    this.presence.record(h.group, { kind: 'remove', epoch: h.epoch, reason, ...(ranOut ? { mono: end } : {}) });
   }
 
   /** Addresses gone: stop the acquire work, run every resource's release, then tell the controller. */
@@ -210,6 +230,10 @@ export class GroupSteps {
       isCurrent: () =>
         holdings.get(group)?.epoch === epoch ||
         (holdings.get(group) !== undefined && view.assignment(group)?.epoch === epoch),
+      confirmLease: async () => {
+        const lease = holdings.get(group)?.lease;
+        return lease === this.d.lease.lease && (await this.d.lease.ensureFresh()) && lease === this.d.lease.lease;
+      },
       signal,
       log: this.d.log.child({ group, epoch }),
     };

@@ -136,7 +136,7 @@ export function statusPatch(
   const ready: Omit<Condition, 'lastTransitionTime'> = holding
     ? { type: 'Ready', status: 'True', reason: phase, message: `${vips.join(', ')} held by ${d?.holder}` }
     : { type: 'Ready', status: 'False', reason: phase, message: d?.message ?? rejected ?? 'not placed yet' };
-  const conditions = [accepted, ready].map((c): Condition => {
+  const conditions = [accepted, ready, ...specCondition(d)].map((c): Condition => {
     const prev = current?.conditions?.find((p) => p.type === c.type);
     const same = prev && prev.status === c.status;
     return {
@@ -155,6 +155,24 @@ export function statusPatch(
     conditions,
   };
   return status;
+}
+
+/**
+ * SpecNotUnderstood (True) while a candidate's agent cannot parse the spec (version skew): it holds nothing it cannot
+ * check and is not eligible; the group is placed on a node that understands it. Absent otherwise.
+ */
+function specCondition(d: GroupDecision | undefined): Omit<Condition, 'lastTransitionTime'>[] {
+  const errs = d?.specErrors ?? [];
+  if (errs.length === 0) return [];
+  const nodes = errs.map((e) => e.node).join(', ');
+  return [
+    {
+      type: 'SpecNotUnderstood',
+      status: 'True',
+      reason: 'AgentVersionSkew',
+      message: `the agent on ${nodes} cannot parse the spec and will not hold the group: ${errs.map((e) => `${e.node}: ${e.why}`).join('; ')}`,
+    },
+  ];
 }
 
 /** Pure: the Event for one transition. */

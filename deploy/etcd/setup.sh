@@ -12,7 +12,10 @@
 # `etcdctl user passwd USER` and give the component an etcd.auth.file holding "USER:password".
 #
 # Roles (P = the prefix):
-#   vipwarden-node-<node>   read P; write P/nodes/<node>, P/health/<node>/, P/released/<node>/   (user <node>)
+#   vipwarden-node-<node>   read P/groups/, P/assignments/, P/nodes/ (its own record; the peers' failsafe addresses);
+#                           read and write P/nodes/<node>, P/health/<node>/, P/released/<node>/, P/presence/<node>/
+#                           (user <node>). Nothing else: not the other nodes' health, releases and presence, events,
+#                           leader, moves, drains.
 #   vipwarden-controller    read and write P (leader, groups, assignments, events; cleans up stale keys)
 #   vipwarden-reader        read P                          (vipwarden status, vipwarden events)
 #   vipwarden-operator      read P; write P/moves/, P/drain/ (vipwarden move, drain, undrain)
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
     --reader) readers+=("$2"); shift 2 ;;
     --operator) operators+=("$2"); shift 2 ;;
     --no-enable) enable=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "etcd-setup: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -74,10 +77,15 @@ grant vipwarden-operator readwrite "${prefix}drain/" prefix
 for n in "${nodes[@]}"; do
   r="vipwarden-node-${n}"
   role "${r}"
-  grant "${r}" read "${prefix}" prefix
+  # What node-agent/cluster-view.ts mirrors, and the node records (registration.ts reads its own; the failsafe
+  # peer channel reads where the other agents listen).
+  grant "${r}" read "${prefix}groups/" prefix
+  grant "${r}" read "${prefix}assignments/" prefix
+  grant "${r}" read "${prefix}nodes/" prefix
   grant "${r}" readwrite "${prefix}nodes/${n}"
   grant "${r}" readwrite "${prefix}health/${n}/" prefix
   grant "${r}" readwrite "${prefix}released/${n}/" prefix
+  grant "${r}" readwrite "${prefix}presence/${n}/" prefix
   user "${n}" "${r}"
   echo "etcd-setup: node ${n}: user ${n}, role ${r}" >&2
 done

@@ -6,7 +6,7 @@ import { KERNEL_SLACK_MS } from '../../common/kernel-lifetime.js';
 import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
-import { withTimeout } from '../testbed/util.js';
+import { clusterNodeOps } from './cluster-subject.js';
 import type { ExplainWindow, LogTimes, Profile, Subject } from './types.js';
 
 interface VipwardenProfile {
@@ -223,32 +223,10 @@ export async function startVipwardenSubject(
     vip,
     preferred: c.tb.nodes[0]!.name,
     settings: { ...vipwardenSettings(profile), groups },
-    killService: (node) => c.nginx.get(node)!.kill(),
-    startService: (node) => c.nginx.get(node)!.start(),
-    serviceRunning: (node) => c.nginx.get(node)?.running ?? false,
-    signalDaemon(node, signal) {
-      const a = agentOf(node);
-      if (a && !a.exited) a.kill(signal);
-    },
-    async waitDaemonGone(node, timeoutMs) {
-      const a = agentOf(node);
-      if (!a || a.exited) return;
-      const r = await withTimeout(a.done, timeoutMs, 'timeout' as const);
-      if (r === 'timeout') {
-        a.kill('SIGCONT');
-        await a.stop({ signal: 'SIGKILL', timeoutMs: 2000 });
-      }
-    },
-    daemonRunning: (node) => {
-      const a = agentOf(node);
-      return a !== undefined && !a.exited;
-    },
+    ...clusterNodeOps(c),
     daemonPid: (node) => {
       const a = agentOf(node);
       return a && !a.exited ? a.pid : undefined;
-    },
-    async startDaemon(node) {
-      await c.startAgent(node);
     },
     async explain(w) {
       const entries = logs.poll(w.wallMinusMono, w.tFault - 60_000);

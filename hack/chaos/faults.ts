@@ -1,11 +1,13 @@
 // The chaos run's fault kinds, each an injection and an undo. Node faults (agent SIGKILL/SIGSTOP, link cut, nginx
 // stop) are the benchmark's own (hack/bench/faults.ts) over a Subject adapter for a multi-group cluster; the others
-// (cut from etcd only, etcd member and leader kill, controller leader kill, address churn, a VIP moved between
-// groups by editing specs) are added here.
+// (cut from etcd only, etcd member and leader kill, controller leader kill, address churn) are added here, and a
+// VIP moved between groups by editing specs in spec-move.ts.
 import { FaultState, heal as healNode, inject as injectNode, undo as undoNode } from '../bench/faults.js';
+import { clusterNodeOps } from '../bench/cluster-subject.js';
 import type { Mode, Subject } from '../bench/types.js';
 import type { Cluster } from '../testbed/cluster.js';
 import { run, sleep, withTimeout } from '../testbed/util.js';
+import { injectSpecMove } from './spec-move.js';
 
 export const FAULT_KINDS = [
   'agent-kill',
@@ -89,7 +91,6 @@ export interface ActiveFault {
 
 /** A Subject (hack/bench/types.ts) over a multi-group cluster, so the benchmark's node faults drive it. */
 export function subjectOf(c: Cluster, profile: 'vipwarden-default' | 'vipwarden-fast', vip: string): Subject {
-  const agentOf = (node: string) => c.agents.get(node);
   return {
     product: 'vipwarden',
     profile,
@@ -97,29 +98,7 @@ export function subjectOf(c: Cluster, profile: 'vipwarden-default' | 'vipwarden-
     vip,
     preferred: c.tb.nodes[0]!.name,
     settings: {},
-    killService: (node) => c.nginx.get(node)!.kill(),
-    startService: (node) => c.nginx.get(node)!.start(),
-    serviceRunning: (node) => c.nginx.get(node)?.running ?? false,
-    signalDaemon(node, signal) {
-      const a = agentOf(node);
-      if (a && !a.exited) a.kill(signal);
-    },
-    async waitDaemonGone(node, timeoutMs) {
-      const a = agentOf(node);
-      if (!a || a.exited) return;
-      const r = await withTimeout(a.done, timeoutMs, 'timeout' as const);
-      if (r === 'timeout') {
-        a.kill('SIGCONT');
-        await a.stop({ signal: 'SIGKILL', timeoutMs: 2000 });
-      }
-    },
-    daemonRunning: (node) => {
-      const a = agentOf(node);
-      return a !== undefined && !a.exited;
-    },
-    startDaemon: async (node) => {
-      await c.startAgent(node);
-    },
+    ...clusterNodeOps(c),
     destroy: () => c.destroy(),
   };
 }
@@ -250,26 +229,8 @@ export async function injectFault(env: ChaosEnv, kind: FaultKind, rng: Rng): Pro
       const stop = startChurn(env, node, new Rng(rng.int(0, 2 ** 31)), rng.int(0, 400));
       return { kind, target: node, churn: false, undo: stop };
     }
-    case 'spec-move': {
-      // Move one VIP of a group with more than one into another group, then back.
-      const from = rng.pick(env.layout.groups.filter((g) => g.vips.length > 1));
-      const to = rng.pick(env.layout.groups.filter((g) => g.name !== from.name));
-      const vip = from.vips[from.vips.length - 1]!;
-      env.writeGroup(
-        from.name,
-        from.vips.filter((v) => v !== vip),
-      );
-      env.writeGroup(to.name, [...to.vips, vip]);
-      return {
-        kind,
-        target: `${vip} ${from.name}->${to.name}`,
-        churn,
-        undo: async () => {
-          env.writeGroup(to.name, to.vips);
-          env.writeGroup(from.name, from.vips);
-        },
-      };
-    }
+    case 'spec-move':
+      return injectSpecMove(env, rng);
     default:
       throw new Error(`no injection for ${kind}`);
   }

@@ -32,6 +32,8 @@ export interface ChaosOptions {
   /** Where logs of bad iterations go. */
   outDir: string;
   kinds?: readonly FaultKind[];
+  /** Kinds of the first iterations, in this order (the e2e run makes sure of one); the rest are drawn from kinds. */
+  schedule?: readonly FaultKind[];
   /** How long a fault is held: [min, max] ms. */
   holdMs?: [number, number];
   /** How long to wait for convergence after an undo. */
@@ -201,7 +203,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         result.skipped = o.iterations - i;
         break;
       }
-      const kind = rng.pick(kinds);
+      const kind = o.schedule?.[i] ?? rng.pick(kinds);
       const holdMs = rng.int(holdMin, holdMax);
       const t0 = monoMs();
       let it: IterationResult = {

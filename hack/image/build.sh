@@ -17,21 +17,8 @@
 # Cache: ${VIPWARDEN_CACHE:-/var/cache/vipwarden}/image/<key>/, keyed by the base root, the executable, this script.
 # stdout: IMAGE=<name:tag>, IMAGE_ARCHIVE=<abs path of dist/image/vipwarden-oci.tar>, IMAGE_LAYOUT=<oci dir>
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root="$(pwd)"
-
-log() { printf '[image/build] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
-prune_cache() { # DIR
-  local parent; parent="$(dirname "$1")"
-  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
-    [[ "${d%/}" == "$1" ]] && continue
-    if [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]]; then rm -rf "${d}"; fi
-  done
-  return 0
-}
+# shellcheck source=../lib/package.sh
+source "$(dirname "$0")/../lib/package.sh" image/build
 command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci"
 
 version="$(node -p 'require("./package.json").version')"

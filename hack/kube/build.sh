@@ -18,13 +18,9 @@ set -euo pipefail
 # The pin. k8s.io/kubernetes v1.37.x declares `go 1.26.0`, so it builds with the local Go 1.26 toolchain.
 KUBE_VERSION="v1.37.1"
 
-CACHE_ROOT="${VIPWARDEN_CACHE:-/var/cache/vipwarden}"
-VERSION_DIR="${CACHE_ROOT}/kube/${KUBE_VERSION}"
-BIN_DIR="${VERSION_DIR}/bin"
-SRC_DIR="${VERSION_DIR}/src"
-
-log() { printf '[kube/build] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=../lib/gobuild.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/gobuild.sh"
+gobuild_init kube "${KUBE_VERSION}" k8s.io/kubernetes
 
 [[ "${KUBE_VERSION}" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "KUBE_VERSION ${KUBE_VERSION} is not vMAJOR.MINOR.PATCH"
 KUBE_MINOR="${BASH_REMATCH[1]}"
@@ -62,84 +58,47 @@ need_kubectl_build() {
   return 1
 }
 
+build_kube() {
+  # A throwaway module that requires k8s.io/kubernetes. Its go.mod pins the staging modules at v0.0.0 and
+  # replaces them with ./staging/...; replace directives of a dependency are ignored, so we redirect each of them
+  # to its published version.
+  local dl kube_mod staging m pkg build_date ldflags t
+  dl="$(cd "${VERSION_DIR}" && GOFLAGS= go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}")" \
+    || die "go mod download k8s.io/kubernetes@${KUBE_VERSION} failed: ${dl:-no output}"
+  kube_mod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"${dl}")"
+  [[ -f "${kube_mod}" ]] || die "could not download k8s.io/kubernetes@${KUBE_VERSION}: ${dl}"
+  mapfile -t staging < <(sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\) v0\.0\.0\([[:space:]].*\)\{0,1\}$/\1/p' "${kube_mod}" | sort -u)
+  (( ${#staging[@]} > 0 )) || die "found no v0.0.0 k8s.io requirements in ${kube_mod}"
+
+  {
+    printf 'module vipwarden.local/kubebuild\n\ngo %s\n\n' "$(sed -n 's/^go \([0-9.]*\)$/\1/p' "${kube_mod}")"
+    printf 'require k8s.io/kubernetes %s\n\nreplace (\n' "${KUBE_VERSION}"
+    for m in "${staging[@]}"; do printf '\t%s => %s %s\n' "${m}" "${m}" "${STAGING_VERSION}"; done
+    printf ')\n'
+  } | gobuild_gomod
+
+  # What `kubectl version` and /version report; without these they say v0.0.0-master.
+  build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${KUBE_MINOR}"
+    ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
+  done
+  for t in "$@"; do gobuild_binary "${t}" "k8s.io/kubernetes/cmd/${t}" "${ldflags}" nice -n 10; done
+}
+
 SYSTEM_KUBECTL=""
-targets=()
-[[ -x "${BIN_DIR}/kube-apiserver" ]] || targets+=(kube-apiserver)
+targets=(kube-apiserver)
 # A real node (test/e2e/kubelet*.test.ts): VIPWARDEN_KUBE_NODE=1 also builds kubelet, kube-controller-manager and
 # kube-scheduler, into the same cache.
-if [[ "${VIPWARDEN_KUBE_NODE:-0}" == "1" ]]; then
-  for t in kubelet kube-controller-manager kube-scheduler; do [[ -x "${BIN_DIR}/${t}" ]] || targets+=("${t}"); done
-fi
+if [[ "${VIPWARDEN_KUBE_NODE:-0}" == "1" ]]; then targets+=(kubelet kube-controller-manager kube-scheduler); fi
 if [[ -x "${BIN_DIR}/kubectl" ]]; then
   : # built earlier; use it whatever PATH holds now
 elif need_kubectl_build; then
   targets+=(kubectl)
 fi
-
-if (( ${#targets[@]} > 0 )); then
-  command -v go >/dev/null || die "go is not on PATH; install Go >= 1.26 (k8s.io/kubernetes ${KUBE_VERSION} needs it)"
-  mkdir -p "${VERSION_DIR}" 2>/dev/null && [[ -w "${VERSION_DIR}" ]] \
-    || die "cannot write ${VERSION_DIR}: run as root or set VIPWARDEN_CACHE to a writable directory"
-  # One build at a time per version, also across clones and concurrent test runs.
-  exec 9>"${VERSION_DIR}/.lock"
-  log "waiting for the build lock ${VERSION_DIR}/.lock"
-  flock 9
-  # Someone else may have finished the build while we waited.
-  todo=()
-  for t in "${targets[@]}"; do [[ -x "${BIN_DIR}/${t}" ]] || todo+=("${t}"); done
-
-  if (( ${#todo[@]} > 0 )); then
-    start=${SECONDS}
-    mkdir -p "${SRC_DIR}" "${BIN_DIR}"
-    export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
-    log "building ${todo[*]} ${KUBE_VERSION} with $(go version | awk '{print $3}') in ${SRC_DIR} (this takes many minutes the first time)"
-
-    # A throwaway module that requires k8s.io/kubernetes. Its go.mod pins the staging modules at v0.0.0 and
-    # replaces them with ./staging/...; replace directives of a dependency are ignored, so we redirect each of them
-    # to its published version.
-    dl="$(cd "${VERSION_DIR}" && GOFLAGS= go mod download -json "k8s.io/kubernetes@${KUBE_VERSION}")" \
-      || die "go mod download k8s.io/kubernetes@${KUBE_VERSION} failed: ${dl:-no output}"
-    kube_mod="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"${dl}")"
-    [[ -f "${kube_mod}" ]] || die "could not download k8s.io/kubernetes@${KUBE_VERSION}: ${dl}"
-    mapfile -t staging < <(sed -n 's/^[[:space:]]*\(k8s\.io\/[^[:space:]]*\) v0\.0\.0\([[:space:]].*\)\{0,1\}$/\1/p' "${kube_mod}" | sort -u)
-    (( ${#staging[@]} > 0 )) || die "found no v0.0.0 k8s.io requirements in ${kube_mod}"
-
-    {
-      printf 'module vipwarden.local/kubebuild\n\ngo %s\n\n' "$(sed -n 's/^go \([0-9.]*\)$/\1/p' "${kube_mod}")"
-      printf 'require k8s.io/kubernetes %s\n\nreplace (\n' "${KUBE_VERSION}"
-      for m in "${staging[@]}"; do printf '\t%s => %s %s\n' "${m}" "${m}" "${STAGING_VERSION}"; done
-      printf ')\n'
-    } > "${SRC_DIR}/go.mod.new"
-    if ! cmp -s "${SRC_DIR}/go.mod.new" "${SRC_DIR}/go.mod" 2>/dev/null; then
-      mv "${SRC_DIR}/go.mod.new" "${SRC_DIR}/go.mod"
-      rm -f "${SRC_DIR}/go.sum"
-    else
-      rm -f "${SRC_DIR}/go.mod.new"
-    fi
-
-    # What `kubectl version` and /version report; without these they say v0.0.0-master.
-    build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    ldflags="-s -w"
-    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-      ldflags+=" -X ${pkg}.gitVersion=${KUBE_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${KUBE_MINOR}"
-      ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
-    done
-
-    for t in "${todo[@]}"; do
-      t_start=${SECONDS}
-      log "go build k8s.io/kubernetes/cmd/${t}"
-      (cd "${SRC_DIR}" && nice -n 10 go build -trimpath -ldflags "${ldflags}" -o "${BIN_DIR}/.${t}.tmp" "k8s.io/kubernetes/cmd/${t}") \
-        || die "go build of ${t} failed (see above)"
-      mv -f "${BIN_DIR}/.${t}.tmp" "${BIN_DIR}/${t}"
-      log "built ${t} in $(( SECONDS - t_start ))s"
-    done
-    log "build finished in $(( SECONDS - start ))s"
-  fi
-  flock -u 9
-  exec 9>&-
-else
-  log "${KUBE_VERSION} is cached in ${BIN_DIR}"
-fi
+GOBUILD_NOTE="(this takes many minutes the first time)"
+gobuild_run 1.26 build_kube "${targets[@]}"
 
 [[ -x "${BIN_DIR}/kube-apiserver" ]] || die "${BIN_DIR}/kube-apiserver is missing after the build"
 if [[ -x "${BIN_DIR}/kubectl" ]]; then

@@ -18,21 +18,8 @@
 # Cache: ${VIPWARDEN_CACHE:-/var/cache/vipwarden}/deb/<key>/, keyed by every file that goes in and the control data.
 # stdout: exactly one line, DEB=/abs/path/dist/deb/vipwarden_<version>_<arch>.deb
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root="$(pwd)"
-
-log() { printf '[package/deb] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
-prune_cache() { # DIR
-  local parent; parent="$(dirname "$1")"
-  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
-    [[ "${d%/}" == "$1" ]] && continue
-    if [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]]; then rm -rf "${d}"; fi
-  done
-  return 0
-}
+# shellcheck source=../lib/package.sh
+source "$(dirname "$0")/../lib/package.sh" package/deb
 command -v dpkg-deb >/dev/null || die "dpkg-deb is missing"
 
 start=${SECONDS}

@@ -17,7 +17,8 @@ set -euo pipefail
 flavour="${1:-boot}"
 SUITE=bookworm
 MIRROR="${VIPWARDEN_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-cd "$(dirname "$0")/../.."
+# shellcheck source=../lib/package.sh
+source "$(dirname "$0")/../lib/package.sh" package/debroot
 case "${flavour}" in
   boot) packages=(systemd systemd-sysv dbus adduser iproute2 arping procps iptables) ; variant=minbase ;;
   # The same list as the Containerfile's apt-get install.
@@ -32,25 +33,19 @@ if [[ "${flavour}" == image ]]; then
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/var/log/*')
 fi
 
-log() { printf '[package/debroot] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 command -v mmdebstrap >/dev/null || die "mmdebstrap is missing: apt-get install mmdebstrap"
 
 key="$(printf '%s\n' "${SUITE}" "${MIRROR}" "${opts[@]}" | sha256sum | cut -c1-16)"
 dir="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/debroot/${flavour}-${key}"
 tar="${dir}/root.tar"
-if [[ ! -s "${tar}" ]]; then
-  mkdir -p "${dir}" 2>/dev/null && [[ -w "${dir}" ]] || die "cannot write ${dir}: run as root or set VIPWARDEN_CACHE"
-  exec 9>"${dir}/.lock"
-  flock 9
-  if [[ ! -s "${tar}" ]]; then
-    start=${SECONDS}
-    log "mmdebstrap ${SUITE} (${flavour}: ${packages[*]}) from ${MIRROR}"
-    nice -n 10 mmdebstrap --quiet "${opts[@]}" "${SUITE}" "${dir}/.root.tmp.tar" "${MIRROR}" >&2 \
-      || die "mmdebstrap failed"
-    mv -f "${dir}/.root.tmp.tar" "${tar}"
-    log "built ${tar} in $(( SECONDS - start ))s"
-  fi
-  flock -u 9
-fi
+built() { [[ -s "${tar}" ]]; }
+build() {
+  local start=${SECONDS}
+  log "mmdebstrap ${SUITE} (${flavour}: ${packages[*]}) from ${MIRROR}"
+  nice -n 10 mmdebstrap --quiet "${opts[@]}" "${SUITE}" "${dir}/.root.tmp.tar" "${MIRROR}" >&2 \
+    || die "mmdebstrap failed"
+  mv -f "${dir}/.root.tmp.tar" "${tar}"
+  log "built ${tar} in $(( SECONDS - start ))s"
+}
+cache_once "${dir}" built build
 printf 'ROOT_TAR=%s\n' "${tar}"

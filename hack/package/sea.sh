@@ -17,21 +17,8 @@
 # content, the node binary and the SEA configuration; a run with the same inputs only bundles (a few seconds) and
 # copies. stdout gets exactly one line, for scripts (the tests read it): SEA_DIR=/abs/path/dist/sea
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-root="$(pwd)"
-
-log() { printf '[package/sea] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# Keep the cache bounded: of the entries next to this one, the three newest stay; older ones go once an hour old.
-prune_cache() { # DIR
-  local parent; parent="$(dirname "$1")"
-  ls -1dt "${parent}"/*/ 2>/dev/null | tail -n +4 | while read -r d; do
-    [[ "${d%/}" == "$1" ]] && continue
-    if [[ -n "$(find "${d}" -maxdepth 0 -mmin +60)" ]]; then rm -rf "${d}"; fi
-  done
-  return 0
-}
+# shellcheck source=../lib/package.sh
+source "$(dirname "$0")/../lib/package.sh" package/sea
 
 for f in dist/cli/main.js dist/node-agent/main.js dist/controller/main.js dist/node-agent/vw-before dist/node-agent/vipwarden-ndsend dist/node-agent/vipwarden-dataplane; do
   [[ -e "${f}" ]] || die "${f} is missing: run npm run build first"

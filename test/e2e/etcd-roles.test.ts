@@ -78,6 +78,22 @@ test('agents, controller and CLI under their own etcd roles: placement, move, fa
   expect(status.exitCode).toBe(0);
   expect(status.stdout).toMatch(/web/);
 
+  // A running agent's user reads only what an agent needs (deploy/etcd/setup.sh): not the events, not another node's
+  // releases, and yet every agent above worked (no permission denied in any log).
+  for (const key of [`${cl.prefix}events/`, `${cl.prefix}released/node1/`, `${cl.prefix}leader`]) {
+    const peek = await run(
+      [
+        cl.etcd.binaries.etcdctl,
+        `--endpoints=${cl.etcd.endpoints[0]}`,
+        ...cl.etcd.etcdctlFlags('node2'),
+        'get',
+        '--prefix',
+        key,
+      ],
+      { allowFailure: true },
+    );
+    expect([key, peek.exitCode !== 0 && /permission denied/i.test(peek.stderr)]).toEqual([key, true]);
+  }
   expect(logsOf(cl)).not.toMatch(/permission denied/i);
   const overlaps = sampler.overlaps(vip);
   expect(overlaps.intervals).toEqual([]);

@@ -121,8 +121,8 @@ async function explainOverlaps(
         out.push(
           `  event ${e.group} epoch ${e.epoch}: ${e.from ?? '-'} -> ${e.to ?? '-'} (${e.reason}) at ${Math.round(e.at - wallMinusMono - t0)}`,
         );
-      const logs: [string, string][] = [...c.agents].map(([n, p]) => [`agent ${n}`, p.stderrLog]);
-      c.controllers.forEach((p, i) => p && logs.push([`controller ${i}`, p.stderrLog]));
+      const logs: [string, string][] = [...c.agents].map(([n, p]) => [`agent ${n}`, p.stdoutLog ?? p.stderrLog]);
+      c.controllers.forEach((p, i) => p && logs.push([`controller ${i}`, p.stdoutLog ?? p.stderrLog]));
       for (const [who, file] of logs) {
         let text = '';
         try {
@@ -131,9 +131,11 @@ async function explainOverlaps(
           continue;
         }
         for (const line of text.split('\n')) {
-          const m = /"time":(\d+)/.exec(line);
-          if (!m || Number(m[1]) < fromWall || Number(m[1]) > toWall) continue;
-          out.push(`  ${who} ${Math.round(Number(m[1]) - wallMinusMono - t0)}: ${line.slice(0, 400)}`);
+          // pino writes "time" as epoch ms or, with the ISO formatter the daemons use, as an ISO string.
+          const m = /"time":(?:(\d+)|"([^"]+)")/.exec(line);
+          const at = m ? (m[1] !== undefined ? Number(m[1]) : Date.parse(m[2]!)) : NaN;
+          if (!(at >= fromWall && at <= toWall)) continue;
+          out.push(`  ${who} ${Math.round(at - wallMinusMono - t0)}: ${line.slice(0, 400)}`);
         }
       }
     }

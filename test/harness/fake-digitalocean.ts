@@ -39,6 +39,11 @@ export interface FakeDigitalOcean {
   errorNextAction: boolean;
   /** Runs after the request is recorded and validated, before the answer (to change state in between). */
   onRequest?: (r: RecordedRequest) => void;
+  /**
+   * Replays a late call: another droplet's assign of `ip` (an old holder's retry the API ran late) lands `delayMs`
+   * after the next assign action of `ip` completes. Resolves once it has landed.
+   */
+  replayLateAssign(ip: string, dropletId: number, delayMs?: number): Promise<void>;
   /** API requests (not metadata), by method and path kind. */
   count(kind: 'get-ip' | 'post-action' | 'get-action' | 'metadata'): number;
   close(): Promise<void>;
@@ -55,6 +60,25 @@ export async function startFakeDigitalOcean(
   const violations: string[] = [];
   const actions = new Map<number, FakeAction>();
   let nextActionId = 72531856;
+  const late: { ip: string; dropletId: number; delayMs: number; landed: () => void }[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  /** An assign that the API runs now, as if its POST had been made earlier by `dropletId`. */
+  const land = (ip: string, dropletId: number) => {
+    actions.set(nextActionId, { id: nextActionId, status: 'completed', dropletId, ip, pollsLeft: 0 });
+    nextActionId++;
+    ips.set(ip, dropletId);
+  };
+  const completed = (a: FakeAction) => {
+    const i = late.findIndex((l) => l.ip === a.ip && l.dropletId !== a.dropletId);
+    if (i < 0) return;
+    const [l] = late.splice(i, 1);
+    const t = setTimeout(() => {
+      timers.delete(t);
+      land(l!.ip, l!.dropletId);
+      l!.landed();
+    }, l!.delayMs);
+    timers.add(t);
+  };
 
   const state = {
     metadataDropletId: opts.dropletId ?? 3164494,
@@ -191,6 +215,7 @@ export async function startFakeDigitalOcean(
         else if (--a.pollsLeft <= 0) {
           a.status = 'completed';
           ips.set(a.ip, a.dropletId);
+          completed(a);
         }
       }
       return send(res, 200, actionObject(a));
@@ -235,6 +260,8 @@ export async function startFakeDigitalOcean(
     set onRequest(v) {
       state.onRequest = v;
     },
+    replayLateAssign: (ip, dropletId, delayMs = 0) =>
+      new Promise<void>((landed) => late.push({ ip, dropletId, delayMs, landed })),
     count(kind) {
       return requests.filter((q) => {
         if (kind === 'metadata') return q.path === '/metadata/v1/id';
@@ -245,6 +272,7 @@ export async function startFakeDigitalOcean(
     },
     close: () =>
       new Promise<void>((resolve) => {
+        for (const t of timers) clearTimeout(t);
         server.closeAllConnections();
         server.close(() => resolve());
       }),

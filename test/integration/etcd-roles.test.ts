@@ -1,6 +1,7 @@
 // Least-privilege etcd users (issue 10, item 2): deploy/etcd/setup.sh creates one role per node, a controller role,
 // a read-only role and an operator role, and turns authentication on. Each component logs in with its client
-// certificate (CN = user). With node1's credentials, etcd itself refuses writes to node2's keys and to assignments.
+// certificate (CN = user). With node1's credentials, etcd itself refuses writes to node2's keys and to assignments,
+// and reads of what an agent does not need (node2's health and releases, events, leader, moves, drains).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { execa } from 'execa';
@@ -78,11 +79,19 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.node('node1'), true)).toBe('ok');
     expect(await put('node1', keys.health('web', 'node1'), true)).toBe('ok');
     expect(await put('node1', keys.released('web', 'node1'), true)).toBe('ok');
-    expect(await read('node1', keys.prefix)).toBe('ok');
+    expect(await put('node1', keys.presence('web', 'node1'), true)).toBe('ok');
+    // It reads what an agent needs: the groups, the assignments, the node records (its own, and the peers' addresses).
+    expect(await read('node1', keys.groupsPrefix())).toBe('ok');
+    expect(await read('node1', keys.assignmentsPrefix())).toBe('ok');
+    expect(await read('node1', keys.nodesPrefix())).toBe('ok');
+    expect(await read('node1', keys.healthPrefix() + 'node1/')).toBe('ok');
+    expect(await read('node1', keys.releasedPrefix() + 'node1/')).toBe('ok');
 
     expect(await put('node1', keys.node('node2'))).toBe('denied');
     expect(await put('node1', keys.health('web', 'node2'))).toBe('denied');
     expect(await put('node1', keys.released('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.presence('web', 'node2'))).toBe('denied');
+    expect(await put('node1', keys.outage('web', 7, 'node1', 1))).toBe('denied');
     expect(await put('node1', keys.assignment('web'))).toBe('denied');
     expect(await put('node1', keys.group('web'))).toBe('denied');
     expect(await put('node1', keys.leader())).toBe('denied');
@@ -91,11 +100,25 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.node('node10'))).toBe('denied');
   });
 
+  test("node1 reads nothing it does not need: not node2's health or releases, events, the leader, moves, drains", async () => {
+    expect(await read('node1', keys.prefix)).toBe('denied');
+    expect(await read('node1', keys.healthPrefix() + 'node2/')).toBe('denied');
+    expect(await read('node1', keys.healthPrefix())).toBe('denied');
+    expect(await read('node1', keys.releasedPrefix() + 'node2/')).toBe('denied');
+    expect(await read('node1', keys.eventsPrefix())).toBe('denied');
+    expect(await read('node1', keys.leader())).toBe('denied');
+    expect(await read('node1', keys.movesPrefix())).toBe('denied');
+    expect(await read('node1', keys.drainPrefix())).toBe('denied');
+    expect(await read('node1', keys.rejectedPrefix())).toBe('denied');
+    expect(await read('node2', keys.releasedPrefix() + 'node1/')).toBe('denied');
+  });
+
   test('the controller writes assignments, group records and the leader key', async () => {
     expect(await put('controller', keys.assignment('web'))).toBe('ok');
     expect(await put('controller', keys.group('web'))).toBe('ok');
     expect(await put('controller', keys.leader(), true)).toBe('ok');
     expect(await put('controller', keys.event('web', 7))).toBe('ok');
+    expect(await put('controller', keys.outage('web', 7, 'node1', 1))).toBe('ok');
   });
 
   test('the reader reads everything and writes nothing; the operator writes only moves and drains', async () => {
