@@ -11,6 +11,7 @@ import {
   NodeRecord,
   type Keys,
 } from '../common/keyspace.js';
+import { decodeEntry } from './parsed.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, type FailoverGroup } from '../crds/failovergroup.js';
 import { addressOf, claimedBy, conflicts } from './conflicts.js';
@@ -38,7 +39,7 @@ export function selectGroups(sourceGroups: readonly SourceGroup[], assignments: 
   const assignedVips = new Map<string, string[]>();
   const retiring = new Map<string, Set<string>>();
   for (const e of assignments) {
-    const rec = decode(AssignmentRecord, e.value);
+    const rec = decodeEntry(AssignmentRecord, e);
     if (!rec) continue;
     const c = claimedBy(rec);
     assignedVips.set(rec.group, [...c.vips, ...c.retiring]);
@@ -89,7 +90,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
   memory.observe(mirrors.nodes.under(keys.nodesPrefix()), mirrors.assignments.under(keys.assignmentsPrefix()));
   const nodes = new Map<string, LiveNode>();
   for (const e of mirrors.nodes.under(keys.nodesPrefix())) {
-    const rec = decode(NodeRecord, e.value, (why) =>
+    const rec = decodeEntry(NodeRecord, e, (why) =>
       log.warn({ key: e.key, why }, 'ignoring a node record that does not parse'),
     );
     // A record whose lease etcd said ended is only a watch that is behind: not a live node.
@@ -105,7 +106,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
   const health = new Map<string, Map<string, HealthRecord>>();
   for (const e of mirrors.health.under(keys.healthPrefix())) {
     const { group, node } = keys.healthParts(e.key) ?? {};
-    const rec = decode(HealthRecord, e.value, (why) =>
+    const rec = decodeEntry(HealthRecord, e, (why) =>
       log.warn({ key: e.key, why }, 'ignoring a health record that does not parse'),
     );
     if (!group || !node || !rec) continue;
@@ -118,17 +119,17 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
   const assignments = new Map<string, CurrentAssignment>();
   for (const e of mirrors.assignments.under(keys.assignmentsPrefix())) {
     const group = e.key.slice(keys.assignmentsPrefix().length);
-    const rec = decode(AssignmentRecord, e.value, (why) =>
+    const rec = decodeEntry(AssignmentRecord, e, (why) =>
       log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
     );
     if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
   }
   const drained = new Set<string>();
   for (const e of mirrors.drain.under(keys.drainPrefix()))
-    if (decode(DrainRecord, e.value)) drained.add(e.key.slice(keys.drainPrefix().length));
+    if (decodeEntry(DrainRecord, e)) drained.add(e.key.slice(keys.drainPrefix().length));
   const pins = new Map<string, MoveRecord>();
   for (const e of mirrors.moves.under(keys.movesPrefix())) {
-    const rec = decode(MoveRecord, e.value);
+    const rec = decodeEntry(MoveRecord, e);
     if (rec) pins.set(e.key.slice(keys.movesPrefix().length), rec);
   }
   memory.seeGroups(sel.groups.keys());

@@ -8,14 +8,8 @@
 // that answer does the wait run. Every time here is on the monotonic clock (a wall clock that jumps moves nothing).
 import type { Clock } from '../common/clock.js';
 import type { Entry } from '../common/etcd.js';
-import {
-  AssignmentRecord,
-  decode,
-  MAX_RENEW_WINDOW_MS,
-  NodeRecord,
-  ReleasedRecord,
-  type Keys,
-} from '../common/keyspace.js';
+import { AssignmentRecord, MAX_RENEW_WINDOW_MS, NodeRecord, ReleasedRecord, type Keys } from '../common/keyspace.js';
+import { decodeEntry } from './parsed.js';
 import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
 import { addressOverhangMs } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
@@ -104,7 +98,7 @@ export class LeaderMemory {
     const named = new Set<string>();
     for (const e of nodes) {
       if (e.lease !== '0') carried.add(e.lease);
-      const rec = decode(NodeRecord, e.value);
+      const rec = decodeEntry(NodeRecord, e);
       if (!rec || rec.lease !== e.lease) continue;
       named.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
@@ -115,7 +109,7 @@ export class LeaderMemory {
     }
     const holders = new Map<string, string>();
     for (const e of assignments) {
-      const rec = decode(AssignmentRecord, e.value);
+      const rec = decodeEntry(AssignmentRecord, e);
       if (rec?.holderLease) holders.set(rec.holderLease, rec.holder ?? '');
     }
     this.carried = carried;
@@ -209,7 +203,7 @@ export class LeaderMemory {
   trackReleased(entries: Iterable<Entry>): void {
     for (const e of entries) {
       const { group, node } = this.opts.keys.releasedParts(e.key) ?? {};
-      const rec = decode(ReleasedRecord, e.value);
+      const rec = decodeEntry(ReleasedRecord, e);
       if (!group || !node || !rec) continue;
       let m = this.released.get(group);
       if (!m) this.released.set(group, (m = new Map()));

@@ -10,6 +10,7 @@ import { collectStatus, type GroupStatus } from '../../cli/main.js';
 import { connectEtcd } from '../../common/etcd.js';
 import { setupEtcdRoles } from '../etcd/roles.js';
 import { decode, EventRecord, Keys } from '../../common/keyspace.js';
+import { AGENT_NODE_FLAGS } from '../../node-agent/node-flags.js';
 import {
   createTestbed,
   startEtcd,
@@ -189,7 +190,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       writeAgentConfig(node);
       const p = tb.spawn(
         node,
-        [process.execPath, join(DIST, 'node-agent', 'main.js'), '--config', agentConfigPath(node)],
+        [process.execPath, ...AGENT_NODE_FLAGS, join(DIST, 'node-agent', 'main.js'), '--config', agentConfigPath(node)],
         { name: 'agent', env },
       );
       agents.set(node, p);

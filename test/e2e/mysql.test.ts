@@ -190,6 +190,13 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     );
     // node1 is the primary, not a replica: only node2 may hold the read VIP.
     await sampler.waitForHolder(vip, 'node2', 30_000);
+    // node1's verdict comes in its own time: the MySQL driver loads with a node's first mysql check, and on a loaded
+    // machine that first attempt may time out (the next one says why node1 may not hold).
+    await eventually(
+      async () => (await checkOf('dbread', 'node1', 'mysql'))?.message === 'not a replica: replication status is empty',
+      "node1's replication verdict",
+      30_000,
+    );
     expect((await checkOf('dbread', 'node1', 'mysql'))?.message).toBe('not a replica: replication status is empty');
     expect((await checkOf('dbread', 'node2', 'mysql'))?.message).toMatch(/replication running, lag \d+s/);
 
