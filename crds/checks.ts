@@ -1,6 +1,6 @@
 // The health checks of a FailoverGroup (spec.checks): one schema per check type and the check itself.
 import { z } from 'zod';
-import { LocalName, ms, Port } from './fields.js';
+import { httpAnswerFields, LocalName, ms, Port } from './fields.js';
 
 const HttpCheck = z
   .object({
@@ -11,13 +11,7 @@ const HttpCheck = z
       .max(253)
       .default('127.0.0.1')
       .describe('Address the agent connects to; the node itself by default.'),
-    scheme: z.enum(['http', 'https']).default('http'),
-    expectStatus: z
-      .array(z.number().int().min(100).max(599))
-      .max(16)
-      .optional()
-      .describe('Accepted status codes; any 2xx or 3xx when absent.'),
-    expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
+    ...httpAnswerFields,
   })
   .strict();
 

@@ -22,6 +22,17 @@ export const InterfaceName = z
   .min(1)
   .max(15)
   .refine(isInterfaceName, 'must be a Linux interface name (1-15 characters, letters, digits, _ . : -)');
+/** The scheme of an HTTP check and what its answer must be (a node's check and a real server's check). */
+export const httpAnswerFields = {
+  scheme: z.enum(['http', 'https']).default('http'),
+  expectStatus: z
+    .array(z.number().int().min(100).max(599))
+    .max(16)
+    .optional()
+    .describe('Accepted status codes; any 2xx or 3xx when absent.'),
+  expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
+};
+
 /** A name from the agent's local configuration (commands, hooks, credentials). */
 export const LocalName = z
   .string()

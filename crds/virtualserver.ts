@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { canonicalIPv6, parseCidr } from '../common/ip.js';
 import type { CelRule, FieldExtras } from './openapi.js';
-import { ms as msField, Port } from './fields.js';
+import { httpAnswerFields, ms as msField, Port } from './fields.js';
 
 /** An IPv4 or IPv6 address without a prefix length, as written (IPv6 is compared canonically). */
 const IpAddress = z
@@ -53,13 +53,7 @@ export const RealServerCheck = z
     http: z
       .object({
         path: z.string().startsWith('/').max(1024).default('/'),
-        scheme: z.enum(['http', 'https']).default('http'),
-        expectStatus: z
-          .array(z.number().int().min(100).max(599))
-          .max(16)
-          .optional()
-          .describe('Accepted status codes; any 2xx or 3xx when absent.'),
-        expectBody: z.string().max(1024).optional().describe('A substring the body must contain.'),
+        ...httpAnswerFields,
       })
       .strict()
       .optional()

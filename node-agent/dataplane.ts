@@ -8,62 +8,37 @@
 // start. Why restart rather than release: every address the helper added carries a kernel lifetime, so a dead
 // helper fails safe by itself (no renewal, the kernel deletes the address); and releasing would itself need the
 // helper. Requests that act carry their deadline to the new helper like to the old one.
-import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { accessSync, constants } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { canonicalIPv6, isInterfaceName, mustParseCidr } from '../common/ip.js';
+import { canonicalIPv6 } from '../common/ip.js';
 import { createLogger, type Logger } from '../common/log.js';
 import type { LocalAddress, VipRef } from './addresses.js';
+import {
+  checkRef,
+  DATAPLANE,
+  DataplaneError,
+  DataplaneUnavailableError,
+  DeadlineExpiredError,
+  deadlineNs,
+  FOREVER,
+  monoNow,
+  nsToMs,
+  type AddResult,
+  type HelperProcess,
+  type SpawnHelper,
+} from './dataplane-protocol.js';
+import { nativeHelperPath, spawnNative } from './dataplane-spawn.js';
 
-export const DATAPLANE = 'vipwarden-dataplane';
-
-/** What the client needs of a child process (a ChildProcess, or a fake in tests). */
-export interface HelperProcess {
-  readonly stdin: Writable;
-  readonly stdout: Readable;
-  readonly pid?: number | undefined;
-  kill(signal?: NodeJS.Signals): boolean;
-  once(event: 'exit', fn: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
-  once(event: 'error', fn: (err: Error) => void): unknown;
-}
-
-export type SpawnHelper = () => HelperProcess;
-
-/** The helper ran the request and the kernel refused it. */
-export class DataplaneError extends Error {
-  constructor(
-    readonly op: string,
-    readonly errno: number,
-    readonly detail: string,
-  ) {
-    super(`${DATAPLANE} ${op}: ${detail} (errno ${errno})`);
-    this.name = 'DataplaneError';
-  }
-}
-
-/** The deadline had passed when the helper was about to act: nothing acted. */
-export class DeadlineExpiredError extends Error {
-  constructor(
-    readonly op: string,
-    readonly lateNs: bigint,
-  ) {
-    super(`${DATAPLANE} ${op}: deadline passed ${lateNs / 1000n} us before it could act; not done`);
-    this.name = 'DeadlineExpiredError';
-  }
-}
-
-/** No answer (helper dead, restarting, timed out, closed): whether the request acted is unknown. */
-export class DataplaneUnavailableError extends Error {
-  constructor(
-    readonly op: string,
-    why: string,
-  ) {
-    super(`${DATAPLANE} ${op}: ${why}`);
-    this.name = 'DataplaneUnavailableError';
-  }
-}
+export {
+  DATAPLANE,
+  DataplaneError,
+  DataplaneUnavailableError,
+  DeadlineExpiredError,
+  deadlineNs,
+  type AddResult,
+  type HelperProcess,
+  type SpawnHelper,
+} from './dataplane-protocol.js';
+export { isExecutable, nativeHelperPath, spawnNative } from './dataplane-spawn.js';
 
 export interface DataplaneOptions {
   spawn: SpawnHelper;
@@ -76,39 +51,12 @@ export interface DataplaneOptions {
   mono?: () => number;
 }
 
-export interface AddResult {
-  /** The address was not there before (false: its lifetimes were replaced). */
-  created: boolean;
-  /** CLOCK_MONOTONIC ms of the last deadline check, of the kernel's acknowledgement, of the announcement (if any). */
-  checkedAtMs: number;
-  ackedAtMs: number;
-  announcedAtMs: number | undefined;
-}
-
 interface Pending {
   op: string;
   resolve: (fields: string[]) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
   sentTo?: HelperProcess;
-}
-
-const monoNow = () => Number(process.hrtime.bigint() / 1000n) / 1000;
-const FOREVER = 4294967295;
-
-/** Milliseconds on the monotonic clock to the helper's nanoseconds; 0 means "no deadline". */
-export function deadlineNs(ms: number): string {
-  if (!Number.isFinite(ms) || ms <= 0) throw new Error(`invalid deadline ${ms}`);
-  return BigInt(Math.floor(ms * 1e6)).toString();
-}
-
-function nsToMs(text: string | undefined): number {
-  return Number(BigInt(text ?? '0') / 1000n) / 1000;
-}
-
-function checkRef(v: VipRef): void {
-  const c = mustParseCidr(`${v.address}/${v.prefix}`);
-  if (c.family !== v.family || !isInterfaceName(v.iface)) throw new Error(`invalid VIP ${JSON.stringify(v)}`);
 }
 
 /**
@@ -344,32 +292,6 @@ export class Dataplane extends EventEmitter {
     else if (status === 'error') p.reject(new DataplaneError(p.op, Number(rest[0]), rest.slice(1).join(' ')));
     else p.reject(new DataplaneError(p.op, 0, `unexpected answer ${JSON.stringify(line)}`));
   }
-}
-
-/** The helper built by `npm run build` next to this module (dist/node-agent/vipwarden-dataplane). */
-export function nativeHelperPath(): string {
-  return fileURLToPath(new URL(`./${DATAPLANE}`, import.meta.url));
-}
-
-export function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts the real helper in this process's network namespace; it neither keeps Node alive nor outlives it. */
-export function spawnNative(bin: string): SpawnHelper {
-  return () => {
-    const child = spawn(bin, [String(process.pid)], { stdio: ['pipe', 'pipe', 'inherit'] });
-    child.unref();
-    const unref = (s: unknown) => (s as { unref?: () => void } | null)?.unref?.();
-    unref(child.stdin);
-    unref(child.stdout);
-    return child as HelperProcess;
-  };
 }
 
 const shared = new Map<string, Dataplane>();

@@ -23,25 +23,19 @@ export class FaultState {
   }
 }
 
+/** The signal that is the fault, for the daemon faults. */
+const FAULT_SIGNAL: Partial<Record<Mode, 'SIGTERM' | 'SIGKILL' | 'SIGSTOP'>> = {
+  graceful: 'SIGTERM',
+  kill: 'SIGKILL',
+  freeze: 'SIGSTOP',
+};
+
 export async function inject(s: Subject, st: FaultState, mode: Mode, node: string): Promise<void> {
   st.mark(node, mode);
-  switch (mode) {
-    case 'service':
-      await s.killService(node);
-      return;
-    case 'graceful':
-      s.signalDaemon(node, 'SIGTERM');
-      return;
-    case 'link':
-      await s.tb.cutLink(node);
-      return;
-    case 'kill':
-      s.signalDaemon(node, 'SIGKILL');
-      return;
-    case 'freeze':
-      s.signalDaemon(node, 'SIGSTOP');
-      return;
-  }
+  const signal = FAULT_SIGNAL[mode];
+  if (signal) s.signalDaemon(node, signal);
+  else if (mode === 'service') await s.killService(node);
+  else if (mode === 'link') await s.tb.cutLink(node);
 }
 
 /** Undoes a fault: the node gets its service, link and daemon back (the daemon restarted where it ended). */

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { REPO } from '../testbed/cluster.js';
 import { etcdBinaries } from '../etcd/binaries.js';
 import { installSignalHandlers, requireRoot } from '../testbed/index.js';
-import { run } from '../testbed/util.js';
+import { intOption as int, run } from '../testbed/util.js';
 import { startKeepalivedSubject } from './keepalived.js';
 import {
   breakdownTable,
@@ -58,14 +58,6 @@ function list<T extends string>(raw: string | undefined, all: readonly T[], what
   for (const i of items)
     if (!(all as readonly string[]).includes(i)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
   return items as T[];
-}
-
-function int(raw: string | undefined, def: number, min: number, max: number, what: string): number {
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
-  return n;
 }
 
 async function version(argv: string[]): Promise<string> {

@@ -2,7 +2,7 @@
 // (sim-agents.ts, one process, one etcd client each) and a real etcd on loopback. No namespaces, no addresses.
 // Measures the first full placement, the reassignment of a lost node's groups after its lease is revoked,
 // the controller's CPU and memory (/proc), and etcd's request rate in steady state (/metrics, sampled twice).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify as toYaml } from 'yaml';
@@ -13,228 +13,30 @@ import { DIST, requireBuilt } from '../testbed/cluster.js';
 import { spawnLogged, type ProcHandle } from '../testbed/proc.js';
 import { onExitCleanup } from '../testbed/registry.js';
 import { freePorts, monoMs, sleep, startEtcd, type EtcdCluster } from '../testbed/index.js';
-import { run } from '../testbed/util.js';
-import { ratePerSecond } from './stats.js';
 import type { SimConfig } from './sim-agents.js';
+import {
+  etcdMetrics,
+  logMilestones,
+  passStats,
+  rates,
+  readClockTicks,
+  sampleProc,
+  summarizePasses,
+  tail,
+  type PassStats,
+} from './scale-metrics.js';
+import { nodeName, scaleGroup, type ProcSample, type ScaleOptions, type ScaleResult } from './scale-types.js';
 
-export interface ScaleOptions {
-  nodes: number;
-  groups: number;
-  /** Length of the steady-state window (ms). */
-  steadyMs: number;
-  log: (line: string) => void;
-}
-
-export interface ProcSample {
-  t: number;
-  cpuS: number;
-  rssKiB: number;
-  hwmKiB: number;
-}
-
-export interface ScaleResult {
-  nodes: number;
-  groups: number;
-  /** ms from the controller's start. */
-  /** Cold start: empty etcd, agents waiting for the group records; ms from the controller's start. */
-  placement: {
-    leaderMs?: number;
-    groupsPublishedMs?: number;
-    healthCompleteMs?: number;
-    placedMs?: number;
-    placed: number;
-  };
-  /** The controller's reconcile passes (from its /metrics histogram): count, mean and the bucket of the slowest. */
-  passes: { toPlacement?: PassSummary; steady?: PassSummary & { perSecond: number } };
-  /** Warm start: group records and every agent's health already in etcd, assignments deleted, a new controller. */
-  warmPlacement: {
-    leaderMs?: number;
-    /** From the controller's log: sources read and mirrors listed ("leading"), first and last assignment written. */
-    leadingMs?: number;
-    firstAssignmentMs?: number;
-    lastAssignmentMs?: number;
-    placedMs?: number;
-    placed: number;
-    cpuSeconds?: number;
-    note?: string;
-  };
-  lostNode: {
-    node: string;
-    groups: number;
-    reassignedMs?: number;
-    reassigned: number;
-    lastGroupMs?: number;
-    note?: string;
-  };
-  controller: {
-    cpuSecondsToPlacement?: number;
-    steadyCpuPercent?: number;
-    rssMiB?: number;
-    peakRssMiB?: number;
-  };
-  etcd: {
-    windowMs: number;
-    unaryPerSecond: Record<string, number>;
-    streamMessagesPerSecond: Record<string, number>;
-    totalPerSecond: number;
-  };
-  steadyWindowMs: number;
-}
-
-let clkTck = 100;
-
-export interface PassStats {
-  count: number;
-  sumSeconds: number;
-  /** Cumulative counts by upper bound (seconds). */
-  buckets: [number, number][];
-}
-
-export interface PassSummary {
-  passes: number;
-  meanMs: number;
-  /** Upper bound of the histogram bucket holding the slowest pass. */
-  slowestUnderMs: number | null;
-}
-
-/** vipwarden_reconcile_duration_seconds of the controller (pure). */
-export function parsePassHistogram(text: string): PassStats {
-  const out: PassStats = { count: 0, sumSeconds: 0, buckets: [] };
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('vipwarden_reconcile_duration_seconds')) continue;
-    const v = Number(line.slice(line.lastIndexOf(' ') + 1));
-    if (line.startsWith('vipwarden_reconcile_duration_seconds_sum')) out.sumSeconds += v;
-    else if (line.startsWith('vipwarden_reconcile_duration_seconds_count')) out.count += v;
-    else {
-      const le = /le="([^"]+)"/.exec(line)?.[1];
-      if (le !== undefined) out.buckets.push([le === '+Inf' ? Infinity : Number(le), v]);
-    }
-  }
-  return out;
-}
-
-/** Passes between two scrapes (or since the start): how many, mean duration, slowest bucket. */
-export function summarizePasses(a: PassStats | undefined, b: PassStats): PassSummary {
-  const n = b.count - (a?.count ?? 0);
-  const sum = b.sumSeconds - (a?.sumSeconds ?? 0);
-  let slowest: number | null = null;
-  for (const [le, c] of b.buckets) {
-    const before = a?.buckets.find(([l]) => l === le)?.[1] ?? 0;
-    if (c - before < n) continue;
-    slowest = le;
-    break;
-  }
-  return {
-    passes: n,
-    meanMs: n > 0 ? Math.round((sum / n) * 10000) / 10 : 0,
-    slowestUnderMs: slowest === null || !Number.isFinite(slowest) ? null : Math.round(slowest * 1000),
-  };
-}
-
-/** "leading" and the first and last "assignment written" in a controller log, in ms after t0 (monotonic). */
-function logMilestones(
-  path: string,
-  t0: number,
-  wallMinusMono: number,
-): { leadingMs?: number; firstAssignmentMs?: number; lastAssignmentMs?: number } {
-  let text = '';
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return {};
-  }
-  const at = (line: string) => Math.round(Date.parse((JSON.parse(line) as { time: string }).time) - wallMinusMono - t0);
-  const lines = text.split('\n').filter((l) => l.startsWith('{'));
-  const leading = lines.find((l) => l.includes('"msg":"leading"'));
-  const written = lines.filter((l) => l.includes('"msg":"assignment written"'));
-  return {
-    ...(leading ? { leadingMs: at(leading) } : {}),
-    ...(written.length
-      ? { firstAssignmentMs: at(written[0]!), lastAssignmentMs: at(written[written.length - 1]!) }
-      : {}),
-  };
-}
-
-async function passStats(url: string): Promise<PassStats> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  return parsePassHistogram(await res.text());
-}
-
-function tail(path: string, chars = 1500): string {
-  try {
-    return readFileSync(path, 'utf8').slice(-chars).trim();
-  } catch {
-    return '(no log)';
-  }
-}
-
-export function parseProcStat(text: string): { utime: number; stime: number } {
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { utime: Number(rest[11]), stime: Number(rest[12]) };
-}
-
-export function parseProcStatus(text: string): { rssKiB: number; hwmKiB: number } {
-  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
-}
-
-function sampleProc(pid: number): ProcSample {
-  const st = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  const ss = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return { t: monoMs(), cpuS: (st.utime + st.stime) / clkTck, ...ss };
-}
-
-/** Prometheus text to (metric{labels} -> value) for the grpc_server_* counters (pure). */
-export function grpcCounters(text: string): { unary: Map<string, number>; streamMsgs: Map<string, number> } {
-  const unary = new Map<string, number>();
-  const streamMsgs = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^(grpc_server_handled_total|grpc_server_msg_received_total)\{([^}]*)\}\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    const method = labels['grpc_method'] ?? '?';
-    const v = Number(m[3]);
-    if (m[1] === 'grpc_server_handled_total' && labels['grpc_type'] === 'unary')
-      unary.set(method, (unary.get(method) ?? 0) + v);
-    if (m[1] === 'grpc_server_msg_received_total' && labels['grpc_type'] !== 'unary')
-      streamMsgs.set(method, (streamMsgs.get(method) ?? 0) + v);
-  }
-  return { unary, streamMsgs };
-}
-
-async function etcdMetrics(endpoint: string): Promise<{ t: number; c: ReturnType<typeof grpcCounters> }> {
-  const res = await fetch(`${endpoint}/metrics`, { signal: AbortSignal.timeout(5000) });
-  const text = await res.text();
-  return { t: monoMs(), c: grpcCounters(text) };
-}
-
-function rates(a: Map<string, number>, b: Map<string, number>, ms: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of b) {
-    const r = ratePerSecond(a.get(k) ?? 0, v, ms);
-    if (r > 0) out[k] = Math.round(r * 10) / 10;
-  }
-  return out;
-}
-
-export function nodeName(i: number): string {
-  return `node-${String(i).padStart(3, '0')}`;
-}
-
-/** Group i: one /32 VIP, candidates node i, i+1, i+2 (mod N) with priorities 100, 90, 80. */
-export function scaleGroup(i: number, nodes: number): Record<string, unknown> {
-  return {
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name: `g${String(i).padStart(4, '0')}` },
-    spec: {
-      vips: [{ address: `198.19.${Math.floor(i / 250)}.${(i % 250) + 1}/32` }],
-      nodes: [0, 1, 2].map((k) => ({ name: nodeName((i + k) % nodes), priority: 100 - 10 * k })),
-      checks: [{ name: 'web', type: 'http', http: { port: 80, path: '/' }, intervalMs: 1000 }],
-      failback: 'auto',
-    },
-  };
-}
+export {
+  grpcCounters,
+  parsePassHistogram,
+  parseProcStat,
+  parseProcStatus,
+  summarizePasses,
+  type PassStats,
+  type PassSummary,
+} from './scale-metrics.js';
+export * from './scale-types.js';
 
 async function waitFor<T>(
   what: string,
@@ -255,7 +57,7 @@ async function waitFor<T>(
 export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   requireBuilt();
   if (o.nodes < 3) throw new Error('scale: at least 3 nodes');
-  clkTck = Number((await run(['getconf', 'CLK_TCK'])).stdout.trim()) || 100;
+  await readClockTicks();
   const work = mkdtempSync('/tmp/vipwarden-scale-');
   const unregister = onExitCleanup(`scale benchmark dir ${work}`, () => {
     if (process.env['VIPWARDEN_BENCH_KEEP'] !== '1') rmSync(work, { recursive: true, force: true });
@@ -346,15 +148,16 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const t0 = monoMs();
     // For profiling: VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
     const nodeArgs = (process.env['VIPWARDEN_BENCH_CONTROLLER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    const controller = spawnLogged(
-      [process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath],
-      {
+    const startController = (log: string) => {
+      const p = spawnLogged([process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath], {
         name: 'controller',
-        stdoutLog: join(work, 'controller.out.log'),
-        stderrLog: join(work, 'controller.err.log'),
-      },
-    );
-    procs.push(controller);
+        stdoutLog: join(work, `${log}.out.log`),
+        stderrLog: join(work, `${log}.err.log`),
+      });
+      procs.push(p);
+      return p;
+    };
+    const controller = startController('controller');
     const placement: ScaleResult['placement'] = { placed: 0 };
     let placedAt: number | undefined;
     let cpuAtPlacement: ProcSample | undefined;
@@ -481,15 +284,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const warm: ScaleResult['warmPlacement'] = { placed: 0 };
     const t1 = monoMs();
     const wallMinusMono = Date.now() - monoMs();
-    const controller2 = spawnLogged(
-      [process.execPath, ...nodeArgs, join(DIST, 'controller', 'main.js'), '--config', cfgPath],
-      {
-        name: 'controller',
-        stdoutLog: join(work, 'controller2.out.log'),
-        stderrLog: join(work, 'controller2.err.log'),
-      },
-    );
-    procs.push(controller2);
+    const controller2 = startController('controller2');
     const deadline2 = t1 + 60_000;
     while (monoMs() < deadline2) {
       if (controller2.exited) {

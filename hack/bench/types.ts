@@ -65,8 +65,8 @@ export interface ExplainWindow {
   wallMinusMono: number;
 }
 
-/** Monotonic ms (same clock as probe and sampler) of the steps the components log. */
-export interface LogTimes {
+/** The steps the components log: monotonic ms in LogTimes, ms after the fault in StepOffsets. */
+export interface LoggedSteps {
   /** Failure noticed: check turned failing (service), SIGTERM received (graceful), lease end seen (hard). */
   detect?: number;
   /** The old holder removed the VIP and said so ("released" log). */
@@ -79,6 +79,10 @@ export interface LogTimes {
   acquireStart?: number;
   /** The new holder's agent logged "acquired" (address added). */
   acquired?: number;
+}
+
+/** Monotonic ms (same clock as probe and sampler) of the steps the components log. */
+export interface LogTimes extends LoggedSteps {
   /** Figures the controller put in its "failover" event. */
   eventDetectMs?: number;
   eventOutageMs?: number;
@@ -115,14 +119,8 @@ export interface IterationResult {
 }
 
 /** Every field: ms after the fault injection. */
-export interface StepOffsets {
+export interface StepOffsets extends LoggedSteps {
   lastOkBefore?: number;
-  detect?: number;
-  released?: number;
-  leaseEnded?: number;
-  assigned?: number;
-  acquireStart?: number;
-  acquired?: number;
   /** Sampler: VIP gone from the old holder. */
   removed?: number;
   /** Sampler: VIP present on the new holder. */

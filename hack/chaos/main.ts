@@ -13,21 +13,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { installSignalHandlers, requireRoot } from '../testbed/index.js';
-import { monoMs } from '../testbed/util.js';
+import { intOption as int, monoMs } from '../testbed/util.js';
 import { FAULT_KINDS, type FaultKind } from './faults.js';
 import { chaosPassed, formatReport } from './report.js';
 import { runChaos, type ChaosProfile, type ChaosResult } from './run.js';
 
 const USAGE = `usage: chaos [--iterations N] [--seed S] [--profile default|fast|both] [--max-minutes M]
              [--kinds ${FAULT_KINDS.join(',')}] [--out DIR] [--kernel-slack-ms MS]`;
-
-function int(raw: string | undefined, def: number, min: number, max: number, what: string): number {
-  if (raw === undefined) return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
-  return n;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({

@@ -145,3 +145,12 @@ export async function withTimeout<T, U>(p: Promise<T>, ms: number, onTimeout: U)
     if (timer) clearTimeout(timer);
   }
 }
+
+/** A command-line option that must be an integer in min..max; def when it is absent. */
+export function intOption(raw: string | undefined, def: number, min: number, max: number, what: string): number {
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`${what} must be an integer in ${min}..${max}, got ${raw}`);
+  return n;
+}

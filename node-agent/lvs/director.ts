@@ -6,7 +6,6 @@
 // pass; a pass lists the table (`ipvsadm -Sn`), plans against the held groups' services (planner.ts) and applies
 // the difference in one `ipvsadm -R` batch. Only services that vipwarden recorded as its own (state file) or that
 // a held group asks for are touched; recorded ones that no held group wants are removed at start.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { Clock } from '../../common/clock.js';
 import type { Exec } from '../../common/exec.js';
 import { fingerprint } from '../../common/hash.js';
@@ -16,6 +15,9 @@ import { checks as checkRegistry, type CheckFn } from '../checks/index.js';
 import type { AgentConfig } from '../config.js';
 import type { GroupResource, ResourceContext } from '../resources.js';
 import { RealServerChecks, type CheckTarget, type TargetPolicy } from './checks.js';
+import { OwnedStore, type Owned } from './owned.js';
+import { withStats, type RealServerStatus } from './status.js';
+import { applyIpvsSysctls } from './sysctls.js';
 import {
   actionArgs,
   parseDaemons,
@@ -23,9 +25,6 @@ import {
   parseListing,
   restoreBatch,
   serviceKey,
-  statsOf,
-  destKey,
-  type DestStats,
   type IpvsAction,
 } from './ipvs.js';
 import {
@@ -55,30 +54,17 @@ export interface LvsDirectorOptions {
   sysctls?: boolean;
 }
 
-/** What the director reports per real server (status, metrics, `vipwarden status`). */
-export interface RealServerStatus extends RealServerView {
-  message?: string;
-  /** From the IPVS table of the holder; absent on a standby. */
-  stats?: DestStats;
-}
-
-interface Owned {
-  services: string[];
-  daemons: ('master' | 'backup')[];
-}
-
-const STATE_FILE = 'lvs.json';
+export type { RealServerStatus } from './status.js';
 
 export class LvsDirector {
   private readonly held = new Map<string, Spec>();
   private candidates = new Map<string, Spec>();
   private readonly checks: RealServerChecks;
-  private owned: Owned = { services: [], daemons: [] };
+  private readonly store: OwnedStore;
   private ac = new AbortController();
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private sysctlsDone = false;
-  private saved = false;
   /** The sync want last applied; a periodic pass (fullPass) lists and checks the daemons anyway. */
   private syncApplied: string | undefined;
   private fullPass = false;
@@ -90,6 +76,7 @@ export class LvsDirector {
 
   constructor(private readonly o: LvsDirectorOptions) {
     this.ipvsadm = o.ipvsadm ?? 'ipvsadm';
+    this.store = new OwnedStore(o.config.stateDir, o.config.node);
     this.checks = new RealServerChecks({
       registry: o.checkRegistry ?? checkRegistry,
       checkDeps: { exec: o.exec, config: o.config as AgentConfig },
@@ -104,7 +91,7 @@ export class LvsDirector {
   async start(signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', () => void this.stop(), { once: true });
     this.checks.start(this.ac.signal);
-    this.owned = await this.loadOwned();
+    await this.store.load();
     await this.cleanupStale();
     this.periodic = setInterval(() => {
       this.fullPass = true;
@@ -128,7 +115,7 @@ export class LvsDirector {
         (err: unknown) => this.o.log.warn({ err: String(err), state }, 'could not stop the IPVS sync daemon'),
       );
     }
-    await this.saveOwned({ ...this.owned, daemons: [] }).catch(() => undefined);
+    await this.store.save({ ...this.owned, daemons: [] }).catch(() => undefined);
   }
 
   /**
@@ -190,15 +177,7 @@ export class LvsDirector {
       ]).catch(() => [new Map(), new Map()] as const);
     }
     const held = desiredServices(this.held, (id) => this.checks.health(id)).services;
-    return views.map((v) => {
-      const svc = this.held.has(v.group) ? held.find((s) => s.group === v.group && s.name === v.service) : undefined;
-      const k = svc && serviceKey(svc);
-      const d = destKey(v);
-      const out: RealServerStatus = { ...v, message: this.checks.message(v.id) };
-      if (k && (conns.get(k)?.has(d) || stats.get(k)?.has(d)))
-        out.stats = statsOf(conns.get(k)?.get(d), stats.get(k)?.get(d));
-      return out;
-    });
+    return withStats(views, held, conns, stats, (id) => this.checks.message(id));
   }
 
   /** The last pass's error (undefined when it succeeded): for readiness and tests. */
@@ -288,11 +267,14 @@ export class LvsDirector {
     const keep = new Set(services.map(serviceKey));
     // Recorded before anything is added: a crash in between leaves nothing that the next start does not remove.
     if (actions.some((a) => a.type === 'add-service'))
-      await this.saveOwned({ ...this.owned, services: [...new Set([...owned, ...keep])] });
-    if (services.length > 0) await this.applySysctls(services);
+      await this.store.save({ ...this.owned, services: [...new Set([...owned, ...keep])] });
+    if (services.length > 0 && this.o.sysctls !== false && !this.sysctlsDone) {
+      await applyIpvsSysctls(this.o.exec, this.o.log, services);
+      this.sysctlsDone = true;
+    }
     if (actions.length > 0) await this.run(actions);
     // Every recorded service that no held group wants was deleted by the batch (or was already gone).
-    await this.saveOwned({ ...this.owned, services: [...keep] });
+    await this.store.save({ ...this.owned, services: [...keep] });
   }
 
   private async run(actions: IpvsAction[]): Promise<void> {
@@ -321,7 +303,7 @@ export class LvsDirector {
     for (const s of steps) {
       if (s.type === 'start') {
         daemons.add(s.state);
-        await this.saveOwned({ ...this.owned, daemons: [...daemons] });
+        await this.store.save({ ...this.owned, daemons: [...daemons] });
       }
       await this.o.exec([this.ipvsadm, ...syncArgs(s)], { timeoutMs: 10_000 });
       if (s.type === 'stop') daemons.delete(s.state);
@@ -329,29 +311,8 @@ export class LvsDirector {
     }
     for (const st of ['master', 'backup'] as const) if (!want[st]) daemons.delete(st);
     if (daemons.size !== owned.size || [...daemons].some((d) => !owned.has(d)))
-      await this.saveOwned({ ...this.owned, daemons: [...daemons] });
+      await this.store.save({ ...this.owned, daemons: [...daemons] });
     this.syncApplied = wantKey;
-  }
-
-  private async applySysctls(services: DesiredService[]): Promise<void> {
-    if (this.o.sysctls === false || this.sysctlsDone) return;
-    const settings = [
-      // A quiesced (weight 0) server's persistence templates expire instead of sending clients back to it.
-      'net.ipv4.vs.expire_quiescent_template=1',
-      // Packets of connections to a removed real server are dropped and the connection expired, so that the
-      // client's retry is scheduled anew instead of hanging.
-      'net.ipv4.vs.expire_nodest_conn=1',
-    ];
-    if (services.some((s) => s.dests.some((d) => d.forwarding === 'nat'))) settings.push('net.ipv4.ip_forward=1');
-    if (services.some((s) => s.address.includes(':') && s.dests.some((d) => d.forwarding === 'nat')))
-      settings.push('net.ipv6.conf.all.forwarding=1');
-    // Tuning, not a reason to give the group up: a failure is logged (docs/lvs.md says what each one is for).
-    await this.o
-      .exec(['sysctl', '-q', '-w', ...settings], { timeoutMs: 5000 })
-      .catch((err: unknown) =>
-        this.o.log.warn({ err: String(err), settings }, 'could not apply the IPVS kernel settings'),
-      );
-    this.sysctlsDone = true;
   }
 
   private async cleanupStale(): Promise<void> {
@@ -364,31 +325,9 @@ export class LvsDirector {
     return (await this.o.exec([this.ipvsadm, ...args], { timeoutMs: 10_000 })).stdout;
   }
 
-  private statePath(): string {
-    return `${this.o.config.stateDir}/${this.o.config.node}.${STATE_FILE}`;
-  }
-
-  private async loadOwned(): Promise<Owned> {
-    try {
-      const j = JSON.parse(await readFile(this.statePath(), 'utf8')) as Partial<Owned>;
-      return {
-        services: Array.isArray(j.services) ? j.services.filter((s) => typeof s === 'string') : [],
-        daemons: Array.isArray(j.daemons) ? j.daemons.filter((d) => d === 'master' || d === 'backup') : [],
-      };
-    } catch {
-      return { services: [], daemons: [] };
-    }
-  }
-
-  private async saveOwned(next: Owned): Promise<void> {
-    const sorted = { services: [...next.services].sort(), daemons: [...next.daemons].sort() };
-    if (JSON.stringify(sorted) === JSON.stringify(this.owned) && this.saved) return;
-    this.owned = sorted;
-    this.saved = true;
-    const path = this.statePath();
-    await mkdir(this.o.config.stateDir, { recursive: true });
-    await writeFile(`${path}.tmp`, JSON.stringify(this.owned) + '\n');
-    await rename(`${path}.tmp`, path);
+  /** What vipwarden recorded as its own (state file): only these services and daemons are removed or stopped. */
+  private get owned(): Owned {
+    return this.store.current;
   }
 
   private logViewChanges(views: RealServerView[]): void {
