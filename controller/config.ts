@@ -41,9 +41,19 @@ export const ControllerConfigSchema = z
 
 export type ControllerConfig = z.output<typeof ControllerConfigSchema> & { id: string };
 
-export function parseControllerConfig(raw: unknown, source = 'controller config'): ControllerConfig {
+/**
+ * The controller's id (its leader record, its logs): `id:` in the config, else VIPWARDEN_CONTROLLER_ID (the chart
+ * gives each replica its pod name from the downward API: two hostNetwork replicas share the machine's hostname and
+ * both run as pid 1), else hostname-pid.
+ */
+export function parseControllerConfig(
+  raw: unknown,
+  source = 'controller config',
+  env: NodeJS.ProcessEnv = process.env,
+): ControllerConfig {
   const c = parseOrThrow(ControllerConfigSchema, raw, source);
-  return { ...c, id: c.id ?? `${hostname()}-${process.pid}` };
+  const fromEnv = env['VIPWARDEN_CONTROLLER_ID']?.trim();
+  return { ...c, id: c.id ?? (fromEnv ? fromEnv.slice(0, 128) : `${hostname()}-${process.pid}`) };
 }
 
 export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
