@@ -132,8 +132,9 @@ export function grpcCounters(text: string): { unary: Map<string, number>; stream
   return { unary, streamMsgs };
 }
 
-export async function etcdMetrics(endpoint: string): Promise<{ t: number; c: ReturnType<typeof grpcCounters> }> {
-  const res = await fetch(`${endpoint}/metrics`, { signal: AbortSignal.timeout(5000) });
+/** `metricsUrl`: a member's plain-HTTP metrics listener (EtcdMember.metricsUrl; its client port wants TLS). */
+export async function etcdMetrics(metricsUrl: string): Promise<{ t: number; c: ReturnType<typeof grpcCounters> }> {
+  const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
   const text = await res.text();
   return { t: monoMs(), c: grpcCounters(text) };
 }

@@ -213,11 +213,11 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
 
     // 3. Steady state: nothing changes; etcd's counters and the controller's CPU over a window.
     await sleep(3000);
-    const m1 = await etcdMetrics(endpoint);
+    const m1 = await etcdMetrics(etcd.members[0]!.metricsUrl);
     const c1 = sampleProc(controller.pid);
     const p1 = await passStats(metricsUrl).catch(() => undefined);
     await sleep(o.steadyMs);
-    const m2 = await etcdMetrics(endpoint);
+    const m2 = await etcdMetrics(etcd.members[0]!.metricsUrl);
     const c2 = sampleProc(controller.pid);
     const p2 = await passStats(metricsUrl).catch(() => undefined);
     const windowMs = m2.t - m1.t;

@@ -43,6 +43,8 @@ export interface EtcdMember {
   logFile: string;
   /** Client URL on `host`. */
   endpoint: string;
+  /** etcd's /metrics over plain HTTP on `host` (no client certificate needed). */
+  metricsUrl: string;
   readonly pid: number | undefined;
   readonly running: boolean;
 }

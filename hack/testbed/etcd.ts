@@ -76,6 +76,8 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
       `--data-dir=${m.dataDir}`,
       `--listen-client-urls=${hosts.map((h) => `${scheme}://${urlHost(h)}:${m.clientPort}`).join(',')}`,
       `--advertise-client-urls=${scheme}://${urlHost(host)}:${m.clientPort}`,
+      // Prometheus text without TLS (the benchmark's request counts): the client port asks for a certificate.
+      `--listen-metrics-urls=${m.metricsUrl.replace(/\/metrics$/, '')}`,
       `--listen-peer-urls=${scheme}://${urlHost(host)}:${m.peerPort}`,
       `--initial-advertise-peer-urls=${scheme}://${urlHost(host)}:${m.peerPort}`,
       ...(serverTls
@@ -158,7 +160,7 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
   // Ports can be taken between probing and etcd binding them: retry a few times.
   let lastErr: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
-    const ports = await freePorts(2 * n, hosts, opts.netns);
+    const ports = await freePorts(3 * n, hosts, opts.netns);
     members = Array.from({ length: n }, (_, i) => {
       const name = `m${i}`;
       const endpoint = `${scheme}://${urlHost(host)}:${ports[2 * i]}`;
@@ -166,6 +168,7 @@ export async function startEtcd(opts: StartEtcdOptions): Promise<EtcdCluster> {
         name,
         clientPort: ports[2 * i] as number,
         peerPort: ports[2 * i + 1] as number,
+        metricsUrl: `http://${urlHost(host)}:${ports[2 * n + i]}/metrics`,
         dataDir: join(dir, `${name}.etcd`),
         logFile: join(dir, `${name}.log`),
         endpoint,
