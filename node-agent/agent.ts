@@ -91,6 +91,11 @@ export class Agent {
       timing: config.lease,
       log,
       deadlineExec: deps.deadlineExec,
+      // The history (issue 15.14): the addresses were gone from their lifetime's end until this renewal.
+      onLapsed: (group, epoch, endedAt) => {
+        this.steps.presence.record(group, { kind: 'remove', epoch, reason: 'lease-not-confirmed', mono: endedAt });
+        this.steps.presence.record(group, { kind: 'add', epoch, reason: this.view.assignment(group)?.record.reason });
+      },
     });
     this.view = new ClusterView(client, this.keys, log);
     this.state = new StateFile(config.stateDir, config.node, log);

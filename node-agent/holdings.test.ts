@@ -214,3 +214,38 @@ describe('Holdings: letting go', () => {
     expect(holdings.plannerView().get('web')?.epoch).toBe(12);
   });
 });
+
+describe('Holdings: lapsed lifetimes (the history, issue 15.14)', () => {
+  it('a renewal that finds the addresses gone after their lifetime ran out sets them again and says so', async () => {
+    const clock = new FakeClock();
+    const lease = new FakeLease(clock);
+    const kernel = new FakeKernel();
+    const lapsed: [string, number, number][] = [];
+    const holdings = new Holdings({
+      exec: kernel.exec,
+      clock,
+      lease,
+      timing: { marginMs: MARGIN_MS, renewWindowMs: WINDOW_MS },
+      log: silentLogger(),
+      onLapsed: (g, e, end) => void lapsed.push([g, e, end]),
+    });
+    lease.answer();
+    const t0 = clock.t;
+    await holdings.add(take('web', web));
+    await holdings.add(take('db', db, 11));
+    // An ordinary renewal: nothing ran out, nothing is listed.
+    clock.t += 100;
+    lease.answer();
+    await holdings.renew();
+    expect(kernel.commands.filter((c) => c.argv.join(' ') === 'ip -j addr show')).toEqual([]);
+    const end = t0 + 100 + 4000; // the 4 s lifetime of that renewal
+    // etcd gone: no answers; the kernel deletes web's addresses at the lifetime's end (db's it has not yet).
+    clock.t = end + 300;
+    for (const v of web) kernel.addrs.delete(`${v.iface}|${v.address}`);
+    // etcd back before the agent's own deadline: an answer, a renewal; web's addresses are set again.
+    lease.answer();
+    await expect(holdings.renew()).resolves.toBe(true);
+    expect(web.every((v) => kernel.has(v))).toBe(true);
+    expect(lapsed).toEqual([['web', 10, end]]);
+  });
+});

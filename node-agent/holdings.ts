@@ -55,6 +55,11 @@ export interface HoldingsDeps {
   log: Logger;
   /** Path of vw-before: address commands run only while the keepalive answer still covers them. */
   deadlineExec?: string;
+  /**
+   * A renewal found a held group's addresses gone because their kernel lifetime ran out first (etcd returned just
+   * before the agent's own deadline: the lease lived, no 'lost' came) and set them again: for the history only.
+   */
+  onLapsed?: (group: string, epoch: number, endedAt: number) => void;
 }
 
 export class Holdings {
@@ -196,9 +201,32 @@ export class Holdings {
     return this.withAddresses(async () => {
       const lease = this.deps.lease.lease;
       if (!lease) return false;
-      const refs = [...this.held.values()].filter((h) => h.lease === lease).flatMap((h) => h.refs);
-      return this.setAddresses(refs, lease);
+      const holdings = [...this.held.values()].filter((h) => h.lease === lease);
+      const lapsed = await this.lapsed(holdings);
+      const ok = await this.setAddresses(
+        holdings.flatMap((h) => h.refs),
+        lease,
+      );
+      if (ok)
+        for (const [h, end] of lapsed) if (this.held.get(h.group) === h) this.deps.onLapsed?.(h.group, h.epoch, end);
+      return ok;
     });
+  }
+
+  /** Held groups some of whose addresses' kernel lifetime has ended and which are gone (one listing, only then). */
+  private async lapsed(holdings: readonly Holding[]): Promise<[Holding, number][]> {
+    if (!this.deps.onLapsed) return [];
+    const now = this.deps.clock.mono();
+    const due = holdings
+      .map((h) => [h, this.lifetimeEnd(h.refs)] as const)
+      .filter((x): x is readonly [Holding, number] => x[1] !== undefined && x[1] < now);
+    if (due.length === 0) return [];
+    const present = new Set(
+      (
+        await this.addresses.list([...new Set(due.flatMap(([h]) => h.refs.map((r) => r.iface)))]).catch(() => null)
+      )?.map(vipKey) ?? due.flatMap(([h]) => h.refs.map(vipKey)), // listing failed: report nothing
+    );
+    return due.filter(([h]) => h.refs.some((r) => !present.has(vipKey(r)))).map(([h, end]) => [h, end]);
   }
 
   /** The latest end of the kernel lifetimes last set for these addresses (monotonic ms), if any was set. */

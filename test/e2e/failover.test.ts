@@ -33,13 +33,14 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
   try {
     const vip = c.tb.vip(0);
     const sampler = await startSampler(c.tb, { periodMs: 5 });
-    c.applyGroup(
-      webGroup({
-        vips: [`${vip}/24`],
-        failback: opts.failback ?? 'auto',
-      }),
-    );
+    // Placed with failback auto, so that it starts on node1 even when node1's first check result came in failing on
+    // a loaded machine (with manual failback it would then stay on node2); a manual group is edited to manual after.
+    c.applyGroup(webGroup({ vips: [`${vip}/24`], failback: 'auto' }));
     await sampler.waitForHolder(vip, 'node1', 30_000);
+    if (opts.failback === 'manual') {
+      c.applyGroup(webGroup({ vips: [`${vip}/24`], failback: 'manual' }));
+      await waitUntil(async () => (await c.status()).groups[0]?.failback === 'manual', 15_000);
+    }
     const probe = await startProbe(c.tb, {
       target: vip,
       port: 80,
