@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
+import { startCluster, THREE_NODES, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
 import {
   outageAround,
   requireRoot,
@@ -221,11 +221,7 @@ describe('failover on the netns testbed', () => {
     b.c.applyGroup(
       webGroup({
         vips: [`${b.vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
+        nodes: THREE_NODES,
         intervalMs: 150,
         rise: 3,
       }),

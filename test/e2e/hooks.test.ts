@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, jest, test } from '@jest/globals';
-import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { run } from '../../hack/testbed/util.js';
@@ -157,10 +157,7 @@ describe('hooks on the netns testbed', () => {
       webGroup({
         name: 'web',
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
         extra: { hooks: ['record', 'app'] },
       }),
     );
@@ -217,10 +214,7 @@ describe('hooks on the netns testbed', () => {
       webGroup({
         name: 'fragile',
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
         extra: { hooks: ['fragile'] },
       }),
     );

@@ -4,7 +4,7 @@
 //  - weighted (keepalived's `weight`): a passing MySQL check adds to the priority, so the node whose MySQL runs wins;
 //  - expectations: a holder whose server turns read-only lets the VIP go; a read VIP stays on a running replica.
 import { describe, expect, jest, test } from '@jest/globals';
-import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import type { Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { eventually, startMariadb, type Mariadb } from '../harness/workloads.js';
@@ -71,10 +71,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
       webGroup({
         name: 'db',
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
         checks: [nginxCheck, mysqlCheck('db')],
       }),
     );
@@ -155,10 +152,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
       webGroup({
         name: 'dbro',
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
         failback: 'manual',
         checks: [mysqlCheck('db', { expectReadOnly: false })],
       }),
@@ -181,10 +175,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
       webGroup({
         name: 'dbread',
         vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
         checks: [mysqlCheck('db', { replication: { maxLagSeconds: 30 } })],
       }),
     );
