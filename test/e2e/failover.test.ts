@@ -40,13 +40,8 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
       }),
     );
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    const probe = await startProbe(c.tb, {
-      target: vip,
-      port: 80,
-      intervalMs: 10,
-      timeoutMs: 100,
-      maxDurationMs: 110_000,
-    });
+    // Port 80, every 10 ms, 100 ms timeout: startProbe's defaults.
+    const probe = await startProbe(c.tb, { target: vip, maxDurationMs: 110_000 });
     await probe.waitFor((s) => s.ok && s.body === 'node1', 10_000, { includePast: true });
     current = { c, vip, sampler, probe };
     return current;
