@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { REPO, startCluster, type Cluster } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { DEPLOY_DIR, objectEvents, waitFor } from '../integration/kube-helpers.js';
+import { DEPLOY_DIR, getFg, objectEvents, waitFor } from '../integration/kube-helpers.js';
 
 jest.setTimeout(180_000);
 
@@ -78,14 +78,7 @@ afterAll(async () => {
   }
 }, 120_000);
 
-async function fg(name: string): Promise<FgObject | undefined> {
-  const r = await k().kubectl(['get', 'fg', name, '-o', 'json'], { allowFailure: true });
-  if (r.exitCode !== 0) {
-    if (/NotFound/.test(r.stderr)) return undefined;
-    throw new Error(r.stderr);
-  }
-  return JSON.parse(r.stdout) as FgObject;
-}
+const fg = (name: string) => getFg<FgObject>(k(), name);
 
 const events = (name: string) => objectEvents(k(), name);
 
