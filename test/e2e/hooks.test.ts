@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, jest, test } from '@jest/globals';
-import { TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, type Cluster } from '../../hack/testbed/cluster.js';
 import { startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { run } from '../../hack/testbed/util.js';
@@ -151,16 +151,11 @@ const e2e = useE2eCluster(
 
 describe('hooks on the netns testbed', () => {
   test('an acquire hook starts the service on the holder; after failover the old holder stops it and the new one starts it', async () => {
-    const vip = c.tb.vip(0);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'web',
-        vips: [`${vip}/24`],
-        nodes: TWO_NODES,
-        extra: { hooks: ['record', 'app'] },
-      }),
-    );
+    const vip = e2e.f.applyWeb(0, {
+      name: 'web',
+      nodes: TWO_NODES,
+      extra: { hooks: ['record', 'app'] },
+    });
     await sampler.waitForHolder(vip, 'node1', 30_000);
     probe = await startProbe(c.tb, {
       target: vip,
@@ -208,16 +203,11 @@ describe('hooks on the netns testbed', () => {
   });
 
   test('a failing acquire hook releases the group, so that another node serves it', async () => {
-    const vip = c.tb.vip(1);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'fragile',
-        vips: [`${vip}/24`],
-        nodes: TWO_NODES,
-        extra: { hooks: ['fragile'] },
-      }),
-    );
+    const vip = e2e.f.applyWeb(1, {
+      name: 'fragile',
+      nodes: TWO_NODES,
+      extra: { hooks: ['fragile'] },
+    });
     await sampler.waitForHolder(vip, 'node2', 30_000);
     const s = await c.status();
     const node1 = s.groups.find((g) => g.group === 'fragile')!.nodes.find((n) => n.name === 'node1')!;
