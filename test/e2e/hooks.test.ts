@@ -197,8 +197,7 @@ describe('hooks on the netns testbed', () => {
       async () => (await appListening('node1')) && !(await appListening('node2')),
       'the service back on node1 only',
     );
-    c.deleteGroup('web');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('web', vip);
     await eventually(async () => !(await appListening('node1')), 'the service stopped when the group is deleted');
   });
 
@@ -218,7 +217,6 @@ describe('hooks on the netns testbed', () => {
     // It stays on node2 while node1 is held down.
     await new Promise((r) => setTimeout(r, 2000));
     expect(sampler.holders(vip)).toEqual(['node2']);
-    c.deleteGroup('fragile');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('fragile', vip);
   });
 });

@@ -88,8 +88,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     // MySQL back on node1: the preferred node takes the VIP back (failback auto).
     await db.get('node1')!.start();
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    c.deleteGroup('db');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('db', vip);
   });
 
   test('weighted instead of required: the node whose MySQL runs wins, and nobody is unhealthy', async () => {
@@ -131,8 +130,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     );
     // Whichever check passed first may have held it for a moment (105 > 100); with both passing node1 wins (110).
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    c.deleteGroup('dbw');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbw', vip);
   });
 
   test('a holder whose server turns read-only lets the VIP go (expectReadOnly: false)', async () => {
@@ -147,8 +145,7 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     await sampler.waitForHolder(vip, 'node2', 30_000);
     expect((await checkOf('dbro', 'node1', 'mysql'))?.message).toBe('read_only is ON, expected OFF');
     await db.get('node1')!.sql('SET GLOBAL read_only = 0');
-    c.deleteGroup('dbro');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbro', vip);
   });
 
   test('a read VIP on a running replica: replication stopped, the VIP goes; started again, it comes back', async () => {
@@ -188,7 +185,6 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
     await db.get('node2')!.sql('START SLAVE IO_THREAD');
     await sampler.waitForHolder(vip, 'node2', 30_000);
-    c.deleteGroup('dbread');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbread', vip);
   });
 });

@@ -22,6 +22,8 @@ export interface E2eFixture {
   watch(vip: string): string;
   /** Watches the testbed's VIP `index` and applies webGroup(group) on it (as a /24); returns the VIP. */
   applyWeb(index: number, group: Omit<Parameters<typeof webGroup>[0], 'vips'>): string;
+  /** Deletes group `name` and waits (30 s at the most) until no node holds `vip`. */
+  deleteAndWait(name: string, vip: string): Promise<void>;
   /** Stopped at teardown, before the sampler and the cluster (probes, servers), in reverse order. */
   onTeardown(stop: () => Promise<unknown>): void;
 }
@@ -45,6 +47,7 @@ export function useE2eCluster(opts: E2eOptions, setup?: (f: E2eFixture) => Promi
     try {
       sampler = await startSampler(c.tb, { periodMs: samplerPeriodMs ?? 5 });
       const cl = c;
+      const smp = sampler;
       const f: E2eFixture = {
         c,
         sampler,
@@ -56,6 +59,10 @@ export function useE2eCluster(opts: E2eOptions, setup?: (f: E2eFixture) => Promi
           const vip = f.watch(cl.tb.vip(index));
           cl.applyGroup(webGroup({ ...group, vips: [`${vip}/24`] }));
           return vip;
+        },
+        deleteAndWait: async (name, vip) => {
+          cl.deleteGroup(name);
+          await smp.waitForHolder(vip, null, 30_000);
         },
         onTeardown: (stop) => void stops.push(stop),
       };
