@@ -93,6 +93,13 @@ async function answersFrom(b: Bed, node: string, timeoutMs = 20_000): Promise<vo
   await b.probe.waitFor((s) => s.ok && s.body === node, timeoutMs);
 }
 
+/** The sampler sees the VIP on `node` within `boundMs`, the client gets answers from it; logs the outage since faultT. */
+async function takenOver(b: Bed, node: string, boundMs: number, name: string, faultT: number): Promise<void> {
+  await b.sampler.waitForHolder(b.vip, node, boundMs);
+  await answersFrom(b, node);
+  report(name, b, faultT);
+}
+
 describe('failover on the netns testbed', () => {
   test('initial placement on the preferred node', async () => {
     const b = await bed();
@@ -113,9 +120,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     await b.c.nginx.get('node1')!.kill();
-    await b.sampler.waitForHolder(b.vip, 'node2', 15_000);
-    await answersFrom(b, 'node2');
-    report('nginx killed', b, t);
+    await takenOver(b, 'node2', 15_000, 'nginx killed', t);
     const evs = await b.c.events('web');
     const last = evs[evs.length - 1]!;
     expect([last.from, last.to, last.reason]).toEqual(['node1', 'node2', 'unhealthy']);
@@ -125,9 +130,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     await b.c.tb.cutLink('node1');
-    await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-    await answersFrom(b, 'node2');
-    report('link cut', b, t);
+    await takenOver(b, 'node2', 20_000, 'link cut', t);
     const evs = await b.c.events('web');
     expect(evs[evs.length - 1]!.reason).toBe('lease-expired');
     await b.c.tb.restoreLink('node1');
@@ -137,9 +140,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     b.c.agents.get('node1')!.kill('SIGKILL');
-    await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-    await answersFrom(b, 'node2');
-    report('agent SIGKILL', b, t);
+    await takenOver(b, 'node2', 20_000, 'agent SIGKILL', t);
     // Nobody removed the address on node1: the kernel lifetime did.
     const node1Gone = b.sampler.timeline(b.vip)['node1']!.at(-1)!.to!;
     const node2Came = b.sampler.timeline(b.vip)['node2']!.at(-1)!.from;
@@ -150,9 +151,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     b.c.agents.get('node1')!.kill('SIGTERM');
-    await b.sampler.waitForHolder(b.vip, 'node2', 15_000);
-    await answersFrom(b, 'node2');
-    report('agent SIGTERM', b, t);
+    await takenOver(b, 'node2', 15_000, 'agent SIGTERM', t);
     const evs = await b.c.events('web');
     expect(evs.at(-1)!.reason).toBe('shutting-down');
     // The agent exits by itself once the group has moved.
@@ -173,9 +172,7 @@ describe('failover on the netns testbed', () => {
       const agent = b.c.agents.get('node1')!;
       const t = monoMs();
       agent.kill('SIGSTOP');
-      await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-      await answersFrom(b, 'node2');
-      report(`agent SIGSTOP (${failback})`, b, t);
+      await takenOver(b, 'node2', 20_000, `agent SIGSTOP (${failback})`, t);
       agent.kill('SIGCONT');
       if (end === 'node1') {
         await b.sampler.waitForHolder(b.vip, 'node1', 20_000);
