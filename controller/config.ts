@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { readYamlFile } from '../common/config-file.js';
 import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { KERNEL_SLACK_MS } from '../common/kernel-lifetime.js';
+import { LEASE_CONFIG_DEFAULT, leaseConfigFields } from '../common/lease-config.js';
 import { parseOrThrow } from '../common/validation.js';
 
 export const ControllerConfigSchema = z
@@ -15,13 +16,9 @@ export const ControllerConfigSchema = z
       z.object({ kubernetes: z.object({ kubeconfig: z.string().optional() }).strict() }).strict(),
     ]),
     lease: z
-      .object({
-        ttlSeconds: z.number().int().min(1).max(60).default(2),
-        keepaliveIntervalMs: z.number().int().min(20).max(10_000).default(250),
-        marginMs: z.number().int().min(50).max(10_000).default(500),
-      })
+      .object(leaseConfigFields)
       .strict()
-      .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
+      .default({ ...LEASE_CONFIG_DEFAULT }),
     /**
      * How late the kernel may delete an address after its lifetime ends: derived from the kernel's code for every
      * HZ, plus a scheduling allowance (common/kernel-lifetime.ts, docs/design.md). Was 400, which churn exceeds.

@@ -211,13 +211,19 @@ describe('a lease end is seen soon even when the node watch is behind (issue 15.
 });
 
 describe('waits run on the monotonic clock', () => {
+  /** Node a (lease 1001) seen once, then its lease gone and the node absent: the Safety 3 wait has begun. */
+  async function leaseGone() {
+    const t = setup();
+    t.pass([nodeEntry('a', '1001')]);
+    await settle();
+    t.leases.alive.delete('1001');
+    t.pass([]);
+    await settle();
+    return t;
+  }
+
   test('a wall clock that jumps forward by five minutes does not end the Safety 3 wait early', async () => {
-    const { clock, leases, memory, pass } = setup();
-    pass([nodeEntry('a', '1001')]);
-    await settle();
-    leases.alive.delete('1001');
-    pass([]);
-    await settle();
+    const { clock, memory, pass } = await leaseGone();
     const waitMs = memory.gone.get('1001')!.waitMs;
     expect(waitMs).toBeGreaterThan(0);
     clock.w += 300_000; // an NTP step, or an operator's `date -s`
@@ -228,12 +234,7 @@ describe('waits run on the monotonic clock', () => {
   });
 
   test('a wall clock that jumps back does not stretch it either, and requeueAt is monotonic', async () => {
-    const { clock, leases, memory, pass } = setup();
-    pass([nodeEntry('a', '1001')]);
-    await settle();
-    leases.alive.delete('1001');
-    pass([]);
-    await settle();
+    const { clock, memory, pass } = await leaseGone();
     const goneAt = memory.gone.get('1001')!.goneAt;
     const waitMs = memory.gone.get('1001')!.waitMs;
     clock.w -= 3_600_000;

@@ -30,6 +30,8 @@ function issues(d: unknown): { path: string; message: string }[] {
 
 describe('parseFailoverGroup accepts', () => {
   test('a full valid example, defaults applied', () => {
+    // A check with every timing field set: given and expected alike (only its mysql block gets defaults).
+    const db = { name: 'db', type: 'mysql', intervalMs: 500, timeoutMs: 400, rise: 3, fall: 1, weight: -50 };
     const r = parseFailoverGroup({
       apiVersion: 'vipwarden.io/v1alpha1',
       kind: 'FailoverGroup',
@@ -39,16 +41,7 @@ describe('parseFailoverGroup accepts', () => {
         nodes: [{ name: 'node-a', priority: 200 }, { name: 'node-b' }],
         checks: [
           { name: 'nginx', type: 'http', http: { path: '/healthz', expectStatus: [200] } },
-          {
-            name: 'db',
-            type: 'mysql',
-            intervalMs: 500,
-            timeoutMs: 400,
-            rise: 3,
-            fall: 1,
-            weight: -50,
-            mysql: { credentials: 'monitor' },
-          },
+          { ...db, mysql: { credentials: 'monitor' } },
           { name: 'proc', type: 'process', weight: 20, process: { name: 'nginx' } },
           { name: 'local', type: 'script', script: { name: 'check-disk' } },
           { name: 'port', type: 'tcp', tcp: { port: 443 } },
@@ -81,16 +74,7 @@ describe('parseFailoverGroup accepts', () => {
           weight: 0,
           http: { port: 80, path: '/healthz', host: '127.0.0.1', scheme: 'http', expectStatus: [200] },
         },
-        {
-          name: 'db',
-          type: 'mysql',
-          intervalMs: 500,
-          timeoutMs: 400,
-          rise: 3,
-          fall: 1,
-          weight: -50,
-          mysql: { host: '127.0.0.1', port: 3306, credentials: 'monitor' },
-        },
+        { ...db, mysql: { host: '127.0.0.1', port: 3306, credentials: 'monitor' } },
         {
           name: 'proc',
           type: 'process',

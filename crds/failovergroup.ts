@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { issuesOf, ValidationError } from '../common/validation.js';
 import { isResourceName, parseCidr } from '../common/ip.js';
 import { refineVirtualServers, VirtualServers } from './virtualserver.js';
-import { CidrString, flagDuplicates, InterfaceName, LocalName, ms, Port } from './fields.js';
+import { CidrString, flagDuplicateNames, flagDuplicates, InterfaceName, LocalName, ms, Port } from './fields.js';
 import { HealthCheck } from './checks.js';
 import { CloudSpec } from './cloud.js';
 
@@ -99,15 +99,7 @@ export const FailoverGroupSpec = z
   .strict()
   .superRefine((s, ctx) => {
     refineVirtualServers(s, ctx);
-    flagDuplicates(
-      ctx,
-      s.nodes,
-      (n) => n.name,
-      (i) => ['nodes', i, 'name'],
-      (name, j) => {
-        return `duplicate node name "${name}" (also nodes[${j}])`;
-      },
-    );
+    flagDuplicateNames(ctx, s.nodes, 'nodes', 'node');
     flagDuplicates(
       ctx,
       s.vips,
@@ -137,15 +129,7 @@ export const FailoverGroupSpec = z
       (i) => ['hooks', i],
       (h, j) => `duplicate hook "${h}" (also hooks[${j}])`,
     );
-    flagDuplicates(
-      ctx,
-      s.checks,
-      (c) => c.name,
-      (i) => ['checks', i, 'name'],
-      (name, j) => {
-        return `duplicate check name "${name}" (also checks[${j}])`;
-      },
-    );
+    flagDuplicateNames(ctx, s.checks, 'checks', 'check');
   });
 
 export const Condition = z.object({

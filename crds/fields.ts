@@ -57,3 +57,19 @@ export function flagDuplicates<T>(
     else seen.set(key, i);
   });
 }
+
+/** flagDuplicates over `name`: `duplicate <what> name "x" (also <field>[j])`, at <field>[i].name. */
+export function flagDuplicateNames(
+  ctx: z.RefinementCtx,
+  items: readonly { name: string }[],
+  field: string,
+  what: string,
+): void {
+  flagDuplicates(
+    ctx,
+    items,
+    (item) => item.name,
+    (i) => [field, i, 'name'],
+    (name, j) => `duplicate ${what} name "${name}" (also ${field}[${j}])`,
+  );
+}

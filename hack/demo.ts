@@ -36,13 +36,8 @@ async function main(): Promise<void> {
     say(readFileSync(path, 'utf8').replace(/^/gm, '    '));
     const sampler = await startSampler(c.tb, { periodMs: 5 });
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    const probe = await startProbe(c.tb, {
-      target: vip,
-      port: 80,
-      intervalMs: 10,
-      timeoutMs: 100,
-      maxDurationMs: 120_000,
-    });
+    // Port 80, every 10 ms, 100 ms timeout: startProbe's defaults.
+    const probe = await startProbe(c.tb, { target: vip, maxDurationMs: 120_000 });
     const first = await probe.waitFor((s) => s.ok, 10_000, { includePast: true });
     say(`  the client asks http://${vip}/ over a fresh TCP connection every 10 ms: answered by ${first.body}`);
     for (const l of renderStatus(await c.status())) say(`  ${l}`);

@@ -4,7 +4,7 @@
 // With the helper, the very first gratuitous ARP of a new IPv4 address goes out from the helper itself right after
 // the kernel acknowledged the add (AddressManager asks for it); the burst and the repeats here follow as before.
 import type { Exec } from '../common/exec.js';
-import type { Clock } from '../common/clock.js';
+import { realClock, type Clock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import type { VipRef } from './addresses.js';
 import { Dataplane, isExecutable, nativeHelperPath, sharedDataplane } from './dataplane.js';
@@ -117,9 +117,9 @@ export class CommandAnnouncer implements Announcer {
   private async sendWith(dp: Dataplane, vip: VipRef, count: number, signal?: AbortSignal): Promise<void> {
     for (let i = 0; i < count; i++) {
       if (signal?.aborted) return;
-      if (i > 0) await sleep(SPACING_MS[vip.family], signal);
+      if (i > 0) await realClock.sleep(SPACING_MS[vip.family], signal);
       if (signal?.aborted) return;
-      const deadline = monoMs() + ANNOUNCE_DEADLINE_MS;
+      const deadline = realClock.mono() + ANNOUNCE_DEADLINE_MS;
       try {
         if (vip.family === 4) await dp.garp(vip, deadline);
         else await dp.na(vip, deadline);
@@ -133,22 +133,6 @@ export class CommandAnnouncer implements Announcer {
       this.onSent?.(vip, (vip.family === 4 ? 2 : 1) + before);
     }
   }
-}
-
-function monoMs(): number {
-  return Number(process.hrtime.bigint() / 1000n) / 1000;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /** The announcement resource: burst on acquire, then repeats in the background until released or done. */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
 import { EtcdConfigSchema } from '../common/etcd-config.js';
+import { LEASE_CONFIG_DEFAULT, leaseConfigFields } from '../common/lease-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
 import { allowlistFields } from './allowlist.js';
@@ -22,14 +23,9 @@ export const AgentConfigSchema = z
     /** What a FailoverGroup may claim on this node (node-agent/allowlist.ts): vipRanges and allow. */
     ...allowlistFields,
     lease: z
-      .object({
-        ttlSeconds: z.number().int().min(1).max(60).default(2),
-        keepaliveIntervalMs: z.number().int().min(20).max(10_000).default(250),
-        marginMs: z.number().int().min(50).max(10_000).default(500),
-        renewWindowMs: z.number().int().min(20).max(5_000).optional(),
-      })
+      .object({ ...leaseConfigFields, renewWindowMs: z.number().int().min(20).max(5_000).optional() })
       .strict()
-      .default({ ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500 }),
+      .default({ ...LEASE_CONFIG_DEFAULT }),
     /** How long to wait, on SIGTERM, for the controller to move released groups before revoking the lease. */
     shutdownGraceMs: z.number().int().min(0).max(30_000).default(1500),
     metrics: z

@@ -6,6 +6,20 @@ import type { VipRef } from './addresses.js';
 
 export const DATAPLANE = 'vipwarden-dataplane';
 
+/** Calls `each` with every whole line (newline removed) that `stream` delivers, as text; a partial line waits. */
+export function onLines(stream: Readable, each: (line: string) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      each(line);
+    }
+  });
+}
+
 /** What the client needs of a child process (a ChildProcess, or a fake in tests). */
 export interface HelperProcess {
   readonly stdin: Writable;

@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import { silentLogger } from '../common/log.js';
 import { AddressManager, DeadlinePassedError, vipRef } from './addresses.js';
 import { CommandAnnouncer } from './announce.js';
+import { onLines } from './dataplane-protocol.js';
 import {
   Dataplane,
   DataplaneError,
@@ -33,17 +34,10 @@ class FakeHelper extends EventEmitter implements HelperProcess {
   ) {
     super();
     this.pid = pid;
-    let buf = '';
-    this.stdin.setEncoding('utf8');
-    this.stdin.on('data', (c: string) => {
-      buf += c;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        this.lines.push(line);
-        const a = this.respond(line.split(' '));
-        if (a !== undefined) this.stdout.write(`${a}\n`);
-      }
+    onLines(this.stdin, (line) => {
+      this.lines.push(line);
+      const a = this.respond(line.split(' '));
+      if (a !== undefined) this.stdout.write(`${a}\n`);
     });
     this.stdin.on('end', () => {
       this.stdinEnded = true;

@@ -22,6 +22,7 @@ import {
   FOREVER,
   monoNow,
   nsToMs,
+  onLines,
   type AddResult,
   type HelperProcess,
   type SpawnHelper,
@@ -232,16 +233,7 @@ export class Dataplane extends EventEmitter {
     const child = this.opts.spawn();
     this.starts++;
     this.child = child;
-    let buf = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      buf += chunk;
-      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        this.answer(line);
-      }
-    });
+    onLines(child.stdout, (line) => this.answer(line));
     // EPIPE after the helper died: the exit event reports it.
     child.stdin.on('error', () => undefined);
     let gone = false;

@@ -122,6 +122,17 @@ describe('Holdings: adding (Safety 1-2)', () => {
   });
 });
 
+/** web (epoch 10) taken under lease 1, then db (epoch 11) under lease 2, each with a keepalive answer. */
+async function underTwoLeases() {
+  const t = setup();
+  t.lease.answer();
+  await t.holdings.add(take('web', web, 10, '1'));
+  t.lease.lease = '2';
+  t.lease.answer();
+  await t.holdings.add(take('db', db, 11, '2'));
+  return t;
+}
+
 describe('Holdings: renewing', () => {
   it('extends the lifetime after each answer, bounded by that answer', async () => {
     const { clock, lease, kernel, holdings } = setup();
@@ -144,13 +155,8 @@ describe('Holdings: renewing', () => {
   });
 
   it('never renews addresses held under an earlier lease', async () => {
-    const { lease, kernel, holdings } = setup();
-    lease.answer();
-    await holdings.add(take('web', web, 10, '1'));
     // The process was frozen, its lease ended and it was granted another: answers for lease 2 prove nothing for 1.
-    lease.lease = '2';
-    lease.answer();
-    await holdings.add(take('db', db, 11, '2'));
+    const { kernel, holdings } = await underTwoLeases();
     const before = kernel.commands.length;
     await holdings.renew();
     const renewed = kernel.commands.slice(before).map((c) => c.input);
@@ -161,12 +167,7 @@ describe('Holdings: renewing', () => {
 
 describe('Holdings: letting go', () => {
   it('a replaced lease drops every group held under the old one, at once, and keeps the others', async () => {
-    const { lease, kernel, holdings } = setup();
-    lease.answer();
-    await holdings.add(take('web', web, 10, '1'));
-    lease.lease = '2';
-    lease.answer();
-    await holdings.add(take('db', db, 11, '2'));
+    const { kernel, holdings } = await underTwoLeases();
     const dropped = holdings.dropLease((l) => l !== '2', 'earlier-lease');
     expect(dropped.map((d) => d.holding.group)).toEqual(['web']);
     expect(holdings.get('web')).toBeUndefined(); // before the command has even run

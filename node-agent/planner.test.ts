@@ -200,37 +200,22 @@ describe('stale and changed assignments', () => {
   // names this node show up again afterwards (a view that went back in time), the controller may already have
   // given the group to another node on the strength of that release: it must not be taken.
   test('an assignment older than an epoch let go of is not taken', () => {
+    // The view after this node let go of epoch `letGo` (relinquished and its release key written), showing `shown`.
+    const afterLetGo = (letGo: number, shown: number, over: Partial<AgentView> = {}) =>
+      planAgent(
+        view({
+          relinquishedEpoch: new Map([['web', letGo]]),
+          releaseKeyEpoch: new Map([['web', letGo]]),
+          assignments: assigned(shown),
+          ...over,
+        }),
+      );
     // Held 10; released 11 on request (ackEpoch 11 -> letGo 11); the view then shows epoch 10 again.
-    expect(
-      planAgent(
-        view({
-          newestEpoch: new Map([['web', 10]]),
-          relinquishedEpoch: new Map([['web', 11]]),
-          releaseKeyEpoch: new Map([['web', 11]]),
-          assignments: assigned(10),
-        }),
-      ),
-    ).toEqual([]);
+    expect(afterLetGo(11, 10, { newestEpoch: new Map([['web', 10]]) })).toEqual([]);
     // Never held; acked 12 while unhealthy; the view then shows epoch 11 naming this node, and it is healthy now.
-    expect(
-      planAgent(
-        view({
-          relinquishedEpoch: new Map([['web', 12]]),
-          releaseKeyEpoch: new Map([['web', 12]]),
-          assignments: assigned(11),
-        }),
-      ),
-    ).toEqual([]);
+    expect(afterLetGo(12, 11)).toEqual([]);
     // Newer epochs are taken as before.
-    expect(
-      planAgent(
-        view({
-          relinquishedEpoch: new Map([['web', 12]]),
-          releaseKeyEpoch: new Map([['web', 12]]),
-          assignments: assigned(13),
-        }),
-      ),
-    ).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
+    expect(afterLetGo(12, 13)).toEqual([{ type: 'acquire', group: 'web', epoch: 13, record: rec() }]);
   });
 
   test('a stale assignment is ignored when not holding', () => {

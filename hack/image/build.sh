@@ -31,17 +31,13 @@ sea="$(bash hack/package/sea.sh | sed -n 's/^SEA_DIR=//p')"
 base="$(bash hack/package/debroot.sh image | sed -n 's/^ROOT_TAR=//p')"
 [[ -x "${sea}/vipwarden" && -s "${base}" ]] || die "no executable or no base root"
 
-key="$(
+cache="$(
   {
     sha256sum "${base}" "${sea}/vipwarden" "${sea}/vipwarden-dataplane" "${sea}/vw-before" "${sea}/vipwarden-ndsend" hack/image/build.sh | cut -d' ' -f1
     echo "${IMAGE}"
-  } | sha256sum | cut -c1-24
+  } | cache_dir image 24
 )"
-cache="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/image/${key}"
-if [[ -s "${cache}/vipwarden-oci.tar" ]]; then
-  log "cached: ${cache}"
-else
-  mkdir -p "${cache}" 2>/dev/null && [[ -w "${cache}" ]] || die "cannot write ${cache}: run as root or set VIPWARDEN_CACHE"
+if cache_miss "${cache}" -s vipwarden-oci.tar; then
   work="$(mktemp -d /var/tmp/vw-image.XXXXXX)"
   trap 'rm -rf "${work}"' EXIT
   layout="${work}/oci"

@@ -98,10 +98,7 @@ CONTROL
 key="$(cd "${p}" && find . \( -type f -o -type l \) -printf '%P %m %l\n' | sort | sha256sum | cut -c1-16)-$(
   cd "${p}" && find . -type f -print0 | sort -z | xargs -0 cat | sha256sum | cut -c1-16)"
 cache="${VIPWARDEN_CACHE:-/var/cache/vipwarden}/deb/${key}"
-if [[ -s "${cache}/${name}.deb" ]]; then
-  log "cached: ${cache}/${name}.deb"
-else
-  mkdir -p "${cache}" 2>/dev/null && [[ -w "${cache}" ]] || die "cannot write ${cache}: run as root or set VIPWARDEN_CACHE"
+if cache_miss "${cache}" -s "${name}.deb"; then
   # The changelog names the commit it was built from: written after the key, so that a new commit with the same
   # contents reuses the cached package.
 gzip -9n -c > "${p}/usr/share/doc/vipwarden/changelog.gz" <<CHANGELOG

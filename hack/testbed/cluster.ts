@@ -91,6 +91,11 @@ export const THREE_NODES: [string, number][] = [
   ['node2', 90],
   ['node3', 80],
 ];
+/** node1 > node2: the two-candidate groups of many tests. */
+export const TWO_NODES: [string, number][] = [
+  ['node1', 100],
+  ['node2', 90],
+];
 
 export function webGroup(opts: {
   name?: string;

@@ -108,6 +108,17 @@ class RogueServer {
   }
 }
 
+/** A RogueServer listening at `where` (0: a free TCP port, else a unix socket path) for the length of `body`. */
+async function withRogue(mode: Mode, where: number | string, body: (srv: RogueServer) => Promise<void>): Promise<void> {
+  const srv = new RogueServer(mode);
+  await srv.listen(where);
+  try {
+    await body(srv);
+  } finally {
+    await srv.close();
+  }
+}
+
 /** Everything the rogue server could learn: the raw bytes, and any RSA block it can decrypt with its own key. */
 function leaked(bytes: Buffer): boolean {
   if (bytes.includes(Buffer.from(PASSWORD))) return true;
@@ -151,16 +162,12 @@ describe('mysql check against a rogue server', () => {
     );
 
   it('the fake server speaks enough MySQL: a native-password login succeeds up to the query', async () => {
-    const srv = new RogueServer('native-ok');
-    await srv.listen(0);
-    try {
+    await withRogue('native-ok', 0, async (srv) => {
       const r = await run({ host: '127.0.0.1', port: srv.port() });
       expect(r.ok).toBe(false); // the query gets an error packet
       expect(srv.received.length).toBeGreaterThan(0);
       expect(leaked(srv.received)).toBe(false);
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it.each([
@@ -170,40 +177,30 @@ describe('mysql check against a rogue server', () => {
     ['dialog-switch', /dialog.*refused/],
     ['caching-full', /full authentication.*refused/],
   ] as const)('%s over TCP: refused, and the password never reaches the server', async (mode, why) => {
-    const srv = new RogueServer(mode);
-    await srv.listen(0);
-    try {
+    await withRogue(mode, 0, async (srv) => {
       const r = await run({ host: '127.0.0.1', port: srv.port() });
       expect(r.ok).toBe(false);
       expect(r.message).toMatch(why);
       expect(r.message).not.toContain(PASSWORD);
       expect(srv.received.length).toBeGreaterThan(0);
       expect(leaked(srv.received)).toBe(false);
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it('full authentication over a unix socket named by the group is refused', async () => {
-    const srv = new RogueServer('caching-full');
     const sock = join(dir, 'group.sock');
-    await srv.listen(sock);
-    try {
+    await withRogue('caching-full', sock, async (srv) => {
       const r = await run({ socket: sock });
       expect(r.message).toMatch(/full authentication.*refused/);
       expect(leaked(srv.received)).toBe(false);
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it("full authentication over the credentials file's own socket goes ahead (the agent's configuration trusts it)", async () => {
-    const srv = new RogueServer('caching-full');
     const sock = join(dir, 'own.sock');
-    await srv.listen(sock);
-    const own = join(dir, 'own.cnf');
-    writeFileSync(own, `[client]\nuser=vw\npassword=${PASSWORD}\nsocket=${sock}\n`, { mode: 0o600 });
-    try {
+    await withRogue('caching-full', sock, async (srv) => {
+      const own = join(dir, 'own.cnf');
+      writeFileSync(own, `[client]\nuser=vw\npassword=${PASSWORD}\nsocket=${sock}\n`, { mode: 0o600 });
       const r = await mysqlCheck(
         HealthCheck.parse({
           name: 'db',
@@ -218,22 +215,16 @@ describe('mysql check against a rogue server', () => {
       expect(r.ok).toBe(false); // the rogue server refuses the login in the end
       expect(r.message).not.toMatch(/refused$/);
       expect(srv.received.includes(Buffer.from(PASSWORD))).toBe(true); // over the local socket, as MySQL does
-    } finally {
-      await srv.close();
-    }
+    });
   });
 
   it("the check's leak detector does see a password (control: mysql2 defaults would have sent it)", async () => {
-    const srv = new RogueServer('caching-full');
-    await srv.listen(0);
-    try {
+    await withRogue('caching-full', 0, async (srv) => {
       await mysql
         .createConnection({ host: '127.0.0.1', port: srv.port(), user: 'vw', password: PASSWORD, connectTimeout: 3000 })
         .then((c) => c.destroy())
         .catch(() => undefined);
       expect(leaked(srv.received)).toBe(true);
-    } finally {
-      await srv.close();
-    }
+    });
   }, 15_000);
 });

@@ -48,6 +48,12 @@ async function probe(vip: string): Promise<Probe> {
   return p;
 }
 
+/** The sampler sees `vip` on `node` (30 s at the most), then the probe gets an answer from it (20 s at the most). */
+async function movedTo(vip: string, p: Probe, node: string): Promise<void> {
+  await sampler.waitForHolder(vip, node, 30_000);
+  await p.waitFor((s) => s.ok && s.body === node, 20_000);
+}
+
 describe('active-active on the netns testbed', () => {
   test('each group on its preferred node; each fails over to the other and comes back', async () => {
     await sampler.waitForHolder(vipA, 'node1', 30_000);
@@ -59,20 +65,17 @@ describe('active-active on the netns testbed', () => {
 
     // node1 fails: node2 serves both.
     await c.nginx.get('node1')!.kill();
-    await sampler.waitForHolder(vipA, 'node2', 30_000);
-    await pa.waitFor((s) => s.ok && s.body === 'node2', 20_000);
+    await movedTo(vipA, pa, 'node2');
     expect(sampler.holders(vipB)).toEqual(['node2']);
 
     // node1 recovers: web-a goes home, web-b never moved.
     await c.nginx.get('node1')!.start();
-    await sampler.waitForHolder(vipA, 'node1', 30_000);
-    await pa.waitFor((s) => s.ok && s.body === 'node1', 20_000);
+    await movedTo(vipA, pa, 'node1');
     expect(Object.keys(sampler.timeline(vipB))).toEqual(['node2']);
 
     // node2 fails: node1 serves both.
     await c.nginx.get('node2')!.kill();
-    await sampler.waitForHolder(vipB, 'node1', 30_000);
-    await pb.waitFor((s) => s.ok && s.body === 'node1', 20_000);
+    await movedTo(vipB, pb, 'node1');
     expect(sampler.holders(vipA)).toEqual(['node1']);
     await c.nginx.get('node2')!.start();
     await sampler.waitForHolder(vipB, 'node2', 30_000);

@@ -2,7 +2,7 @@
 // it (the next node takes it, and status says why); a group whose check points outside every node's allowed
 // targets is held by nobody, its checks never run, and status names the check.
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, TWO_NODES, webGroup, type Cluster } from '../harness/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);
@@ -46,10 +46,7 @@ test("a VIP outside a node's vipRanges: that node refuses it, the next one holds
   c!.applyGroup(
     webGroup({
       vips: [`${vip}/24`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-      ],
+      nodes: TWO_NODES,
     }),
   );
   await sampler!.waitForHolder(vip, 'node2', 30_000);
@@ -71,10 +68,7 @@ test('a check target no node allows: nobody holds the group, and the check never
     webGroup({
       name: 'remote',
       vips: [`${vip}/24`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-      ],
+      nodes: TWO_NODES,
       // TEST-NET-1: outside the testbed's allowed targets; never contacted.
       checks: [{ name: 'far', type: 'tcp', tcp: { port: 3306, host: '192.0.2.1' }, intervalMs: 100, timeoutMs: 100 }],
     }),

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, jest, test } from '@jest/globals';
-import { REPO, startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, THREE_NODES, webGroup, type Cluster } from '../harness/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 import { run } from '../../hack/testbed/util.js';
 
@@ -49,11 +49,7 @@ test('agents, controller and CLI under their own etcd roles: placement, move, fa
   cl.applyGroup(
     webGroup({
       vips: [`${vip}/24`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-        ['node3', 80],
-      ],
+      nodes: THREE_NODES,
     }),
   );
   await sampler.waitForHolder(vip, 'node1', 30_000);

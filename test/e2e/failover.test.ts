@@ -5,7 +5,7 @@ import { copyFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
+import { startCluster, THREE_NODES, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
 import {
   outageAround,
   requireRoot,
@@ -41,13 +41,8 @@ async function bed(opts: ClusterOptions & { failback?: 'auto' | 'manual' } = {})
       c.applyGroup(webGroup({ vips: [`${vip}/24`], failback: 'manual' }));
       await waitUntil(async () => (await c.status()).groups[0]?.failback === 'manual', 15_000);
     }
-    const probe = await startProbe(c.tb, {
-      target: vip,
-      port: 80,
-      intervalMs: 10,
-      timeoutMs: 100,
-      maxDurationMs: 110_000,
-    });
+    // Port 80, every 10 ms, 100 ms timeout: startProbe's defaults.
+    const probe = await startProbe(c.tb, { target: vip, maxDurationMs: 110_000 });
     await probe.waitFor((s) => s.ok && s.body === 'node1', 10_000, { includePast: true });
     current = { c, vip, sampler, probe };
     return current;
@@ -99,6 +94,13 @@ async function answersFrom(b: Bed, node: string, timeoutMs = 20_000): Promise<vo
   await b.probe.waitFor((s) => s.ok && s.body === node, timeoutMs);
 }
 
+/** The sampler sees the VIP on `node` within `boundMs`, the client gets answers from it; logs the outage since faultT. */
+async function takenOver(b: Bed, node: string, boundMs: number, name: string, faultT: number): Promise<void> {
+  await b.sampler.waitForHolder(b.vip, node, boundMs);
+  await answersFrom(b, node);
+  report(name, b, faultT);
+}
+
 describe('failover on the netns testbed', () => {
   test('initial placement on the preferred node', async () => {
     const b = await bed();
@@ -119,9 +121,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     await b.c.nginx.get('node1')!.kill();
-    await b.sampler.waitForHolder(b.vip, 'node2', 15_000);
-    await answersFrom(b, 'node2');
-    report('nginx killed', b, t);
+    await takenOver(b, 'node2', 15_000, 'nginx killed', t);
     const evs = await b.c.events('web');
     const last = evs[evs.length - 1]!;
     expect([last.from, last.to, last.reason]).toEqual(['node1', 'node2', 'unhealthy']);
@@ -131,9 +131,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     await b.c.tb.cutLink('node1');
-    await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-    await answersFrom(b, 'node2');
-    report('link cut', b, t);
+    await takenOver(b, 'node2', 20_000, 'link cut', t);
     const evs = await b.c.events('web');
     expect(evs[evs.length - 1]!.reason).toBe('lease-expired');
     await b.c.tb.restoreLink('node1');
@@ -143,9 +141,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     b.c.agents.get('node1')!.kill('SIGKILL');
-    await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-    await answersFrom(b, 'node2');
-    report('agent SIGKILL', b, t);
+    await takenOver(b, 'node2', 20_000, 'agent SIGKILL', t);
     // Nobody removed the address on node1: the kernel lifetime did.
     const node1Gone = b.sampler.timeline(b.vip)['node1']!.at(-1)!.to!;
     const node2Came = b.sampler.timeline(b.vip)['node2']!.at(-1)!.from;
@@ -156,9 +152,7 @@ describe('failover on the netns testbed', () => {
     const b = await bed();
     const t = monoMs();
     b.c.agents.get('node1')!.kill('SIGTERM');
-    await b.sampler.waitForHolder(b.vip, 'node2', 15_000);
-    await answersFrom(b, 'node2');
-    report('agent SIGTERM', b, t);
+    await takenOver(b, 'node2', 15_000, 'agent SIGTERM', t);
     const evs = await b.c.events('web');
     expect(evs.at(-1)!.reason).toBe('shutting-down');
     // The agent exits by itself once the group has moved.
@@ -179,9 +173,7 @@ describe('failover on the netns testbed', () => {
       const agent = b.c.agents.get('node1')!;
       const t = monoMs();
       agent.kill('SIGSTOP');
-      await b.sampler.waitForHolder(b.vip, 'node2', 20_000);
-      await answersFrom(b, 'node2');
-      report(`agent SIGSTOP (${failback})`, b, t);
+      await takenOver(b, 'node2', 20_000, `agent SIGSTOP (${failback})`, t);
       agent.kill('SIGCONT');
       if (end === 'node1') {
         await b.sampler.waitForHolder(b.vip, 'node1', 20_000);
@@ -222,11 +214,7 @@ describe('failover on the netns testbed', () => {
     b.c.applyGroup(
       webGroup({
         vips: [`${b.vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-          ['node3', 80],
-        ],
+        nodes: THREE_NODES,
         intervalMs: 150,
         rise: 3,
       }),

@@ -3,7 +3,7 @@
 // ignores, acts on none of it (the sampler never sees the garbage's VIP), and keeps serving the valid group.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, TWO_NODES, webGroup, type Cluster } from '../harness/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);
@@ -32,10 +32,7 @@ test('garbage under the prefix is logged, ignored and acted on by nobody; the va
   cl.applyGroup(
     webGroup({
       vips: [`${vip}/24`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-      ],
+      nodes: TWO_NODES,
     }),
   );
   await sampler!.waitForHolder(vip, 'node1', 30_000);

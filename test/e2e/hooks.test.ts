@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, jest, test } from '@jest/globals';
-import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, type Cluster } from '../../hack/testbed/cluster.js';
 import { startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { run } from '../../hack/testbed/util.js';
@@ -151,19 +151,11 @@ const e2e = useE2eCluster(
 
 describe('hooks on the netns testbed', () => {
   test('an acquire hook starts the service on the holder; after failover the old holder stops it and the new one starts it', async () => {
-    const vip = c.tb.vip(0);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'web',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
-        extra: { hooks: ['record', 'app'] },
-      }),
-    );
+    const vip = e2e.f.applyWeb(0, {
+      name: 'web',
+      nodes: TWO_NODES,
+      extra: { hooks: ['record', 'app'] },
+    });
     await sampler.waitForHolder(vip, 'node1', 30_000);
     probe = await startProbe(c.tb, {
       target: vip,
@@ -205,25 +197,16 @@ describe('hooks on the netns testbed', () => {
       async () => (await appListening('node1')) && !(await appListening('node2')),
       'the service back on node1 only',
     );
-    c.deleteGroup('web');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('web', vip);
     await eventually(async () => !(await appListening('node1')), 'the service stopped when the group is deleted');
   });
 
   test('a failing acquire hook releases the group, so that another node serves it', async () => {
-    const vip = c.tb.vip(1);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'fragile',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
-        extra: { hooks: ['fragile'] },
-      }),
-    );
+    const vip = e2e.f.applyWeb(1, {
+      name: 'fragile',
+      nodes: TWO_NODES,
+      extra: { hooks: ['fragile'] },
+    });
     await sampler.waitForHolder(vip, 'node2', 30_000);
     const s = await c.status();
     const node1 = s.groups.find((g) => g.group === 'fragile')!.nodes.find((n) => n.name === 'node1')!;
@@ -234,7 +217,6 @@ describe('hooks on the netns testbed', () => {
     // It stays on node2 while node1 is held down.
     await new Promise((r) => setTimeout(r, 2000));
     expect(sampler.holders(vip)).toEqual(['node2']);
-    c.deleteGroup('fragile');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('fragile', vip);
   });
 });

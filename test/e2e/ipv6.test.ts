@@ -4,7 +4,7 @@
 // advertisement it would go on sending to the old node's MAC address: the second test shows exactly that, with
 // the helper turned off.
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
-import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { startCluster, TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { realExec } from '../../common/exec.js';
 import { buildNdsend } from '../../node-agent/ndsend.js';
@@ -51,10 +51,7 @@ async function setUp(name: string, agent: Record<string, unknown>): Promise<Bed>
     c.applyGroup(
       webGroup({
         vips: [`${vips[0]}/24`, `${vips[1]}/24`, `${vips[2]}/64`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
+        nodes: TWO_NODES,
       }),
     );
     for (const v of vips) await sampler.waitForHolder(v, 'node1', 30_000);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { requireRoot, startProbe, startSampler, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { REPO, startCluster, type Cluster } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { DEPLOY_DIR, objectEvents, waitFor } from '../integration/kube-helpers.js';
+import { DEPLOY_DIR, getFg, objectEvents, waitFor } from '../integration/kube-helpers.js';
 
 jest.setTimeout(180_000);
 
@@ -78,16 +78,19 @@ afterAll(async () => {
   }
 }, 120_000);
 
-async function fg(name: string): Promise<FgObject | undefined> {
-  const r = await k().kubectl(['get', 'fg', name, '-o', 'json'], { allowFailure: true });
-  if (r.exitCode !== 0) {
-    if (/NotFound/.test(r.stderr)) return undefined;
-    throw new Error(r.stderr);
-  }
-  return JSON.parse(r.stdout) as FgObject;
-}
+const fg = (name: string) => getFg<FgObject>(k(), name);
 
 const events = (name: string) => objectEvents(k(), name);
+/** A JSON patch of group web: the priority of its candidate at `index` in spec.nodes. */
+const setPriority = (index: number, value: number) =>
+  k().kubectl([
+    'patch',
+    'fg',
+    'web',
+    '--type=json',
+    '-p',
+    JSON.stringify([{ op: 'replace', path: `/spec/nodes/${index}/priority`, value }]),
+  ]);
 
 async function statusHolder(node: string, what: string): Promise<FgObject> {
   return waitFor(
@@ -165,26 +168,12 @@ test('failback auto: node1 healthy again takes the VIP back', async () => {
 
 test('a priority edited with kubectl: reassignment follows the failback policy', async () => {
   // failback: auto, node3 raised above node1: the VIP goes to node3.
-  await k().kubectl([
-    'patch',
-    'fg',
-    'web',
-    '--type=json',
-    '-p',
-    JSON.stringify([{ op: 'replace', path: '/spec/nodes/2/priority', value: 200 }]),
-  ]);
+  await setPriority(2, 200);
   await answers('node3');
   await statusHolder('node3', 'status.holder node3 after the priority change');
   // failback: manual, node2 raised above everyone: the VIP stays on the healthy holder.
   await k().kubectl(['patch', 'fg', 'web', '--type=merge', '-p', JSON.stringify({ spec: { failback: 'manual' } })]);
-  await k().kubectl([
-    'patch',
-    'fg',
-    'web',
-    '--type=json',
-    '-p',
-    JSON.stringify([{ op: 'replace', path: '/spec/nodes/1/priority', value: 300 }]),
-  ]);
+  await setPriority(1, 300);
   const o = await statusHolder('node3', 'status observing the new generation, node3 still holding');
   expect(o.metadata.generation).toBeGreaterThanOrEqual(4);
   await new Promise((r) => setTimeout(r, 1500)); // give a wrong move the time to happen (not a timing assertion)

@@ -4,7 +4,7 @@
 //  - weighted (keepalived's `weight`): a passing MySQL check adds to the priority, so the node whose MySQL runs wins;
 //  - expectations: a holder whose server turns read-only lets the VIP go; a read VIP stays on a running replica.
 import { describe, expect, jest, test } from '@jest/globals';
-import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, type Cluster } from '../../hack/testbed/cluster.js';
 import type { Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { eventually, startMariadb, type Mariadb } from '../harness/workloads.js';
@@ -65,19 +65,11 @@ async function checkOf(group: string, node: string, check: string) {
 
 describe('MySQL / MariaDB check on the netns testbed', () => {
   test('nginx and MySQL both required: stopping mysqld on the holder moves the VIP', async () => {
-    const vip = c.tb.vip(0);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'db',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
-        checks: [nginxCheck, mysqlCheck('db')],
-      }),
-    );
+    const vip = e2e.f.applyWeb(0, {
+      name: 'db',
+      nodes: TWO_NODES,
+      checks: [nginxCheck, mysqlCheck('db')],
+    });
     await sampler.waitForHolder(vip, 'node1', 30_000);
     expect((await checkOf('db', 'node1', 'mysql'))?.message).toMatch(/SELECT 1 ok; read_only=0/);
 
@@ -96,25 +88,19 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     // MySQL back on node1: the preferred node takes the VIP back (failback auto).
     await db.get('node1')!.start();
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    c.deleteGroup('db');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('db', vip);
   });
 
   test('weighted instead of required: the node whose MySQL runs wins, and nobody is unhealthy', async () => {
-    const vip = c.tb.vip(1);
-    e2e.f.watch(vip);
     // node1 100 + 10 while MySQL passes; node2 95 + 10. Over the socket named in the credentials file.
-    c.applyGroup(
-      webGroup({
-        name: 'dbw',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 95],
-        ],
-        checks: [nginxCheck, mysqlCheck('db-socket', {}, 10)],
-      }),
-    );
+    const vip = e2e.f.applyWeb(1, {
+      name: 'dbw',
+      nodes: [
+        ['node1', 100],
+        ['node2', 95],
+      ],
+      checks: [nginxCheck, mysqlCheck('db-socket', {}, 10)],
+    });
     await sampler.waitForHolder(vip, 'node1', 30_000);
 
     await db.get('node1')!.stop();
@@ -144,50 +130,32 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
     );
     // Whichever check passed first may have held it for a moment (105 > 100); with both passing node1 wins (110).
     await sampler.waitForHolder(vip, 'node1', 30_000);
-    c.deleteGroup('dbw');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbw', vip);
   });
 
   test('a holder whose server turns read-only lets the VIP go (expectReadOnly: false)', async () => {
-    const vip = c.tb.vip(2);
-    e2e.f.watch(vip);
-    c.applyGroup(
-      webGroup({
-        name: 'dbro',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
-        failback: 'manual',
-        checks: [mysqlCheck('db', { expectReadOnly: false })],
-      }),
-    );
+    const vip = e2e.f.applyWeb(2, {
+      name: 'dbro',
+      nodes: TWO_NODES,
+      failback: 'manual',
+      checks: [mysqlCheck('db', { expectReadOnly: false })],
+    });
     await sampler.waitForHolder(vip, 'node1', 30_000);
     await db.get('node1')!.sql('SET GLOBAL read_only = 1');
     await sampler.waitForHolder(vip, 'node2', 30_000);
     expect((await checkOf('dbro', 'node1', 'mysql'))?.message).toBe('read_only is ON, expected OFF');
     await db.get('node1')!.sql('SET GLOBAL read_only = 0');
-    c.deleteGroup('dbro');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbro', vip);
   });
 
   test('a read VIP on a running replica: replication stopped, the VIP goes; started again, it comes back', async () => {
-    const vip = c.tb.vip(3);
-    e2e.f.watch(vip);
     // node2 replicates from node1 over the testbed network.
     await db.get('node2')!.replicateFrom(db.get('node1')!);
-    c.applyGroup(
-      webGroup({
-        name: 'dbread',
-        vips: [`${vip}/24`],
-        nodes: [
-          ['node1', 100],
-          ['node2', 90],
-        ],
-        checks: [mysqlCheck('db', { replication: { maxLagSeconds: 30 } })],
-      }),
-    );
+    const vip = e2e.f.applyWeb(3, {
+      name: 'dbread',
+      nodes: TWO_NODES,
+      checks: [mysqlCheck('db', { replication: { maxLagSeconds: 30 } })],
+    });
     // node1 is the primary, not a replica: only node2 may hold the read VIP.
     await sampler.waitForHolder(vip, 'node2', 30_000);
     // node1's verdict comes in its own time: the MySQL driver loads with a node's first mysql check, and on a loaded
@@ -217,7 +185,6 @@ describe('MySQL / MariaDB check on the netns testbed', () => {
 
     await db.get('node2')!.sql('START SLAVE IO_THREAD');
     await sampler.waitForHolder(vip, 'node2', 30_000);
-    c.deleteGroup('dbread');
-    await sampler.waitForHolder(vip, null, 30_000);
+    await e2e.f.deleteAndWait('dbread', vip);
   });
 });

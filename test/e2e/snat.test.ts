@@ -2,7 +2,7 @@
 // and IPv6; after a failover they leave from the new holder, and the old one keeps no rule. A server in the client
 // namespace tells each connection the source address it saw. Stale rules (agent killed) are removed at start.
 import { describe, expect, jest, test } from '@jest/globals';
-import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import type { Sampler } from '../../hack/testbed/index.js';
 import { useE2eCluster } from '../harness/e2e.js';
 import { connectFrom, eventually, startWhoami, type WhoamiServer } from '../harness/workloads.js';
@@ -26,10 +26,7 @@ useE2eCluster({ name: 'snat', nodes: 2, ipv6: true }, async (f) => {
   c.applyGroup(
     webGroup({
       vips: [`${vip}/24`, `${vip6}/64`],
-      nodes: [
-        ['node1', 100],
-        ['node2', 90],
-      ],
+      nodes: TWO_NODES,
       extra: {
         snat: [
           { destination: `${client.ip}/32`, protocol: 'tcp', ports: [PORT] },

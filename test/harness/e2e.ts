@@ -8,7 +8,7 @@
 //     c.applyGroup(webGroup({ vips: [`${f.watch(c.tb.vip(0))}/24`], ... }));
 //   });
 import { afterAll, beforeAll, expect } from '@jest/globals';
-import { startCluster, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
+import { startCluster, webGroup, type Cluster, type ClusterOptions } from '../../hack/testbed/cluster.js';
 import { readFileSync } from 'node:fs';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 import type { OverlapInterval } from '../../hack/testbed/sampler.js';
@@ -20,6 +20,10 @@ export interface E2eFixture {
   readonly sampler: Sampler;
   /** Adds a VIP to those checked for overlaps at the end; returns it. */
   watch(vip: string): string;
+  /** Watches the testbed's VIP `index` and applies webGroup(group) on it (as a /24); returns the VIP. */
+  applyWeb(index: number, group: Omit<Parameters<typeof webGroup>[0], 'vips'>): string;
+  /** Deletes group `name` and waits (30 s at the most) until no node holds `vip`. */
+  deleteAndWait(name: string, vip: string): Promise<void>;
   /** Stopped at teardown, before the sampler and the cluster (probes, servers), in reverse order. */
   onTeardown(stop: () => Promise<unknown>): void;
 }
@@ -42,12 +46,23 @@ export function useE2eCluster(opts: E2eOptions, setup?: (f: E2eFixture) => Promi
     c = await startCluster(clusterOpts);
     try {
       sampler = await startSampler(c.tb, { periodMs: samplerPeriodMs ?? 5 });
+      const cl = c;
+      const smp = sampler;
       const f: E2eFixture = {
         c,
         sampler,
         watch: (vip) => {
           if (!vips.includes(vip)) vips.push(vip);
           return vip;
+        },
+        applyWeb: (index, group) => {
+          const vip = f.watch(cl.tb.vip(index));
+          cl.applyGroup(webGroup({ ...group, vips: [`${vip}/24`] }));
+          return vip;
+        },
+        deleteAndWait: async (name, vip) => {
+          cl.deleteGroup(name);
+          await smp.waitForHolder(vip, null, 30_000);
         },
         onTeardown: (stop) => void stops.push(stop),
       };

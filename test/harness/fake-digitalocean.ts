@@ -223,43 +223,14 @@ export async function startFakeDigitalOcean(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return {
+  // The settable fields are `state` itself: what a test sets is what the handlers read.
+  const handle: Omit<FakeDigitalOcean, keyof typeof state> = {
     url: `http://127.0.0.1:${port}`,
     token,
     ips,
     requests,
     violations,
     actions,
-    get metadataDropletId() {
-      return state.metadataDropletId;
-    },
-    set metadataDropletId(v) {
-      state.metadataDropletId = v;
-    },
-    get pollsPerAction() {
-      return state.pollsPerAction;
-    },
-    set pollsPerAction(v) {
-      state.pollsPerAction = v;
-    },
-    get failNext() {
-      return state.failNext;
-    },
-    set failNext(v) {
-      state.failNext = v;
-    },
-    get errorNextAction() {
-      return state.errorNextAction;
-    },
-    set errorNextAction(v) {
-      state.errorNextAction = v;
-    },
-    get onRequest() {
-      return state.onRequest;
-    },
-    set onRequest(v) {
-      state.onRequest = v;
-    },
     replayLateAssign: (ip, dropletId, delayMs = 0) =>
       new Promise<void>((landed) => late.push({ ip, dropletId, delayMs, landed })),
     count(kind) {
@@ -277,4 +248,5 @@ export async function startFakeDigitalOcean(
         server.close(() => resolve());
       }),
   };
+  return Object.assign(state, handle);
 }

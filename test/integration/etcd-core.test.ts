@@ -38,14 +38,20 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
   }
 }
 
+/** A Mirror of `prefix`, started and through its first listing. */
+async function readyMirror(c: ReturnType<typeof connectEtcd>, prefix: string, signal: AbortSignal): Promise<Mirror> {
+  const m = new Mirror(c, prefix, silentLogger());
+  m.start(signal);
+  await m.ready;
+  return m;
+}
+
 describe('Mirror', () => {
   test('follows puts and deletes, and stays correct across a compaction', async () => {
     const c = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     try {
-      const m = new Mirror(c, '/m1/', silentLogger());
-      m.start(ac.signal);
-      await m.ready;
+      const m = await readyMirror(c, '/m1/', ac.signal);
       await c.put('/m1/a').value('1');
       await until(() => m.get('/m1/a')?.value === '1', 5000, 'put');
       await c.delete().key('/m1/a');
@@ -66,9 +72,7 @@ describe('Mirror', () => {
     const writer = connectEtcd(etcd.clientConfig());
     const ac = new AbortController();
     try {
-      const m = new Mirror(c, '/m2/', silentLogger());
-      m.start(ac.signal);
-      await m.ready;
+      const m = await readyMirror(c, '/m2/', ac.signal);
       await writer.put('/m2/x').value('before');
       await until(() => m.get('/m2/x')?.value === 'before', 5000, 'first put');
       await etcd.kill(0, 'SIGKILL');

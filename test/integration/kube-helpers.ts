@@ -35,6 +35,16 @@ export async function applyCrd(kube: KubeEnv, file = CRD_FILE): Promise<void> {
   );
 }
 
+/** A FailoverGroup as `kubectl get fg NAME -o json` shows it (T: the fields the test reads), undefined when absent. */
+export async function getFg<T>(kube: KubeEnv, name: string): Promise<T | undefined> {
+  const r = await kube.kubectl(['get', 'fg', name, '-o', 'json'], { allowFailure: true });
+  if (r.exitCode !== 0) {
+    if (/NotFound/.test(r.stderr)) return undefined;
+    throw new Error(r.stderr);
+  }
+  return JSON.parse(r.stdout) as T;
+}
+
 /** The Events of an object in the default namespace, as kubectl lists them. */
 export async function objectEvents(
   kube: KubeEnv,

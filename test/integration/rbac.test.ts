@@ -14,7 +14,7 @@ import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
 import { DIST, requireBuilt } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
-import { DEPLOY_DIR, kubeSlot, objectEvents, waitFor } from './kube-helpers.js';
+import { DEPLOY_DIR, kubeSlot, getFg, objectEvents, waitFor } from './kube-helpers.js';
 
 interface FgObject {
   metadata: { finalizers?: string[]; uid: string };
@@ -240,14 +240,7 @@ const group = (name: string, vip: string) =>
     spec: { vips: [{ address: vip }], nodes: [{ name: 'node1' }] },
   });
 
-async function fg(name: string): Promise<FgObject | undefined> {
-  const r = await env().kubectl(['get', 'fg', name, '-o', 'json'], { allowFailure: true });
-  if (r.exitCode !== 0) {
-    if (/NotFound/.test(r.stderr)) return undefined;
-    throw new Error(r.stderr);
-  }
-  return JSON.parse(r.stdout) as FgObject;
-}
+const fg = (name: string) => getFg<FgObject>(env(), name);
 
 const events = (name: string) => objectEvents(env(), name);
 
