@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';
 import { vipRef, type VipRef } from './addresses.js';
-import { Holdings, type LeaseView } from './holdings.js';
+import { Holdings, type HoldingsDeps, type LeaseView } from './holdings.js';
 import { FakeKernel } from './testing/fake-kernel.js';
 
 const TTL_MS = 5000;
@@ -42,7 +42,7 @@ class FakeLease implements LeaseView {
   }
 }
 
-function setup(opts: { deadlineExec?: string } = {}) {
+function setup(opts: { deadlineExec?: string; onLapsed?: HoldingsDeps['onLapsed'] } = {}) {
   const clock = new FakeClock();
   const lease = new FakeLease(clock);
   const kernel = new FakeKernel();
@@ -53,6 +53,7 @@ function setup(opts: { deadlineExec?: string } = {}) {
     timing: { marginMs: MARGIN_MS, renewWindowMs: WINDOW_MS },
     log: silentLogger(),
     deadlineExec: opts.deadlineExec,
+    onLapsed: opts.onLapsed,
   });
   return { clock, lease, kernel, holdings };
 }
@@ -218,18 +219,8 @@ describe('Holdings: letting go', () => {
 
 describe('Holdings: lapsed lifetimes (the history, issue 15.14)', () => {
   it('a renewal that finds the addresses gone after their lifetime ran out sets them again and says so', async () => {
-    const clock = new FakeClock();
-    const lease = new FakeLease(clock);
-    const kernel = new FakeKernel();
     const lapsed: [string, number, number][] = [];
-    const holdings = new Holdings({
-      exec: kernel.exec,
-      clock,
-      lease,
-      timing: { marginMs: MARGIN_MS, renewWindowMs: WINDOW_MS },
-      log: silentLogger(),
-      onLapsed: (g, e, end) => void lapsed.push([g, e, end]),
-    });
+    const { clock, lease, kernel, holdings } = setup({ onLapsed: (g, e, end) => void lapsed.push([g, e, end]) });
     lease.answer();
     const t0 = clock.t;
     await holdings.add(take('web', web));
