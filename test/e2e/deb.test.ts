@@ -110,6 +110,8 @@ beforeAll(async () => {
   copyFileSync(DEB, join(rootfs, 'root', 'vipwarden.deb'));
 
   const machine = `vw-deb-${tb.id}`;
+  // A container that an interrupted run left behind keeps its host-side veth (vb-<machine>): nspawn cannot add it again.
+  await run(['ip', 'link', 'del', `vb-${machine}`.slice(0, 15)]); // exits 1 when there is none: fine
   nspawn = spawnLogged(
     [
       'systemd-nspawn',
@@ -159,11 +161,9 @@ beforeAll(async () => {
 }, 30 * 60_000);
 
 afterAll(async () => {
-  if (initPid > 0) {
-    // poweroff, then the hard way: SIGKILL to the container's init ends its whole PID namespace.
-    await inside(['systemctl', 'poweroff'], 10_000).catch(() => undefined);
-    await nspawn?.done.then(() => undefined);
-  }
+  // poweroff, then the hard way: SIGKILL to the container's init ends its whole PID namespace. Every wait is bounded:
+  // a container left running (a boot that hung under load) kept its veth, and the next run could not start.
+  if (initPid > 0) await inside(['systemctl', 'poweroff'], 10_000).catch(() => undefined);
   await Promise.race([nspawn?.done, new Promise((r) => setTimeout(r, 20_000))]);
   if (nspawn && !nspawn.exited) {
     if (initPid > 0) process.kill(initPid, 'SIGKILL');
