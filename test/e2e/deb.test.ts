@@ -165,10 +165,16 @@ afterAll(async () => {
   // a container left running (a boot that hung under load) kept its veth, and the next run could not start.
   if (initPid > 0) await inside(['systemctl', 'poweroff'], 10_000).catch(() => undefined);
   await Promise.race([nspawn?.done, new Promise((r) => setTimeout(r, 20_000))]);
-  if (nspawn && !nspawn.exited) {
-    if (initPid > 0) process.kill(initPid, 'SIGKILL');
-    await nspawn.stop({ timeoutMs: 5000 });
+  // Always: nspawn may have exited while the container's init lives on (it then keeps the veth, and the next run's
+  // container does not boot). ESRCH: it is gone already.
+  if (initPid > 0) {
+    try {
+      process.kill(initPid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
+  if (nspawn && !nspawn.exited) await nspawn.stop({ timeoutMs: 5000 });
   client?.close();
   await etcd?.stop();
   await tb?.destroy();
