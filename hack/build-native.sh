@@ -2,19 +2,24 @@
 # Builds the agent's native helpers next to the compiled agent (dist/node-agent/), where it looks for them:
 #   vipwarden-dataplane  node-agent/native/dataplane.c: the data path (addresses over rtnetlink, gratuitous ARP,
 #                        unsolicited NA), one long-running process per agent, each request checked against its
-#                        monotonic deadline (node-agent/dataplane.ts)
+#                        monotonic deadline (node-agent/dataplane.ts); fence.c: the fast fence's nf_tables
+#                        set elements (node-agent/fence/)
 #   vw-before            node-agent/native/before.c: runs a command only before a monotonic deadline (the command
 #                        path, kept for agents without the data-path helper)
 #   vipwarden-ndsend     node-agent/ndsend.c: unsolicited IPv6 neighbour advertisements (the command path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p dist/node-agent
-build() { # OUT SRC
-  if [ ! -x "$1" ] || [ "$2" -nt "$1" ] || [ "$0" -nt "$1" ]; then
-    cc -O2 -Wall -Wextra -Werror -o "$1.tmp" "$2"
-    mv -f "$1.tmp" "$1"
+build() { # OUT SRC [MORE_SRC...]
+  local out="$1" stale=0
+  shift
+  [ -x "$out" ] && [ ! "$0" -nt "$out" ] || stale=1
+  for src in "$@" node-agent/native/*.h; do [ ! "$src" -nt "$out" ] || stale=1; done
+  if [ "$stale" = 1 ]; then
+    cc -O2 -Wall -Wextra -Werror -o "$out.tmp" "$@"
+    mv -f "$out.tmp" "$out"
   fi
 }
-build dist/node-agent/vipwarden-dataplane node-agent/native/dataplane.c
+build dist/node-agent/vipwarden-dataplane node-agent/native/dataplane.c node-agent/native/fence.c
 build dist/node-agent/vw-before node-agent/native/before.c
 build dist/node-agent/vipwarden-ndsend node-agent/ndsend.c

@@ -28,6 +28,7 @@
  *        in an interface name or an address.
  *   garp IFACE ADDR                             -> ok SENT_NS   (one request-form and one reply-form ARP)
  *   na IFACE ADDR                               -> ok SENT_NS   (one unsolicited NA, Override flag, to ff02::1)
+ *   fence set|del ...                           -> the fast fence's nf_tables elements (fence.c)
  *
  * garp and na refuse (error EADDRNOTAVAIL) to announce an address that is not configured on IFACE (any more), or
  * is tentative or failed DAD: an announcement still queued when the address left this node would point the
@@ -63,6 +64,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "fence.h"
 
 #define MAX_LINE 1024
 #define MAX_ARGS 8
@@ -564,6 +567,7 @@ static void handle(char *line) {
   else if (!strcmp(op, "list")) op_list(nargs);
   else if (!strcmp(op, "garp")) op_announce(args, nargs, deadline, AF_INET);
   else if (!strcmp(op, "na")) op_announce(args, nargs, deadline, AF_INET6);
+  else if (!strcmp(op, "fence")) outlen = fence_op(args, nargs, deadline, out, outcap); /* fence.c */
   else fail(EINVAL, "unknown request");
   fprintf(stdout, "%llu %.*s\n", (unsigned long long)id, (int)outlen, out);
   fflush(stdout);
