@@ -11,6 +11,7 @@ import { DataplaneError, DeadlineExpiredError, type Dataplane } from '../datapla
 import { chunks, FENCE_TABLE, fenceRuleset } from './ruleset.js';
 
 const ENOENT = 2;
+const ETIME = 62;
 
 export interface FenceOptions {
   /** How long after the proof's keepalive was sent an element may stay open (common/fence.ts). */
@@ -78,7 +79,10 @@ export class NftFence {
       chunks(addrs).map((c) => dp.fenceSet(this.table, c, { expiresMs, deadlineMs: o.deadlineMs })),
     );
     const failed = results.filter((r) => r.status === 'rejected').map((r) => r.reason as Error);
-    if (failed.some((e) => e instanceof DeadlineExpiredError)) throw new DeadlinePassedError(o.deadlineMs);
+    // ETIME: the helper's send was slow and it closed the fence again; like a refused deadline, nothing is open.
+    const closed = (e: Error) =>
+      e instanceof DeadlineExpiredError || (e instanceof DataplaneError && e.errno === ETIME);
+    if (failed.some(closed)) throw new DeadlinePassedError(o.deadlineMs);
     if (failed[0]) throw failed[0];
   }
 
