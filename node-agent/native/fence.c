@@ -17,7 +17,7 @@
  *        Deletes the addresses' live and gated elements (absent ones are skipped). Never refused for lateness.
  */
 #define _GNU_SOURCE
-#include "fence.h"
+#include "dataplane.h"
 
 #include <arpa/inet.h>
 #include <endian.h>
@@ -26,7 +26,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,20 +39,8 @@
 static int nfs = -1;
 static uint32_t nfseq = 1;
 
-static uint64_t fnow(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static size_t answer(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static size_t answer(char *out, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(out, cap, fmt, ap);
-  va_end(ap);
-  return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
-}
+/* The answer, written once per request (answer.c). */
+#define ANSWER(...) (answer_reset(), emit(__VA_ARGS__), 0)
 
 struct faddr {
   int family;
@@ -185,7 +172,7 @@ static int fsend(struct batch *b, uint64_t deadline, uint64_t *checked) {
   if (!b->first) return 0;
   batch_end(b);
   if (deadline) {
-    *checked = fnow();
+    *checked = now_ns();
     if (*checked > deadline) return -1;
   }
   ssize_t sent;
@@ -259,59 +246,59 @@ static int del_each(const char *table, const struct faddr *a, int n, int gates) 
   return 0;
 }
 
-size_t fence_op(char **v, int n, uint64_t deadline, char *out, size_t cap) {
+int op_fence(char **v, int n, uint64_t deadline) {
   static struct batch b;
   struct faddr a[FENCE_MAX_ADDRS];
   int bad = 0;
   int set = n == 4 && !strcmp(v[0], "set"), del = n == 3 && !strcmp(v[0], "del");
   if ((!set && !del) || !table_ok(v[1]) || (set && !deadline))
-    return answer(out, cap, "error %d fence set TABLE EXPIRES_NS ADDRS (with a deadline) | fence del TABLE ADDRS",
+    return ANSWER("error %d fence set TABLE EXPIRES_NS ADDRS (with a deadline) | fence del TABLE ADDRS",
                   EINVAL);
   uint64_t expires = set ? parse_ns(v[2], &bad) : 0;
   int na = parse_list(v[set ? 3 : 2], a);
-  if (bad || na < 1) return answer(out, cap, "error %d fence: bad expiry or address list", EINVAL);
+  if (bad || na < 1) return ANSWER("error %d fence: bad expiry or address list", EINVAL);
   int err = fsock();
-  if (err) return answer(out, cap, "error %d netfilter netlink socket: %s", err, strerror(err));
+  if (err) return ANSWER("error %d netfilter netlink socket: %s", err, strerror(err));
   if (del) {
     err = del_each(v[1], a, na, 1);
-    return err ? answer(out, cap, "error %d DELSETELEM: %s", err, strerror(err)) : answer(out, cap, "ok");
+    return err ? ANSWER("error %d DELSETELEM: %s", err, strerror(err)) : ANSWER("ok");
   }
   /* The timeout is computed from a clock reading taken just before the check in fsend, so it can only be longer
    * than what the check allows by the few instructions between them; the check itself is the later reading. */
-  uint64_t now = fnow();
-  if (now > deadline) return answer(out, cap, "expired %llu", (unsigned long long)(now - deadline));
+  uint64_t now = now_ns();
+  if (now > deadline) return ANSWER("expired %llu", (unsigned long long)(now - deadline));
   if (expires <= now + 1000000ULL)
-    return answer(out, cap, "expired %llu", (unsigned long long)(now + 1000000ULL - expires));
+    return ANSWER("expired %llu", (unsigned long long)(now + 1000000ULL - expires));
   uint64_t ms = (expires - now) / 1000000ULL, checked = 0;
   batch_begin(&b);
   live_and_gate(&b, 0, v[1], a, na, ms, 1);
   err = fsend(&b, deadline, &checked);
-  uint64_t acked = fnow();
-  if (err < 0) return answer(out, cap, "expired %llu", (unsigned long long)(checked - deadline));
-  if (err) return answer(out, cap, "error %d NEWSETELEM: %s", err, strerror(err));
+  uint64_t acked = now_ns();
+  if (err < 0) return ANSWER("expired %llu", (unsigned long long)(checked - deadline));
+  if (err) return ANSWER("error %d NEWSETELEM: %s", err, strerror(err));
   /* The kernel's start stamp lies between the clock reading and the ack: an element may outlive EXPIRES_NS by the
    * time the send took. When that was more than FENCE_ACT_NS, set the timeout once more from a fresh reading (an
    * update of the same elements towards the same EXPIRES_NS: no deadline needed, it extends nothing the proof does
    * not cover); when that is slow too, or fails, or no whole ms is left, delete the live elements (closes: safe). */
   for (int retry = 0; acked - now > FENCE_ACT_NS; retry++) {
     uint64_t took = acked - now;
-    now = fnow();
+    now = now_ns();
     int close_it = retry == 1 || expires <= now + 1000000ULL;
     if (!close_it) {
       ms = (expires - now) / 1000000ULL;
       batch_begin(&b);
       live_and_gate(&b, 0, v[1], a, na, ms, 0);
       close_it = fsend(&b, 0, NULL) != 0;
-      acked = fnow();
+      acked = now_ns();
     }
     if (close_it) {
       batch_begin(&b);
       live_and_gate(&b, 1, v[1], a, na, 0, 0);
       if (fsend(&b, 0, NULL)) del_each(v[1], a, na, 0); /* the gates stay: they keep it closed */
-      return answer(out, cap, "error %d fence set took %llu us: closed again", ETIME,
+      return ANSWER("error %d fence set took %llu us: closed again", ETIME,
                     (unsigned long long)(took / 1000));
     }
   }
-  return answer(out, cap, "ok %llu %llu %llu", (unsigned long long)checked, (unsigned long long)acked,
+  return ANSWER("ok %llu %llu %llu", (unsigned long long)checked, (unsigned long long)acked,
                 (unsigned long long)ms);
 }
