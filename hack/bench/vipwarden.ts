@@ -192,7 +192,8 @@ export async function startVipwardenSubject(
     etcdMembers: opts.etcdMembers,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
-    agent: p.agent,
+    // VIPWARDEN_BENCH_FENCE=nftables: the agents run the fast fence (issue 13; docs/design.md "Fast fence").
+    agent: process.env['VIPWARDEN_BENCH_FENCE'] === 'nftables' ? { ...p.agent, fence: 'nftables' } : p.agent,
     controller: p.controller,
     logLevel: 'info',
   });
