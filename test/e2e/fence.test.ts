@@ -107,4 +107,18 @@ describe('fast fence (nftables)', () => {
     console.log(`agent SIGKILL: node2 answers ARP ${Math.round(moved)} ms after the kill`);
     expect(sampler!.overlaps(vip).intervals).toEqual([]);
   });
+
+  test('an agent frozen past its lease, then woken: the VIP moves to node2 and comes back to node1', async () => {
+    const { c, vip } = await placed();
+    const agent = c.agents.get('node1')!;
+    agent.kill('SIGSTOP');
+    try {
+      await sampler!.waitForHolder(vip, 'node2', 20_000);
+    } finally {
+      agent.kill('SIGCONT');
+    }
+    // Woken, it learns that its lease ended, lets go, registers again; failback auto brings the VIP back.
+    await sampler!.waitForHolder(vip, 'node1', 30_000);
+    expect(await arpAnswers(c, vip)).toEqual([await macOf(c, 'node1')]);
+  });
 });
