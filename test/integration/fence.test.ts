@@ -13,6 +13,7 @@ import { silentLogger } from '../../common/log.js';
 import { DATAPLANE, Dataplane, DeadlineExpiredError, type HelperProcess } from '../../node-agent/dataplane.js';
 import { FENCE_TABLE, fenceRuleset } from '../../node-agent/fence/ruleset.js';
 import { requireRoot } from '../../hack/testbed/index.js';
+import { inNs, netnsPair, removePair } from './netns-pair.js';
 
 jest.setTimeout(60_000);
 
@@ -23,8 +24,6 @@ const B = `vwfn${process.pid}b`;
 const VIP = '198.18.251.100';
 
 const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
-const inNs = (ns: string, argv: string[], input?: string) =>
-  realExec(['ip', 'netns', 'exec', ns, ...argv], input === undefined ? {} : { input });
 
 /** Whether one ARP request from b for the VIP is answered within `waitS`. */
 async function answered(waitS = 0.05): Promise<boolean> {
@@ -39,16 +38,7 @@ let dp: Dataplane;
 beforeAll(async () => {
   requireRoot('test/integration/fence.test.ts');
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
-  await realExec(['ip', 'netns', 'add', A]);
-  await realExec(['ip', 'netns', 'add', B]);
-  await inNs(A, ['ip', 'link', 'add', 'fn0', 'type', 'veth', 'peer', 'name', 'fn1', 'netns', B]);
-  for (const [ns, dev, n] of [
-    [A, 'fn0', 1],
-    [B, 'fn1', 2],
-  ] as const) {
-    await inNs(ns, ['ip', 'link', 'set', dev, 'up']);
-    await inNs(ns, ['ip', 'addr', 'add', `198.18.251.${n}/24`, 'dev', dev]);
-  }
+  await netnsPair({ a: A, b: B, devA: 'fn0', devB: 'fn1', net: 251 });
   await inNs(A, ['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'fn0', 'valid_lft', '60', 'preferred_lft', '60']);
   await inNs(A, ['nft', '-f', '-'], fenceRuleset());
   const spawnHelper = () =>
@@ -60,7 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   dp?.close();
-  for (const ns of [A, B]) await realExec(['ip', 'netns', 'del', ns], { okCodes: [1] }).catch(() => undefined);
+  await removePair(A, B);
 });
 
 describe('the fast fence in a namespace of its own', () => {
