@@ -57,6 +57,17 @@ export function vipsOf(group: FailoverGroup): AssignmentRecord['vips'] {
   );
 }
 
+// The tie-break hash of each candidate, in spec order: a sort hashed two strings per comparison, every pass.
+const tieHashes = new WeakMap<FailoverGroup, Map<string, number>>();
+
+function tieHash(group: FailoverGroup, node: string): number {
+  let m = tieHashes.get(group);
+  if (!m) tieHashes.set(group, (m = new Map()));
+  let h = m.get(node);
+  if (h === undefined) m.set(node, (h = fnv1a(`${group.name}/${node}`)));
+  return h;
+}
+
 /** Ranks candidates: effective priority (priority + check weights) desc, then a stable hash, then name. */
 export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] {
   const wantHash = checksHash(group);
@@ -81,7 +92,7 @@ export function rankNodes(group: FailoverGroup, input: PlanInput): RankedNode[] 
     (a, b) =>
       Number(b.eligible) - Number(a.eligible) ||
       b.priority - a.priority ||
-      fnv1a(`${group.name}/${b.name}`) - fnv1a(`${group.name}/${a.name}`) ||
+      tieHash(group, b.name) - tieHash(group, a.name) ||
       (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
 }
