@@ -62,6 +62,7 @@ function groupRecord(key: string, value: string, rev: number): GroupRecord | und
 const healthWrites = bulkhead(64, Infinity);
 const HEALTH_ATTEMPTS = 20;
 const HEALTH_RETRY_MS = 500;
+const START_BATCH = 50;
 
 function namesNode(spec: unknown, node: string): boolean {
   const nodes = (spec as { nodes?: unknown } | null)?.nodes;
@@ -201,7 +202,9 @@ async function main(): Promise<void> {
     if (i % perClient === 0) clients.push(connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls }));
     return new SimAgent(n, cfg, log, groups, clients[clients.length - 1]!, i < watchers);
   });
-  await Promise.all(agents.map((a) => a.start()));
+  // Started a batch at a time: 1,000 lease grants and 100 TLS handshakes at once timed out and retried for minutes.
+  for (let i = 0; i < agents.length; i += START_BATCH)
+    await Promise.all(agents.slice(i, i + START_BATCH).map((a) => a.start()));
   out({
     event: 'started',
     nodes: agents.length,
