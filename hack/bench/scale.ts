@@ -31,6 +31,7 @@ import {
   nodeName,
   safetyWaitMs,
   scaleGroup,
+  SCALE_CONTROLLER_LEASE,
   SIM_AGENTS_PER_CLIENT,
   SIM_ASSIGNMENT_WATCHERS,
   SIM_LEASE,
@@ -75,7 +76,9 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const endpoint = etcd.endpoints[0]!;
     const client = connectEtcd({ ...etcd.clientConfig(), timeoutMs: 30_000 });
     client0.c = client;
-    o.log(`  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}`);
+    o.log(
+      `  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}; controller lease ${JSON.stringify(SCALE_CONTROLLER_LEASE)}`,
+    );
 
     // 1. The simulated agents, until every node is registered.
     const simCfg: SimConfig = {
@@ -141,6 +144,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         id: 'scale-controller',
         etcd: { ...etcd.clientConfig({ user: 'scale-controller' }), prefix },
         source: { directory: groupsDir },
+        lease: SCALE_CONTROLLER_LEASE,
         logLevel: 'info',
         metrics: { listen: `127.0.0.1:${metricsPort}` },
       }),
