@@ -14,7 +14,7 @@ import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.
 import { LeaderMemory } from './memory.js';
 import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
-import { plan } from './planner.js';
+import { planYielding, type plan } from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
 import { FencedWriter } from './writer.js';
 
@@ -234,7 +234,7 @@ export class Controller {
       },
       sel,
     );
-    const p = plan(input);
+    const p = await planYielding(input);
     this.lastDecisions = p.decisions;
 
     let outcome: Outcome = 'ok';

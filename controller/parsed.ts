@@ -6,14 +6,37 @@ import type { z } from 'zod';
 import type { Entry } from '../common/etcd.js';
 import { decode } from '../common/keyspace.js';
 
-const cache = new WeakMap<z.ZodType, WeakMap<Entry, unknown>>();
+/**
+ * The parse is kept on the entry itself, under a symbol (non-enumerable: the entry's keys, JSON and equality in
+ * tests stay as they were). A WeakMap per schema did the same, but each lookup cost ~1 µs: 60,000 of them per pass
+ * at 10,000 groups (assignments are read three times a pass) were a third of buildInput (hack/bench/pass.ts).
+ */
+const PARSED = Symbol('vipwarden.parsed');
+
+interface Parsed {
+  schema: z.ZodType;
+  value: unknown;
+}
+
+type Cached = Entry & { [PARSED]?: Parsed };
+
+/** Entries read with a second schema (rare): those parses live here. */
+const others = new WeakMap<z.ZodType, WeakMap<Entry, { value: unknown }>>();
 
 /** decode(schema, e.value), once per entry; `onBad` is told (once) when it does not parse. */
 export function decodeEntry<T>(schema: z.ZodType<T>, e: Entry, onBad?: (why: string) => void): T | undefined {
-  let bySchema = cache.get(schema);
-  if (!bySchema) cache.set(schema, (bySchema = new WeakMap()));
-  if (bySchema.has(e)) return bySchema.get(e) as T | undefined;
-  const v = decode(schema, e.value, onBad);
-  bySchema.set(e, v);
-  return v;
+  const c = (e as Cached)[PARSED];
+  if (c?.schema === schema) return c.value as T | undefined;
+  if (c === undefined) {
+    const value = decode(schema, e.value, onBad);
+    Object.defineProperty(e, PARSED, { value: { schema, value } satisfies Parsed, enumerable: false });
+    return value;
+  }
+  let bySchema = others.get(schema);
+  if (!bySchema) others.set(schema, (bySchema = new WeakMap()));
+  const hit = bySchema.get(e);
+  if (hit) return hit.value as T | undefined;
+  const value = decode(schema, e.value, onBad);
+  bySchema.set(e, { value });
+  return value;
 }

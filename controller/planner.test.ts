@@ -15,6 +15,7 @@ import {
   checksHash,
   findConflicts,
   plan,
+  planYielding,
   rankNodes,
   specHash,
   vipsOf,
@@ -989,5 +990,26 @@ describe('findConflicts', () => {
     expect([...findConflicts(groups, new Map(assigned))].sort()).toEqual(want);
     // Input order does not matter.
     expect([...findConflicts([...groups].reverse(), new Map([...assigned].reverse()))].sort()).toEqual(want);
+  });
+});
+
+describe('planYielding', () => {
+  test('the same plan as plan(), with turns of the event loop between groups', async () => {
+    const groups = Array.from({ length: 1200 }, (_, i) => group(`g${String(i).padStart(4, '0')}`));
+    const inp = input(undefined, {
+      groups: new Map(groups.map((g) => [g.name, g])),
+      nodes: live('a', 'b', 'c'),
+      // Every third group without health from b: a mix of placements and phases.
+      health: new Map(groups.map((g, i) => [g.name, health(g, { a: true, b: i % 3 !== 0, c: true }).get(g.name)!])),
+      firstSeen: new Map(groups.map((g) => [g.name, NOW - 60_000])),
+      assignments: new Map(groups.slice(0, 600).flatMap((g, i) => [...assignment(g, i % 2 ? 'a' : 'c', 10 + i)])),
+    });
+    // Without a turn of the event loop, planYielding would resolve in microtasks, before this immediate.
+    let turned = false;
+    setImmediate(() => (turned = true));
+    const p = await planYielding(inp);
+    expect(turned).toBe(true);
+    expect(p).toEqual(plan(inp));
+    expect(p.actions.length).toBeGreaterThan(0);
   });
 });

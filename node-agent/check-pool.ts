@@ -21,7 +21,11 @@ export function runKey(spec: HealthCheckSpec): string {
   return stableJson({ ...spec, name: undefined, weight: undefined, rise: undefined, fall: undefined });
 }
 
-/** One attempt, bounded by the spec's timeout and by `signal`. */
+/**
+ * One attempt, bounded by the spec's timeout and by `signal`. The timeout is a timer cleared when the attempt ends:
+ * AbortSignal.timeout's timer was never cleared, so every attempt (10 a second for a 100 ms check) also fired an
+ * abort 100 ms later, with its DOMException and abort listeners, after the attempt had already answered.
+ */
 export async function runCheck(
   fn: CheckFn | undefined,
   spec: HealthCheckSpec,
@@ -29,16 +33,24 @@ export async function runCheck(
   signal: AbortSignal,
 ): Promise<CheckOutcome> {
   if (!fn) return { ok: false, message: `unknown check type ${spec.type}` };
-  const runSignal = AbortSignal.any([signal, AbortSignal.timeout(spec.timeoutMs)]);
+  const run = new AbortController();
+  const stop = () => run.abort(signal.reason);
+  if (signal.aborted) stop();
+  else signal.addEventListener('abort', stop, { once: true });
+  const timer = setTimeout(() => run.abort(new DOMException('check timed out', 'TimeoutError')), spec.timeoutMs);
   try {
     return await Promise.race([
-      fn(spec, deps, runSignal),
-      new Promise<CheckOutcome>((resolve) =>
-        runSignal.addEventListener('abort', () => resolve({ ok: false, message: 'timeout' }), { once: true }),
-      ),
+      fn(spec, deps, run.signal),
+      new Promise<CheckOutcome>((resolve) => {
+        if (run.signal.aborted) resolve({ ok: false, message: 'timeout' });
+        run.signal.addEventListener('abort', () => resolve({ ok: false, message: 'timeout' }), { once: true });
+      }),
     ]);
   } catch (err) {
     return { ok: false, message: String(err) };
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', stop);
   }
 }
 

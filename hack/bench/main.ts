@@ -30,7 +30,7 @@ import {
 } from './report.js';
 import type { Footprint } from './footprint.js';
 import { DEFAULT_RUN, idleFootprint, runSubject } from './run.js';
-import { runScale, type ScaleResult } from './scale.js';
+import { runScale, scaleTargets, type ScaleResult } from './scale.js';
 import { formatMs } from './stats.js';
 import {
   MODES,
@@ -317,7 +317,7 @@ export function summaryMarkdown(
             .map(([k, v]) => `${k} ${v}`)
             .join(', ') || '–'
         } |`,
-        `| targets | placement < 5 s: cold ${p.placedMs !== undefined && p.placedMs < 5000 ? 'met' : 'MISSED'}, warm ${scale.warmPlacement.placedMs !== undefined && scale.warmPlacement.placedMs < 5000 ? 'met' : 'MISSED'}; reassigned < 1 s after lease end: ${scale.lostNode.reassignedMs !== undefined && scale.lostNode.reassignedMs < 1000 ? 'met' : 'MISSED'} |`,
+        `| targets (issue 16) | ${scaleTargets(scale)} |`,
       ].join('\n'),
       '',
     );

@@ -8,9 +8,14 @@ import {
   parsePassHistogram,
   parseProcStat,
   parseProcStatus,
+  safetyWaitMs,
   scaleGroup,
+  scaleTargets,
+  SIM_LEASE,
   summarizePasses,
+  type ScaleResult,
 } from './scale.js';
+import { LEASE_CONFIG_DEFAULT } from '../../common/lease-config.js';
 import { stepTimes } from './vipwarden.js';
 
 describe('parseNeighLine', () => {
@@ -143,6 +148,25 @@ describe('scale helpers', () => {
           [0, 1, 2].map((k) => `node-${String((i + k) % 100).padStart(3, '0')}`),
         );
     }
+  });
+  test('the simulated agents wait 0 ms after a lease ends (Safety 3); a default agent 700 ms', () => {
+    expect(safetyWaitMs(SIM_LEASE)).toBe(0);
+    expect(safetyWaitMs({ ...LEASE_CONFIG_DEFAULT, renewWindowMs: 500 })).toBe(700);
+  });
+  test('issue 16 targets: 2 s cold, 1 s warm for 1,000 groups; 15 s cold for 10,000; 500 ms reassignment', () => {
+    const r = (groups: number, cold: number, warm: number, lost: number) =>
+      ({
+        groups,
+        placement: { placed: groups, placedMs: cold },
+        warmPlacement: { placed: groups, placedMs: warm },
+        lostNode: { node: 'n', groups: 1, reassigned: 1, reassignedMs: lost },
+      }) as unknown as ScaleResult;
+    expect(scaleTargets(r(1000, 1900, 900, 400))).toBe(
+      'cold placement < 2 s: met; warm < 1 s: met; reassigned < 500 ms after lease end: met',
+    );
+    expect(scaleTargets(r(10_000, 14_000, 9000, 600))).toBe(
+      'cold placement < 15 s: met; reassigned < 500 ms after lease end: MISSED',
+    );
   });
 });
 

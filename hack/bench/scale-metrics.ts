@@ -1,7 +1,7 @@
 // What the scale benchmark (scale.ts) measures with, pure parsers first: the controller's reconcile-pass histogram
 // and log milestones, /proc CPU and memory of a process, and etcd's gRPC request counters.
 import { readFileSync } from 'node:fs';
-import { monoMs } from '../testbed/index.js';
+import { monoMs, sleep } from '../testbed/index.js';
 import { run } from '../testbed/util.js';
 import { ratePerSecond } from './stats.js';
 import type { ProcSample } from './scale-types.js';
@@ -146,4 +146,21 @@ export function rates(a: Map<string, number>, b: Map<string, number>, ms: number
     if (r > 0) out[k] = Math.round(r * 10) / 10;
   }
   return out;
+}
+
+/** Polls `fn` every `everyMs` until it returns a value, for at most `boundMs`. */
+export async function waitFor<T>(
+  what: string,
+  boundMs: number,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  everyMs = 50,
+): Promise<T> {
+  const deadline = monoMs() + boundMs;
+  for (let i = 0; i < 1_000_000; i++) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (monoMs() > deadline) break;
+    await sleep(everyMs);
+  }
+  throw new Error(`scale: ${what} not reached within ${boundMs} ms`);
 }

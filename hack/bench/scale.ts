@@ -23,9 +23,22 @@ import {
   sampleProc,
   summarizePasses,
   tail,
+  waitFor,
   type PassStats,
 } from './scale-metrics.js';
-import { nodeName, scaleGroup, type ProcSample, type ScaleOptions, type ScaleResult } from './scale-types.js';
+import {
+  DEFAULT_AGENT_LEASE,
+  nodeName,
+  safetyWaitMs,
+  scaleGroup,
+  SCALE_CONTROLLER_LEASE,
+  SIM_AGENTS_PER_CLIENT,
+  SIM_ASSIGNMENT_WATCHERS,
+  SIM_LEASE,
+  type ProcSample,
+  type ScaleOptions,
+  type ScaleResult,
+} from './scale-types.js';
 
 export {
   grpcCounters,
@@ -37,22 +50,6 @@ export {
   type PassSummary,
 } from './scale-metrics.js';
 export * from './scale-types.js';
-
-async function waitFor<T>(
-  what: string,
-  boundMs: number,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  everyMs = 50,
-): Promise<T> {
-  const deadline = monoMs() + boundMs;
-  for (let i = 0; i < 1_000_000; i++) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (monoMs() > deadline) break;
-    await sleep(everyMs);
-  }
-  throw new Error(`scale: ${what} not reached within ${boundMs} ms`);
-}
 
 export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
   requireBuilt();
@@ -79,16 +76,20 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const endpoint = etcd.endpoints[0]!;
     const client = connectEtcd({ ...etcd.clientConfig(), timeoutMs: 30_000 });
     client0.c = client;
-    o.log(`  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}`);
+    o.log(
+      `  etcd at ${endpoint}; ${o.groups} group files in ${groupsDir}; controller lease ${JSON.stringify(SCALE_CONTROLLER_LEASE)}`,
+    );
 
     // 1. The simulated agents, until every node is registered.
     const simCfg: SimConfig = {
       ...etcd.clientConfig({ user: 'sim-agents' }),
       prefix,
       nodes,
-      lease: { ttlSeconds: 2, keepaliveIntervalMs: 250, marginMs: 500, renewWindowMs: 500 },
+      lease: SIM_LEASE,
       resyncMs: 60_000,
       victim,
+      agentsPerClient: SIM_AGENTS_PER_CLIENT,
+      assignmentWatchers: Math.min(o.nodes, SIM_ASSIGNMENT_WATCHERS),
     };
     // Not niced: a niced simulator starved on a loaded machine, and its 100 leases ended at once.
     const sim = spawnLogged([process.execPath, join(DIST, 'hack', 'bench', 'sim-agents.js'), JSON.stringify(simCfg)], {
@@ -107,14 +108,16 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     });
     await waitFor(
       `${o.nodes} registered nodes`,
-      60_000,
+      Math.max(60_000, o.nodes * 120),
       async () => {
         if (sim.exited) throw new Error(`sim-agents exited: ${tail(sim.stderrLog)}`);
         return (await client.getAll().prefix(keys.nodesPrefix()).count()) >= o.nodes;
       },
       200,
     );
-    o.log(`  ${o.nodes} simulated agents registered`);
+    o.log(
+      `  ${o.nodes} simulated agents registered (${SIM_AGENTS_PER_CLIENT} per etcd client, ${simCfg.assignmentWatchers} mirroring assignments/, lease ${JSON.stringify(SIM_LEASE)})`,
+    );
 
     // 2. An observer of the assignments (holder per group), then the controller.
     const holders = new Map<string, string | null>();
@@ -141,6 +144,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
         id: 'scale-controller',
         etcd: { ...etcd.clientConfig({ user: 'scale-controller' }), prefix },
         source: { directory: groupsDir },
+        lease: SCALE_CONTROLLER_LEASE,
         logLevel: 'info',
         metrics: { listen: `127.0.0.1:${metricsPort}` },
       }),
@@ -162,7 +166,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     let placedAt: number | undefined;
     let cpuAtPlacement: ProcSample | undefined;
     let passesAtPlacement: PassStats | undefined;
-    const deadline = t0 + 120_000;
+    // 120 s, more for more groups (10,000 on this 2-core machine).
+    const deadline = t0 + Math.max(120_000, o.groups * 30);
     while (monoMs() < deadline) {
       if (controller.exited)
         throw new Error(
@@ -243,7 +248,13 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
 
     // 4. A node is lost: its agent stops, its lease is revoked; every group it held must move.
     const held = [...holders].filter(([, h]) => h === victim).map(([g]) => g);
-    const lostNode: ScaleResult['lostNode'] = { node: victim, groups: held.length, reassigned: 0 };
+    const lostNode: ScaleResult['lostNode'] = {
+      node: victim,
+      groups: held.length,
+      reassigned: 0,
+      safetyWaitMs: safetyWaitMs(SIM_LEASE),
+      defaultAgentSafetyWaitMs: safetyWaitMs(DEFAULT_AGENT_LEASE),
+    };
     sim.kill('SIGUSR2');
     await waitFor('victim stopped', 5000, () => simEvents.some((e) => e['event'] === 'victim-stopped'), 20);
     const rec = decode(NodeRecord, await client.get(keys.node(victim)).string());
@@ -273,7 +284,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     else lostNode.note = `only ${lostNode.reassigned} of ${held.length} groups moved within 30 s`;
     const c3 = sampleProc(controller.pid);
     o.log(
-      `  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked`,
+      `  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked (Safety-3 wait for the simulated agents' lease ${lostNode.safetyWaitMs} ms; a default agent's lease adds ${lostNode.defaultAgentSafetyWaitMs} ms)`,
     );
 
     // 5. Warm start: the controller's own share of a placement. Health is all there; a new controller must
@@ -285,7 +296,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     const t1 = monoMs();
     const wallMinusMono = Date.now() - monoMs();
     const controller2 = startController('controller2');
-    const deadline2 = t1 + 60_000;
+    const deadline2 = t1 + Math.max(60_000, o.groups * 20);
     while (monoMs() < deadline2) {
       if (controller2.exited) {
         warm.note = `the controller exited: ${tail(controller2.stderrLog)} ${tail(join(work, 'controller2.out.log'))}`;

@@ -3,11 +3,17 @@
 // (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<node>/<group> (healthy, with
 // the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors assignments/
 // by list + watch. It writes nothing else and never touches addresses.
-// One difference, so that one machine can play 100: the group records are watched once per process and shared
-// (a real agent has its own groups/ watch; those records change only when a spec changes).
+// Differences, so that one 2-core machine can play 100 or 1,000 nodes next to etcd and the controller:
+//  - the group records are watched once per process and shared (a real agent has its own groups/ watch; those
+//    records change only when a spec changes);
+//  - agentsPerClient agents share one etcd client (one TLS connection; their lease streams and requests are
+//    multiplexed on it) instead of one connection each;
+//  - only the first assignmentWatchers agents mirror assignments/ (each such watch gets every assignment event:
+//    1,000 of them would make etcd and this process fan out 10 million events for 10,000 groups).
 //
 // argv[2]: JSON SimConfig. stdout: one JSON object per line. SIGUSR2: the victim node stops (no more keepalives,
 // no watches), as if its machine died; the benchmark then revokes its lease. SIGTERM: stop.
+import { bulkhead } from 'cockatiel';
 import { pino } from 'pino';
 import type { Etcd3 } from 'etcd3';
 import { realClock } from '../../common/clock.js';
@@ -27,6 +33,10 @@ export interface SimConfig {
   /** Mirror resync period of a real agent (node-agent/agent.ts). */
   resyncMs: number;
   victim: string;
+  /** Agents per etcd client (default 1: one connection each). */
+  agentsPerClient?: number;
+  /** How many agents (the first ones) mirror assignments/ (default: all). */
+  assignmentWatchers?: number;
 }
 
 const out = (o: Record<string, unknown>) => process.stdout.write(JSON.stringify(o) + '\n');
@@ -44,6 +54,16 @@ function groupRecord(key: string, value: string, rev: number): GroupRecord | und
   return rec;
 }
 
+/**
+ * Health puts in flight, for the whole process: 100 agents writing their 30 records each at once put 3,000
+ * requests on etcd in one go; most timed out on this machine and the controller placed groups without their health.
+ * (100 real agents on 100 machines would start them at once too, but with 100 machines' CPU to send them.)
+ */
+const healthWrites = bulkhead(64, Infinity);
+const HEALTH_ATTEMPTS = 20;
+const HEALTH_RETRY_MS = 500;
+const START_BATCH = 50;
+
 function namesNode(spec: unknown, node: string): boolean {
   const nodes = (spec as { nodes?: unknown } | null)?.nodes;
   return Array.isArray(nodes) && nodes.some((n) => (n as { name?: unknown } | null)?.name === node);
@@ -53,8 +73,10 @@ class SimAgent {
   readonly client: Etcd3;
   readonly keeper: LeaseKeeper;
   private readonly keys: Keys;
-  private readonly assignments: Mirror;
+  private readonly assignments: Mirror | undefined;
   private readonly published = new Map<string, string>();
+  /** Failed health puts in a row, per group. */
+  private readonly failures = new Map<string, number>();
   private readonly ac = new AbortController();
   registered = false;
 
@@ -63,11 +85,15 @@ class SimAgent {
     private readonly cfg: SimConfig,
     private readonly log: Logger,
     private readonly groups: Mirror,
+    client: Etcd3,
+    watchAssignments: boolean,
   ) {
     this.keys = new Keys(cfg.prefix);
-    this.client = connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls });
+    this.client = client;
     this.keeper = new LeaseKeeper(this.client, cfg.lease, realClock, log.child({ node }));
-    this.assignments = new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs });
+    this.assignments = watchAssignments
+      ? new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs })
+      : undefined;
   }
 
   healthCount(): number {
@@ -76,7 +102,7 @@ class SimAgent {
 
   async start(): Promise<void> {
     const signal = this.ac.signal;
-    this.assignments.start(signal);
+    this.assignments?.start(signal);
     this.keeper.on('granted', () => {
       this.published.clear();
       this.registered = false;
@@ -140,14 +166,19 @@ class SimAgent {
         at: Date.now(),
       };
       writes.push(
-        this.client
-          .put(this.keys.health(group, this.node))
-          .value(JSON.stringify(h))
-          .lease(lease)
-          .exec()
+        healthWrites
+          .execute(() =>
+            this.client.put(this.keys.health(group, this.node)).value(JSON.stringify(h)).lease(lease).exec(),
+          )
+          .then(() => this.failures.delete(group))
           .catch((err) => {
             this.published.delete(group);
-            this.log.warn({ node: this.node, group, err }, 'health put failed');
+            // Retried, as a real agent's publisher does (node-agent/health-publisher.ts), a bounded number of times.
+            const n = (this.failures.get(group) ?? 0) + 1;
+            this.failures.set(group, n);
+            this.log.warn({ node: this.node, group, err, attempt: n }, 'health put failed');
+            if (n < HEALTH_ATTEMPTS && !this.ac.signal.aborted)
+              setTimeout(() => void this.publish([key]), HEALTH_RETRY_MS).unref();
           }),
       );
     }
@@ -164,9 +195,22 @@ async function main(): Promise<void> {
   groups.setMaxListeners(cfg.nodes.length + 10);
   groups.start(ac.signal);
   await groups.ready;
-  const agents = cfg.nodes.map((n) => new SimAgent(n, cfg, log, groups));
-  await Promise.all(agents.map((a) => a.start()));
-  out({ event: 'started', nodes: agents.length });
+  const perClient = Math.max(1, cfg.agentsPerClient ?? 1);
+  const watchers = cfg.assignmentWatchers ?? cfg.nodes.length;
+  const clients: Etcd3[] = [];
+  const agents = cfg.nodes.map((n, i) => {
+    if (i % perClient === 0) clients.push(connectEtcd({ endpoints: cfg.endpoints, tls: cfg.tls }));
+    return new SimAgent(n, cfg, log, groups, clients[clients.length - 1]!, i < watchers);
+  });
+  // Started a batch at a time: 1,000 lease grants and 100 TLS handshakes at once timed out and retried for minutes.
+  for (let i = 0; i < agents.length; i += START_BATCH)
+    await Promise.all(agents.slice(i, i + START_BATCH).map((a) => a.start()));
+  out({
+    event: 'started',
+    nodes: agents.length,
+    clients: clients.length,
+    assignmentWatchers: Math.min(watchers, agents.length),
+  });
   const stats = setInterval(() => {
     out({
       event: 'stats',
@@ -185,10 +229,8 @@ async function main(): Promise<void> {
     clearInterval(stats);
     ac.abort();
     groupsClient.close();
-    for (const a of agents) {
-      a.stop();
-      a.client.close();
-    }
+    for (const a of agents) a.stop();
+    for (const c of clients) c.close();
     setTimeout(() => process.exit(0), 100).unref();
   };
   process.on('SIGTERM', stop);
