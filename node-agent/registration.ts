@@ -4,7 +4,7 @@
 // written over when it is absent, ours, or under a lease etcd says is gone (never inferred from the record).
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
-import { decode, NodeRecord, type Keys } from '../common/keyspace.js';
+import { decode, NodeRecord, type Keys, type NodeFailsafe } from '../common/keyspace.js';
 import { maxLifetimeSeconds } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { AgentConfig } from './config.js';
@@ -42,6 +42,7 @@ export class NodeRegistration {
   /** Every lease this process was granted: a record under one of them is ours to write over. */
   private readonly ownLeases = new Set<string>();
   private specErrors: SpecError[] = [];
+  private failsafe: NodeFailsafe | undefined;
   private readonly startedAt: number;
 
   constructor(private readonly d: NodeRegistrationDeps) {
@@ -90,6 +91,20 @@ export class NodeRegistration {
     }
   }
 
+  /** Failsafe's part of the node record (node-agent/failsafe/); rewrites the record when it changes. */
+  async setFailsafe(info: NodeFailsafe, lease: string | undefined): Promise<void> {
+    if (JSON.stringify(info) === JSON.stringify(this.failsafe)) return;
+    const before = this.failsafe;
+    this.failsafe = info;
+    if (!lease) return;
+    try {
+      await this.register(lease);
+    } catch (err) {
+      this.failsafe = before;
+      throw err;
+    }
+  }
+
   /** Groups this agent cannot parse (version skew), published in the node record; rewrites it when they change. */
   async setSpecErrors(errors: SpecError[], lease: string | undefined): Promise<void> {
     const sorted = [...errors].sort((a, b) => a.group.localeCompare(b.group));
@@ -119,6 +134,7 @@ export class NodeRegistration {
       startedAt: this.startedAt,
       ...(this.specErrors.length > 0 ? { specErrors: this.specErrors } : {}),
       ...(c.peer ? { peer: peerEndpoint(c.peer) } : {}),
+      ...(this.failsafe ? { failsafe: this.failsafe } : {}),
     };
   }
 
