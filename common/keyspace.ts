@@ -86,6 +86,10 @@ export class Keys {
     // Zero-padded so that a lexical range is in time order.
     return `${this.prefix}events/${group}/${String(rev).padStart(16, '0')}`;
   }
+  /** A keep by failsafe promises (controller/kept.ts): sorts right after the epoch's own event. */
+  keptEvent(group: string, epoch: number, node: string, at: number) {
+    return `${this.event(group, epoch)}.kept.${node}.${at}`;
+  }
   drainPrefix() {
     return `${this.prefix}drain/`;
   }
