@@ -24,9 +24,10 @@ import type { PeerRef, PeerTransport } from './transport.js';
 
 /**
  * The keeper treats an address as gone this long before the end of the lifetime last set for it: the kernel may
- * delete it 20 ms early (ADDRCONF_TIMER_FUZZ_MINUS), and an extension must reach the kernel while it is still there.
+ * delete it 20 ms early (ADDRCONF_TIMER_FUZZ_MINUS), and an extension must reach the kernel while it is still there
+ * (the helper checks the command's deadline right before its netlink request).
  */
-export const FENCE_GUARD_MS = 150;
+export const FENCE_GUARD_MS = 50;
 /** How often the wiring looks (cheap while the lease is fresh; the keeper itself asks once per round). */
 export const TICK_MS = 50;
 /** Keeps reported in the node record. */
