@@ -13,7 +13,7 @@ import {
   RejectedRecord,
 } from '../common/keyspace.js';
 import { OutageRecord } from '../common/presence.js';
-import { FailoverGroupSpec } from '../crds/failovergroup.js';
+import { arbiterLossOf, FailoverGroupSpec } from '../crds/failovergroup.js';
 
 export interface GroupStatus {
   group: string;
@@ -23,6 +23,11 @@ export interface GroupStatus {
   pending: string | null;
   failback: string | null;
   pinnedTo: string | null;
+  /**
+   * spec.arbiterLoss, and for failsafe whether the holder can keep the group through an etcd outage now (its node
+   * record acknowledges the assignment's promise set) and its last keep by promises.
+   */
+  arbiterLoss?: { mode: 'failsafe' | 'release'; armed: boolean; lastKept?: { ms: number; at: number } };
   nodes: {
     name: string;
     priority: number;
@@ -68,10 +73,12 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
   ]);
   const liveLease = new Map<string, string>();
   const specErrors = new Map<string, string>(); // "<node>/<group>" -> why
+  const failsafe = new Map<string, NonNullable<NodeRecord['failsafe']>>();
   for (const [name, e] of nodes) {
     const rec = decode(NodeRecord, e.value);
     if (!rec || rec.lease !== e.lease) continue;
     liveLease.set(name, rec.lease);
+    if (rec.failsafe) failsafe.set(name, rec.failsafe);
     for (const x of rec.specErrors ?? []) specErrors.set(`${name}/${x.group}`, x.why);
   }
   const names = [...new Set([...groups.keys(), ...assigns.keys()])].sort();
@@ -90,6 +97,7 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
       pending: arec?.release ? `release requested (${arec.reason})` : null,
       failback: spec?.success ? spec.data.failback : null,
       pinnedTo: decode(MoveRecord, moves.get(g)?.value)?.to ?? null,
+      ...(spec?.success ? { arbiterLoss: arbiterLossStatus(arbiterLossOf(spec.data), g, a?.mod, arec, failsafe) } : {}),
       nodes: candidates.map((n) => {
         const h = decode(HealthRecord, health.get(`${n.name}/${g}`)?.value);
         const live = liveLease.has(n.name);
@@ -117,6 +125,20 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
   return { leader: decode(LeaderRecord, leader)?.id ?? null, groups: out, rejected: rejectedList };
 }
 
+function arbiterLossStatus(
+  mode: 'failsafe' | 'release',
+  group: string,
+  epoch: number | undefined,
+  arec: AssignmentRecord | undefined,
+  failsafe: ReadonlyMap<string, NonNullable<NodeRecord['failsafe']>>,
+): NonNullable<GroupStatus['arbiterLoss']> {
+  const f = arec?.holder ? failsafe.get(arec.holder) : undefined;
+  const armed =
+    mode === 'failsafe' && epoch !== undefined && arec?.promiseSet !== undefined && f?.acks[group] === epoch;
+  const last = f?.kept.filter((k) => k.group === group).at(-1);
+  return { mode, armed, ...(last ? { lastKept: { ms: last.ms, at: last.at } } : {}) };
+}
+
 /** The candidates that can be drained: every node named by a group, or registered. */
 export async function knownNodes(c: Etcd3, k: Keys): Promise<Set<string>> {
   const [groups, nodes] = await Promise.all([prefixMap(c, k.groupsPrefix()), prefixMap(c, k.nodesPrefix())]);
@@ -141,10 +163,19 @@ export function renderStatus(s: Status): string[] {
         )
         .join(' ');
       const holder =
-        (g.holder ?? '-') + (g.pending ? ' [releasing]' : '') + (g.pinnedTo ? ` [pinned:${g.pinnedTo}]` : '');
+        (g.holder ?? '-') +
+        (g.pending ? ' [releasing]' : '') +
+        (g.pinnedTo ? ` [pinned:${g.pinnedTo}]` : '') +
+        (g.arbiterLoss?.armed ? ' [failsafe]' : '');
       rows.push([g.group, g.vips.join(','), holder, g.epoch === null ? '-' : String(g.epoch), nodes]);
     }
     lines.push(...table(rows));
+    // When failsafe held a group: the holder kept it by its peers' promises while etcd could not be reached.
+    for (const g of s.groups)
+      if (g.arbiterLoss?.lastKept)
+        lines.push(
+          `${g.group}: kept through arbiter outage (${Math.round(g.arbiterLoss.lastKept.ms / 1000)} s), ended ${new Date(g.arbiterLoss.lastKept.at).toISOString()}`,
+        );
   }
   // What failed, and why: the message each failing check gave.
   const failing = s.groups.flatMap((g) =>

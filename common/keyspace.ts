@@ -86,6 +86,10 @@ export class Keys {
     // Zero-padded so that a lexical range is in time order.
     return `${this.prefix}events/${group}/${String(rev).padStart(16, '0')}`;
   }
+  /** A keep by failsafe promises (controller/kept.ts): sorts right after the epoch's own event. */
+  keptEvent(group: string, epoch: number, node: string, at: number) {
+    return `${this.event(group, epoch)}.kept.${node}.${at}`;
+  }
   drainPrefix() {
     return `${this.prefix}drain/`;
   }
@@ -170,6 +174,10 @@ export const TransitionReason = z.enum([
   'release-cancelled',
   /** The holder let go by itself without the controller deciding a move (lost lease, etcd stall): history only. */
   'holder-let-go',
+  /** Same holder, new promise set (a node registered, or a listed lease ended): failsafe rule 1. */
+  'promise-set',
+  /** History only: the holder kept the group by promises while etcd could not be reached (failsafe). */
+  'kept-through-arbiter-outage',
   'other',
 ]);
 export type TransitionReason = z.infer<typeof TransitionReason>;
@@ -192,6 +200,39 @@ export const TRANSITION_FOR_RELEASE: Record<ReleaseReason, TransitionReason> = {
 /** Largest renewWindowMs an agent may publish (node-agent/config.ts allows up to this much). */
 export const MAX_RENEW_WINDOW_MS = 5000;
 
+/** Largest failsafe maxKeepMs an agent may publish; the controller waits this long for a lease it knew nothing of. */
+export const MAX_FAILSAFE_KEEP_MS = 600_000;
+
+const Epoch = z.number().int().positive();
+
+/** One (node, lease) of an assignment's promise set (failsafe rule 1). */
+export const PromiseSetEntry = z.object({ node: z.string().min(1), lease: z.string().regex(/^\d+$/) });
+export type PromiseSetEntry = z.infer<typeof PromiseSetEntry>;
+
+/** A keep by promises that ended with etcd answering again (failsafe), for the event history. */
+export const KeptRecord = z.object({
+  group: z.string(),
+  epoch: Epoch,
+  /** How long the lease went without a fresh keepalive answer while the group was kept, ms. */
+  ms: Millis,
+  /** Wall-clock end of the keep (ms since the epoch). */
+  at: Millis,
+});
+export type KeptRecord = z.infer<typeof KeptRecord>;
+
+/** What an agent with the failsafe peer channel publishes in its node record (docs/design.md "Failsafe"). */
+export const NodeFailsafe = z.object({
+  /** W: how long this agent's promises bind it, ms. */
+  windowMs: z.number().int().positive(),
+  /** The longest this agent keeps a group by promises after its lease's proven end, ms. */
+  maxKeepMs: z.number().int().nonnegative().max(MAX_FAILSAFE_KEEP_MS),
+  /** Per held failsafe group, the epoch whose promise set this agent asks (rule 1): the controller trusts only it. */
+  acks: z.record(z.string(), Epoch).default({}),
+  /** The last few keeps that ended with etcd back (newest last). */
+  kept: z.array(KeptRecord).max(32).default([]),
+});
+export type NodeFailsafe = z.infer<typeof NodeFailsafe>;
+
 export const NodeRecord = z.object({
   name: z.string(),
   /** The node lease's id as a decimal string (64-bit ids do not fit a JS number). */
@@ -212,6 +253,8 @@ export const NodeRecord = z.object({
   /** The fast fence (agent.yaml `fence:`): every VIP this agent sets is gated by an element that ends within
    * windowMs of its proof's keepalive send time (common/fence.ts). Absent: the address lifetime is the fence. */
   fence: z.object({ kind: z.literal('nftables'), windowMs: z.number().int().positive().max(60_000) }).optional(),
+  /** Present when the agent runs failsafe (it has a peer channel): its figures, acknowledgements and keeps. */
+  failsafe: NodeFailsafe.optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
@@ -266,6 +309,8 @@ export const AssignmentRecord = z.object({
   leader: z.string(),
   /** When the failure that led here was detected (ms since epoch), for outage figures. */
   detectedAt: Millis.optional(),
+  /** Failsafe groups only: every registered node with its lease when this was written (failsafe rule 1). */
+  promiseSet: z.array(PromiseSetEntry).optional(),
 });
 export type AssignmentRecord = z.infer<typeof AssignmentRecord>;
 

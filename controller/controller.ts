@@ -11,6 +11,7 @@ import type { Logger } from '../common/log.js';
 import type { ControllerConfig } from './config.js';
 import { Election, type Term } from './election.js';
 import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.js';
+import { KeptEvents } from './kept.js';
 import { LeaderMemory } from './memory.js';
 import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
@@ -50,6 +51,7 @@ export class Controller {
   private readonly writer: FencedWriter;
   private readonly outages: OutageHistory;
   private readonly outageRetry = new Set<string>();
+  private readonly kept: KeptEvents;
   private readonly ac = new AbortController();
   private term: Term | undefined;
   private passRunning = false;
@@ -87,6 +89,7 @@ export class Controller {
       onChange: () => this.kick(),
     });
     this.outages = new OutageHistory({ keys: this.keys, log: this.log });
+    this.kept = new KeptEvents(this.keys);
     this.writer = new FencedWriter({
       client,
       keys: this.keys,
@@ -173,6 +176,14 @@ export class Controller {
     this.log.info({ source: this.deps.source.kind }, 'leading');
     this.mirrors.presence.on('change', () => this.recordOutages());
     this.recordOutages();
+    // History: keeps through an etcd outage that the agents report (failsafe).
+    const kept = () => {
+      if (!this.term) return;
+      for (const k of this.kept.observe(this.mirrors.nodes.under(this.keys.nodesPrefix())))
+        this.writer.event(this.term, k.event, k.key);
+    };
+    this.mirrors.nodes.on('change', kept);
+    kept();
     this.periodic = setInterval(() => this.kick(), this.deps.config.resyncMs);
     this.kick();
   }

@@ -48,7 +48,12 @@ const G: FailoverGroup = (() => {
     apiVersion: 'vipwarden.io/v1alpha1',
     kind: 'FailoverGroup',
     metadata: { name: 'web' },
-    spec: { vips: [{ address: '198.18.0.100/24' }], nodes: [{ name: 'a', priority: 200 }, { name: 'b' }] },
+    // release: these tests are about how a lease's end is learnt; failsafe's extra writes are in failsafe.test.ts.
+    spec: {
+      vips: [{ address: '198.18.0.100/24' }],
+      nodes: [{ name: 'a', priority: 200 }, { name: 'b' }],
+      arbiterLoss: 'release',
+    },
   });
   if (!r.ok) throw r.error;
   return r.group;

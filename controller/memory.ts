@@ -8,7 +8,14 @@
 // that answer does the wait run. Every time here is on the monotonic clock (a wall clock that jumps moves nothing).
 import type { Clock } from '../common/clock.js';
 import type { Entry } from '../common/etcd.js';
-import { AssignmentRecord, MAX_RENEW_WINDOW_MS, NodeRecord, ReleasedRecord, type Keys } from '../common/keyspace.js';
+import {
+  AssignmentRecord,
+  MAX_FAILSAFE_KEEP_MS,
+  MAX_RENEW_WINDOW_MS,
+  NodeRecord,
+  ReleasedRecord,
+  type Keys,
+} from '../common/keyspace.js';
 import { decodeEntry } from './parsed.js';
 import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
 import { fenceOverhangMs } from '../common/fence.js';
@@ -72,7 +79,10 @@ export class LeaderMemory {
   /** group -> fingerprint of the status last reported. */
   readonly reported = new Map<string, string>();
   /** Lease -> what its node record said. */
-  private readonly leaseInfo = new Map<string, { node: string; waitMs: number; ttlMs: number }>();
+  private readonly leaseInfo = new Map<
+    string,
+    { node: string; waitMs: number; ttlMs: number; maxKeepMs: number; acks?: Readonly<Record<string, number>> }
+  >();
   /** Holder leases named by assignments, with the holder. */
   private holders = new Map<string, string>();
   /** Leases some nodes/ key is attached to (whatever its value says), and those a valid record names. */
@@ -109,6 +119,9 @@ export class LeaderMemory {
           ? fenceOverhangMs({ ttlSeconds: rec.ttlSeconds, fenceWindowMs: rec.fence.windowMs })
           : addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
         ttlMs: rec.ttlSeconds * 1000,
+        // Failsafe (rule 5): an agent without it cannot keep by promises, so it adds no wait.
+        maxKeepMs: rec.failsafe?.maxKeepMs ?? 0,
+        acks: rec.failsafe?.acks,
       });
     }
     const holders = new Map<string, string>();
@@ -197,7 +210,17 @@ export class LeaderMemory {
     const info = this.leaseInfo.get(lease);
     const waitMs = info?.waitMs ?? unknownOverhangMs(this.opts.kernelSlackMs);
     const node = info?.node ?? this.holders.get(lease) ?? '';
-    this.gone.set(lease, { lease, node, goneAt: this.opts.clock.mono(), waitMs, ttlMs: info?.ttlMs });
+    // A lease never seen with a record may have been a failsafe holder's: the longest keep the schema allows.
+    const maxKeepMs = info?.maxKeepMs ?? MAX_FAILSAFE_KEEP_MS;
+    this.gone.set(lease, {
+      lease,
+      node,
+      goneAt: this.opts.clock.mono(),
+      waitMs,
+      ttlMs: info?.ttlMs,
+      maxKeepMs,
+      ...(info?.acks ? { acks: info.acks } : {}),
+    });
     this.leaseInfo.delete(lease);
     this.unconfirmed.delete(lease);
     this.opts.log.info({ node, lease, waitMs, known: info !== undefined }, 'node lease ended (etcd says so)');

@@ -28,6 +28,10 @@ export interface GoneLease {
   waitMs: number;
   /** The lease's TTL: the node was last heard from about this long before goneAt. */
   ttlMs?: number;
+  /** Failsafe: how long after its lease's proven end the node may keep by promises (0 or absent: it cannot). */
+  maxKeepMs?: number;
+  /** Failsafe: per group, the epoch whose promise set the node acknowledged asking (its last node record). */
+  acks?: Readonly<Record<string, number>>;
 }
 
 export interface CurrentAssignment {

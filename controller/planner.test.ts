@@ -42,6 +42,9 @@ function group(name: string, spec: Partial<FailoverGroupSpecInput> = {}): Failov
         { name: 'c', priority: 150 },
       ],
       checks: [{ name: 'web', type: 'tcp', tcp: { port: 80 } }],
+      // The tables below are the behaviour without failsafe; what failsafe adds (the promise set, rule 5's wait)
+      // is tested in failsafe.test.ts.
+      arbiterLoss: 'release',
       ...spec,
     },
   });

@@ -6,6 +6,7 @@
 import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } from '../common/keyspace.js';
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
 import { retiringAfter } from './conflicts.js';
+import { failsafeTakeover, promiseSetChanged, promiseSetFor } from './failsafe.js';
 import { eventFigures } from './figures.js';
 import { rankNodes, SELF_RELEASE, specErrorsOf, specHash, vipsOf, type RankedNode } from './ranking.js';
 import type {
@@ -93,6 +94,8 @@ function record(
   group?: FailoverGroup,
   prev?: AssignmentRecord,
 ): AssignmentRecord {
+  // Failsafe rule 1: the promise set goes with every assignment of a failsafe group.
+  const promiseSet = fields.holder !== null ? promiseSetFor(group, input.nodes) : undefined;
   return {
     group: name,
     vips: group ? vipsOf(group) : (prev?.vips ?? []),
@@ -100,6 +103,7 @@ function record(
     specHash: group ? specHash(group) : (prev?.specHash ?? ''),
     at: input.now,
     leader: input.leader,
+    ...(promiseSet ? { promiseSet } : {}),
     ...fields,
   };
 }
@@ -132,7 +136,13 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
   // A node that has just let go of this epoch is not offered the group again in the same breath.
   // (Unless it let go only so that a VIP it retired could move to another group: then it may have the rest back.)
   const vipMove = cur?.record.release === true && cur.record.reason === 'spec-changed';
-  const offer = ranked.filter((n) => n.eligible && !(hs.state === 'released' && n.name === holder && !vipMove));
+  // Failsafe rule 5: after the lease end of a holder that may keep by promises, only listed nodes at first.
+  const gone = hs.state === 'gone' && cur?.record.holderLease ? input.gone.get(cur.record.holderLease) : undefined;
+  const takeover = failsafeTakeover(input, name, group, cur, gone);
+  const offer = ranked.filter(
+    (n) =>
+      n.eligible && !(hs.state === 'released' && n.name === holder && !vipMove) && (takeover?.allows(n.name) ?? true),
+  );
   const best = offer[0];
   const pin = input.pins.get(name);
   const pinned = pin ? offer.find((n) => n.name === pin.to) : undefined;
@@ -199,6 +209,8 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
           const reason = cur.record.release ? 'release-cancelled' : 'spec-changed';
           return rewrite({ holder, holderLease: cur.record.holderLease, reason }, reason);
         }
+        if (promiseSetChanged(group, cur.record, input.nodes))
+          return rewrite({ holder, holderLease: cur.record.holderLease, reason: 'promise-set' }, 'promise set changed');
         return { decision: decision(phaseFor(holder), `held by ${holder}`) };
       }
       // A holder whose own checks fail lets go by itself, with its health in the same transaction: asking it
@@ -229,6 +241,11 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     case 'none':
     case 'released':
     case 'gone': {
+      if (takeover && group && offer.length === 0) {
+        // Nobody may be given the group yet, not even "nobody": a holder: null record would free it for anyone.
+        const note = `lease of ${holder} ended; it may keep by promises: only ${[...takeover.listed].join(', ') || 'no node'} may take over before its maxKeep runs out`;
+        return { decision: decision(phaseFor(holder), note), until: takeover.allUntil };
+      }
       if (!cur && group) {
         const mono = input.mono ?? input.now;
         const settleUntil = (input.firstSeen.get(name) ?? mono) + input.settleMs;

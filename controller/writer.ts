@@ -133,20 +133,23 @@ export class FencedWriter {
   }
 
   /** Logs, counts and records a transition: in etcd (bounded history) and with the status sink (Events). */
-  event(term: Term, ev: EventRecord): void {
+  event(term: Term, ev: EventRecord, key?: string): void {
     const log = this.deps.log.child({ group: ev.group, epoch: ev.epoch });
-    log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, 'failover');
-    this.deps.metrics.transition(ev.group, ev.reason);
+    const what = ev.reason === 'kept-through-arbiter-outage' ? (ev.message ?? ev.reason) : 'failover';
+    log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, what);
+    // A keep is history, not a holder change.
+    if (ev.reason !== 'kept-through-arbiter-outage') this.deps.metrics.transition(ev.group, ev.reason);
     void this.eventWrites
-      .execute(() => this.recordEvent(term, ev))
+      .execute(() => this.recordEvent(term, ev, key))
       .catch((err: unknown) => log.warn({ err }, 'could not record the event'));
     void this.deps.status.event(ev.group, ev).catch((err: unknown) => log.warn({ err }, 'could not publish the event'));
   }
 
   /** events/<group>/<epoch>, bounded to the newest eventsPerGroup entries. */
-  private recordEvent(term: Term, ev: EventRecord): Promise<void> {
+  private recordEvent(term: Term, ev: EventRecord, key?: string): Promise<void> {
     const { keys } = this.deps;
-    return this.putBounded(term, keys.event(ev.group, ev.epoch), JSON.stringify(ev), keys.eventsPrefix(ev.group));
+    const k = key ?? keys.event(ev.group, ev.epoch);
+    return this.putBounded(term, k, JSON.stringify(ev), keys.eventsPrefix(ev.group));
   }
 
   /**

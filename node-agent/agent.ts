@@ -24,6 +24,8 @@ import { Holdings } from './holdings.js';
 import { removeLeftovers, StateFile } from './leftovers.js';
 import { NO_METRICS, type AgentMetrics } from './metrics.js';
 import { vipProblems } from './allowlist.js';
+import { agentFailsafe } from './failsafe/agent-part.js';
+import type { PeerTransport } from './failsafe/transport.js';
 import { planAgent, type AgentStep } from './planner.js';
 import { NodeRegistration } from './registration.js';
 import type { GroupResource } from './resources.js';
@@ -45,6 +47,8 @@ export interface AgentDeps {
   deadlineExec?: string;
   /** Every health record is written again this often (ms; default 15 s). */
   healthRepublishMs?: number;
+  /** The failsafe peer channel (agent.yaml `peer:`): with it, failsafe groups are kept through etcd outages. */
+  peer?: PeerTransport;
 }
 
 export class Agent {
@@ -76,6 +80,7 @@ export class Agent {
   private periodic: NodeJS.Timeout | undefined;
   private firstRegistration: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly failsafe: ReturnType<typeof agentFailsafe>;
 
   constructor(private readonly deps: AgentDeps) {
     const { config, client, exec, clock } = deps;
@@ -131,6 +136,12 @@ export class Agent {
       kick: (afterMs) => (afterMs ? setTimeout(() => this.kick(), afterMs).unref() : this.kick()),
       saveState: () => this.state.save(this.holdingsOwner.allRefs()),
     });
+    this.failsafe = agentFailsafe(deps.peer, {
+      ...deps,
+      agent: this,
+      view: this.view,
+      registration: this.registration,
+    });
   }
 
   get addresses(): AddressManager {
@@ -172,12 +183,17 @@ export class Agent {
     });
     this.lease.on('lost', (_lease, why) => {
       this.metrics.etcdUp(false);
-      this.log.warn({ why }, 'lease not confirmed: letting go of every VIP');
+      const kept = this.failsafe?.keptGroups() ?? new Set<string>();
+      this.log.warn(
+        { why, kept: [...kept] },
+        `lease not confirmed: letting go of every VIP${kept.size ? ' not kept by failsafe' : ''}`,
+      );
       // At once, not behind a pass that may be waiting on something slow.
-      this.steps.dropLease(() => true, 'lease-not-confirmed');
+      this.steps.dropLease((_lease, group) => !kept.has(group), 'lease-not-confirmed');
       this.kick();
     });
     this.view.onChange(() => this.kick());
+    this.failsafe?.startAll(signal);
     await this.lease.start(signal);
     try {
       await this.firstRegistration;
@@ -299,9 +315,11 @@ export class Agent {
       relinquishedEpoch: this.steps.relinquishedEpoch,
       releaseKeyEpoch: this.steps.releaseKeyEpoch,
       newestEpoch: this.steps.newestEpoch,
+      kept: this.failsafe?.keptGroups(),
     });
     for (const g of leaving) this.inLane(g, () => this.steps.retryLeaving(g), 'removal retry');
-    for (const s of steps) this.inLane(s.group, () => this.steps.run(s), s.type, stepEpoch(s));
+    for (const s of steps)
+      if (!this.failsafe?.blocksAcquire(s)) this.inLane(s.group, () => this.steps.run(s), s.type, stepEpoch(s));
   }
 
   /** Runs `fn` in the group's lane, unless a step of that group is still in flight (its end runs another pass). */

@@ -176,12 +176,12 @@ export class Holdings {
    * anything slow. Their addresses leave through the queue, ahead of any renewal queued after this call.
    */
   dropLease(
-    which: (lease: string) => boolean,
+    which: (lease: string, group: string) => boolean,
     reason: ReleaseReason,
   ): { holding: Holding; removal: Promise<boolean> }[] {
     const dropped: { holding: Holding; removal: Promise<boolean> }[] = [];
     for (const [group, h] of [...this.held]) {
-      if (!which(h.lease)) continue;
+      if (!which(h.lease, group)) continue;
       this.held.delete(group);
       h.ac.abort();
       this.leaving.set(group, { holding: h, reason, ackEpoch: undefined });
@@ -239,6 +239,33 @@ export class Holdings {
   lifetimeEnd(refs: readonly VipRef[]): number | undefined {
     const ends = refs.map((r) => this.lifetimeEnds.get(vipKey(r))).filter((t): t is number => t !== undefined);
     return ends.length > 0 ? Math.max(...ends) : undefined;
+  }
+
+  /**
+   * Failsafe (node-agent/failsafe/wiring.ts): renews a held group's addresses with a lifetime its promises allow,
+   * only under the lease it was added with and only if the command runs by `deadlineMs` (checked at execution, as
+   * for every add). The caller makes sure the addresses are still there (deadline before their lifetime's end).
+   */
+  extendKept(group: string, lifetimeS: number, deadlineMs: number): Promise<boolean> {
+    return this.withAddresses(async () => {
+      const h = this.held.get(group);
+      if (!h || h.lease !== this.deps.lease.lease || this.deps.clock.mono() >= deadlineMs) return false;
+      const startedAt = this.deps.clock.mono();
+      try {
+        await this.addresses.ensure(h.refs, lifetimeS, { deadlineMs });
+      } catch (err) {
+        if (err instanceof DeadlinePassedError) return false;
+        throw err;
+      }
+      for (const r of h.refs) this.lifetimeEnds.set(vipKey(r), startedAt + lifetimeS * 1000);
+      return true;
+    });
+  }
+
+  /** The earliest end of the kernel lifetimes last set for these addresses (monotonic ms), if every one was set. */
+  firstLifetimeEnd(refs: readonly VipRef[]): number | undefined {
+    const ends = refs.map((r) => this.lifetimeEnds.get(vipKey(r)));
+    return ends.length > 0 && ends.every((t) => t !== undefined) ? Math.min(...(ends as number[])) : undefined;
   }
 
   /** Resolves when every address change queued so far has run. */

@@ -73,6 +73,7 @@ async function main(): Promise<void> {
     resources: [new AnnounceResource(announcer, realClock), ...extras.resources],
     metrics: extras.metrics,
     lvs: extras.lvs,
+    peer: extras.peer,
     deadlineExec: deadlineExecPath(config.deadlineExec),
   });
   extras.setReady?.(() => agent.ready());

@@ -11,6 +11,10 @@ export interface AgentMetrics {
   /** vipwarden_etcd_up follows check() from now on (read at each scrape). */
   bindEtcdUp?(check: () => boolean): void;
   announced(group: string, family: 4 | 6, packets: number): void;
+  /** Failsafe (node-agent/failsafe/): the group is kept by promises now (vipwarden_failsafe_active). */
+  failsafeActive?(group: string, active: boolean): void;
+  /** Failsafe: a promise this node gave (to a holder) or received (as holder), granted or refused. */
+  promise?(side: 'given' | 'received', granted: boolean): void;
 }
 
 export const NO_METRICS: AgentMetrics = {

@@ -29,6 +29,8 @@ export interface AgentView {
   leaving?: ReadonlySet<string>;
   /** Groups whose spec this agent cannot parse (version skew), with why: never held, since they cannot be checked. */
   specErrors?: ReadonlyMap<string, string>;
+  /** Held groups that failsafe keeps by promises (node-agent/failsafe/): not let go for the lease alone. */
+  kept?: ReadonlySet<string>;
 }
 
 export type AgentStep =
@@ -62,7 +64,7 @@ export function planAgent(v: AgentView): AgentStep[] {
               ? 'spec-not-understood'
               : !healthy
                 ? 'unhealthy'
-                : !v.leaseSafe
+                : !v.leaseSafe && !v.kept?.has(g)
                   ? 'lease-not-confirmed'
                   : v.relinquishedEpoch.get(g) === a.epoch
                     ? 'already-released'

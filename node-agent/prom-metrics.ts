@@ -28,6 +28,8 @@ export class PromAgentMetrics extends PromComponentMetrics implements AgentMetri
   private readonly checkTotal: Counter<'group' | 'check' | 'result'>;
   private readonly rtt: Histogram;
   private readonly announcements: Counter<'group' | 'family'>;
+  private readonly failsafeGauge: Gauge<'group'>;
+  private readonly promises: Counter<'side' | 'answer'>;
   /** VIP address -> group, learnt when a group is acquired (see vipGroupResource): the announcer only knows the VIP. */
   private readonly vipGroups = new Map<string, string>();
   /** Groups whose holder series exists. */
@@ -90,7 +92,27 @@ export class PromAgentMetrics extends PromComponentMetrics implements AgentMetri
       'Gratuitous ARP (family 4) and unsolicited neighbour advertisement (family 6) packets sent.',
       ['group', 'family'],
     );
+    this.failsafeGauge = this.gauge(
+      'vipwarden_failsafe_active',
+      'Whether this node keeps the group by failsafe promises now (1: etcd unreachable, every peer promised) or not (0).',
+      ['group'],
+    );
+    this.promises = this.counter(
+      'vipwarden_failsafe_promises_total',
+      'Failsafe promises: given (answers to holders that asked) and received (answers to our requests), granted or refused.',
+      ['side', 'answer'],
+    );
+    for (const side of ['given', 'received'])
+      for (const answer of ['granted', 'refused']) this.promises.inc({ side, answer }, 0);
     this.finish();
+  }
+
+  failsafeActive(group: string, active: boolean): void {
+    this.failsafeGauge.set({ group }, active ? 1 : 0);
+  }
+
+  promise(side: 'given' | 'received', granted: boolean): void {
+    this.promises.inc({ side, answer: granted ? 'granted' : 'refused' });
   }
 
   holder(group: string, held: boolean): void {

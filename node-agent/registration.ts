@@ -4,7 +4,7 @@
 // written over when it is absent, ours, or under a lease etcd says is gone (never inferred from the record).
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
-import { decode, NodeRecord, type Keys } from '../common/keyspace.js';
+import { decode, NodeRecord, type Keys, type NodeFailsafe } from '../common/keyspace.js';
 import { maxLifetimeSeconds } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import { fenceOptions, type AgentConfig } from './config.js';
@@ -38,10 +38,16 @@ export interface NodeRegistrationDeps {
   version: string;
 }
 
+interface Parts {
+  specErrors: SpecError[];
+  failsafe?: NodeFailsafe;
+}
+
 export class NodeRegistration {
   /** Every lease this process was granted: a record under one of them is ours to write over. */
   private readonly ownLeases = new Set<string>();
-  private specErrors: SpecError[] = [];
+  /** The parts of the record that change while the agent runs. */
+  private readonly parts: Parts = { specErrors: [] };
   private readonly startedAt: number;
 
   constructor(private readonly d: NodeRegistrationDeps) {
@@ -90,17 +96,34 @@ export class NodeRegistration {
     }
   }
 
+  /** Failsafe's part of the node record (node-agent/failsafe/); rewrites the record when it changes. */
+  setFailsafe(info: NodeFailsafe, lease: string | undefined): Promise<void> {
+    return this.change('failsafe', info, lease);
+  }
+
   /** Groups this agent cannot parse (version skew), published in the node record; rewrites it when they change. */
-  async setSpecErrors(errors: SpecError[], lease: string | undefined): Promise<void> {
-    const sorted = [...errors].sort((a, b) => a.group.localeCompare(b.group));
-    if (JSON.stringify(sorted) === JSON.stringify(this.specErrors)) return;
-    const before = this.specErrors;
-    this.specErrors = sorted;
+  setSpecErrors(errors: SpecError[], lease: string | undefined): Promise<void> {
+    return this.change(
+      'specErrors',
+      [...errors].sort((a, b) => a.group.localeCompare(b.group)),
+      lease,
+    );
+  }
+
+  /** Sets a part of the record and writes it under `lease`; on failure the old value stays (the next call retries). */
+  private async change<K extends 'failsafe' | 'specErrors'>(
+    part: K,
+    value: Parts[K],
+    lease: string | undefined,
+  ): Promise<void> {
+    if (JSON.stringify(value) === JSON.stringify(this.parts[part])) return;
+    const before = this.parts[part];
+    this.parts[part] = value;
     if (!lease) return;
     try {
       await this.register(lease);
     } catch (err) {
-      this.specErrors = before; // the next pass tries again
+      this.parts[part] = before;
       throw err;
     }
   }
@@ -117,9 +140,10 @@ export class NodeRegistration {
       interfaces: [c.interface],
       version: this.d.version,
       startedAt: this.startedAt,
-      ...(this.specErrors.length > 0 ? { specErrors: this.specErrors } : {}),
+      ...(this.parts.specErrors.length > 0 ? { specErrors: this.parts.specErrors } : {}),
       ...(c.peer ? { peer: peerEndpoint(c.peer) } : {}),
       ...fenceRecord(c),
+      ...(this.parts.failsafe ? { failsafe: this.parts.failsafe } : {}),
     };
   }
 
@@ -147,7 +171,7 @@ export class NodeRegistration {
         ? await this.d.client.if(this.key, 'Mod', '==', cur.modRevision).then(put).commit()
         : await this.d.client.if(this.key, 'Create', '==', 0).then(put).commit();
       if (r.succeeded) {
-        this.d.log.info({ lease, specErrors: this.specErrors.length || undefined }, 'node registered');
+        this.d.log.info({ lease, specErrors: this.parts.specErrors.length || undefined }, 'node registered');
         return;
       }
     }

@@ -157,7 +157,7 @@ export class GroupSteps {
   }
 
   /** Lease lost or replaced: everything held under it goes at once; resources follow once the addresses are gone. */
-  dropLease(which: (lease: string) => boolean, reason: ReleaseReason): void {
+  dropLease(which: (lease: string, group: string) => boolean, reason: ReleaseReason): void {
     for (const { holding: h, removal } of this.d.holdings.dropLease(which, reason)) {
       this.d.log.warn({ group: h.group, epoch: h.epoch, reason }, 'released');
       this.d.metrics.holder(h.group, false);

@@ -57,7 +57,8 @@ function cluster(opts: { failsafe?: boolean; nodes?: string[] } = {}) {
       log,
       held: () => (node === 'n0' ? held.map((h) => ({ ...h, fenceEnd })) : []),
       peerAddress: (n) => (names.includes(n) ? { node: n, address: '198.18.0.1', port: 1 } : undefined),
-      extend: async (group, lifetime) => {
+      extend: async (group, lifetime, deadline) => {
+        if (clock.t > deadline) return false;
         extended.push({ group, lifetime, at: clock.t });
         fenceEnd = clock.t + lifetime * 1000;
         return true;

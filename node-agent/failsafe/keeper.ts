@@ -7,6 +7,7 @@
 // addresses of one group with a lifetime in whole seconds). Peer side: answer requests by the rules; `mayAdd` tells
 // the acquire path whether a promise this node gave still binds it.
 import type { Clock } from '../../common/clock.js';
+import { kernelSlackForLifetimeMs } from '../../common/kernel-lifetime.js';
 import type { Logger } from '../../common/log.js';
 import type { PromiseAnswer, PromiseRequest } from './messages.js';
 import { HolderRules, PeerRules, type FailsafeTiming } from './rules.js';
@@ -41,8 +42,11 @@ export interface KeeperDeps {
   held(): HeldGroup[];
   /** Where a peer listens (its node record's peer address), or undefined when not known. */
   peerAddress(node: string): PeerRef | undefined;
-  /** Renews the group's addresses with this lifetime (s); resolves true when the kernel took it. */
-  extend(group: string, lifetimeSeconds: number): Promise<boolean>;
+  /**
+   * Renews the group's addresses with this lifetime (s), only if the command runs by `deadlineMs` (own clock: later,
+   * the lifetime would end past the promises' bound, or the address may be gone); resolves true when the kernel took it.
+   */
+  extend(group: string, lifetimeSeconds: number, deadlineMs: number): Promise<boolean>;
   /** Peer side: this node holds or is adding an address of the group. */
   holdsGroup(group: string): boolean;
   /** Peer side: the group's arbiterLoss as this node knows it (undefined: it does not know the group). */
@@ -74,7 +78,10 @@ export class FailsafeKeeper {
       holds: (g) => this.d.holdsGroup(g),
       failsafe: (g) => this.d.groupFailsafe(g),
     });
-    this.d.log.info({ holder: req.holder, groups: req.groups.length, granted: a.granted, reason: a.reason }, 'promise');
+    this.d.log.debug(
+      { holder: req.holder, groups: req.groups.length, granted: a.granted, reason: a.reason },
+      'promise',
+    );
     return a;
   }
 
@@ -129,9 +136,15 @@ export class FailsafeKeeper {
     this.extending = true;
     try {
       for (const g of this.active()) {
-        const l = this.holder.lifetime(this.d.clock.mono(), g.fenceEnd, this.d.lease.validUntil);
+        const now = this.d.clock.mono();
+        const l = this.holder.lifetime(now, g.fenceEnd, this.d.lease.validUntil);
         if (l === undefined) continue;
-        if (await this.d.extend(g.group, l)) this.d.log.info({ group: g.group, lifetime: l }, 'kept by promises');
+        // The lifetime counts from when the kernel takes it: the command must run early enough for its end (and the
+        // kernel's lateness) to stay inside the bound, and while the address is still there (never re-added).
+        const slack = Math.max(this.d.timing.kernelSlackMs, kernelSlackForLifetimeMs(l));
+        const deadline = Math.min(this.holder.bound(now, this.d.lease.validUntil) - l * 1000 - slack, g.fenceEnd);
+        if (await this.d.extend(g.group, l, deadline))
+          this.d.log.debug({ group: g.group, lifetime: l }, 'kept by promises');
       }
       const why = this.holder.endReason();
       if (why && why !== this.loggedEnd) this.d.log.warn({ why }, 'failsafe keep ended: letting the addresses expire');

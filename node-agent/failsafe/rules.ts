@@ -89,6 +89,19 @@ interface Pending {
 
 export type AnswerOutcome = 'granted' | 'refused' | 'ignored';
 
+/**
+ * After a refusal while the lease still covers (the peer heard from etcd a little later than we did: keepalive
+ * phases differ by up to one interval), the next round comes this soon instead of a round interval later: the
+ * address set at the last answer may have only a few hundred ms left. Liveness only; rounds are not in the argument.
+ */
+export const RETRY_AFTER_REFUSAL_MS = 50;
+/**
+ * At most this many such quick rounds per keep: a holder cut off alone is refused by peers that reach etcd, and every
+ * extra round is a chance that one of them, missing a keepalive answer just then, grants and is bound for W (which
+ * delays its takeover: the model test's "cut off alone" case finds it with unbounded quick rounds).
+ */
+export const QUICK_ROUNDS = 4;
+
 export class HolderRules {
   /** The nodes whose promises a keep needs (the assignment's promise set, this node excluded). */
   private peers: string[] = [];
@@ -96,6 +109,8 @@ export class HolderRules {
   private readonly granted = new Map<string, number>();
   private readonly pending = new Map<string, Pending>();
   private lastRoundAt = -Infinity;
+  private retrySoon = false;
+  private quickRounds = 0;
   private seq = 0;
   private ended = false;
   private endedWhy: string | undefined;
@@ -126,6 +141,7 @@ export class HolderRules {
     this.ended = false;
     this.endedWhy = undefined;
     this.pending.clear();
+    this.quickRounds = 0;
   }
 
   /** The lease is gone (or replaced): nothing may be kept by promises any more until the next fresh answer. */
@@ -145,8 +161,14 @@ export class HolderRules {
     o: { fresh: boolean; lease: string; groups: PromiseRequest['groups'] },
   ): { req: PromiseRequest; peers: string[] } | undefined {
     if (o.fresh || this.ended || o.groups.length === 0 || this.peers.length === 0) return undefined;
-    if (now - this.lastRoundAt < this.timing.roundIntervalMs) return undefined;
+    const quick = this.retrySoon && this.quickRounds < QUICK_ROUNDS;
+    const interval = quick
+      ? Math.min(RETRY_AFTER_REFUSAL_MS, this.timing.roundIntervalMs)
+      : this.timing.roundIntervalMs;
+    if (now - this.lastRoundAt < interval) return undefined;
     this.lastRoundAt = now;
+    this.retrySoon = false;
+    if (quick) this.quickRounds++;
     if (!this.off.has('rule4-send-time'))
       for (const [id, p] of this.pending) if (now - p.sentAt > this.timing.answerTimeoutMs) this.pending.delete(id);
     const requestId = `${this.incarnation}-${++this.seq}`;
@@ -168,6 +190,7 @@ export class HolderRules {
     if (!ans.granted || ans.windowMs < this.timing.windowMs) {
       // Rule 6: one refusal ends the keep once the holder depends on promises.
       if (!leaseCovers && !this.off.has('rule6-all')) this.end(`refused by ${ans.peer}: ${ans.reason ?? 'other'}`);
+      else this.retrySoon = true;
       return 'refused';
     }
     const at = receiveTime ? now : p.sentAt;

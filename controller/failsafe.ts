@@ -1,0 +1,72 @@
+// The controller's side of failsafe (docs/design.md "Failsafe (arbiter loss)", rules 1 and 5), pure like the planner.
+// Rule 1: a failsafe group's assignment carries its promise set, every registered node with its lease; a new epoch
+// (same holder) is written when that set changes, and the holder acknowledges in its node record the epoch whose
+// set it asks. Rule 5: once the holder's lease ended and the ordinary Safety 3 wait ran out, the group goes to a node
+// of the acknowledged set that still runs with its listed lease; any other node waits the holder's maxKeep more.
+// Groups with arbiterLoss: release carry no set and wait nothing more: they behave as before failsafe.
+import type { AssignmentRecord, PromiseSetEntry } from '../common/keyspace.js';
+import { arbiterLossOf, type FailoverGroup } from '../crds/failovergroup.js';
+import { listedForTakeover, takeoverWaitMs } from '../node-agent/failsafe/rules.js';
+import type { CurrentAssignment, GoneLease, LiveNode, PlanInput } from './plan-types.js';
+
+export function isFailsafe(group: FailoverGroup | undefined): boolean {
+  return group !== undefined && arbiterLossOf(group.spec) === 'failsafe';
+}
+
+/** Rule 1: the promise set to write with a failsafe group's assignment (undefined for release groups). */
+export function promiseSetFor(
+  group: FailoverGroup | undefined,
+  nodes: ReadonlyMap<string, LiveNode>,
+): PromiseSetEntry[] | undefined {
+  if (!isFailsafe(group)) return undefined;
+  return [...nodes.values()]
+    .map((n) => ({ node: n.name, lease: n.lease }))
+    .sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+}
+
+function key(set: readonly PromiseSetEntry[] | undefined): string {
+  return (set ?? []).map((e) => `${e.node}=${e.lease}`).join(',');
+}
+
+/** Rule 1: a node registered (or came back with a new lease), or a listed lease ended: a new epoch is due. */
+export function promiseSetChanged(
+  group: FailoverGroup | undefined,
+  rec: AssignmentRecord,
+  nodes: ReadonlyMap<string, LiveNode>,
+): boolean {
+  const want = promiseSetFor(group, nodes);
+  return want !== undefined && key(want) !== key(rec.promiseSet);
+}
+
+export interface Takeover {
+  /** May this node be given the group now? */
+  allows(node: string): boolean;
+  /** When any node may be given it (monotonic ms): the Safety 3 wait + the holder's maxKeep. */
+  allUntil: number;
+  /** The nodes of the acknowledged set still on their listed lease. */
+  listed: ReadonlySet<string>;
+}
+
+/**
+ * Rule 5, for a failsafe group whose holder's lease etcd said ended (`gone`) and whose Safety 3 wait ran out:
+ * who may be given it now. Undefined when nothing more than the ordinary wait applies (release group, or a holder
+ * that cannot keep by promises: no peer channel, maxKeep 0, or that wait + maxKeep has passed too).
+ */
+export function failsafeTakeover(
+  input: Pick<PlanInput, 'nodes' | 'mono' | 'now'>,
+  name: string,
+  group: FailoverGroup | undefined,
+  cur: CurrentAssignment | undefined,
+  gone: GoneLease | undefined,
+): Takeover | undefined {
+  if (!isFailsafe(group) || !cur || !gone || !(gone.maxKeepMs !== undefined && gone.maxKeepMs > 0)) return undefined;
+  const mono = input.mono ?? input.now;
+  const allUntil = gone.goneAt + takeoverWaitMs({ listed: false, overhangMs: gone.waitMs, maxKeepMs: gone.maxKeepMs });
+  if (mono >= allUntil) return undefined;
+  // Only the set of the epoch the holder acknowledged: the one it asks (it may not have seen a newer one).
+  const acked = gone.acks?.[name] === cur.epoch ? cur.record.promiseSet : undefined;
+  const leases = new Map([...input.nodes.values()].map((n) => [n.name, n.lease]));
+  const listed = listedForTakeover(acked, leases);
+  listed.delete(gone.node);
+  return { allows: (n) => listed.has(n), allUntil, listed };
+}
