@@ -20,6 +20,7 @@ import {
   type ProcHandle,
   type Testbed,
 } from './index.js';
+import { peerSection, writePeerKey } from './peer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from hack/testbed (ts) or dist/hack/testbed (js). */
@@ -44,6 +45,8 @@ export interface ClusterOptions {
   agent?: Record<string, unknown>;
   /** Per-node additions to the agent config. */
   agentFor?: (node: string) => Record<string, unknown>;
+  /** Every agent gets the failsafe peer channel (`peer:` on its node address, one key file: hack/testbed/peer.ts). */
+  peer?: boolean;
   controllerReplicas?: number;
   controller?: Record<string, unknown>;
   /** Start nginx (port 80, body = node name) on every node. Default true. */
@@ -173,6 +176,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const c = client;
 
     const agentConfigPath = (node: string) => join(tb.dir, `agent-${node}.yaml`);
+    const peerKey = opts.peer ? writePeerKey(tb.dir) : undefined;
     const writeAgentConfig = (node: string) => {
       const cfg = {
         node,
@@ -184,6 +188,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         allow: { snatDestinations: ['198.18.0.0/15', '2001:2::/48'], checkTargets: ['198.18.0.0/15', '2001:2::/48'] },
         stateDir: join(tb.dir, 'state'),
         logLevel: opts.logLevel ?? 'info',
+        ...(peerKey ? { peer: peerSection(tb, node, peerKey) } : {}),
         ...(opts.agent ?? {}),
         ...(opts.agentFor?.(node) ?? {}),
       };
