@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import {
   cutFromEtcd,
   monoMs,
-  outageAround,
+  longestLoss,
   restoreEtcd,
   sleep,
   startEtcdMembers,
@@ -53,7 +53,7 @@ export interface ArbiterIteration {
   profile: Profile;
   mode: ArbiterMode;
   iteration: number;
-  /** Client-visible outage around the fault (ms), 0 when every probe answered. */
+  /** Client-visible outage: the longest run without an answer after the fault (ms), 0 when every probe answered. */
   outageMs?: number;
   dualMs?: number;
   /** etcd-leader: from the kill to a new etcd leader reported by etcdctl (polled: an upper bound). */
@@ -156,7 +156,6 @@ async function iteration(
       await fault.undo();
     }
     if (extra.note) return { ...base, ...extra };
-    const out = outageAround(probe.samples(), tFault);
     const dual = countedOverlaps(sampler.overlaps(s.vip, { since: tFault })).totalMs;
     const tl = sampler.timeline(s.vip);
     const holders = Object.keys(tl).filter((n) => (tl[n] ?? []).some((iv) => iv.to === null || iv.to >= tFault));
@@ -164,7 +163,7 @@ async function iteration(
     const down = dels.find((e) => e.node === s.preferred);
     return {
       ...base,
-      outageMs: Math.round(out.durationMs),
+      outageMs: longestLoss(probe.samples(), tFault),
       dualMs: Math.round(dual * 10) / 10,
       ...extra,
       ...(mode === 'etcd-cut' && down ? { stepDownMs: Math.round(down.t - tFault) } : {}),

@@ -20,6 +20,7 @@ export { startNginx, type NginxHandle, type StartNginxOptions } from './nginx.js
 export {
   startProbe,
   outageAround,
+  longestLoss,
   answeredBy,
   runsOf,
   type Probe,

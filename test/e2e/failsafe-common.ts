@@ -1,7 +1,7 @@
 // What the failsafe e2e files (failsafe*.test.ts, issue 12) share: the group they run, and readings of the sampler,
 // the probe and the assignments over a window. Every wait is bounded; the bounds are generous, to catch hangs only.
 import type { Cluster } from '../../hack/testbed/cluster.js';
-import type { Sample, Sampler } from '../../hack/testbed/index.js';
+import type { Sampler } from '../../hack/testbed/index.js';
 import type { Interval } from '../../hack/testbed/sampler.js';
 import { monoMs, sleep, waitUntil } from '../../hack/testbed/util.js';
 import type { E2eFixture } from '../harness/e2e.js';
@@ -55,23 +55,6 @@ export function lostAt(sampler: Sampler, vip: string, node: string, t0: number):
 /** When `node` added `vip` first after `t0`; undefined when it did not. */
 export function addedAt(sampler: Sampler, vip: string, node: string, t0: number): number | undefined {
   return (sampler.timeline(vip)[node] ?? []).find((i) => i.from >= t0)?.from;
-}
-
-/** The longest time the client went without an answer after `t0`: last answer before a failure to the next one. */
-export function longestLoss(samples: readonly Sample[], t0: number): number {
-  const s = [...samples].sort((a, b) => a.t - b.t);
-  let lastOk: number | undefined;
-  let failing = false;
-  let worst = 0;
-  for (const x of s) {
-    if (x.ok) {
-      if (failing && lastOk !== undefined && x.t >= t0) worst = Math.max(worst, x.t - lastOk);
-      lastOk = x.t;
-      failing = false;
-    } else failing = true;
-  }
-  if (failing && lastOk !== undefined) worst = Math.max(worst, (s[s.length - 1]?.t ?? lastOk) - lastOk);
-  return Math.round(worst);
 }
 
 /**

@@ -14,6 +14,7 @@
 import { expect, jest, test } from '@jest/globals';
 import type { Cluster } from '../../hack/testbed/cluster.js';
 import {
+  longestLoss,
   monoMs,
   sleep,
   startEtcdMembers,
@@ -24,15 +25,7 @@ import {
 } from '../../hack/testbed/index.js';
 import { withTimeout } from '../../hack/testbed/util.js';
 import { useE2eCluster } from '../harness/e2e.js';
-import {
-  applyFailsafeWeb,
-  holdersSince,
-  longestLoss,
-  NOISE_MS,
-  oneHolder,
-  since,
-  waitRegistered,
-} from './failsafe-common.js';
+import { applyFailsafeWeb, holdersSince, NOISE_MS, oneHolder, since, waitRegistered } from './failsafe-common.js';
 
 jest.setTimeout(300_000);
 
