@@ -7,7 +7,8 @@
 // Sends COUNT advertisements (default 3), INTERVAL_MS apart (default 100), from ADDRESS to ff02::1 (all nodes)
 // (ADDRESS must be configured on this node, usable, so added with nodad or after DAD)
 // on IFACE, hop limit 255, with the Override flag (and Router with -R), the target ADDRESS and IFACE's link-layer
-// address. The kernel fills in the ICMPv6 checksum. Needs CAP_NET_RAW. Exit 0: all sent; 1: failure; 2: usage.
+// address (the packet: native/nd.h). The kernel fills in the ICMPv6 checksum. Needs CAP_NET_RAW.
+// Exit 0: all sent; 1: failure; 2: usage.
 // Built at first use by node-agent/ndsend.ts (gcc), or ahead of time: gcc -O2 -o vipwarden-ndsend ndsend.c
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,6 +24,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "native/nd.h" // the packet, shared with vipwarden-dataplane
 
 static void usage(void) {
   fprintf(stderr, "usage: vipwarden-ndsend -i IFACE [-c COUNT] [-w INTERVAL_MS] [-R] ADDRESS\n");
@@ -122,25 +125,10 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  struct {
-    struct nd_neighbor_advert na;
-    struct nd_opt_hdr opt;
-    unsigned char lladdr[6];
-  } __attribute__((packed)) pkt;
-  memset(&pkt, 0, sizeof pkt);
-  pkt.na.nd_na_type = ND_NEIGHBOR_ADVERT;
-  pkt.na.nd_na_code = 0;
-  pkt.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE | (router ? ND_NA_FLAG_ROUTER : 0);
-  pkt.na.nd_na_target = target;
-  pkt.opt.nd_opt_type = ND_OPT_TARGET_LINKADDR;
-  pkt.opt.nd_opt_len = 1;  // in units of 8 octets
-  memcpy(pkt.lladdr, ifr.ifr_hwaddr.sa_data, 6);
-
+  struct na_packet pkt;
+  na_packet_fill(&pkt, &target, (const unsigned char *)ifr.ifr_hwaddr.sa_data, router);
   struct sockaddr_in6 dst;
-  memset(&dst, 0, sizeof dst);
-  dst.sin6_family = AF_INET6;
-  inet_pton(AF_INET6, "ff02::1", &dst.sin6_addr);
-  dst.sin6_scope_id = ifindex;
+  na_all_nodes(&dst, ifindex);
 
   for (long i = 0; i < count; i++) {
     if (sendto(s, &pkt, sizeof pkt, 0, (struct sockaddr *)&dst, sizeof dst) != (ssize_t)sizeof pkt) {

@@ -64,13 +64,14 @@ async function sourcePath(): Promise<string | undefined> {
   return undefined;
 }
 
-/** Compiles ndsend.c into the cache directory unless an up-to-date build is there. */
+/** Compiles ndsend.c (and native/nd.h) into the cache directory unless an up-to-date build is there. */
 export async function buildNdsend(exec: Exec, opts: { cacheDir?: string } = {}): Promise<string> {
   const src = await sourcePath();
   if (!src) throw new Error('ndsend.c not found next to the agent');
-  const hash = createHash('sha256')
-    .update(await readFile(src))
-    .digest('hex');
+  // The hash covers the header ndsend.c includes, so that a change to the shared packet rebuilds it too.
+  const hash = createHash('sha256');
+  for (const file of [src, join(dirname(src), 'native', 'nd.h')]) hash.update(await readFile(file));
+  const digest = hash.digest('hex');
   const binDir = join(opts.cacheDir ?? cacheDir(), 'bin');
   const bin = join(binDir, NDSEND);
   const stamp = `${bin}.sha256`;
@@ -78,12 +79,12 @@ export async function buildNdsend(exec: Exec, opts: { cacheDir?: string } = {}):
     (s) => s.trim(),
     () => '',
   );
-  if (built === hash && (await executable(bin))) return bin;
+  if (built === digest && (await executable(bin))) return bin;
   await mkdir(binDir, { recursive: true });
   const tmp = `${bin}.tmp-${process.pid}`;
   await exec(['gcc', '-O2', '-Wall', '-Wextra', '-o', tmp, src], { timeoutMs: 60_000 });
   await rename(tmp, bin); // atomic: agents building at the same time race harmlessly
-  await writeFile(stamp, `${hash}\n`);
+  await writeFile(stamp, `${digest}\n`);
   return bin;
 }
 

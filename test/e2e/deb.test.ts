@@ -138,16 +138,24 @@ beforeAll(async () => {
     },
     60_000,
   );
+  let lastState = '';
   await waitFor(
     'systemd in the container to finish booting',
     async () => {
       if (nspawn!.exited) throw new Error(`systemd-nspawn exited:\n${bootLog()}`);
       const r = await inside(['systemctl', 'is-system-running']);
+      lastState = `exit ${r.code}: ${r.out.trim()} ${r.err.trim()}`;
       return /^(running|degraded)/.test(r.out) ? r.out : undefined;
     },
     120_000,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}\n${bootLog()}`);
+  ).catch(async (err: Error) => {
+    // What is still starting comes first: CI keeps only the head of a long message.
+    const jobs = await inside(['systemctl', 'list-jobs', '--no-pager'], 10_000).catch(() => undefined);
+    const journal = await inside(['journalctl', '-b', '--no-pager', '-n', '40'], 10_000).catch(() => undefined);
+    throw new Error(
+      `${err.message} (is-system-running ${lastState})\njobs:\n${jobs?.out ?? ''}${jobs?.err ?? ''}\n` +
+        `journal:\n${journal?.out ?? ''}\nnspawn:\n${bootLog().slice(-3000)}`,
+    );
   });
   await waitFor(
     `systemd-networkd to put ${containerIp} on host0`,

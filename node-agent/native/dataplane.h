@@ -1,0 +1,76 @@
+/*
+ * What the parts of vipwarden-dataplane share (the protocol is described in dataplane.c):
+ *   dataplane.c  the request loop: reads a line, dispatches it, writes the answer
+ *   answer.c     the answer being built, the deadline check and the error answer
+ *   parse.c      the request's fields: numbers, addresses, interface names
+ *   ops.c        one function per request (add, del, list, garp, na)
+ *   netlink.c    rtnetlink: the socket, address requests, the address dump
+ *   announce.c   gratuitous ARP over the packet socket, unsolicited NA (the packet in nd.h, shared with ndsend.c)
+ */
+#ifndef VIPWARDEN_DATAPLANE_H
+#define VIPWARDEN_DATAPLANE_H
+
+#include <linux/if_addr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An address of a request: the family (AF_INET or AF_INET6), its bytes and a prefix length. */
+struct addr {
+  int family;
+  unsigned char bytes[16];
+  int prefix;
+};
+
+/* An address as the kernel reports it. */
+struct found {
+  unsigned ifindex, family, prefix, flags, valid, preferred;
+  unsigned char bytes[16];
+};
+
+/* A RTM_NEWADDR, RTM_DELADDR or RTM_GETADDR request with room for its attributes. */
+struct nlreq {
+  struct nlmsghdr h;
+  struct ifaddrmsg a;
+  char attrs[256];
+};
+
+/* answer.c */
+uint64_t now_ns(void);
+int answer_init(void);
+void answer_begin(void);
+void answer_reset(void);
+void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int answer_full(void);
+void answer_write(uint64_t id);
+extern uint64_t checked_at; /* when expired() last read the clock */
+int expired(uint64_t deadline);
+int fail(int err, const char *what);
+
+/* parse.c */
+int parse_u64(const char *s, uint64_t *v);
+int parse_addr(const char *s, int want_prefix, struct addr *a);
+int parse_iface(const char *s, unsigned *ifindex);
+
+/* netlink.c */
+size_t alen(int family);
+int nl_open(void);
+void addattr(struct nlreq *r, unsigned short type, const void *data, size_t len);
+void addr_req(struct nlreq *r, int type, int flags, const struct addr *a, unsigned ifindex);
+int nl_request(struct nlreq *r);
+typedef int (*addr_fn)(const struct found *f, void *arg);
+int dump(int family, addr_fn fn, void *arg);
+int present(const struct addr *a, unsigned ifindex);
+
+/* announce.c */
+int announce_open(void);
+int announce(const char *ifname, unsigned ifindex, const struct addr *a, uint64_t deadline, uint64_t *sent);
+
+/* ops.c */
+int op_add(char **v, int n, uint64_t deadline);
+int op_del(char **v, int n);
+int op_list(int n);
+int op_announce(char **v, int n, uint64_t deadline, int family);
+
+#endif
