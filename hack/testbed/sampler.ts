@@ -1,14 +1,13 @@
-// TypeScript side of the dual-holder sampler (sampler.c): builds it on first use, runs it over a
+// TypeScript side of the dual-holder sampler (vipsampler/, built by sampler-build.ts): runs it over a
 // testbed's namespaces, and keeps per-address, per-node timelines so a test can ask "was this VIP
 // ever on two nodes at once, and for how long?".
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { stopAndDrain, type ProcHandle } from './proc.js';
+import { buildSampler } from './sampler-build.js';
 import type { Testbed } from './testbed.js';
-import { monoMs, normalizeIp, run, withTimeout } from './util.js';
+import { monoMs, normalizeIp, withTimeout } from './util.js';
+
+export { buildSampler, cacheDir } from './sampler-build.js';
 
 export interface AddrEvent {
   /** CLOCK_MONOTONIC ms of the poll that saw the change (taken just before its dump). */
@@ -84,41 +83,6 @@ export interface StartSamplerOptions {
   maxDurationS?: number;
   /** Namespaces to watch; default: the testbed's nodes (not the client). */
   targets?: SamplerTarget[];
-}
-
-// ---- build ----------------------------------------------------------------------------------------
-
-function samplerSourcePath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [
-    join(here, 'sampler.c'),
-    join(here, '..', '..', '..', 'hack', 'testbed', 'sampler.c'),
-    join(process.cwd(), 'hack', 'testbed', 'sampler.c'),
-  ];
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) throw new Error(`sampler.c not found (looked in ${candidates.join(', ')})`);
-  return found;
-}
-
-export function cacheDir(): string {
-  return process.env['VIPWARDEN_CACHE'] || '/var/cache/vipwarden';
-}
-
-/** Compiles sampler.c into `${VIPWARDEN_CACHE:-/var/cache/vipwarden}/bin/vipsampler` unless up to date. */
-export async function buildSampler(): Promise<string> {
-  const src = samplerSourcePath();
-  const text = readFileSync(src);
-  const hash = createHash('sha256').update(text).digest('hex');
-  const binDir = join(cacheDir(), 'bin');
-  const bin = join(binDir, 'vipsampler');
-  const stamp = `${bin}.sha256`;
-  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === hash) return bin;
-  mkdirSync(binDir, { recursive: true });
-  const tmp = `${bin}.tmp-${process.pid}`;
-  await run(['gcc', '-O2', '-Wall', '-Wextra', '-o', tmp, src], { timeoutMs: 60_000 });
-  renameSync(tmp, bin); // atomic: concurrent builders race harmlessly
-  writeFileSync(stamp, hash + '\n');
-  return bin;
 }
 
 // ---- pure timeline logic --------------------------------------------------------------------------
