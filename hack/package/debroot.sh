@@ -26,7 +26,10 @@ case "${flavour}" in
   *) echo "usage: debroot.sh boot|image" >&2; exit 2 ;;
 esac
 # Docs, man pages and locales are dropped from the image root; the boot root keeps dpkg's defaults.
-opts=(--format=tar --variant="${variant}" --include="$(IFS=,; echo "${packages[*]}")" --skip=check/empty)
+# force-unsafe-io: dpkg's fsync after every file is pointless for a root that ends up in a tarball, and made the build
+# take 25 min on a loaded machine.
+opts=(--format=tar --variant="${variant}" --include="$(IFS=,; echo "${packages[*]}")" --skip=check/empty
+  --dpkgopt=force-unsafe-io)
 if [[ "${flavour}" == image ]]; then
   opts+=(--dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*'
