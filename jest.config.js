@@ -9,6 +9,8 @@ const common = {
   testEnvironment: 'node',
   modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/.cache/'],
 };
+// Real servers: a generous per-test bound that only catches a hang (test/harness/timeouts.ts).
+const slow = { setupFilesAfterEnv: ['<rootDir>/test/harness/timeouts.ts'] };
 export default {
   projects: [
     {
@@ -16,7 +18,7 @@ export default {
       displayName: 'unit',
       testMatch: ['<rootDir>/{common,crds,controller,node-agent,cli,hack}/**/*.test.ts'],
     },
-    { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
+    { ...common, ...slow, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
+    { ...common, ...slow, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
   ],
 };

@@ -111,6 +111,23 @@ describe('LvsDirector', () => {
     expect(ipvs.daemons).toEqual([]);
   });
 
+  it('stopped while the shutdown release runs, it leaves no daemon: a late pass starts no backup daemon', async () => {
+    await director.start(ac.signal);
+    director.setCandidates(new Map([['g', lvsSpec()]]));
+    const r = director.resource();
+    await r.acquire(ctx('g', lvsSpec()));
+    await until('master daemon', () => ipvs.daemons.length === 1 && ipvs.daemons[0]!.state === 'master');
+    // As on SIGTERM: the abort stops the director while the agent's release of the group is still under way (the
+    // release pass sees this node as the group's standby and wants a backup daemon).
+    // A pass is under way (the agent's last pass handed it the groups), so the release's pass waits behind it.
+    director.setCandidates(new Map([['g', lvsSpec({ scheduler: 'rr' })]]));
+    const release = r.release(ctx('g', lvsSpec()));
+    const stop = director.stop();
+    await Promise.all([release, stop]);
+    expect(ipvs.services.size).toBe(0);
+    expect(ipvs.daemons).toEqual([]);
+  });
+
   it('a director that is also told the group as a candidate removes the table on release', async () => {
     await director.start(ac.signal);
     director.setCandidates(new Map([['g', lvsSpec()]]));

@@ -67,6 +67,8 @@ export class LvsDirector {
   private sysctlsDone = false;
   /** The sync want last applied; a periodic pass (fullPass) lists and checks the daemons anyway. */
   private syncApplied: string | undefined;
+  /** Set by stop(): the daemons it stops are not started again by a late pass. */
+  private daemonsStopping = false;
   private fullPass = false;
   private candidatesHash = fingerprint([]);
   private lastViews: RealServerView[] = [];
@@ -105,7 +107,11 @@ export class LvsDirector {
     if (this.ac.signal.aborted) return;
     if (this.periodic) clearInterval(this.periodic);
     this.checks.stop();
-    await this.running?.catch(() => undefined);
+    // From here no pass starts a daemon: the agent's releases still run passes (they remove the table), and one of
+    // them, seeing this node as the group's standby, started a backup daemon after the loop below had run (CI).
+    this.daemonsStopping = true;
+    for (let i = 0; i < 10 && (this.running || this.next); i++)
+      await (this.next ?? this.running)?.catch(() => undefined);
     this.ac.abort();
     this.candidates.clear();
     // On the way out, no listing first: stop what it started, at once (the agent's exit is on a timer).
@@ -287,7 +293,7 @@ export class LvsDirector {
     standby: ReadonlyMap<string, Spec>,
     full: boolean,
   ): Promise<void> {
-    if (this.o.sync === false) return;
+    if (this.o.sync === false || this.daemonsStopping) return;
     const want = syncWant(held, standby, {
       interface: this.o.sync?.interface ?? this.o.config.interface,
       syncId: this.o.sync?.syncId ?? 0,
