@@ -103,7 +103,7 @@ export class Mirror extends EventEmitter<MirrorEvents> {
       this.emit('change', changed);
       if (this.opts.resyncMs) this.scheduleRelist('periodic resync', this.opts.resyncMs);
     } catch (err) {
-      this.log.warn({ err: String(err), prefix: this.prefix }, 'etcd list failed; retrying');
+      this.log.warn({ err, prefix: this.prefix }, 'etcd list failed; retrying');
       this.scheduleRelist('list failed', 500);
     }
   }
@@ -144,7 +144,7 @@ export class Mirror extends EventEmitter<MirrorEvents> {
     });
     w.on('error', (err) => {
       if (this.watcher === w) {
-        this.log.warn({ err: String(err), prefix: this.prefix }, 'etcd watch error');
+        this.log.warn({ err, prefix: this.prefix }, 'etcd watch error');
         this.scheduleRelist('watch error', 200);
       }
     });

@@ -209,6 +209,9 @@ export const NodeRecord = z.object({
   specErrors: z.array(z.object({ group: z.string(), why: z.string() })).optional(),
   /** Where other agents reach this one over the failsafe peer channel (agent.yaml `peer:`), if it has one. */
   peer: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }).optional(),
+  /** The fast fence (agent.yaml `fence:`): every VIP this agent sets is gated by an element that ends within
+   * windowMs of its proof's keepalive send time (common/fence.ts). Absent: the address lifetime is the fence. */
+  fence: z.object({ kind: z.literal('nftables'), windowMs: z.number().int().positive().max(60_000) }).optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

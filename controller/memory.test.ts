@@ -3,6 +3,8 @@
 import { afterEach, describe, expect, test } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import type { Entry } from '../common/etcd.js';
+import { FENCE_SLACK_MS } from '../common/fence.js';
+import { addressOverhangMs } from '../common/lease.js';
 import { AssignmentRecord, decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord } from '../common/keyspace.js';
 import { silentLogger } from '../common/log.js';
 import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
@@ -241,5 +243,27 @@ describe('waits run on the monotonic clock', () => {
     expect(pass([]).requeueAt).toBe(goneAt + waitMs);
     clock.m += waitMs;
     expect(pass([]).actions).toHaveLength(1);
+  });
+});
+
+describe('a fenced holder\'s wait (docs/design.md "Fast fence")', () => {
+  const overhang = addressOverhangMs({ ttlSeconds: 1, maxLifetimeSeconds: 1, renewWindowMs: 500 }, SLACK);
+  test.each<[string, Partial<NodeRecord>, number]>([
+    ['no fence in its record: the address overhang', {}, overhang],
+    ['fenced, window within the lease: nothing after the lease', { fence: { kind: 'nftables', windowMs: 500 } }, 0],
+    [
+      'fenced, window past the lease: the excess + slack',
+      { fence: { kind: 'nftables', windowMs: 1100 } },
+      100 + FENCE_SLACK_MS,
+    ],
+  ])('%s', async (_name, over, want) => {
+    const { clock, leases, memory, pass } = setup();
+    pass([nodeEntry('a', '1001', over)]);
+    await settle();
+    leases.alive.delete('1001');
+    clock.pass(1000);
+    pass([]);
+    await settle();
+    expect(memory.gone.get('1001')?.waitMs).toBe(want);
   });
 });

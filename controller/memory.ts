@@ -11,6 +11,7 @@ import type { Entry } from '../common/etcd.js';
 import { AssignmentRecord, MAX_RENEW_WINDOW_MS, NodeRecord, ReleasedRecord, type Keys } from '../common/keyspace.js';
 import { decodeEntry } from './parsed.js';
 import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
+import { fenceOverhangMs } from '../common/fence.js';
 import { addressOverhangMs } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { GoneLease, ReleasedSeen } from './planner.js';
@@ -103,7 +104,10 @@ export class LeaderMemory {
       named.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
         node: rec.name,
-        waitMs: addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
+        // A fenced holder's addresses answer nothing once its fence closed (docs/design.md "Fast fence").
+        waitMs: rec.fence
+          ? fenceOverhangMs({ ttlSeconds: rec.ttlSeconds, fenceWindowMs: rec.fence.windowMs })
+          : addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
         ttlMs: rec.ttlSeconds * 1000,
       });
     }

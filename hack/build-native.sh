@@ -2,7 +2,8 @@
 # Builds the agent's native helpers next to the compiled agent (dist/node-agent/), where it looks for them:
 #   vipwarden-dataplane  node-agent/native/dataplane.c and the parts listed in dataplane.h: the data path (addresses
 #                        over rtnetlink, gratuitous ARP, unsolicited NA), one long-running process per agent, each
-#                        request checked against its monotonic deadline (node-agent/dataplane.ts)
+#                        request checked against its monotonic deadline (node-agent/dataplane.ts); fence.c: the
+#                        fast fence's nf_tables set elements (node-agent/fence/)
 #   vw-before            node-agent/native/before.c: runs a command only before a monotonic deadline (the command
 #                        path, kept for agents without the data-path helper)
 #   vipwarden-ndsend     node-agent/ndsend.c (with node-agent/native/nd.h): unsolicited IPv6 neighbour
@@ -24,6 +25,6 @@ build() { # OUT SRC.c...
     mv -f "$out.tmp" "$out"
   fi
 }
-build dist/node-agent/vipwarden-dataplane node-agent/native/{dataplane,answer,parse,ops,netlink,announce}.c
+build dist/node-agent/vipwarden-dataplane node-agent/native/{dataplane,answer,parse,ops,netlink,announce,fence}.c
 build dist/node-agent/vw-before node-agent/native/before.c
 build dist/node-agent/vipwarden-ndsend node-agent/ndsend.c

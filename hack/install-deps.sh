@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what vipwarden's demo and tests need on a fresh Debian 12 machine, as root. Safe to repeat.
 #   Debian: nginx, MariaDB, keepalived (benchmark), Prometheus (promtool), iproute2, iptables, arping, gcc,
-#   ipvsadm (LVS directors) ...
+#   ipvsadm (LVS directors), nftables (nft: the fast fence's table, node-agent/fence/) ...
 #   npm: the locked dependencies (npm ci)
 #   etcd is not taken from Debian (12 ships 3.4.23, with lease bugs): hack/etcd/build.sh builds the pinned 3.6.x.
 # Services from these packages are never started on the host: everything runs inside test namespaces.
@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   nginx-light iproute2 iptables arping ndisc6 keepalived
   mariadb-server mariadb-client prometheus gcc libc6-dev util-linux procps psmisc curl systemd ca-certificates ipvsadm
+  # The fast fence (node-agent/fence/): nft loads its table; the helper sets elements over netlink itself.
+  nftables
   # Packaging (hack/package, hack/image and their tests): Debian roots, systemd-nspawn, OCI images, runc.
   mmdebstrap systemd-container umoci skopeo runc binutils
   # Real kubelet nodes (test/e2e/kubelet.test.ts, hack/kube/node.sh): the container runtime the kubelet drives.

@@ -16,7 +16,7 @@ import { VERSION } from '../common/version.js';
 import type { AddressManager } from './addresses.js';
 import type { CheckFn } from './checks/index.js';
 import { ClusterView } from './cluster-view.js';
-import type { AgentConfig } from './config.js';
+import { fenceOptions, type AgentConfig } from './config.js';
 import { etcdHealthStore, HealthPublisher } from './health-publisher.js';
 import { HealthRunners } from './health-runners.js';
 import type { Spec } from '../crds/failovergroup.js';
@@ -91,6 +91,7 @@ export class Agent {
       timing: config.lease,
       log,
       deadlineExec: deps.deadlineExec,
+      fence: fenceOptions(config),
       // The history (issue 15.14): the addresses were gone from their lifetime's end until this renewal.
       onLapsed: (group, epoch, endedAt) => {
         this.steps.presence.record(group, { kind: 'remove', epoch, reason: 'lease-not-confirmed', mono: endedAt });
@@ -155,6 +156,7 @@ export class Agent {
     // Checks start now, so that their first results are in by the time the node is registered (nothing is
     // published before that).
     this.health.sync();
+    await this.holdingsOwner.fence?.setup(); // before any address: every VIP is gated from its first add
     await removeLeftovers(
       { addresses: this.addresses, resources: this.resources, state: this.state, log: this.log },
       this.view.knownVips(this.deps.config.interface),

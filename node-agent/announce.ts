@@ -154,9 +154,7 @@ export class AnnounceResource implements GroupResource {
     const sendAll = (n: number) =>
       Promise.all(
         ctx.vips.map((v) =>
-          this.announcer
-            .send(v, n, signal)
-            .catch((err) => ctx.log.warn({ err: String(err), vip: v.address }, 'announce failed')),
+          this.announcer.send(v, n, signal).catch((err) => ctx.log.warn({ err, vip: v.address }, 'announce failed')),
         ),
       );
     // The first burst is not awaited: the address already works, and neighbours learn it as packets arrive.

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
 import { EtcdConfigSchema } from '../common/etcd-config.js';
+import { defaultFenceWindowMs, fenceTimingProblem } from '../common/fence.js';
 import { LEASE_CONFIG_DEFAULT, leaseConfigFields } from '../common/lease-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
@@ -35,6 +36,22 @@ export const AgentConfigSchema = z
     /** The failsafe peer channel (node-agent/peer/): where to listen, and the shared key file. Absent: none. */
     peer: PeerConfigSchema.optional(),
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
+    /**
+     * The fast fence (node-agent/fence/, docs/design.md "Fast fence"): `nftables` gates every VIP with an nftables
+     * set element that the agent renews on each keepalive answer; `windowMs` (default ttlSeconds * 1000 - marginMs)
+     * is how long after the proof's keepalive was sent it stays open. `fence: nftables` is short for `{ mode: nftables }`.
+     */
+    fence: z
+      .preprocess(
+        (v) => (typeof v === 'string' ? { mode: v } : v),
+        z
+          .object({
+            mode: z.enum(['off', 'nftables']).default('off'),
+            windowMs: z.number().int().min(20).max(60_000).optional(),
+          })
+          .strict(),
+      )
+      .default({ mode: 'off' }),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z
@@ -113,13 +130,24 @@ export const AgentConfigSchema = z
       });
   });
 
+/** The fence's options for Holdings, or undefined when it is off; throws when its window does not fit the lease. */
+export function fenceOptions(c: Pick<AgentConfig, 'fence' | 'lease'>): { windowMs: number } | undefined {
+  if (c.fence.mode === 'off') return undefined;
+  const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease);
+  const problem = fenceTimingProblem(windowMs, c.lease);
+  if (problem) throw new Error(`agent config: fence.windowMs: ${problem}`);
+  return { windowMs };
+}
+
 export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };
 
 export function parseAgentConfig(raw: unknown, source = 'agent config'): AgentConfig {
   const c = parseOrThrow(AgentConfigSchema, raw, source);
   // An answer may renew address lifetimes only while its keepalive is this fresh (see lease.ts).
   const renewWindowMs = c.lease.renewWindowMs ?? Math.min(500, Math.floor((c.lease.ttlSeconds * 1000) / 4));
-  return { ...c, lease: { ...c.lease, renewWindowMs } };
+  const parsed = { ...c, lease: { ...c.lease, renewWindowMs } };
+  fenceOptions(parsed);
+  return parsed;
 }
 
 /** Reads agent.yaml; `node` (from --node or VIPWARDEN_NODE) takes the place of the file's `node:`. */

@@ -152,6 +152,25 @@ export class Dataplane extends EventEmitter {
     return nsToMs(f[0]);
   }
 
+  /**
+   * Opens the fast fence for `addresses` (node-agent/native/fence.c): live elements ending at `expiresMs`, and their
+   * gates, in one nf_tables transaction, checked against `deadlineMs` right before the kernel acts.
+   */
+  async fenceSet(table: string, addresses: readonly string[], o: { expiresMs: number; deadlineMs: number }) {
+    const f = await this.request('fence', deadlineNs(o.deadlineMs), [
+      'set',
+      table,
+      deadlineNs(o.expiresMs),
+      addresses.join(','),
+    ]);
+    return { checkedAtMs: nsToMs(f[0]), ackedAtMs: nsToMs(f[1]), timeoutMs: Number(f[2]) };
+  }
+
+  /** Deletes the live and gated elements of `addresses` (absent ones are fine). Never refused for lateness. */
+  async fenceDel(table: string, addresses: readonly string[]): Promise<void> {
+    await this.request('fence', '0', ['del', table, addresses.join(',')]);
+  }
+
   /** Starts the helper if it is not running; resolves with its pid. */
   async ping(): Promise<number> {
     const f = await this.request('ping', '0', []);

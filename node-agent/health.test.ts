@@ -80,6 +80,8 @@ const up = (firstFailAt?: number): CheckState => ({
   firstFailAt,
   message: 'ok',
 });
+/** A check of this weight (0: required) in this state, for the summarize table. */
+const of = (weight: number, state: CheckState): [number, CheckState] => [weight, state];
 const down = (firstFailAt: number): CheckState => ({
   ok: false,
   successes: 0,
@@ -119,76 +121,38 @@ describe('summarize', () => {
   });
 
   test.each<[string, [number, CheckState][], { healthy: boolean; priorityDelta: number; failingSince?: number }]>([
-    [
-      'all required passing',
-      [
-        [0, up()],
-        [0, up()],
-      ],
-      { healthy: true, priorityDelta: 0 },
-    ],
+    ['all required passing', [of(0, up()), of(0, up())], { healthy: true, priorityDelta: 0 }],
     [
       'a required check failing',
-      [
-        [0, up()],
-        [0, down(500)],
-      ],
+      [of(0, up()), of(0, down(500))],
       { healthy: false, priorityDelta: 0, failingSince: 500 },
     ],
     [
       'two required failing: the earliest',
-      [
-        [0, down(700)],
-        [0, down(500)],
-      ],
+      [of(0, down(700)), of(0, down(500))],
       { healthy: false, priorityDelta: 0, failingSince: 500 },
     ],
     [
       'a required check still up inside its fall count is not failing',
-      [[0, up(900)]],
+      [of(0, up(900))],
       { healthy: true, priorityDelta: 0 },
     ],
-    [
-      'positive weight passing adds',
-      [
-        [0, up()],
-        [50, up()],
-      ],
-      { healthy: true, priorityDelta: 50 },
-    ],
+    ['positive weight passing adds', [of(0, up()), of(50, up())], { healthy: true, priorityDelta: 50 }],
     [
       'positive weight failing adds nothing and does not make unhealthy',
-      [
-        [0, up()],
-        [50, down(100)],
-      ],
+      [of(0, up()), of(50, down(100))],
       { healthy: true, priorityDelta: 0 },
     ],
-    [
-      'negative weight failing subtracts',
-      [
-        [0, up()],
-        [-30, down(100)],
-      ],
-      { healthy: true, priorityDelta: -30 },
-    ],
-    ['negative weight passing adds nothing', [[-30, up()]], { healthy: true, priorityDelta: 0 }],
+    ['negative weight failing subtracts', [of(0, up()), of(-30, down(100))], { healthy: true, priorityDelta: -30 }],
+    ['negative weight passing adds nothing', [of(-30, up())], { healthy: true, priorityDelta: 0 }],
     [
       'weights add up',
-      [
-        [20, up()],
-        [30, up()],
-        [-40, down(1)],
-        [-5, up()],
-      ],
+      [of(20, up()), of(30, up()), of(-40, down(1)), of(-5, up())],
       { healthy: true, priorityDelta: 10 },
     ],
     [
       'weighted failures do not set failingSince',
-      [
-        [-30, down(100)],
-        [0, down(300)],
-      ],
+      [of(-30, down(100)), of(0, down(300))],
       { healthy: false, priorityDelta: -30, failingSince: 300 },
     ],
   ])('%s', (_name, rows, want) => {

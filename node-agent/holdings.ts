@@ -10,6 +10,7 @@ import type { Exec } from '../common/exec.js';
 import type { Logger } from '../common/log.js';
 import { lifetimeFor, type LeaseTiming } from '../common/lease.js';
 import { AddressManager, DeadlinePassedError, vipKey, type VipRef } from './addresses.js';
+import { NftFence, type FenceOptions } from './fence/nft.js';
 import type { Held } from './planner.js';
 
 /** What Holdings needs from the node lease (LeaseKeeper is one). */
@@ -60,10 +61,13 @@ export interface HoldingsDeps {
    * before the agent's own deadline: the lease lived, no 'lost' came) and set them again: for the history only.
    */
   onLapsed?: (group: string, epoch: number, endedAt: number) => void;
+  /** The fast fence (agent.yaml `fence: nftables`): every address is gated by it, opened on the same proof. */
+  fence?: FenceOptions;
 }
 
 export class Holdings {
   readonly addresses: AddressManager;
+  readonly fence: NftFence | undefined;
   private readonly held = new Map<string, Holding>();
   private readonly leaving = new Map<string, Leaving>();
   private queue: Promise<unknown> = Promise.resolve();
@@ -74,6 +78,7 @@ export class Holdings {
 
   constructor(private readonly deps: HoldingsDeps) {
     this.addresses = new AddressManager(deps.exec, deps.deadlineExec);
+    this.fence = deps.fence && new NftFence(deps.exec, this.addresses.dataplane, deps.log, deps.fence);
   }
 
   get(group: string): Holding | undefined {
@@ -143,6 +148,7 @@ export class Holdings {
     h.specHash = next.specHash;
     await this.withAddresses(async () => {
       await this.addresses.remove(removed);
+      await this.fence?.close(removed);
       if (this.held.get(group) !== h || !this.deps.lease.isSafe()) return;
       if (await this.deps.lease.ensureFresh()) await this.setAddresses(next.refs, h.lease);
     });
@@ -248,7 +254,10 @@ export class Holdings {
     const l = this.leaving.get(group);
     if (!l) return false;
     try {
-      await this.withAddresses(() => this.addresses.remove(l.holding.refs));
+      await this.withAddresses(async () => {
+        await this.addresses.remove(l.holding.refs);
+        await this.fence?.close(l.holding.refs); // only once they are gone: the gate stays while they may be there
+      });
     } catch (err) {
       this.deps.log.error(
         { err, group, epoch: l.holding.epoch, vips: l.holding.refs.map((r) => r.address) },
@@ -282,6 +291,8 @@ export class Holdings {
     const deadlineMs = keeper.lastAnsweredSentAt + timing.renewWindowMs;
     const startedAt = clock.mono();
     try {
+      // The fence first: an address is never on the machine without its gate (docs/design.md "Fast fence").
+      await this.fence?.open(refs, { sentAt: keeper.lastAnsweredSentAt, deadlineMs });
       await this.addresses.ensure(refs, lifetime, { deadlineMs });
       for (const r of refs) this.lifetimeEnds.set(vipKey(r), startedAt + lifetime * 1000);
     } catch (err) {
@@ -298,6 +309,7 @@ export class Holdings {
       'address command finished after the keepalive answer stopped covering it: removing the addresses',
     );
     await this.addresses.remove(refs);
+    await this.fence?.close(refs);
     return false;
   }
 }

@@ -107,10 +107,7 @@ export async function locateNdsend(
   try {
     return await buildNdsend(exec);
   } catch (err) {
-    log.warn(
-      { err: String(err) },
-      `no ${NDSEND} (set announce.ndsend, or install gcc): IPv6 VIPs will not be announced`,
-    );
+    log.warn({ err }, `no ${NDSEND} (set announce.ndsend, or install gcc): IPv6 VIPs will not be announced`);
     return undefined;
   }
 }

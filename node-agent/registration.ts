@@ -7,7 +7,7 @@ import type { Clock } from '../common/clock.js';
 import { decode, NodeRecord, type Keys } from '../common/keyspace.js';
 import { maxLifetimeSeconds } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
-import type { AgentConfig } from './config.js';
+import { fenceOptions, type AgentConfig } from './config.js';
 import { peerEndpoint } from './peer/config.js';
 
 export class NodeNameTakenError extends Error {
@@ -119,6 +119,7 @@ export class NodeRegistration {
       startedAt: this.startedAt,
       ...(this.specErrors.length > 0 ? { specErrors: this.specErrors } : {}),
       ...(c.peer ? { peer: peerEndpoint(c.peer) } : {}),
+      ...fenceRecord(c),
     };
   }
 
@@ -157,4 +158,10 @@ export class NodeRegistration {
 function describe(value: string): string {
   const r = decode(NodeRecord, value);
   return r ? `, started ${new Date(r.startedAt).toISOString()}, version ${r.version}` : '';
+}
+
+/** What the node record says about the fast fence (the controller's wait depends on it, Safety 3). */
+function fenceRecord(c: Parameters<typeof fenceOptions>[0]): Pick<NodeRecord, 'fence'> {
+  const f = fenceOptions(c);
+  return f ? { fence: { kind: 'nftables', windowMs: f.windowMs } } : {};
 }

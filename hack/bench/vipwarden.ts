@@ -194,7 +194,13 @@ export async function startVipwardenSubject(
     peer: opts.peer,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
-    agent: p.agent,
+    // VIPWARDEN_BENCH_FENCE=nftables: the agents run the fast fence (issue 13; docs/design.md "Fast fence");
+    // VIPWARDEN_BENCH_AGENT: JSON merged over the profile's agent.yaml (shallow), e.g. '{"lease":{...}}'.
+    agent: {
+      ...p.agent,
+      ...(process.env['VIPWARDEN_BENCH_FENCE'] === 'nftables' ? { fence: 'nftables' } : {}),
+      ...(JSON.parse(process.env['VIPWARDEN_BENCH_AGENT'] ?? '{}') as Record<string, unknown>),
+    },
     controller: p.controller,
     logLevel: 'info',
   });

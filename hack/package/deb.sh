@@ -83,7 +83,7 @@ Architecture: ${arch}
 Maintainer: vipwarden maintainers <maintainers@vipwarden.io>
 Installed-Size: $(du -sk --exclude=DEBIAN "${p}" | cut -f1)
 Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser, iproute2, arping, procps
-Recommends: iptables
+Recommends: iptables, nftables
 Section: net
 Priority: optional
 Homepage: https://github.com/vipwarden/vipwarden

@@ -12,6 +12,7 @@ import {
   type MysqlCheckSpec,
 } from './mysql.js';
 import type { AgentConfig } from '../config.js';
+import { fixture } from '../../common/testing/fixture.js';
 
 const spec = (m: Record<string, unknown> = {}) => {
   const c = HealthCheck.parse({ name: 'db', type: 'mysql', mysql: m });
@@ -21,20 +22,7 @@ const mysqlSpec = (m: Record<string, unknown> = {}): MysqlCheckSpec => spec(m).m
 
 describe('parseOptionFile', () => {
   it('reads user, password and socket from [client], later lines winning', () => {
-    const text = [
-      '# vipwarden check user',
-      '[mysqld]',
-      'user = mysql',
-      '[client]',
-      'user=first',
-      'user = vwcheck',
-      'password = "se#cret \\"x\\""',
-      "socket='/run/mysqld/mysqld.sock'",
-      'port = 3307',
-      'skip-ssl',
-      '[mysql]',
-      'password = other',
-    ].join('\n');
+    const text = fixture(import.meta.url, 'client.cnf');
     expect(parseOptionFile(text)).toEqual({
       user: 'vwcheck',
       password: 'se#cret "x"',

@@ -118,7 +118,7 @@ export class LvsDirector {
     for (const state of this.owned.daemons) {
       await this.o.exec([this.ipvsadm, ...syncArgs({ type: 'stop', state })], { timeoutMs: 5000 }).then(
         () => this.o.log.info({ step: `--stop-daemon ${state}` }, 'IPVS sync daemon'),
-        (err: unknown) => this.o.log.warn({ err: String(err), state }, 'could not stop the IPVS sync daemon'),
+        (err: unknown) => this.o.log.warn({ err, state }, 'could not stop the IPVS sync daemon'),
       );
     }
     await this.store.save({ ...this.owned, daemons: [] }).catch(() => undefined);
@@ -198,7 +198,7 @@ export class LvsDirector {
 
   kick(): void {
     if (this.ac.signal.aborted) return;
-    this.pass().catch((err) => this.o.log.error({ err: String(err) }, 'LVS pass failed'));
+    this.pass().catch((err) => this.o.log.error({ err }, 'LVS pass failed'));
   }
 
   /** One pass at a time; a caller during a pass gets the next one, shared by every caller that came meanwhile. */

@@ -10,6 +10,7 @@ import {
   statsOf,
   type IpvsService,
 } from './ipvs.js';
+import { fixture } from '../../common/testing/fixture.js';
 import { desiredServices, planIpvs, planSync, realServerId, syncArgs, syncWant } from './planner.js';
 
 function spec(vs: Record<string, unknown>[], vips = [{ address: '198.18.0.100/24' }]): Spec {
@@ -32,15 +33,7 @@ const rs2 = realServerId('g', 'web', { address: '198.18.1.12', port: 8080 });
 
 describe('ipvsadm text', () => {
   it('parses -Sn output, IPv4 and IPv6, persistence, each forwarding method; keeps fwmark lines apart', () => {
-    const text = [
-      '-A -t 198.18.0.100:80 -s wlc -p 300',
-      '-a -t 198.18.0.100:80 -r 198.18.1.11:8080 -m -w 1',
-      '-a -t 198.18.0.100:80 -r 198.18.1.12:8080 -g -w 0',
-      '-A -u [2001:2:0::100]:53 -s sh -b sh-port',
-      '-a -u [2001:2::100]:53 -r [2001:2::11]:53 -i -w 2 --tun-type ipip',
-      '-A -f 7 -s rr',
-      '-a -f 7 -r 198.18.9.9:0 -g -w 1',
-    ].join('\n');
+    const text = fixture(import.meta.url, 'ipvsadm-Sn.txt');
     const r = parseIpvsRules(text);
     expect(r.services).toEqual([
       {

@@ -16,6 +16,6 @@ export async function applyIpvsSysctls(exec: Exec, log: Logger, services: Desire
   if (services.some((s) => s.address.includes(':') && s.dests.some((d) => d.forwarding === 'nat')))
     settings.push('net.ipv6.conf.all.forwarding=1');
   await exec(['sysctl', '-q', '-w', ...settings], { timeoutMs: 5000 }).catch((err: unknown) =>
-    log.warn({ err: String(err), settings }, 'could not apply the IPVS kernel settings'),
+    log.warn({ err, settings }, 'could not apply the IPVS kernel settings'),
   );
 }

@@ -28,6 +28,7 @@
  *        in an interface name or an address.
  *   garp IFACE ADDR                             -> ok SENT_NS   (one request-form and one reply-form ARP)
  *   na IFACE ADDR                               -> ok SENT_NS   (one unsolicited NA, Override flag, to ff02::1)
+ *   fence set|del ...                           -> the fast fence's nf_tables elements (fence.c)
  *
  * garp and na refuse (error EADDRNOTAVAIL) to announce an address that is not configured on IFACE (any more), or
  * is tentative or failed DAD: an announcement still queued when the address left this node would point the
@@ -87,6 +88,7 @@ static void handle(char *line) {
   else if (!strcmp(op, "list")) op_list(nargs);
   else if (!strcmp(op, "garp")) op_announce(args, nargs, deadline, AF_INET);
   else if (!strcmp(op, "na")) op_announce(args, nargs, deadline, AF_INET6);
+  else if (!strcmp(op, "fence")) op_fence(args, nargs, deadline);
   else fail(EINVAL, "unknown request");
   answer_write(id);
 }

@@ -6,6 +6,7 @@
  *   ops.c        one function per request (add, del, list, garp, na)
  *   netlink.c    rtnetlink: the socket, address requests, the address dump
  *   announce.c   gratuitous ARP over the packet socket, unsolicited NA (the packet in nd.h, shared with ndsend.c)
+ *   fence.c      the fast fence's nf_tables set elements (node-agent/fence/)
  */
 #ifndef VIPWARDEN_DATAPLANE_H
 #define VIPWARDEN_DATAPLANE_H
@@ -72,5 +73,8 @@ int op_add(char **v, int n, uint64_t deadline);
 int op_del(char **v, int n);
 int op_list(int n);
 int op_announce(char **v, int n, uint64_t deadline, int family);
+
+/* fence.c */
+int op_fence(char **v, int n, uint64_t deadline);
 
 #endif

@@ -41,9 +41,10 @@ export interface FakeDigitalOcean {
   onRequest?: (r: RecordedRequest) => void;
   /**
    * Replays a late call: another droplet's assign of `ip` (an old holder's retry the API ran late) lands `delayMs`
-   * after the next assign action of `ip` completes. Resolves once it has landed.
+   * after the next assign action of `ip` completes. Resolves once it has landed, with performance.now() at landing
+   * (a loaded machine may run the caller's continuation after the agent has already fixed the IP again).
    */
-  replayLateAssign(ip: string, dropletId: number, delayMs?: number): Promise<void>;
+  replayLateAssign(ip: string, dropletId: number, delayMs?: number): Promise<number>;
   /** API requests (not metadata), by method and path kind. */
   count(kind: 'get-ip' | 'post-action' | 'get-action' | 'metadata'): number;
   close(): Promise<void>;
@@ -60,7 +61,7 @@ export async function startFakeDigitalOcean(
   const violations: string[] = [];
   const actions = new Map<number, FakeAction>();
   let nextActionId = 72531856;
-  const late: { ip: string; dropletId: number; delayMs: number; landed: () => void }[] = [];
+  const late: { ip: string; dropletId: number; delayMs: number; landed: (at: number) => void }[] = [];
   const timers = new Set<NodeJS.Timeout>();
   /** An assign that the API runs now, as if its POST had been made earlier by `dropletId`. */
   const land = (ip: string, dropletId: number) => {
@@ -75,7 +76,7 @@ export async function startFakeDigitalOcean(
     const t = setTimeout(() => {
       timers.delete(t);
       land(l!.ip, l!.dropletId);
-      l!.landed();
+      l!.landed(performance.now());
     }, l!.delayMs);
     timers.add(t);
   };
@@ -232,7 +233,7 @@ export async function startFakeDigitalOcean(
     violations,
     actions,
     replayLateAssign: (ip, dropletId, delayMs = 0) =>
-      new Promise<void>((landed) => late.push({ ip, dropletId, delayMs, landed })),
+      new Promise<number>((landed) => late.push({ ip, dropletId, delayMs, landed })),
     count(kind) {
       return requests.filter((q) => {
         if (kind === 'metadata') return q.path === '/metadata/v1/id';

@@ -10,35 +10,22 @@
 // no default ServiceAccount per namespace, so the ServiceAccount admission plugin is off), scheduler, kubelet.
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify as toYaml } from 'yaml';
+import { basename, dirname, join } from 'node:path';
 import { onExitCleanup } from '../../hack/testbed/registry.js';
 import { CommandError } from '../../common/exec.js';
-import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
-import { isAlive, sleep } from '../../hack/testbed/util.js';
-import { freePorts, startEtcd, type EtcdClientConfig, type EtcdCluster } from './etcd.js';
+import type { ProcHandle } from '../../hack/testbed/proc.js';
+import { isAlive } from '../../hack/testbed/util.js';
+import { startEtcd, type EtcdClientConfig, type EtcdCluster } from './etcd.js';
+import { startApiserver } from './kube-apiserver.js';
+import { kubeBinaries, type KubeBinaries } from './kube-binaries.js';
+import { makePki, writeKubeconfig } from './kube-pki.js';
 
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BUILD_SCRIPT = join(REPO_ROOT, 'hack', 'kube', 'build.sh');
+export { kubeBinaries, type KubeBinaries } from './kube-binaries.js';
+
 /** Work dirs (certs, tokens, kubeconfigs, logs): `<prefix><pid>-<random>`. */
 const WORK_DIR_PREFIX = join(tmpdir(), 'vipwarden-kube-');
-
-const SA_ISSUER = 'https://kubernetes.default.svc.cluster.local';
-const SERVICE_CIDR = '10.96.0.0/24';
-const SERVICE_IP = '10.96.0.1';
-
-/** Last lines of a log file, for error messages. */
-function logTail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
 
 /** Removes work dirs `<prefix><pid>-*` whose creating process is gone (a run killed with SIGKILL). */
 function sweepStaleWorkDirs(): void {
@@ -55,196 +42,6 @@ function sweepStaleWorkDirs(): void {
     const pid = Number(/^(\d+)-/.exec(name.slice(base.length))?.[1]);
     if (Number.isInteger(pid) && pid > 0 && !isAlive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
   }
-}
-
-// ---- binaries ----
-
-export interface KubeBinaries {
-  /** The pinned Kubernetes version, e.g. v1.37.1. */
-  version: string;
-  kubeApiserver: string;
-  /** The built kubectl, or the one on PATH when it is within one minor version of the pin. */
-  kubectl: string;
-}
-
-let binariesPromise: Promise<KubeBinaries> | undefined;
-
-/**
- * Finds (building them on first use) kube-apiserver and kubectl by running hack/kube/build.sh, which does nothing
- * when the pinned version is already in the cache. The first build takes many minutes; its progress goes to stderr.
- * Memoized per process; a failure is not memoized.
- */
-export function kubeBinaries(): Promise<KubeBinaries> {
-  binariesPromise ??= buildKubeBinaries().catch((e: unknown) => {
-    binariesPromise = undefined;
-    throw e;
-  });
-  return binariesPromise;
-}
-
-async function buildKubeBinaries(): Promise<KubeBinaries> {
-  const argv = ['bash', BUILD_SCRIPT];
-  const r = await execa('bash', [BUILD_SCRIPT], {
-    reject: false,
-    stdin: 'ignore',
-    // Progress to the terminal as it happens (a first build is long), and kept for the error message.
-    stderr: ['pipe', 'inherit'],
-    timeout: 60 * 60_000,
-  });
-  const stderr = String(r.stderr ?? '');
-  if (r.exitCode !== 0) {
-    const tail = stderr.trimEnd().split('\n').slice(-40).join('\n');
-    throw new CommandError(argv, r.exitCode, `hack/kube/build.sh could not provide kube-apiserver:\n${tail}`);
-  }
-  const vars = new Map<string, string>();
-  for (const line of String(r.stdout ?? '').split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m?.[1] && m[2] !== undefined) vars.set(m[1], m[2]);
-  }
-  const version = vars.get('KUBE_VERSION');
-  const kubeApiserver = vars.get('KUBE_APISERVER');
-  const kubectl = vars.get('KUBECTL');
-  if (!version || !kubeApiserver || !kubectl) {
-    throw new Error(
-      `hack/kube/build.sh printed no KUBE_VERSION/KUBE_APISERVER/KUBECTL lines; stdout was:\n${r.stdout}`,
-    );
-  }
-  return { version, kubeApiserver, kubectl };
-}
-
-// ---- certificates and keys (openssl) ----
-
-async function openssl(args: readonly string[], cwd: string): Promise<void> {
-  const r = await execa('openssl', args, { cwd, reject: false, stdin: 'ignore', timeout: 60_000 });
-  if (r.exitCode !== 0) throw new CommandError(['openssl', ...args], r.exitCode, String(r.stderr ?? ''));
-}
-
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-
-/** Key and certificate `name`.{key,crt} signed by ca.{key,crt}, with the given subject and extensions. */
-async function issueCert(dir: string, name: string, subject: string, extensions: string): Promise<void> {
-  writeFileSync(join(dir, `${name}.ext`), extensions);
-  await openssl(['req', '-new', ...EC_KEY, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
-  await openssl(
-    [
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '7',
-      '-sha256',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.crt`,
-    ],
-    dir,
-  );
-}
-
-interface Pki {
-  caCrt: string;
-  servingCrt: string;
-  servingKey: string;
-  adminCrt: string;
-  adminKey: string;
-  saKey: string;
-  saPub: string;
-}
-
-/** A throwaway CA, the serving certificate, an admin client certificate and the service-account signing key. */
-async function makePki(dir: string): Promise<Pki> {
-  await openssl(
-    [
-      'req',
-      '-x509',
-      ...EC_KEY,
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.crt',
-      '-days',
-      '7',
-      '-sha256',
-      '-subj',
-      '/CN=vipwarden-test-ca',
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    dir,
-  );
-  await issueCert(
-    dir,
-    'serving',
-    '/CN=kube-apiserver',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' +
-      `subjectAltName=IP:127.0.0.1,IP:${SERVICE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,` +
-      'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n',
-  );
-  await issueCert(
-    dir,
-    'admin',
-    '/O=system:masters/CN=vipwarden-admin',
-    'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n',
-  );
-  await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'sa.key'], dir);
-  await openssl(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], dir);
-  const p = (f: string): string => join(dir, f);
-  return {
-    caCrt: p('ca.crt'),
-    servingCrt: p('serving.crt'),
-    servingKey: p('serving.key'),
-    adminCrt: p('admin.crt'),
-    adminKey: p('admin.key'),
-    saKey: p('sa.key'),
-    saPub: p('sa.pub'),
-  };
-}
-
-// ---- kubeconfig ----
-
-type KubeconfigUser = { token: string } | { clientCertificate: string; clientKey: string };
-
-function writeKubeconfig(path: string, server: string, caCrt: string, userName: string, user: KubeconfigUser): void {
-  const b64 = (f: string): string => readFileSync(f).toString('base64');
-  const userEntry =
-    'token' in user
-      ? { token: user.token }
-      : { 'client-certificate-data': b64(user.clientCertificate), 'client-key-data': b64(user.clientKey) };
-  const doc = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'vipwarden-test', cluster: { server, 'certificate-authority-data': b64(caCrt) } }],
-    users: [{ name: userName, user: userEntry }],
-    contexts: [{ name: userName, context: { cluster: 'vipwarden-test', user: userName } }],
-    'current-context': userName,
-    preferences: {},
-  };
-  writeFileSync(path, toYaml(doc), { mode: 0o600 });
-}
-
-// ---- readiness ----
-
-function httpsGet(url: string, ca: Buffer, token: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const req = httpsRequest(url, { ca, headers: { authorization: `Bearer ${token}` }, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.end();
-  });
 }
 
 // ---- the environment ----
@@ -351,70 +148,20 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
     const etcdEndpoint = etcd.endpoints[0];
     if (!etcdEndpoint) throw new Error('startEtcd returned no endpoint');
 
+    // The options it shares with startKube (readyTimeoutMs, serviceAccountAdmission, extraApiserverArgs) pass on.
     const logPath = join(dir, 'apiserver.log');
-    const ca = readFileSync(pki.caCrt);
-    let server = '';
-    for (let attempt = 1; ; attempt++) {
-      const [port] = await freePorts(1, ['127.0.0.1']);
-      server = `https://127.0.0.1:${port}`;
-      apiserver = spawnLogged(
-        [
-          binaries.kubeApiserver,
-          `--etcd-servers=${etcdEndpoint}`,
-          ...(etcd.tls
-            ? [`--etcd-cafile=${etcd.tls.ca}`, `--etcd-certfile=${etcd.tls.cert}`, `--etcd-keyfile=${etcd.tls.key}`]
-            : []),
-          '--bind-address=127.0.0.1',
-          // Without a default route the apiserver cannot pick an address to advertise by itself. Since 1.37 a
-          // loopback address is refused while an endpoint reconciler would publish it in the "kubernetes" Endpoints;
-          // nothing in the tests uses that Service, so the reconciler is off.
-          '--advertise-address=127.0.0.1',
-          '--endpoint-reconciler-type=none',
-          `--secure-port=${port}`,
-          `--tls-cert-file=${pki.servingCrt}`,
-          `--tls-private-key-file=${pki.servingKey}`,
-          `--client-ca-file=${pki.caCrt}`,
-          `--token-auth-file=${tokenFile}`,
-          '--anonymous-auth=false',
-          '--authorization-mode=RBAC',
-          `--service-account-issuer=${SA_ISSUER}`,
-          `--service-account-key-file=${pki.saPub}`,
-          `--service-account-signing-key-file=${pki.saKey}`,
-          `--api-audiences=${SA_ISSUER}`,
-          `--service-cluster-ip-range=${SERVICE_CIDR}`,
-          // No kube-controller-manager: namespaces get no "default" ServiceAccount, so pods would be rejected.
-          ...(opts.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
-          '--profiling=false',
-          '--v=1',
-          ...(opts.extraApiserverArgs ?? []),
-        ],
-        // The child writes its log straight to the file; its own process group; setpriv kills it if jest dies.
-        { name: 'kube-apiserver', stdoutLog: logPath, stderrLog: logPath, processGroup: true },
-      );
-      const deadline = Date.now() + (opts.readyTimeoutMs ?? 120_000);
-      let last = '';
-      let ready = false;
-      while (!ready && !apiserver.exited && Date.now() < deadline) {
-        try {
-          const r = await httpsGet(`${server}/readyz`, ca, adminToken);
-          ready = r.status === 200;
-          if (ready) break;
-          last = `HTTP ${r.status}: ${r.body.slice(0, 2_000)}`;
-        } catch (e) {
-          last = e instanceof Error ? e.message : String(e);
-        }
-        await sleep(250);
-      }
-      if (ready) break;
-      const exited = !!apiserver.exited;
-      await apiserver.stop();
-      const tail = logTail(logPath);
-      if (exited && attempt < 3 && /address already in use/i.test(tail)) continue;
-      throw new Error(
-        `kube-apiserver ${exited ? 'exited' : 'was not ready in time'} (last /readyz: ${last || 'none'}); ` +
-          `log ${logPath}:\n${tail}`,
-      );
-    }
+    const started = await startApiserver({
+      ...opts,
+      binaries,
+      etcd,
+      etcdEndpoint,
+      pki,
+      tokenFile,
+      logPath,
+      adminToken,
+    });
+    const server = started.server;
+    apiserver = started.apiserver;
 
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     writeKubeconfig(

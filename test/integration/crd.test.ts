@@ -33,40 +33,32 @@ function manifest(name: string, spec: Record<string, unknown>): Record<string, u
 
 const http = (extra: Record<string, unknown> = {}) => ({ name: 'web', type: 'http', http: { port: 80 }, ...extra });
 
-/** Invalid specs: what is wrong, the spec, the field the API server's message must name. */
-const INVALID: { what: string; spec: Record<string, unknown>; field: RegExp; zodAlsoRejects?: false }[] = [
-  {
-    what: 'a bad CIDR',
-    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.300/24' }] },
-    field: /spec\.vips\[0\]\.address/,
-  },
-  {
-    what: 'an address without a prefix length',
-    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100' }] },
-    field: /spec\.vips\[0\]\.address/,
-  },
-  {
-    what: 'an IPv4 address with an IPv6 prefix length',
-    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/64' }] },
-    field: /spec\.vips\[0\]\.address/,
-  },
-  {
-    what: 'an IPv6 address with an IPv4 netmask',
-    spec: { ...VALID_SPEC, vips: [{ address: '2001:2::100/255.255.255.0' }] },
-    field: /spec\.vips\[0\]\.address/,
-  },
+/** An invalid spec: what is wrong, the spec, the field the API server's message must name. */
+interface Invalid {
+  what: string;
+  spec: Record<string, unknown>;
+  field: RegExp;
+  zodAlsoRejects?: false;
+}
+
+/** The valid spec with one VIP of this address, which the API server must refuse naming spec.vips[0].address. */
+const badAddress = (what: string, address: string, field = /spec\.vips\[0\]\.address/): Invalid => ({
+  what,
+  spec: { ...VALID_SPEC, vips: [{ address }] },
+  field,
+});
+
+const INVALID: Invalid[] = [
+  badAddress('a bad CIDR', '198.18.0.300/24'),
+  badAddress('an address without a prefix length', '198.18.0.100'),
+  badAddress('an IPv4 address with an IPv6 prefix length', '198.18.0.100/64'),
+  badAddress('an IPv6 address with an IPv4 netmask', '2001:2::100/255.255.255.0'),
   // CEL's CIDR library refuses IPv4-mapped IPv6 addresses; zod's parseCidr lets them through (the API is stricter).
   {
-    what: 'an IPv4-mapped IPv6 address with an IPv4 prefix length',
-    spec: { ...VALID_SPEC, vips: [{ address: '::ffff:198.18.0.100/24' }] },
-    field: /spec\.vips\[0\]\.address/,
+    ...badAddress('an IPv4-mapped IPv6 address with an IPv4 prefix length', '::ffff:198.18.0.100/24'),
     zodAlsoRejects: false,
   },
-  {
-    what: 'a prefix length of 0',
-    spec: { ...VALID_SPEC, vips: [{ address: '198.18.0.100/0' }] },
-    field: /spec\.vips\[0\]\.address.*prefix length must be at least 1/,
-  },
+  badAddress('a prefix length of 0', '198.18.0.100/0', /spec\.vips\[0\]\.address.*prefix length must be at least 1/),
   { what: 'no VIPs', spec: { ...VALID_SPEC, vips: [] }, field: /spec\.vips/ },
   { what: 'no nodes', spec: { ...VALID_SPEC, nodes: [] }, field: /spec\.nodes/ },
   {

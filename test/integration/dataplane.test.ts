@@ -17,6 +17,7 @@ import {
   type HelperProcess,
 } from '../../node-agent/dataplane.js';
 import { requireRoot } from '../../hack/testbed/index.js';
+import { inNs, netnsPair, removePair } from './netns-pair.js';
 
 jest.setTimeout(60_000);
 
@@ -29,8 +30,6 @@ const WRONG_MAC = '02:00:00:00:00:01';
 
 const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const inNs = (ns: string, argv: string[], input?: string) =>
-  realExec(['ip', 'netns', 'exec', ns, ...argv], input === undefined ? {} : { input });
 
 function helperIn(ns: string): () => HelperProcess {
   return () => {
@@ -77,18 +76,7 @@ let macA = '';
 beforeAll(async () => {
   requireRoot('test/integration/dataplane.test.ts');
   if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
-  await realExec(['ip', 'netns', 'add', A]);
-  await realExec(['ip', 'netns', 'add', B]);
-  await inNs(A, ['ip', 'link', 'add', 'dp0', 'type', 'veth', 'peer', 'name', 'dp1', 'netns', B]);
-  for (const [ns, dev, n] of [
-    [A, 'dp0', 1],
-    [B, 'dp1', 2],
-  ] as const) {
-    await inNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
-    await inNs(ns, ['ip', 'link', 'set', dev, 'up']);
-    await inNs(ns, ['ip', 'addr', 'add', `198.18.252.${n}/24`, 'dev', dev]);
-    await inNs(ns, ['ip', 'addr', 'add', `2001:2:0:252::${n}/64`, 'dev', dev, 'nodad']);
-  }
+  await netnsPair({ a: A, b: B, devA: 'dp0', devB: 'dp1', net: 252 });
   // Gratuitous ARP is accepted at once, not held back by the one-second lock time of a fresh entry.
   await inNs(B, ['sysctl', '-qw', 'net.ipv4.neigh.dp1.locktime=0']);
   macA = await macOf(A, 'dp0');
@@ -98,7 +86,7 @@ beforeAll(async () => {
 afterAll(async () => {
   dp?.close();
   await sleep(50);
-  for (const ns of [A, B]) await realExec(['ip', 'netns', 'del', ns], { okCodes: [1] }).catch(() => undefined);
+  await removePair(A, B);
 });
 
 const v4 = vipRef('198.18.252.100/24', 'dp0');

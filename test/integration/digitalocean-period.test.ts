@@ -107,11 +107,13 @@ describe('floating IP kept in line on a period', () => {
     const landed = fake.replayLateAssign(FIP, OLD, 50);
     await resource.acquire(ctx({ signal: ac.signal }));
     await resource.settled('web');
-    await landed;
-    expect(fake.ips.get(FIP)).toBe(OLD);
-    // The late call landed after the first assignment finished; the next look is at most one period away.
-    const back = await until(() => fake.ips.get(FIP) === SELF, PERIOD_MS + 500);
-    expect(back).toBeLessThan(PERIOD_MS + 500);
+    const landedAt = await landed;
+    // The late call landed after the first assignment finished (the IP pointed at OLD then; on a loaded machine the
+    // agent may have fixed it before this line runs); the next look is at most one period away. The bound only
+    // catches an agent that never looks again: one CI run at load 17 overran PERIOD_MS + 500.
+    await until(() => fake.ips.get(FIP) === SELF, PERIOD_MS + 10_000);
+    const back = performance.now() - landedAt;
+    expect(back).toBeLessThan(PERIOD_MS + 10_000);
     expect(reasserts).toEqual([[String(OLD), String(SELF)]]);
     const warn = lines.filter((l) => /re-asserting/.test(String(l.msg)));
     expect(warn).toEqual([expect.objectContaining({ from: String(OLD), to: String(SELF), ip: FIP })]);

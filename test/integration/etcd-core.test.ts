@@ -38,20 +38,27 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs: number, 
   }
 }
 
-/** A Mirror of `prefix`, started and through its first listing. */
-async function readyMirror(c: ReturnType<typeof connectEtcd>, prefix: string, signal: AbortSignal): Promise<Mirror> {
-  const m = new Mirror(c, prefix, silentLogger());
-  m.start(signal);
-  await m.ready;
-  return m;
+/** Runs fn with a client and a Mirror of `prefix` on it, started and through its first listing; stops both after. */
+async function withMirror(
+  prefix: string,
+  fn: (m: Mirror, c: ReturnType<typeof connectEtcd>) => Promise<void>,
+): Promise<void> {
+  const c = connectEtcd(etcd.clientConfig());
+  const ac = new AbortController();
+  try {
+    const m = new Mirror(c, prefix, silentLogger());
+    m.start(ac.signal);
+    await m.ready;
+    await fn(m, c);
+  } finally {
+    ac.abort();
+    c.close();
+  }
 }
 
 describe('Mirror', () => {
   test('follows puts and deletes, and stays correct across a compaction', async () => {
-    const c = connectEtcd(etcd.clientConfig());
-    const ac = new AbortController();
-    try {
-      const m = await readyMirror(c, '/m1/', ac.signal);
+    await withMirror('/m1/', async (m, c) => {
       await c.put('/m1/a').value('1');
       await until(() => m.get('/m1/a')?.value === '1', 5000, 'put');
       await c.delete().key('/m1/a');
@@ -61,33 +68,27 @@ describe('Mirror', () => {
       await c.kv.compact({ revision: String(rev), physical: true });
       await c.put('/m1/c').value('x');
       await until(() => m.get('/m1/c')?.value === 'x' && m.get('/m1/b')?.value === '4', 5000, 'state after compaction');
-    } finally {
-      ac.abort();
-      c.close();
-    }
+    });
   });
 
   test('lists again after etcd was unreachable and converges on what changed meanwhile', async () => {
-    const c = connectEtcd(etcd.clientConfig());
     const writer = connectEtcd(etcd.clientConfig());
-    const ac = new AbortController();
     try {
-      const m = await readyMirror(c, '/m2/', ac.signal);
-      await writer.put('/m2/x').value('before');
-      await until(() => m.get('/m2/x')?.value === 'before', 5000, 'first put');
-      await etcd.kill(0, 'SIGKILL');
-      await etcd.restart(0);
-      await writer.put('/m2/x').value('after');
-      await writer.put('/m2/y').value('new');
-      await until(
-        () => m.get('/m2/x')?.value === 'after' && m.get('/m2/y')?.value === 'new',
-        15_000,
-        'state after restart',
-      );
-      expect(m.relists).toBeGreaterThan(1);
+      await withMirror('/m2/', async (m) => {
+        await writer.put('/m2/x').value('before');
+        await until(() => m.get('/m2/x')?.value === 'before', 5000, 'first put');
+        await etcd.kill(0, 'SIGKILL');
+        await etcd.restart(0);
+        await writer.put('/m2/x').value('after');
+        await writer.put('/m2/y').value('new');
+        await until(
+          () => m.get('/m2/x')?.value === 'after' && m.get('/m2/y')?.value === 'new',
+          15_000,
+          'state after restart',
+        );
+        expect(m.relists).toBeGreaterThan(1);
+      });
     } finally {
-      ac.abort();
-      c.close();
       writer.close();
     }
   });

@@ -10,6 +10,7 @@
 import { HolderRules, PeerRules, type Ablation } from '../rules.js';
 import { lifetimeFor } from '../../../common/lease.js';
 import { ModelArbiter } from './arbiter.js';
+import { ModelNetwork } from './network.js';
 import {
   CONTROLLER_POLL_MS,
   GROUP,
@@ -75,21 +76,16 @@ class Sim {
   private readonly trace: string[] = [];
   private readonly intervals: Interval[] = [];
   private readonly open = new Map<number, Interval>();
-  // etcd
-  private etcdDownUntil = -1;
+  private readonly net: ModelNetwork;
   private etcdWasUp = true;
-  private slowLan = { until: -1, extraMs: 0 };
   // controller
   private nextPoll = 0;
-  /** Messages in flight, by the tick they arrive in. */
-  private readonly queue = new Map<number, { to: number | 'etcd'; from: number | 'etcd'; msg: Msg }[]>();
-  private readonly cutEtcd: number[] = [];
-  private readonly cutLan: number[] = [];
 
   constructor(private readonly p: ModelParams) {
     this.rnd = prng(p.seed);
     this.off = new Set(p.without ?? []);
     this.arbiter = new ModelArbiter({ t: () => this.t, log: (s) => this.log(s), off: this.off });
+    this.net = new ModelNetwork(p, this.rnd, () => this.t);
     for (let i = 0; i < MAX_NODES; i++) {
       this.slots.push({
         name: `n${i}`,
@@ -102,8 +98,6 @@ class Sim {
         inbox: [],
         inc: 0,
       });
-      this.cutEtcd.push(-1);
-      this.cutLan.push(-1);
     }
   }
 
@@ -113,38 +107,6 @@ class Sim {
 
   private mono(i: number): number {
     return this.p.offsetMs[i]! + this.t * (1 + this.p.ratePpm[i]! / 1e6);
-  }
-
-  private etcdUp(): boolean {
-    return this.t >= this.etcdDownUntil;
-  }
-
-  private reachesEtcd(i: number): boolean {
-    return this.etcdUp() && this.t >= this.cutEtcd[i]!;
-  }
-
-  private lanUp(a: number, b: number): boolean {
-    return this.t >= this.cutLan[a]! && this.t >= this.cutLan[b]!;
-  }
-
-  /** A message on its way; the link must be up when it is sent and when it arrives. */
-  private linkUp(from: number | 'etcd', to: number | 'etcd'): boolean {
-    if (to === 'etcd') return from !== 'etcd' && this.reachesEtcd(from);
-    if (from === 'etcd') return this.reachesEtcd(to);
-    return this.lanUp(from, to);
-  }
-
-  private send(from: number | 'etcd', to: number | 'etcd', msg: Msg): void {
-    const linkUp = this.linkUp(from, to);
-    if (!linkUp || this.rnd() * 100 < this.p.lossPct) return;
-    let at = this.t + Math.floor(this.rnd() * (this.p.maxDelayMs + 1));
-    if (from !== 'etcd' && to !== 'etcd' && this.t < this.slowLan.until)
-      at += Math.floor(this.rnd() * (this.slowLan.extraMs + 1));
-    // Never into the tick being delivered now: a message arrives in a later tick at the earliest.
-    const tick = Math.max(Math.round(this.t / TICK_MS) + 1, Math.ceil(at / TICK_MS));
-    const q = this.queue.get(tick);
-    if (q) q.push({ to, from, msg });
-    else this.queue.set(tick, [{ to, from, msg }]);
   }
 
   private newProc(i: number): Proc {
@@ -204,10 +166,10 @@ class Sim {
         }
       }
       this.deliver();
-      if (this.etcdUp() && !this.etcdWasUp) this.arbiter.promote();
-      this.etcdWasUp = this.etcdUp();
-      if (this.etcdUp()) this.arbiter.expireLeases();
-      if (this.etcdUp() && this.t >= this.nextPoll) {
+      if (this.net.etcdUp() && !this.etcdWasUp) this.arbiter.promote();
+      this.etcdWasUp = this.net.etcdUp();
+      if (this.net.etcdUp()) this.arbiter.expireLeases();
+      if (this.net.etcdUp() && this.t >= this.nextPoll) {
         this.nextPoll = this.t + CONTROLLER_POLL_MS;
         this.arbiter.poll();
       }
@@ -222,23 +184,8 @@ class Sim {
         .filter((_, i) => mask & (1 << i))
         .map((s) => s.name)
         .join(',');
+    if (this.net.fault(f, (s) => this.log(s), names)) return;
     switch (f.kind) {
-      case 'etcd-down':
-        this.log(`FAULT etcd down for ${f.dur} ms`);
-        this.etcdDownUntil = this.t + f.dur;
-        break;
-      case 'cut-etcd':
-        this.log(`FAULT ${names(f.mask)} cut from etcd for ${f.dur} ms`);
-        for (let i = 0; i < MAX_NODES; i++) if (f.mask & (1 << i)) this.cutEtcd[i] = this.t + f.dur;
-        break;
-      case 'cut-lan':
-        this.log(`FAULT ${names(f.mask)} cut from the LAN for ${f.dur} ms`);
-        for (let i = 0; i < MAX_NODES; i++) if (f.mask & (1 << i)) this.cutLan[i] = this.t + f.dur;
-        break;
-      case 'slow-lan':
-        this.log(`FAULT LAN messages up to ${f.extraMs} ms slower for ${f.dur} ms`);
-        this.slowLan = { until: this.t + f.dur, extraMs: f.extraMs };
-        break;
       case 'freeze': {
         const s = this.slots[f.node];
         if (!s?.up) return;
@@ -276,15 +223,10 @@ class Sim {
   }
 
   private deliver(): void {
-    const tick = Math.round(this.t / TICK_MS);
-    const due = this.queue.get(tick);
-    if (!due) return;
-    this.queue.delete(tick);
-    for (const q of due) {
-      if (!this.linkUp(q.from, q.to)) continue;
+    for (const q of this.net.arriving()) {
       if (q.to === 'etcd') {
         const answer = q.from === 'etcd' ? undefined : this.arbiter.receive(this.slots[q.from]!.name, q.msg);
-        if (answer && q.from !== 'etcd') this.send('etcd', q.from, answer);
+        if (answer && q.from !== 'etcd') this.net.send('etcd', q.from, answer);
       } else if (this.slots[q.to]!.up) this.slots[q.to]!.inbox.push(q.msg);
     }
   }
@@ -301,8 +243,8 @@ class Sim {
     for (const m of inbox) this.receive(i, pr, m, now);
     if (now >= pr.nextKaAt) {
       pr.nextKaAt = now + KEEPALIVE_MS;
-      if (pr.lease) this.send(i, 'etcd', { kind: 'ka', lease: pr.lease, sentAt: now, ack: pr.acked });
-      else this.send(i, 'etcd', { kind: 'grant', sentAt: now });
+      if (pr.lease) this.net.send(i, 'etcd', { kind: 'ka', lease: pr.lease, sentAt: now, ack: pr.acked });
+      else this.net.send(i, 'etcd', { kind: 'grant', sentAt: now });
     }
     const fresh =
       pr.lease !== undefined && now - pr.lastAnsweredSentAt <= RENEW_WINDOW_MS && pr.validUntil - MARGIN_MS > now;
@@ -325,7 +267,7 @@ class Sim {
 
   private sendPeer(from: number, peer: string, m: Msg): void {
     const to = this.slots.findIndex((s) => s.name === peer);
-    if (to >= 0 && this.slots[to]!.up) this.send(from, to, m);
+    if (to >= 0 && this.slots[to]!.up) this.net.send(from, to, m);
   }
 
   private setFence(i: number, pr: Proc, now: number, l: number, why: string): void {
@@ -380,7 +322,7 @@ class Sim {
         failsafe: () => true,
       });
       if (ans.granted) this.log(`${s.name} promises ${m.body.holder} (request ${m.body.requestId})`);
-      this.send(i, m.from, { kind: 'ans', body: ans });
+      this.net.send(i, m.from, { kind: 'ans', body: ans });
     } else if (m.kind === 'ans') {
       const covers = pr.lease !== undefined && now < pr.validUntil - MARGIN_MS;
       if (pr.holder.onAnswer(m.body, now, covers) === 'granted') pr.newGrant = true;

@@ -1,0 +1,41 @@
+// The fast fence's numbers (docs/design.md "Fast fence"), shared by the agent (what it sets, what it publishes) and
+// the controller (how long it waits after a lease ended). Pure.
+import type { LeaseTiming } from './lease.js';
+
+/**
+ * How much later than asked the kernel may end a fence element, in the worst case over HZ 100..1000:
+ * nf_tables converts the timeout to whole jiffies (rounded down) from the transaction's start stamp and a lookup
+ * compares with `jiffies`, which lags real time by up to a tick: at most 2 ticks (20 ms at HZ=100); the stamp is
+ * at most 20 ms after the helper's clock reading (a slower send is set again, then closed: node-agent/native/
+ * fence.c FENCE_ACT_NS); 10 ms for clock rate differences and scheduling. Not the address lifetime's 1200 ms: no
+ * worker, checked at every lookup.
+ */
+export const FENCE_SLACK_MS = 50;
+
+/** The default fence window: as long as the lease proves (an element never outlives the lease it came from). */
+export function defaultFenceWindowMs(t: Pick<LeaseTiming, 'ttlSeconds' | 'marginMs'>): number {
+  return t.ttlSeconds * 1000 - t.marginMs;
+}
+
+/** Why a fence window does not fit the lease timing, or undefined when it does. */
+export function fenceTimingProblem(windowMs: number, t: LeaseTiming): string | undefined {
+  if (windowMs > t.ttlSeconds * 1000 - t.marginMs)
+    return `fence window ${windowMs} ms must not exceed ttlSeconds * 1000 - marginMs (${t.ttlSeconds * 1000 - t.marginMs} ms): an element would outlive the lease that proved it`;
+  if (windowMs < t.renewWindowMs + t.keepaliveIntervalMs)
+    return `fence window ${windowMs} ms must be at least renewWindowMs + keepaliveIntervalMs (${t.renewWindowMs + t.keepaliveIntervalMs} ms): the fence would close between two renewals`;
+  return undefined;
+}
+
+/** Monotonic ms at which a fence element set on the proof of a keepalive sent at `sentAt` must have ended. */
+export function fenceExpiresAt(sentAt: number, windowMs: number): number {
+  return sentAt + windowMs;
+}
+
+/**
+ * How long after the server ended a lease a fence element set on it can still be open (the controller's wait,
+ * Safety 3, for a holder whose node record says its VIPs are fenced): the element ends by s + window + slack for
+ * a keepalive sent at s, and the server keeps the lease at least until s + TTL.
+ */
+export function fenceOverhangMs(t: { ttlSeconds: number; fenceWindowMs: number }, slackMs = FENCE_SLACK_MS): number {
+  return Math.max(0, t.fenceWindowMs + slackMs - t.ttlSeconds * 1000);
+}

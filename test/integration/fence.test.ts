@@ -1,0 +1,102 @@
+// The fast fence's kernel side (node-agent/native/fence.c, node-agent/fence/ruleset.ts) against the real kernel:
+// two namespaces joined by a veth pair, the helper's side "a" (198.18.251.1) with a VIP and a neighbour "b" (.2)
+// that asks for it with arping. Shows that an element's timeout closes the fence on time (checked at lookup), that
+// a late request sets nothing, and that deleting closes it at once. Needs root, nft and `npm run build`.
+import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { realExec } from '../../common/exec.js';
+import { FENCE_SLACK_MS } from '../../common/fence.js';
+import { silentLogger } from '../../common/log.js';
+import { DATAPLANE, Dataplane, DeadlineExpiredError, type HelperProcess } from '../../node-agent/dataplane.js';
+import { FENCE_TABLE, fenceRuleset } from '../../node-agent/fence/ruleset.js';
+import { requireRoot } from '../../hack/testbed/index.js';
+import { inNs, netnsPair, removePair } from './netns-pair.js';
+
+jest.setTimeout(60_000);
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = join(ROOT, 'dist', 'node-agent', DATAPLANE);
+const A = `vwfn${process.pid}a`;
+const B = `vwfn${process.pid}b`;
+const VIP = '198.18.251.100';
+
+const mono = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+
+/** Whether one ARP request from b for the VIP is answered within `waitS`. */
+async function answered(waitS = 0.05): Promise<boolean> {
+  const r = await realExec(['ip', 'netns', 'exec', B, 'arping', '-c', '1', '-w', String(waitS), '-i', 'fn1', VIP], {
+    okCodes: [0, 1],
+  });
+  return r.exitCode === 0;
+}
+
+let dp: Dataplane;
+
+beforeAll(async () => {
+  requireRoot('test/integration/fence.test.ts');
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build`);
+  await netnsPair({ a: A, b: B, devA: 'fn0', devB: 'fn1', net: 251 });
+  await inNs(A, ['ip', 'addr', 'add', `${VIP}/24`, 'dev', 'fn0', 'valid_lft', '60', 'preferred_lft', '60']);
+  await inNs(A, ['nft', '-f', '-'], fenceRuleset());
+  const spawnHelper = () =>
+    spawn('ip', ['netns', 'exec', A, BIN, String(process.pid)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }) as HelperProcess;
+  dp = new Dataplane({ spawn: spawnHelper, log: silentLogger(), restartDelayMs: 0 });
+});
+
+afterAll(async () => {
+  dp?.close();
+  await removePair(A, B);
+});
+
+describe('the fast fence in a namespace of its own', () => {
+  test('an ungated VIP is answered; a late request sets nothing', async () => {
+    expect(await answered()).toBe(true);
+    await expect(dp.fenceSet(FENCE_TABLE, [VIP], { expiresMs: mono() + 5000, deadlineMs: mono() - 1 })).rejects.toThrow(
+      DeadlineExpiredError,
+    );
+    const sets = await inNs(A, ['nft', 'list', 'table', 'arp', FENCE_TABLE]);
+    expect(sets.stdout).not.toContain(VIP);
+    expect(await answered()).toBe(true);
+  });
+
+  test('a live element keeps ARP answered; after its end it is not, never later than the slack', async () => {
+    const set = mono();
+    const expiresMs = set + 600;
+    const r = await dp.fenceSet(FENCE_TABLE, [VIP], { expiresMs, deadlineMs: set + 100 });
+    expect(r.timeoutMs).toBeLessThanOrEqual(600);
+    expect(r.ackedAtMs - r.checkedAtMs).toBeLessThan(20);
+    expect(await answered()).toBe(true);
+    // Ask every few ms around the end: the last answer must come before expiresMs + slack.
+    let lastAnswer = 0;
+    let firstSilence = 0;
+    while (mono() < expiresMs + 300) {
+      const t = mono();
+      if (await answered(0.01)) lastAnswer = t;
+      else if (!firstSilence && t > expiresMs - 50) firstSilence = t;
+    }
+    const late = lastAnswer - expiresMs;
+    console.log(
+      `fence: last ARP answer ${Math.round(late)} ms after the element's end; first silence at ${Math.round(firstSilence - expiresMs)} ms`,
+    );
+    expect(late).toBeLessThan(FENCE_SLACK_MS);
+    expect(await answered()).toBe(false);
+    // The address is still there: the fence, not the lifetime, closed it.
+    const addr = await inNs(A, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'fn0']);
+    expect(addr.stdout).toContain(`${VIP}/24`);
+  });
+
+  test('renewal reopens it; deletion closes the live element and removes the gate', async () => {
+    await dp.fenceSet(FENCE_TABLE, [VIP], { expiresMs: mono() + 5000, deadlineMs: mono() + 100 });
+    expect(await answered()).toBe(true);
+    await dp.fenceDel(FENCE_TABLE, [VIP]);
+    const sets = await inNs(A, ['nft', 'list', 'table', 'arp', FENCE_TABLE]);
+    expect(sets.stdout).not.toContain(VIP);
+    expect(await answered()).toBe(true); // ungated again (the agent deletes only after the address is gone)
+    await dp.fenceDel(FENCE_TABLE, [VIP]); // absent: fine
+  });
+});
