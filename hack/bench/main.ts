@@ -43,7 +43,7 @@ import {
   type Subject,
 } from './types.js';
 import { startVipwardenSubject } from './vipwarden.js';
-import { ARBITER_MODES, runArbiterModes, splitModes } from './etcd-leader.js';
+import { ARBITER_MODES, runArbiterModes, splitModes } from './arbiter.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${[...MODES, ...ARBITER_MODES].join(',')}] [--profiles ${PROFILES.join(',')}]
              [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]

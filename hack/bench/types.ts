@@ -29,7 +29,7 @@ export interface Subject {
   readonly product: Product;
   readonly profile: Profile;
   readonly tb: Testbed;
-  /** vipwarden's etcd cluster (the arbiter fault modes, etcd-leader.ts); keepalived has none. */
+  /** vipwarden's etcd cluster (the arbiter fault modes, arbiter.ts); keepalived has none. */
   readonly etcd?: EtcdCluster;
   /** The VIP (no prefix). */
   readonly vip: string;

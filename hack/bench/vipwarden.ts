@@ -183,13 +183,15 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
 export async function startVipwardenSubject(
   profile: 'vipwarden-default' | 'vipwarden-fast',
   /** groups: FailoverGroups on the testbed (default 1); the others (web-2...) have VIPs 1..groups-1, same check. */
-  opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3 } = {},
+  /** peer: the agents get the failsafe peer channel (the arbiter modes). */
+  opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3; peer?: boolean } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
     nodes: opts.nodes ?? 3,
     etcdMembers: opts.etcdMembers,
+    peer: opts.peer,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
     // VIPWARDEN_BENCH_FENCE=nftables: the agents run the fast fence (issue 13; docs/design.md "Fast fence");

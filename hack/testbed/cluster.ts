@@ -1,7 +1,6 @@
 // A vipwarden cluster on the netns testbed: etcd, one agent per node (in its namespace), controllers in the root
 // namespace reading a manifests directory, nginx on each node. Used by the e2e tests, the demo and the benchmark.
 // Components run from dist/ (npm run build).
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import {
   type ProcHandle,
   type Testbed,
 } from './index.js';
+import { peerSection, writePeerKey } from './peer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root, whether running from hack/testbed (ts) or dist/hack/testbed (js). */
@@ -45,7 +45,7 @@ export interface ClusterOptions {
   agent?: Record<string, unknown>;
   /** Per-node additions to the agent config. */
   agentFor?: (node: string) => Record<string, unknown>;
-  /** The failsafe peer channel (agent.yaml `peer:`) on every agent, on its node's address, with one shared key. */
+  /** Every agent gets the failsafe peer channel (`peer:` on its node address, one key file: hack/testbed/peer.ts). */
   peer?: boolean;
   controllerReplicas?: number;
   controller?: Record<string, unknown>;
@@ -80,14 +80,6 @@ export interface Cluster {
   /** Index of the controller replica that leads, or -1. */
   leaderIndex(): Promise<number>;
   destroy(): Promise<void>;
-}
-
-/** agent.yaml `peer:` for the testbed: the node's address, the testbed's shared key file (made once, mode 0600). */
-function peerConfig(dir: string, ip: string | undefined): Record<string, unknown> {
-  if (!ip) throw new Error('peer channel: node not in the testbed');
-  const keyFile = join(dir, 'peer.key');
-  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
-  return { listen: ip, keyFile };
 }
 
 export function requireBuilt(): void {
@@ -184,6 +176,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     const c = client;
 
     const agentConfigPath = (node: string) => join(tb.dir, `agent-${node}.yaml`);
+    const peerKey = opts.peer ? writePeerKey(tb.dir) : undefined;
     const writeAgentConfig = (node: string) => {
       const cfg = {
         node,
@@ -195,7 +188,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         allow: { snatDestinations: ['198.18.0.0/15', '2001:2::/48'], checkTargets: ['198.18.0.0/15', '2001:2::/48'] },
         stateDir: join(tb.dir, 'state'),
         logLevel: opts.logLevel ?? 'info',
-        ...(opts.peer ? { peer: peerConfig(tb.dir, tb.nodes.find((x) => x.name === node)?.ip) } : {}),
+        ...(peerKey ? { peer: peerSection(tb, node, peerKey) } : {}),
         ...(opts.agent ?? {}),
         ...(opts.agentFor?.(node) ?? {}),
       };

@@ -20,6 +20,7 @@ export { startNginx, type NginxHandle, type StartNginxOptions } from './nginx.js
 export {
   startProbe,
   outageAround,
+  longestLoss,
   answeredBy,
   runsOf,
   type Probe,
@@ -47,3 +48,5 @@ export { cleanupLeftovers, teardownTestbed, type CleanupReport } from './cleanup
 export { installSignalHandlers } from './registry.js';
 export type { ProcHandle, ProcExit } from './proc.js';
 export { CommandError, monoMs, requireRoot, normalizeIp, sleep } from './util.js';
+export { stopEtcdMembers, startEtcdMembers, cutFromEtcd, restoreEtcd, isCutFromEtcd } from './etcd-faults.js';
+export { PEER_PORT, peerSection, writePeerKey } from './peer.js';

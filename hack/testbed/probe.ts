@@ -221,6 +221,27 @@ export function outageAround(samples: readonly Sample[], faultT: number): Outage
   };
 }
 
+/**
+ * The longest time the client went without an answer in a run of failures that ended after `t0` (or is still going
+ * on): from the last answer before it to the first after it (or the last attempt). Unlike outageAround, a short loss
+ * first does not hide a longer one later.
+ */
+export function longestLoss(samples: readonly Sample[], t0: number): number {
+  const s = [...samples].sort((a, b) => a.t - b.t);
+  let lastOk: number | undefined;
+  let failing = false;
+  let worst = 0;
+  for (const x of s) {
+    if (x.ok) {
+      if (failing && lastOk !== undefined && x.t >= t0) worst = Math.max(worst, x.t - lastOk);
+      lastOk = x.t;
+      failing = false;
+    } else failing = true;
+  }
+  if (failing && lastOk !== undefined) worst = Math.max(worst, (s[s.length - 1]?.t ?? lastOk) - lastOk);
+  return Math.round(worst);
+}
+
 /** How many successful answers each body (node name) gave. */
 export function answeredBy(samples: readonly Sample[]): Record<string, number> {
   const out: Record<string, number> = {};
