@@ -8,6 +8,7 @@ import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
 import { Keys } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
+import { VERSION } from '../common/version.js';
 import type { ControllerConfig } from './config.js';
 import { Election, type Term } from './election.js';
 import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.js';
@@ -18,8 +19,6 @@ import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { planYielding, type plan } from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
 import { FencedWriter } from './writer.js';
-
-export const VERSION = '0.1.0';
 
 export interface ControllerDeps {
   config: ControllerConfig;

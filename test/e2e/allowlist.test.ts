@@ -2,7 +2,7 @@
 // it (the next node takes it, and status says why); a group whose check points outside every node's allowed
 // targets is held by nobody, its checks never run, and status names the check.
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
-import { startCluster, TWO_NODES, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, jest, test } from '@jest/globals';
-import { REPO, startCluster, THREE_NODES, webGroup, type Cluster } from '../harness/cluster.js';
+import { REPO, startCluster, THREE_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 import { run } from '../../hack/testbed/util.js';
 

@@ -3,7 +3,7 @@
 // ignores, acts on none of it (the sampler never sees the garbage's VIP), and keeps serving the valid group.
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
-import { startCluster, TWO_NODES, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(120_000);

@@ -21,7 +21,7 @@ import {
   type KubeNode,
 } from '../../hack/kube/node.js';
 import { requireRoot } from '../../hack/testbed/index.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
 import { createTestbed, startEtcd, type EtcdCluster, type Testbed } from '../harness/testbed.js';
 import { waitFor } from '../integration/kube-helpers.js';

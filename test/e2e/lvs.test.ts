@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST, REPO, startCluster, type Cluster } from '../harness/cluster.js';
+import { DIST, REPO, startCluster, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot } from '../../hack/testbed/index.js';
 import { eventually as eventuallyWithin, sleep } from '../harness/workloads.js';
 import { parseDaemons, parseIpvsRules, type IpvsService, type SyncDaemon } from '../../node-agent/lvs/ipvs.js';

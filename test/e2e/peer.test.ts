@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, expect, jest, test } from '@jest/globals';
 import { decode, NodeRecord } from '../../common/keyspace.js';
 import { HEADER_BYTES, newNonce, PeerKey, seal, type Envelope } from '../../node-agent/peer/envelope.js';
-import { startCluster, webGroup, type Cluster } from '../harness/cluster.js';
+import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
 
 jest.setTimeout(180_000);

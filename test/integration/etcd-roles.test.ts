@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import { execa } from 'execa';
 import { connectEtcd } from '../../common/etcd.js';
 import { Keys } from '../../common/keyspace.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
 jest.setTimeout(60_000);

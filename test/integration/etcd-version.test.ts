@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { checkEtcdVersion, EtcdVersionError } from '../../common/etcd.js';
 import { silentLogger } from '../../common/log.js';
-import { DIST, requireBuilt } from '../harness/cluster.js';
+import { DIST, requireBuilt } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
 jest.setTimeout(60_000);

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { parseControllerConfig } from '../../controller/config.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 import { startKube, type KubeEnv } from '../harness/kube.js';
 import { runScript } from './package-helpers.js';
 

@@ -11,7 +11,7 @@ import { collectStatus } from '../../cli/main.js';
 import { connectEtcd } from '../../common/etcd.js';
 import { Keys } from '../../common/keyspace.js';
 import { spawnLogged, type ProcHandle } from '../../hack/testbed/proc.js';
-import { requireBuilt, webGroup } from '../harness/cluster.js';
+import { requireBuilt, webGroup } from '../../hack/testbed/cluster.js';
 import { createTestbed, startEtcd, type EtcdCluster, type Testbed } from '../harness/testbed.js';
 import { buildImage, run, runcBundle, waitFor } from './package-helpers.js';
 

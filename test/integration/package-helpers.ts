@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO } from '../harness/cluster.js';
+import { REPO } from '../../hack/testbed/cluster.js';
 
 const execFileP = promisify(execFile);
 

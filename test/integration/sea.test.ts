@@ -10,7 +10,7 @@ import type { Etcd3 } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { connectEtcd } from '../../common/etcd.js';
 import { Keys } from '../../common/keyspace.js';
-import { REPO, requireBuilt, webGroup } from '../harness/cluster.js';
+import { REPO, requireBuilt, webGroup } from '../../hack/testbed/cluster.js';
 import { freePorts, startEtcd, type EtcdCluster } from '../harness/etcd.js';
 import { buildSea, run, start, waitFor, type Proc } from './package-helpers.js';
 
