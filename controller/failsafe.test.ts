@@ -4,29 +4,22 @@
 // lease, that wait + the holder's maxKeep for every other node. Release groups behave as before.
 import { describe, expect, test } from '@jest/globals';
 import type { AssignmentRecord, HealthRecord } from '../common/keyspace.js';
-import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
+import type { FailoverGroup } from '../crds/failovergroup.js';
+import { testGroup } from './testing/groups.js';
 import { checksHash, plan, specHash, vipsOf, type GoneLease, type LiveNode, type PlanInput } from './planner.js';
 
 const NOW = 5_000_000;
 
 function group(arbiterLoss?: 'failsafe' | 'release'): FailoverGroup {
-  const r = parseFailoverGroup({
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name: 'web' },
-    spec: {
-      vips: [{ address: '198.18.0.100/24' }],
-      nodes: [
-        { name: 'a', priority: 200 },
-        { name: 'b', priority: 150 },
-        { name: 'c', priority: 100 },
-        { name: 'd', priority: 50 },
-      ],
-      ...(arbiterLoss ? { arbiterLoss } : {}),
-    },
+  return testGroup('web', {
+    nodes: [
+      { name: 'a', priority: 200 },
+      { name: 'b', priority: 150 },
+      { name: 'c', priority: 100 },
+      { name: 'd', priority: 50 },
+    ],
+    ...(arbiterLoss ? { arbiterLoss } : {}),
   });
-  if (!r.ok) throw r.error;
-  return r.group;
 }
 
 const lease = (node: string, gen = 1) => String(gen * 1000 + node.charCodeAt(0) - 96);

@@ -7,7 +7,8 @@ import { FENCE_SLACK_MS } from '../common/fence.js';
 import { addressOverhangMs } from '../common/lease.js';
 import { AssignmentRecord, decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord } from '../common/keyspace.js';
 import { silentLogger } from '../common/log.js';
-import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
+import type { FailoverGroup } from '../crds/failovergroup.js';
+import { testGroup } from './testing/groups.js';
 import { HOLDER_POLL_MS, LeaderMemory, unknownOverhangMs } from './memory.js';
 import { checksHash, plan, specHash, vipsOf, type PlanInput } from './planner.js';
 
@@ -43,21 +44,11 @@ function nodeEntry(name: string, lease: string, over: Partial<NodeRecord> = {}, 
   return { key: keys.node(name), value: value ?? JSON.stringify(rec), modRevision: 1, createRevision: 1, lease };
 }
 
-const G: FailoverGroup = (() => {
-  const r = parseFailoverGroup({
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name: 'web' },
-    // release: these tests are about how a lease's end is learnt; failsafe's extra writes are in failsafe.test.ts.
-    spec: {
-      vips: [{ address: '198.18.0.100/24' }],
-      nodes: [{ name: 'a', priority: 200 }, { name: 'b' }],
-      arbiterLoss: 'release',
-    },
-  });
-  if (!r.ok) throw r.error;
-  return r.group;
-})();
+// release: these tests are about how a lease's end is learnt; failsafe's extra writes are in failsafe.test.ts.
+const G: FailoverGroup = testGroup('web', {
+  nodes: [{ name: 'a', priority: 200 }, { name: 'b' }],
+  arbiterLoss: 'release',
+});
 
 function assignmentEntry(holder: string, lease: string): Entry {
   const rec: AssignmentRecord = {

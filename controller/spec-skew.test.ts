@@ -3,7 +3,8 @@
 // go by itself), and the status carries a SpecNotUnderstood condition naming the nodes and why.
 import { describe, expect, test } from '@jest/globals';
 import type { AssignmentRecord, HealthRecord } from '../common/keyspace.js';
-import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
+import type { FailoverGroup } from '../crds/failovergroup.js';
+import { testGroup } from './testing/groups.js';
 import { checksHash, plan, specHash, vipsOf, type LiveNode, type PlanInput } from './planner.js';
 import { statusPatch, toSourceGroup } from './sources/kube-objects.js';
 
@@ -11,20 +12,12 @@ const NOW = 1_000_000;
 const WHY = 'spec.checks.0.type: unknown check type "fromTheFuture"';
 
 function group(): FailoverGroup {
-  const r = parseFailoverGroup({
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name: 'web' },
-    spec: {
-      vips: [{ address: '198.18.0.100/24' }],
-      nodes: [
-        { name: 'a', priority: 200 },
-        { name: 'b', priority: 100 },
-      ],
-    },
+  return testGroup('web', {
+    nodes: [
+      { name: 'a', priority: 200 },
+      { name: 'b', priority: 100 },
+    ],
   });
-  if (!r.ok) throw r.error;
-  return r.group;
 }
 const G = group();
 const lease = (n: string) => (n === 'a' ? '1001' : '1002');

@@ -4,7 +4,8 @@
 import { describe, expect, test } from '@jest/globals';
 import type { Entry } from '../common/etcd.js';
 import type { AssignmentRecord } from '../common/keyspace.js';
-import { parseFailoverGroup, type FailoverGroup } from '../crds/failovergroup.js';
+import type { FailoverGroup } from '../crds/failovergroup.js';
+import { testGroup } from './testing/groups.js';
 import { addressOf } from './conflicts.js';
 import { selectGroups } from './input.js';
 import { checksHash, plan, type Action, type GoneLease, type PlanInput, type ReleasedSeen } from './planner.js';
@@ -13,14 +14,10 @@ import type { SourceGroup } from './sources/types.js';
 const NOW = 1_000_000;
 
 function group(name: string, vips: string[]): FailoverGroup {
-  const r = parseFailoverGroup({
-    apiVersion: 'vipwarden.io/v1alpha1',
-    kind: 'FailoverGroup',
-    metadata: { name },
-    spec: { vips: vips.map((address) => ({ address })), nodes: [{ name: 'a', priority: 200 }, { name: 'b' }] },
+  return testGroup(name, {
+    vips: vips.map((address) => ({ address })),
+    nodes: [{ name: 'a', priority: 200 }, { name: 'b' }],
   });
-  if (!r.ok) throw r.error;
-  return r.group;
 }
 
 const X = '198.18.0.10/24';
