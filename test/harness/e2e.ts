@@ -192,3 +192,13 @@ async function withState(c: Cluster, err: unknown): Promise<Error> {
   await c.destroy().catch(() => undefined);
   return new Error(lines.join('\n'));
 }
+
+/** `node` held `vip` in one interval, open since before `t0`, and nobody else held it after `t0`: it never moved. */
+export function expectHeldThroughout(sampler: Sampler, vip: string, node: string, t0: number): void {
+  const tl = sampler.timeline(vip);
+  const after = (n: string) => (tl[n] ?? []).filter((i) => i.to === null || i.to >= t0);
+  expect(Object.keys(tl).filter((n) => after(n).length > 0)).toEqual([node]);
+  // One interval, open since before t0: the address was never removed.
+  expect(after(node)).toEqual([expect.objectContaining({ to: null })]);
+  expect(after(node)[0]!.from).toBeLessThan(t0);
+}
