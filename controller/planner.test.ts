@@ -3,13 +3,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { fnv1a } from '../common/hash.js';
 import { parseCidr } from '../common/ip.js';
-import type {
-  AssignmentRecord,
-  HealthRecord,
-  MoveRecord,
-  ReleaseReason,
-  TransitionReason,
-} from '../common/keyspace.js';
+import type * as K from '../common/keyspace.js';
 import { parseFailoverGroup, type FailoverGroup, type FailoverGroupSpecInput } from '../crds/failovergroup.js';
 import {
   checksHash,
@@ -61,11 +55,11 @@ function live(...names: string[]): Map<string, LiveNode> {
 
 function health(
   g: FailoverGroup,
-  spec: Record<string, Partial<HealthRecord> | boolean>,
-): Map<string, Map<string, HealthRecord>> {
-  const m = new Map<string, HealthRecord>();
+  spec: Record<string, Partial<K.HealthRecord> | boolean>,
+): Map<string, Map<string, K.HealthRecord>> {
+  const m = new Map<string, K.HealthRecord>();
   for (const [node, h] of Object.entries(spec)) {
-    const base: HealthRecord = {
+    const base: K.HealthRecord = {
       healthy: true,
       priorityDelta: 0,
       checks: [],
@@ -81,9 +75,9 @@ function assignment(
   g: FailoverGroup,
   holder: string | null,
   epoch: number,
-  fields: Partial<AssignmentRecord> = {},
+  fields: Partial<K.AssignmentRecord> = {},
 ): Map<string, CurrentAssignment> {
-  const record: AssignmentRecord = {
+  const record: K.AssignmentRecord = {
     group: g.name,
     holder,
     holderLease: holder === null ? null : leaseOf(holder),
@@ -119,7 +113,7 @@ function input(g: FailoverGroup | undefined, over: Partial<PlanInput> = {}): Pla
   };
 }
 
-function released(g: string, node: string, epoch: number, at: number, reason: ReleaseReason | null = 'unhealthy') {
+function released(g: string, node: string, epoch: number, at: number, reason: K.ReleaseReason | null = 'unhealthy') {
   return new Map([[g, new Map([[node, { epoch, at, reason: reason ?? undefined }]])]]);
 }
 
@@ -191,7 +185,7 @@ describe('initial placement', () => {
       const want = [...names].sort((x, y) => fnv1a(`${gname}/${y}`) - fnv1a(`${gname}/${x}`))[0];
       for (const order of permutations) {
         const g = group(gname, { nodes: order.map((n) => ({ name: n, priority: 100 })) });
-        const hm = new Map<string, HealthRecord>();
+        const hm = new Map<string, K.HealthRecord>();
         for (const n of [...order].reverse())
           hm.set(n, { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 });
         const nodes = new Map(
@@ -212,7 +206,7 @@ describe('initial placement', () => {
       for (let i = 0; i < 20; i++) {
         const g = group(`g${i}`, { nodes: names.map((n) => ({ name: n })) });
         const hm = new Map(
-          names.map((n): [string, HealthRecord] => [
+          names.map((n): [string, K.HealthRecord] => [
             n,
             { healthy: true, priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 },
           ]),
@@ -375,7 +369,7 @@ describe('holder unhealthy: waits for its own release, then moves', () => {
     expect(p.actions).toEqual([]);
   });
 
-  test.each<[ReleaseReason | null, string]>([
+  test.each<[K.ReleaseReason | null, string]>([
     ['unhealthy', 'unhealthy'],
     ['shutting-down', 'shutting-down'],
     ['release-requested', 'released'],
@@ -587,10 +581,10 @@ describe('failback', () => {
 describe('release requests (release: true)', () => {
   const base = { nodes: live('a', 'b', 'c'), health: allHealthy, assignments: assignment(G, 'b', 30) };
 
-  test.each<[string, Partial<PlanInput>, FailoverGroup | undefined, TransitionReason]>([
+  test.each<[string, Partial<PlanInput>, FailoverGroup | undefined, K.TransitionReason]>([
     ['drain', { drained: new Set(['b']) }, G, 'drained'],
     ['node removed from the spec', {}, group('web', { nodes: [{ name: 'a' }, { name: 'c' }] }), 'node-removed'],
-    ['pin (vipwarden move)', { pins: new Map<string, MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]) }, G, 'move'],
+    ['pin (vipwarden move)', { pins: new Map<string, K.MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]) }, G, 'move'],
     ['group deleted', {}, undefined, 'deleted'],
   ])('%s', (_name, over, g, reason) => {
     const p = run(input(g, { ...base, ...over }));
@@ -625,7 +619,7 @@ describe('release requests (release: true)', () => {
   });
 
   test('pin: after the release, the pinned node gets it with reason move', () => {
-    const pins = new Map<string, MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]);
+    const pins = new Map<string, K.MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]);
     const p = run(
       input(G, {
         ...base,
@@ -640,7 +634,7 @@ describe('release requests (release: true)', () => {
   });
 
   test('pin to an ineligible node is ignored', () => {
-    const pins = new Map<string, MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]);
+    const pins = new Map<string, K.MoveRecord>([['web', { to: 'a', at: NOW - 1 }]]);
     const p = run(input(G, { ...base, pins, health: health(G, { a: false, b: true, c: true }) }));
     expect(p.actions).toEqual([]);
   });
@@ -880,7 +874,7 @@ describe('every assignment action expects the current epoch', () => {
       gs.map((g) => [
         g.name,
         new Map(
-          ['a', 'b', 'c'].map((n): [string, HealthRecord] => [
+          ['a', 'b', 'c'].map((n): [string, K.HealthRecord] => [
             n,
             { healthy: n !== 'b', priorityDelta: 0, checks: [], checksHash: checksHash(g), at: 0 },
           ]),
