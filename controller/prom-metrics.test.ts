@@ -1,4 +1,5 @@
 import { PromControllerMetrics } from './prom-metrics.js';
+import { expectSeries } from '../common/testing/series.js';
 
 describe('PromControllerMetrics', () => {
   it('reports leadership, transitions, reconcile outcomes, etcd and group counts', async () => {
@@ -12,12 +13,14 @@ describe('PromControllerMetrics', () => {
     m.etcdUp(true);
     m.groups(2, 1);
     const t = await m.registry.metrics();
-    expect(t).toContain('vipwarden_leader 1');
-    expect(t).toContain('vipwarden_transitions_total{group="web",reason="health"} 2');
-    expect(t).toContain('vipwarden_holder_changes_total{group="web"} 2');
-    expect(t).toContain('vipwarden_reconcile_total{component="controller",outcome="conflict"} 1');
-    expect(t).toContain('vipwarden_reconcile_duration_seconds_count{component="controller"} 2');
-    expect(t).toContain('vipwarden_etcd_up 1');
+    expectSeries(t, [
+      'vipwarden_leader 1',
+      'vipwarden_transitions_total{group="web",reason="health"} 2',
+      'vipwarden_holder_changes_total{group="web"} 2',
+      'vipwarden_reconcile_total{component="controller",outcome="conflict"} 1',
+      'vipwarden_reconcile_duration_seconds_count{component="controller"} 2',
+      'vipwarden_etcd_up 1',
+    ]);
     expect(m.etcdConnected).toBe(true);
     expect(t).toContain('vipwarden_groups{state="valid"} 2');
     expect(t).toContain('vipwarden_groups{state="rejected"} 1');
@@ -32,10 +35,12 @@ describe('PromControllerMetrics', () => {
     m.holder('db', null, ['n1', 'n2']);
     let t = await m.registry.metrics();
     // Created at 0, so that Prometheus sees the first change as an increase.
-    expect(t).toContain('vipwarden_holder_changes_total{group="db"} 0');
-    expect(t).toContain('vipwarden_assigned_holder{group="web",node="n1"} 1');
-    expect(t).toContain('vipwarden_assigned_holder{group="web",node="n3"} 0');
-    expect(t).toContain('vipwarden_assigned_holder{group="db",node="n1"} 0');
+    expectSeries(t, [
+      'vipwarden_holder_changes_total{group="db"} 0',
+      'vipwarden_assigned_holder{group="web",node="n1"} 1',
+      'vipwarden_assigned_holder{group="web",node="n3"} 0',
+      'vipwarden_assigned_holder{group="db",node="n1"} 0',
+    ]);
 
     // Next pass: n3 is no longer a candidate of web, db is gone.
     m.groups(1, 0);

@@ -1,6 +1,7 @@
 import { vipRef } from './addresses.js';
 import { PromAgentMetrics, vipGroupResource } from './prom-metrics.js';
 import { silentLogger } from '../common/log.js';
+import { expectSeries } from '../common/testing/series.js';
 
 async function text(m: PromAgentMetrics): Promise<string> {
   return m.registry.metrics();
@@ -18,17 +19,19 @@ describe('PromAgentMetrics', () => {
     m.reconcile(3, 'ok');
     m.reconcile(4, 'error');
     const t = await text(m);
-    expect(t).toContain('vipwarden_group_holder{group="web",node="node1"} 1');
-    expect(t).toContain('vipwarden_agent_transitions_total{group="web",kind="acquire",reason="failover"} 1');
-    expect(t).toContain('vipwarden_failover_outage_seconds_count{group="web"} 1');
-    expect(t).toContain('vipwarden_failover_outage_seconds_bucket{le="0.01",group="web"} 0');
-    expect(t).toContain('vipwarden_failover_outage_seconds_bucket{le="0.2",group="web"} 1');
-    expect(t).toContain('vipwarden_lease_keepalive_rtt_seconds_count 1');
-    expect(t).toContain('vipwarden_lease_ttl_seconds 2');
-    expect(t).toContain('vipwarden_etcd_up 1');
-    expect(t).toContain('vipwarden_reconcile_total{component="agent",outcome="ok"} 1');
-    expect(t).toContain('vipwarden_reconcile_total{component="agent",outcome="error"} 1');
-    expect(t).toContain('vipwarden_agent_info{node="node1"} 1');
+    expectSeries(t, [
+      'vipwarden_group_holder{group="web",node="node1"} 1',
+      'vipwarden_agent_transitions_total{group="web",kind="acquire",reason="failover"} 1',
+      'vipwarden_failover_outage_seconds_count{group="web"} 1',
+      'vipwarden_failover_outage_seconds_bucket{le="0.01",group="web"} 0',
+      'vipwarden_failover_outage_seconds_bucket{le="0.2",group="web"} 1',
+      'vipwarden_lease_keepalive_rtt_seconds_count 1',
+      'vipwarden_lease_ttl_seconds 2',
+      'vipwarden_etcd_up 1',
+      'vipwarden_reconcile_total{component="agent",outcome="ok"} 1',
+      'vipwarden_reconcile_total{component="agent",outcome="error"} 1',
+      'vipwarden_agent_info{node="node1"} 1',
+    ]);
   });
 
   it('shows a candidate as holding nothing once it runs the checks, without undoing a holding', async () => {
@@ -36,11 +39,13 @@ describe('PromAgentMetrics', () => {
     m.checkResult('web', 'nginx', true, 5);
     m.checkResult('db', 'mysql', false, 1500);
     let t = await text(m);
-    expect(t).toContain('vipwarden_group_holder{group="web",node="n2"} 0');
-    expect(t).toContain('vipwarden_check_up{group="web",check="nginx"} 1');
-    expect(t).toContain('vipwarden_check_up{group="db",check="mysql"} 0');
-    expect(t).toContain('vipwarden_check_runs_total{group="db",check="mysql",result="fail"} 1');
-    expect(t).toContain('vipwarden_check_duration_seconds_sum{group="db",check="mysql"} 1.5');
+    expectSeries(t, [
+      'vipwarden_group_holder{group="web",node="n2"} 0',
+      'vipwarden_check_up{group="web",check="nginx"} 1',
+      'vipwarden_check_up{group="db",check="mysql"} 0',
+      'vipwarden_check_runs_total{group="db",check="mysql",result="fail"} 1',
+      'vipwarden_check_duration_seconds_sum{group="db",check="mysql"} 1.5',
+    ]);
     m.holder('web', true);
     m.checkResult('web', 'nginx', true, 5);
     t = await text(m);
