@@ -18,7 +18,7 @@ import { newNonce, PeerKey, seal, type Envelope } from '../../node-agent/peer/en
 import { useE2eCluster } from '../harness/e2e.js';
 import { addedAt, applyFailsafeWeb, holdersSince, lostAt, STEP_DOWN_MS, waitRegistered } from './failsafe-common.js';
 
-jest.setTimeout(240_000);
+jest.setTimeout(400_000);
 
 let c: Cluster;
 let sampler: Sampler;
@@ -122,9 +122,12 @@ test('the holder and one peer cut from etcd, the other peer reaches it: the hold
   await sampler.waitForHolder(vip, 'node1', 60_000);
   await waitRegistered(c, ['node1', 'node2', 'node3']);
   const tCut = monoMs();
-  await cutWhile(['node1', 'node2'], () => sampler.waitForHolder(vip, 'node3', 30_000));
+  // node3 within the ordinary wait, or, when the controller first gave the group to node2 (its lease still ran
+  // when node1's ended), after node2's lease ended too and rule 5's maxKeep (120 s): node2 never acknowledged a
+  // promise set, which the controller cannot tell from one it has not seen yet, so it waits (seen in CI).
+  await cutWhile(['node1', 'node2'], () => sampler.waitForHolder(vip, 'node3', 170_000));
   steppedDownFirst(tCut, 'node3');
-  // node2 had no etcd: it could not be given the group (and, having promised, would have been bound for W).
+  // node2 had no etcd: it never added the VIP (and, having promised, would have been bound for W).
   expect(holdersSince(sampler, vip, tCut)).toEqual(['node1', 'node3']);
   // node3 reaches etcd: it never granted (with the wiring it refuses as reachesEtcd; before it, as notFailsafe).
   const log3 = readFileSync(c.agents.get('node3')!.stdoutLog!, 'utf8').split('\n');
