@@ -98,13 +98,21 @@ test('forged, replayed and malformed peer messages are rejected, logged and coun
       ...over,
     }) as Envelope;
 
-  // A genuine request (as node1 would send it) is answered; no failsafe rules are wired in yet, so: refused.
+  // A genuine request (as node1 would send it) is answered by the failsafe rules: node2 reaches etcd, so it
+  // refuses, unless its last keepalive answer is a moment older than the renew window (rule 2 reads freshness, so
+  // that peers grant at once in a real outage); CI saw a grant once. Either is an answer; what is asserted below is
+  // that nothing forged, replayed or malformed gets one.
   const genuine = seal(key, env());
   await send(genuine);
   for (let i = 0; i < 100 && answers.length === 0; i++) await sleep(20);
   expect(answers).toHaveLength(1);
   const ans = JSON.parse(answers[0]!.subarray(HEADER_BYTES).toString()) as Envelope;
-  expect(ans).toMatchObject({ t: 'ans', from: 'node2', to: 'node1', body: { granted: false, peer: 'node2' } });
+  expect(ans).toMatchObject({
+    t: 'ans',
+    from: 'node2',
+    to: 'node1',
+    body: { granted: expect.any(Boolean), peer: 'node2' },
+  });
 
   const attacks: [string, Buffer][] = [
     ['replay', genuine],
