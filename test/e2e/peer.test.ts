@@ -2,8 +2,8 @@
 // logged; none changes anything"; issue 10 item 7). Three agents on the netns testbed, each with `peer:` on its node
 // address; the node records publish it. From the root namespace an attacker who sniffed the LAN sends node2 forged,
 // replayed, re-addressed, stale, malformed and oversized datagrams, and floods it. Every one is rejected, counted in
-// vipwarden_peer_rejected_total and logged; only the genuine request is answered (a refusal: the failsafe rules are
-// not wired in, so nothing makes an agent promise); the VIP never moves and is never on two nodes.
+// vipwarden_peer_rejected_total and logged; only the genuine request is answered (by the failsafe rules); the VIP
+// never moves and is never on two nodes.
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
