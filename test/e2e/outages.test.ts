@@ -8,7 +8,7 @@ import type { OutageRecord } from '../../common/presence.js';
 import { decode } from '../../common/keyspace.js';
 import { OutageRecord as OutageSchema } from '../../common/presence.js';
 import { REPO, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
-import type { Sampler } from '../../hack/testbed/index.js';
+import { cutFromEtcd, restoreEtcd, type Sampler } from '../../hack/testbed/index.js';
 import type { Interval } from '../../hack/testbed/sampler.js';
 import { monoMs, run } from '../../hack/testbed/util.js';
 import { useE2eCluster } from '../harness/e2e.js';
@@ -30,27 +30,6 @@ useE2eCluster({ name: 'outages', nodes: 3 }, async (f) => {
   await sampler.waitForHolder(vip, 'node1', 30_000);
 });
 
-/** iptables in the node's namespace: its packets to etcd's client ports dropped (op -I) or let through (-D). */
-function etcdRule(op: '-I' | '-D'): string[] {
-  const ports = c.etcd.members.map((m) => String(m.clientPort));
-  return [
-    'iptables',
-    '-w',
-    op,
-    'OUTPUT',
-    '-p',
-    'tcp',
-    '-d',
-    c.tb.bridgeIp,
-    '-m',
-    'multiport',
-    '--dports',
-    ...[ports.join(',')],
-    '-j',
-    'DROP',
-  ];
-}
-
 async function outages(): Promise<OutageRecord[]> {
   const vals = Object.values(await c.client.getAll().prefix(c.keys.outagesPrefix('web')).strings());
   return vals.map((v) => decode(OutageSchema, v)).filter((o): o is OutageRecord => o !== undefined);
@@ -69,14 +48,14 @@ function sampledGap(from: string, to: string, since: number): number {
 describe('outages: what clients saw', () => {
   test('a holder cut from etcd lets go; the move and the failback are outages with the gaps the sampler saw', async () => {
     const cutAt = monoMs();
-    await c.tb.exec('node1', etcdRule('-I'));
+    await cutFromEtcd(c.tb, c.etcd, 'node1');
     // Taken before the rule goes: on a loaded machine the failback may be over by the time the command returns.
     let healedAt = monoMs();
     try {
       await sampler.waitForHolder(vip, 'node2', 30_000);
     } finally {
       healedAt = monoMs();
-      await c.tb.exec('node1', etcdRule('-D'), { allowFailure: true });
+      await restoreEtcd(c.tb, c.etcd, 'node1');
     }
     await sampler.waitForHolder(vip, 'node1', 30_000);
 
