@@ -3,7 +3,11 @@
 // (level-triggered).
 import { EventEmitter } from 'node:events';
 import type { Etcd3, Watcher } from 'etcd3';
+import { redialAll } from './etcd-failover.js';
 import type { Logger } from './log.js';
+
+/** How long a new watch may wait for etcd's confirmation before the mirror dials afresh and lists again. */
+export const WATCH_CONFIRM_MS = 5000;
 
 export interface Entry {
   key: string;
@@ -97,10 +101,12 @@ export class Mirror extends EventEmitter<MirrorEvents> {
       this.revision = rev;
       this.relists++;
       if (why !== 'start') this.log.info({ prefix: this.prefix, revision: rev, why }, 'etcd prefix listed again');
+      // Announced now: if the watch below fails, the next list compares with these entries and finds nothing new.
+      if (why !== 'start') this.emit('change', changed);
       await this.watchFrom(rev + 1);
       this.resolveReady();
       this.emit('synced', rev);
-      this.emit('change', changed);
+      if (why === 'start') this.emit('change', changed);
       if (this.opts.resyncMs) this.scheduleRelist('periodic resync', this.opts.resyncMs);
     } catch (err) {
       this.log.warn({ err, prefix: this.prefix }, 'etcd list failed; retrying');
@@ -109,7 +115,20 @@ export class Mirror extends EventEmitter<MirrorEvents> {
   }
 
   private async watchFrom(rev: number): Promise<void> {
-    const w = await this.client.watch().prefix(this.prefix).startRevision(String(rev)).withPreviousKV().create();
+    const pending = this.client.watch().prefix(this.prefix).startRevision(String(rev)).withPreviousKV().create();
+    let timer: NodeJS.Timeout | undefined;
+    const w = await Promise.race([
+      pending,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // The stream waits on a connection that does not come (a connect made during a partition hangs in SYN
+          // retransmits after it healed): dial afresh, and list again. The list just done succeeded, so etcd answers.
+          void pending.then((late) => late.cancel()).catch(() => undefined);
+          redialAll(this.client);
+          reject(new Error(`etcd did not confirm the watch within ${WATCH_CONFIRM_MS} ms`));
+        }, WATCH_CONFIRM_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (this.stopped) {
       void w.cancel();
       return;

@@ -94,6 +94,9 @@ function quietIpServerNameWarning(): void {
   }) as typeof process.emitWarning;
 }
 
+/** How soon the gRPC channel tries an etcd member again after a failed connection (ms): first, and at most. */
+export const RECONNECT_BACKOFF_MS = { initial: 100, max: 1000 } as const;
+
 export function connectEtcd(cfg: EtcdConfig): Etcd3 {
   for (const e of cfg.endpoints) {
     const u = new URL(e);
@@ -109,6 +112,21 @@ export function connectEtcd(cfg: EtcdConfig): Etcd3 {
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: new Date(Date.now() + (cfg.timeoutMs ?? 3000)) }),
     // Our own loops retry failed calls. etcd3's default circuit breaker would refuse calls for 5 s after a
     // partition heals, and its retries would hide how long a call really took.
+    // grpc-js shares one subchannel (one TCP connection attempt) among every channel to the same member, and a
+    // connect made during a partition hangs in SYN retransmits for up to ~2 min; the channels etcd3 re-creates
+    // after each failure all waited on it: an agent cut from etcd for two minutes came back almost a minute after
+    // the cut healed (failsafe-cut e2e, CI). A channel of its own dials afresh, and the reconnect backoff (120 s
+    // by default) is capped, so that a member that is back is found within about a second.
+    grpcOptions: {
+      'grpc.use_local_subchannel_pool': 1,
+      // A connection whose packets vanish (a partition, a frozen member) is closed after a missed ping, so that
+      // the streams on it fail and are opened again, instead of waiting for TCP (minutes). etcd refuses pings more
+      // often than every 5 s (--grpc-keepalive-min-time).
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5000,
+      'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_MS.initial,
+      'grpc.max_reconnect_backoff_ms': RECONNECT_BACKOFF_MS.max,
+    },
     faultHandling: {
       host: () => noop,
       global: noop,
