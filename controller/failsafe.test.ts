@@ -224,3 +224,81 @@ describe('rule 5: after the holder lease ends, listed nodes first, anyone else a
     expect(put(r).record.holder).toBe('d');
   });
 });
+
+describe('rule 5 holds whatever the spec says now (the holder keeps by the spec it saw)', () => {
+  // The holder a acknowledged epoch 7 of a failsafe group, was cut from etcd, and its lease ended 1 s ago (wait
+  // 700 ms: the ordinary wait ran out). Meanwhile an operator changed the group. a, cut off, never saw the change and
+  // may keep its addresses by the promises of a and b until the wait + maxKeep.
+  const allUntil = NOW - 1000 + 700 + 120_000;
+  const FS = group();
+
+  test('edited to release (and a VIP added) while held: the rewritten record keeps the set of the tenure', () => {
+    // (arbiterLoss alone is not in the spec hash: that edit rewrites nothing, and the record keeps its set anyway.)
+    const R = testGroup('web', {
+      ...group('release').spec,
+      vips: [{ address: '198.18.0.100/24' }, { address: '198.18.0.102/24' }],
+    });
+    const a = put(plan(input(R, { nodes: nodes('a', 'b'), assignments: assigned(FS, 'a', 7, ['a', 'b']) })));
+    expect(a.record).toMatchObject({ holder: 'a', reason: 'spec-changed' });
+    expect(a.record.promiseSet?.map((e) => e.node)).toEqual(['a', 'b']);
+    // Another holder (or a new lease) starts clean: the set is for the holder that may act on it.
+    const moved = put(plan(input(R, { nodes: nodes('b', 'd'), assignments: assigned(R, 'a', 7), gone: goneA() })));
+    expect(moved.record.holder).toBe('b');
+    expect(moved.record.promiseSet).toBeUndefined();
+  });
+
+  test('now release, the lease ended: an unlisted node still waits the wait + maxKeep', () => {
+    const R = group('release');
+    const inp = (mono: number) =>
+      input(R, {
+        mono,
+        nodes: nodes('d'),
+        assignments: assigned(FS, 'a', 7, ['a', 'b']),
+        gone: goneA({ ackEpoch: 7 }),
+      });
+    expect(plan(inp(NOW)).actions).toEqual([]);
+    expect(plan(inp(NOW)).requeueAt).toBe(allUntil);
+    expect(put(plan(inp(allUntil))).record.holder).toBe('d');
+  });
+
+  test('deleted: the record stays until the wait + maxKeep, so that a group of the same name is not placed', () => {
+    const inp = (mono: number, groups: Map<string, FailoverGroup>) => ({
+      ...input(FS, { mono, nodes: nodes('d'), assignments: assigned(FS, 'a', 7, ['a', 'b']), gone: goneA() }),
+      groups,
+    });
+    const waiting = plan(inp(NOW, new Map()));
+    expect(waiting.actions).toEqual([]);
+    expect(waiting.requeueAt).toBe(allUntil);
+    expect(waiting.decisions.get('web')?.message).toMatch(/record of the deleted group stays/);
+    // Created again (as release, even) before then: the record is still there, and rule 5 applies to it.
+    const again = plan(inp(NOW + 5000, new Map([['web', group('release')]])));
+    expect(again.actions).toEqual([]);
+    const done = plan(inp(allUntil, new Map()));
+    expect(done.actions).toMatchObject([{ type: 'delete', group: 'web' }]);
+  });
+
+  test('an address moved out of the group: no early takeover, the record keeps claiming it', () => {
+    const two = testGroup('web', {
+      nodes: [{ name: 'a' }, { name: 'b' }],
+      vips: [{ address: '198.18.0.100/24' }, { address: '198.18.0.101/24' }],
+    });
+    const one = testGroup('web', { nodes: [{ name: 'a' }, { name: 'b' }] });
+    const inp = (mono: number) =>
+      input(one, {
+        mono,
+        nodes: nodes('b'),
+        assignments: assigned(two, 'a', 7, ['a', 'b']),
+        gone: goneA({ ackEpoch: 7 }),
+      });
+    expect(plan(inp(NOW)).actions).toEqual([]);
+    expect(plan(inp(NOW)).requeueAt).toBe(allUntil);
+    expect(put(plan(inp(allUntil))).record).toMatchObject({ holder: 'b', vips: vipsOf(one) });
+    // Without the edit, b (listed, on its lease) takes over after the ordinary wait, as before.
+    const same = input(two, {
+      nodes: nodes('b'),
+      assignments: assigned(two, 'a', 7, ['a', 'b']),
+      gone: goneA({ ackEpoch: 7 }),
+    });
+    expect(put(plan(same)).record.holder).toBe('b');
+  });
+});

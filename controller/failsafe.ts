@@ -7,6 +7,8 @@
 import type { AssignmentRecord, PromiseSetEntry } from '../common/keyspace.js';
 import { arbiterLossOf, type FailoverGroup } from '../crds/failovergroup.js';
 import { listedForTakeover, takeoverWaitMs } from '../node-agent/failsafe/rules.js';
+import { retiringAfter } from './conflicts.js';
+import { vipsOf } from './ranking.js';
 import type { CurrentAssignment, GoneLease, LiveNode, PlanInput } from './plan-types.js';
 
 export function isFailsafe(group: FailoverGroup | undefined): boolean {
@@ -38,6 +40,21 @@ export function promiseSetChanged(
   return want !== undefined && key(want) !== key(rec.promiseSet);
 }
 
+/**
+ * The promise set a record written for the same holder on the same lease keeps when its own has none (the spec no
+ * longer says failsafe, or the group is gone): the holder may still act on the epoch that carried it, and keep by
+ * it, until it sees the new record, so the controller must go on treating the group as one it may keep (rule 5).
+ */
+export function keptSetFor(
+  cur: CurrentAssignment | undefined,
+  next: AssignmentRecord,
+): readonly PromiseSetEntry[] | undefined {
+  if (next.promiseSet || !cur?.record.promiseSet) return undefined;
+  if (next.holder === null || next.holder !== cur.record.holder || next.holderLease !== cur.record.holderLease)
+    return undefined;
+  return cur.record.promiseSet;
+}
+
 export interface Takeover {
   /** May this node be given the group now? */
   allows(node: string): boolean;
@@ -59,7 +76,10 @@ export function failsafeTakeover(
   cur: CurrentAssignment | undefined,
   gone: GoneLease | undefined,
 ): Takeover | undefined {
-  if (!isFailsafe(group) || !cur || !gone || !(gone.maxKeepMs !== undefined && gone.maxKeepMs > 0)) return undefined;
+  // Whether the holder may keep is read from the record, not from the spec: a holder cut off from etcd keeps by the
+  // spec it saw, and a spec edited to `release`, or a group deleted, in the meantime does not stop it. A promise set
+  // stays in every record of a holder's tenure once one carried it (keptSetFor), so the record says it.
+  if (!cur?.record.promiseSet || !gone || !(gone.maxKeepMs !== undefined && gone.maxKeepMs > 0)) return undefined;
   const mono = input.mono ?? input.now;
   const allUntil = gone.goneAt + takeoverWaitMs({ listed: false, overhangMs: gone.waitMs, maxKeepMs: gone.maxKeepMs });
   if (mono >= allUntil) return undefined;
@@ -68,5 +88,9 @@ export function failsafeTakeover(
   const leases = new Map([...input.nodes.values()].map((n) => [n.name, n.lease]));
   const listed = listedForTakeover(acked, leases);
   listed.delete(gone.node);
+  // A promise names the group, not its addresses: a listed node is bound for this group only, and the record it
+  // would be given drops what a spec edit took away from the group (retiring), which frees those addresses for
+  // other groups and any node. While the holder may keep them, nobody is given the group (the record stays).
+  if (group && retiringAfter(cur.record, vipsOf(group))) listed.clear();
   return { allows: (n) => listed.has(n), allUntil, listed };
 }

@@ -6,7 +6,7 @@
 import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } from '../common/keyspace.js';
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
 import { retiringAfter } from './conflicts.js';
-import { failsafeTakeover, promiseSetChanged, promiseSetFor } from './failsafe.js';
+import { failsafeTakeover, keptSetFor, promiseSetChanged, promiseSetFor } from './failsafe.js';
 import { eventFigures } from './figures.js';
 import { rankNodes, SELF_RELEASE, specErrorsOf, specHash, vipsOf, type RankedNode } from './ranking.js';
 import type {
@@ -78,7 +78,8 @@ function* planSteps(input: PlanInput): Generator<void, Plan> {
   const names = new Set<string>([...input.groups.keys(), ...input.assignments.keys()]);
   for (const name of [...names].sort()) {
     if (input.frozen.has(name)) continue;
-    const r = withRetiring(input.assignments.get(name), planGroup(input, name));
+    const cur = input.assignments.get(name);
+    const r = withKeptSet(cur, withRetiring(cur, planGroup(input, name)));
     if (r.action) actions.push(r.action);
     if (r.decision) decisions.set(name, r.decision);
     if (r.until !== undefined) requeueAt = requeueAt === undefined ? r.until : Math.min(requeueAt, r.until);
@@ -124,6 +125,14 @@ function withRetiring<T extends { action?: Action; decision?: GroupDecision }>(
   const retiring = holding ? retiringAfter(cur.record, a.record.vips) : undefined;
   const { retiring: _drop, ...rest } = a.record;
   return { ...r, action: { ...a, record: retiring ? { ...rest, retiring } : rest } };
+}
+
+/** A record for the same holder on the same lease keeps the promise set of its tenure (failsafe.ts keptSetFor). */
+function withKeptSet<T extends { action?: Action }>(cur: CurrentAssignment | undefined, r: T): T {
+  const a = r.action;
+  if (a?.type !== 'put') return r;
+  const kept = keptSetFor(cur, a.record);
+  return kept ? { ...r, action: { ...a, record: { ...a.record, promiseSet: [...kept] } } } : r;
 }
 
 function planGroup(input: PlanInput, name: string): { action?: Action; decision?: GroupDecision; until?: number } {
@@ -241,9 +250,13 @@ function planGroup(input: PlanInput, name: string): { action?: Action; decision?
     case 'none':
     case 'released':
     case 'gone': {
-      if (takeover && group && offer.length === 0) {
-        // Nobody may be given the group yet, not even "nobody": a holder: null record would free it for anyone.
-        const note = `lease of ${holder} ended; it may keep by promises: only ${[...takeover.listed].join(', ') || 'no node'} may take over before its maxKeep runs out`;
+      if (takeover && offer.length === 0) {
+        // Nobody may be given the group yet, not even "nobody": a holder: null record would free it for anyone, and
+        // deleting the record of a deleted group would let a group of the same name be placed at once.
+        const who = group
+          ? `only ${[...takeover.listed].join(', ') || 'no node'} may take over`
+          : 'the record of the deleted group stays';
+        const note = `lease of ${holder} ended; it may keep by promises: ${who} before its maxKeep runs out`;
         return { decision: decision(phaseFor(holder), note), until: takeover.allUntil };
       }
       if (!cur && group) {
