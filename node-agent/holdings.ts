@@ -7,6 +7,7 @@
 import type { ReleaseReason } from '../common/keyspace.js';
 import type { Clock } from '../common/clock.js';
 import type { Exec } from '../common/exec.js';
+import { FENCE_SLACK_MS } from '../common/fence.js';
 import type { Logger } from '../common/log.js';
 import { lifetimeFor, type LeaseTiming } from '../common/lease.js';
 import { AddressManager, DeadlinePassedError, vipKey, type VipRef } from './addresses.js';
@@ -246,12 +247,16 @@ export class Holdings {
    * only under the lease it was added with and only if the command runs by `deadlineMs` (checked at execution, as
    * for every add). The caller makes sure the addresses are still there (deadline before their lifetime's end).
    */
-  extendKept(group: string, lifetimeS: number, deadlineMs: number): Promise<boolean> {
+  extendKept(group: string, lifetimeS: number, deadlineMs: number, untilMs?: number): Promise<boolean> {
     return this.withAddresses(async () => {
       const h = this.held.get(group);
       if (!h || h.lease !== this.deps.lease.lease || this.deps.clock.mono() >= deadlineMs) return false;
       const startedAt = this.deps.clock.mono();
       try {
+        // The fence too, to end by the same bound (rule 4): an element opened until t is open at most until
+        // t + FENCE_SLACK_MS. Without it a fenced holder's VIP went dark one window after the last keepalive answer.
+        if (this.fence && untilMs !== undefined)
+          await this.fence.openUntil(h.refs, { expiresMs: untilMs - FENCE_SLACK_MS, deadlineMs });
         await this.addresses.ensure(h.refs, lifetimeS, { deadlineMs });
       } catch (err) {
         if (err instanceof DeadlinePassedError) return false;

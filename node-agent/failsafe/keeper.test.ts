@@ -43,6 +43,7 @@ function cluster(opts: { failsafe?: boolean; nodes?: string[] } = {}) {
   const names = opts.nodes ?? ['n0', 'n1', 'n2'];
   const log = createLogger({ name: 'test', level: 'silent' });
   const extended: { group: string; lifetime: number; at: number }[] = [];
+  const untils: number[] = [];
   let fenceEnd = clock.t + 1000;
   const held: HeldGroup[] = [];
   const nodes = names.map((node) => {
@@ -57,8 +58,9 @@ function cluster(opts: { failsafe?: boolean; nodes?: string[] } = {}) {
       log,
       held: () => (node === 'n0' ? held.map((h) => ({ ...h, fenceEnd })) : []),
       peerAddress: (n) => (names.includes(n) ? { node: n, address: '198.18.0.1', port: 1 } : undefined),
-      extend: async (group, lifetime, deadline) => {
+      extend: async (group, lifetime, deadline, until) => {
         if (clock.t > deadline) return false;
+        untils.push(until);
         extended.push({ group, lifetime, at: clock.t });
         fenceEnd = clock.t + lifetime * 1000;
         return true;
@@ -74,7 +76,7 @@ function cluster(opts: { failsafe?: boolean; nodes?: string[] } = {}) {
     // Every lease's last answer stays where it was; time passes past the fresh window.
     clock.t += WINDOW_MS + 1;
   };
-  return { clock, net, nodes, extended, etcdDown, holder: nodes[0]!, fence: () => fenceEnd };
+  return { clock, net, nodes, extended, untils, etcdDown, holder: nodes[0]!, fence: () => fenceEnd };
 }
 
 describe('FailsafeKeeper', () => {
@@ -83,6 +85,11 @@ describe('FailsafeKeeper', () => {
     c.etcdDown();
     await c.holder.k.tick();
     expect(c.extended).toEqual([{ group: 'web', lifetime: 3, at: c.clock.t }]);
+    // The bound a fast-fence element is opened to: past the address's lifetime and the kernel's lateness (the
+    // element outlives the address it gates), and inside the promises' window from the requests' send time.
+    const until = c.untils[0]!;
+    expect(until).toBeGreaterThanOrEqual(c.clock.t + 3000 + T.kernelSlackMs);
+    expect(until).toBeLessThanOrEqual(c.clock.t + T.windowMs - T.marginMs);
     expect(c.net.sent.map((s) => s.to).sort()).toEqual(['n1', 'n2']);
     // Both peers are bound for W from their grant, whatever an assignment says later.
     expect(c.nodes[1]!.k.mayAdd('web')).toBe(false);

@@ -46,7 +46,11 @@ export interface KeeperDeps {
    * Renews the group's addresses with this lifetime (s), only if the command runs by `deadlineMs` (own clock: later,
    * the lifetime would end past the promises' bound, or the address may be gone); resolves true when the kernel took it.
    */
-  extend(group: string, lifetimeSeconds: number, deadlineMs: number): Promise<boolean>;
+  /**
+   * Renews the group's addresses for `lifetimeSeconds` if the command can run before `deadlineMs`; `untilMs` is the
+   * rule-4 bound itself (monotonic ms): a fast-fence element is opened to end by then, and no later.
+   */
+  extend(group: string, lifetimeSeconds: number, deadlineMs: number, untilMs: number): Promise<boolean>;
   /** Peer side: this node holds or is adding an address of the group. */
   holdsGroup(group: string): boolean;
   /** Peer side: the group's arbiterLoss as this node knows it (undefined: it does not know the group). */
@@ -142,8 +146,9 @@ export class FailsafeKeeper {
         // The lifetime counts from when the kernel takes it: the command must run early enough for its end (and the
         // kernel's lateness) to stay inside the bound, and while the address is still there (never re-added).
         const slack = Math.max(this.d.timing.kernelSlackMs, kernelSlackForLifetimeMs(l));
-        const deadline = Math.min(this.holder.bound(now, this.d.lease.validUntil) - l * 1000 - slack, g.fenceEnd);
-        if (await this.d.extend(g.group, l, deadline))
+        const bound = this.holder.bound(now, this.d.lease.validUntil);
+        const deadline = Math.min(bound - l * 1000 - slack, g.fenceEnd);
+        if (await this.d.extend(g.group, l, deadline, bound))
           this.d.log.debug({ group: g.group, lifetime: l }, 'kept by promises');
       }
       const why = this.holder.endReason();

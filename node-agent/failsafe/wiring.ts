@@ -39,7 +39,7 @@ export interface FailsafeHoldings {
   groups(): string[];
   leavingGroups(): ReadonlySet<string>;
   firstLifetimeEnd(refs: readonly VipRef[]): number | undefined;
-  extendKept(group: string, lifetimeS: number, deadlineMs: number): Promise<boolean>;
+  extendKept(group: string, lifetimeS: number, deadlineMs: number, untilMs?: number): Promise<boolean>;
 }
 
 export interface FailsafeMetrics {
@@ -103,7 +103,7 @@ export class AgentFailsafe {
       log: d.log.child({ part: 'failsafe' }),
       held: () => this.held(),
       peerAddress: (n) => d.peerAddress(n),
-      extend: (g, l, deadline) => this.extend(g, l, deadline),
+      extend: (g, l, deadline, until) => this.extend(g, l, deadline, until),
       holdsGroup: (g) => d.holdings.get(g) !== undefined || d.holdings.leavingGroups().has(g),
       groupFailsafe: (g) => {
         const spec = d.view.spec(g);
@@ -228,8 +228,8 @@ export class AgentFailsafe {
     this.acked = new Map(Object.entries(info.acks));
   }
 
-  private async extend(group: string, lifetimeS: number, deadlineMs: number): Promise<boolean> {
-    const ok = await this.d.holdings.extendKept(group, lifetimeS, deadlineMs);
+  private async extend(group: string, lifetimeS: number, deadlineMs: number, untilMs: number): Promise<boolean> {
+    const ok = await this.d.holdings.extendKept(group, lifetimeS, deadlineMs, untilMs);
     const o = this.outage;
     if (ok && o && !o.extended.has(group)) {
       o.extended.set(group, this.d.holdings.get(group)?.epoch ?? 0);

@@ -100,6 +100,13 @@ describe('NftFence', () => {
     expect(flushed.calls).toHaveLength(2);
   });
 
+  it('openUntil (a failsafe keep): the element ends at the given bound, not at a send time + window', async () => {
+    const seen: object[] = [];
+    const { f } = setup(async (_t, _a, o) => seen.push(o));
+    await f.openUntil(vips, { expiresMs: 7450, deadlineMs: 3000 });
+    expect(seen).toEqual([{ expiresMs: 7450, deadlineMs: 3000 }]);
+  });
+
   it('close deletes every address once, never throws', async () => {
     const { f, dels } = setup(async () => undefined);
     await f.close([...vips, vips[0]!]);

@@ -58,6 +58,14 @@ export class NftFence {
    * error when the kernel refused: then the addresses must not be set either.
    */
   async open(refs: readonly VipRef[], o: { sentAt: number; deadlineMs: number }): Promise<void> {
+    await this.openUntil(refs, { expiresMs: fenceExpiresAt(o.sentAt, this.windowMs), deadlineMs: o.deadlineMs });
+  }
+
+  /**
+   * Opens (or extends) the fence of `refs` until `expiresMs` (monotonic ms), on a proof other than one keepalive
+   * answer: a failsafe keep's promise bound (docs/design.md "Failsafe", rule 4). Same errors as open().
+   */
+  async openUntil(refs: readonly VipRef[], o: { expiresMs: number; deadlineMs: number }): Promise<void> {
     try {
       await this.openOnce(refs, o);
     } catch (err) {
@@ -69,11 +77,11 @@ export class NftFence {
     }
   }
 
-  private async openOnce(refs: readonly VipRef[], o: { sentAt: number; deadlineMs: number }): Promise<void> {
+  private async openOnce(refs: readonly VipRef[], o: { expiresMs: number; deadlineMs: number }): Promise<void> {
     if (refs.length === 0) return;
     await this.setup();
     const dp = this.dataplane!;
-    const expiresMs = fenceExpiresAt(o.sentAt, this.windowMs);
+    const expiresMs = o.expiresMs;
     const addrs = [...new Set(refs.map((r) => r.address))];
     const results = await Promise.allSettled(
       chunks(addrs).map((c) => dp.fenceSet(this.table, c, { expiresMs, deadlineMs: o.deadlineMs })),
