@@ -319,7 +319,7 @@ export class Agent {
     });
     for (const g of leaving) this.inLane(g, () => this.steps.retryLeaving(g), 'removal retry');
     for (const s of steps)
-      if (!this.failsafe?.blocksAcquire(s)) this.inLane(s.group, () => this.steps.run(s), s.type, stepEpoch(s));
+      if (!this.failsafe?.blocksStep(s)) this.inLane(s.group, () => this.steps.run(s), s.type, stepEpoch(s));
   }
 
   /** Runs `fn` in the group's lane, unless a step of that group is still in flight (its end runs another pass). */

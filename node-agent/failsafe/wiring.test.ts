@@ -87,7 +87,10 @@ describe('AgentFailsafe', () => {
     await h.f.tick();
     expect(s.extended).toEqual([3]);
     expect(h.f.keptGroups()).toEqual(new Set(['web']));
-    expect(p1.f.blocksAcquire({ type: 'acquire', group: 'web', epoch: 9, record: {} as AssignmentRecord })).toBe(true);
+    expect(p1.f.blocksStep({ type: 'acquire', group: 'web', epoch: 9, record: {} as AssignmentRecord })).toBe(true);
+    // Nor does it tell the controller it has nothing of web while bound (that would free what web's record claims).
+    expect(p1.f.blocksStep({ type: 'ack', group: 'web', epoch: 9, reason: 'release-requested' })).toBe(true);
+    expect(p1.f.blocksStep({ type: 'ack', group: 'other', epoch: 9, reason: 'release-requested' })).toBe(false);
     s.clock.t += 10_000;
     s.answerAll(); // etcd is back
     await h.f.tick();
