@@ -94,6 +94,11 @@ export class FailsafeKeeper {
     return this.peer.mayAdd(group, this.d.clock.mono());
   }
 
+  /** Rule 3: may this node acknowledge that it will not hold the group? Not while a promise binds it. */
+  mayLetGo(group: string): boolean {
+    return this.peer.mayLetGo(group, this.d.clock.mono());
+  }
+
   /** The groups kept by promises right now (held, failsafe, lease not fresh). */
   active(): HeldGroup[] {
     if (this.d.lease.isFresh()) return [];

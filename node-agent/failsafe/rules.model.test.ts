@@ -42,6 +42,7 @@ describe('failsafe promise rules, model test', () => {
   it.each<Ablation>([
     'rule1-assigned-set',
     'rule3-binding',
+    'rule3-ack',
     'rule4-send-time',
     'rule4-margins',
     'rule5-bounded',

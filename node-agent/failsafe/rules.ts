@@ -52,6 +52,8 @@ export type Ablation =
   | 'rule2-refuse'
   /** Rule 3: a peer forgets its promises once it reaches etcd again. */
   | 'rule3-binding'
+  /** Rule 3: a bound peer acknowledges letting go of the group at once (the binding covers adds only). */
+  | 'rule3-ack'
   /** Rule 4: the bound counts from the answer's arrival (however late) instead of the request's send time. */
   | 'rule4-send-time'
   /** Rule 4: no margins (drift, lease margin, kernel slack) between the promises' end and the lifetime's end. */
@@ -292,6 +294,14 @@ export class PeerRules {
   mayAdd(group: string, now: number): boolean {
     const u = this.until.get(group);
     return u === undefined || now >= u;
+  }
+
+  /**
+   * Rule 3, for the acknowledgement: may this node tell the controller it has nothing of the group? Not while a
+   * promise binds it: the controller would free the group (or an address its record claims) for any node.
+   */
+  mayLetGo(group: string, now: number): boolean {
+    return this.off.has('rule3-ack') || this.mayAdd(group, now);
   }
 
   /** Own-clock end of the promise binding this node for the group, if any. */

@@ -5,7 +5,7 @@
 // - Rule 1: the promise set of the epoch each held group runs with is learnt from its assignment, and acknowledged in
 //   the node record (`failsafe.acks`); a group is kept only on a set whose acknowledgement etcd has taken, so that
 //   the controller knows both that set and this agent's maxKeep before any keep can start.
-// - Rule 3: the acquire path, and a release acknowledgement, ask mayAdd (blocksStep): a promise this node gave binds it whatever etcd says.
+// - Rule 3: the acquire path asks mayAdd and a release acknowledgement mayLetGo (blocksStep): a promise this node gave binds it whatever etcd says.
 // - Rule 4: `extend` renews through Holdings.extendKept, with a deadline by which the command must run.
 // - The lease-not-fresh path lets go of every group but those kept here (keptGroups); a keep that ends kicks a pass,
 //   which lets the group go as before.
@@ -166,12 +166,20 @@ export class AgentFailsafe {
    * listed node take over early only because rule 3 binds it; the binding must pass on to whatever it lets go).
    */
   blocksStep(step: AgentStep): boolean {
-    if ((step.type !== 'acquire' && step.type !== 'ack') || this.keeper.mayAdd(step.group)) return false;
+    if (
+      step.type === 'acquire' ? this.keeper.mayAdd(step.group) : step.type !== 'ack' || this.keeper.mayLetGo(step.group)
+    )
+      return false;
     const until = this.keeper.peer.boundUntil(step.group) ?? this.d.clock.mono();
     if (this.blockedLogged.get(step.group) !== until) {
       this.blockedLogged.set(step.group, until);
       this.d.log.warn(
-        { group: step.group, epoch: step.epoch, step: step.type, forMs: Math.round(until - this.d.clock.mono()) },
+        {
+          group: step.group,
+          epoch: 'epoch' in step ? step.epoch : undefined,
+          step: step.type,
+          forMs: Math.round(until - this.d.clock.mono()),
+        },
         step.type === 'acquire'
           ? 'assigned here, but a failsafe promise this node gave still binds it: not adding the VIPs yet'
           : 'asked to let go, but a failsafe promise this node gave still binds it: acknowledging once it runs out',

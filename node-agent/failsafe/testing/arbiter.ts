@@ -7,6 +7,8 @@ import { MODEL_TIMING, OVERHANG_MS, TTL_MS, type Assignment, type Msg } from './
 
 export interface ArbiterHost {
   t(): number;
+  /** A random number in [0, 1) from the run's seed. */
+  rnd(): number;
   log(s: string): void;
   off: ReadonlySet<Ablation>;
 }
@@ -20,6 +22,8 @@ export class ModelArbiter {
   private readonly sets = new Map<number, PromiseSetEntry[]>();
   private endSeen: { lease: string; at: number; registered: Map<string, string> } | undefined;
   private registryKeys: string[] | undefined;
+  /** The epoch whose holder acknowledged letting go (it has nothing of the group). */
+  private letGo = 0;
 
   constructor(private readonly h: ArbiterHost) {}
 
@@ -66,6 +70,7 @@ export class ModelArbiter {
         this.leases.set(m.lease, this.h.t() + TTL_MS);
         if (this.registry.get(s.name) === m.lease && m.ack > (this.acks.get(m.lease) ?? 0))
           this.acks.set(m.lease, m.ack);
+        if (m.lease === this.asg.holderLease && m.letGo === this.asg.epoch) this.letGo = m.letGo;
       }
       const ttl = alive ? TTL_MS : 0;
       return { kind: 'ka-answer', lease: m.lease, sentAt: m.sentAt, ttl, ...this.snapshot() };
@@ -73,17 +78,32 @@ export class ModelArbiter {
     return undefined;
   }
 
-  write(holder: string | null, holderLease: string | null, why: string): void {
+  /** A move: the holder, while its lease lives, is asked to let go. */
+  requestMove(): void {
+    const a = this.asg;
+    if (!a.holder || !a.holderLease || !this.leases.has(a.holderLease) || a.release) return;
+    this.write(a.holder, a.holderLease, 'move: asked to let go', true);
+  }
+
+  write(holder: string | null, holderLease: string | null, why: string, release = false): void {
     const set = [...this.registry]
       .map(([node, lease]) => ({ node, lease }))
       .sort((a, b) => a.node.localeCompare(b.node));
-    this.asg = { epoch: this.asg.epoch + 1, holder, holderLease, set };
+    this.asg = { epoch: this.asg.epoch + 1, holder, holderLease, set, ...(release ? { release } : {}) };
     this.sets.set(this.asg.epoch, set);
     this.h.log(`controller: epoch ${this.asg.epoch} holder ${holder ?? '-'} (${why}) set [${set.map((e) => e.node)}]`);
   }
 
   poll(): void {
     const a = this.asg;
+    if (a.release && a.holderLease && this.leases.has(a.holderLease)) {
+      // The holder said it has nothing of the group: no wait (Safety 3's released case); another node, at random.
+      if (this.letGo !== a.epoch) return;
+      const others = [...this.registry.keys()].filter((n) => n !== a.holder).sort();
+      const pick = others[Math.floor(this.h.rnd() * others.length)];
+      if (pick) this.write(pick, this.registry.get(pick)!, `moved from ${a.holder}`);
+      return;
+    }
     if (a.holderLease && this.leases.has(a.holderLease)) {
       this.endSeen = undefined;
       const same = a.set.length === this.registry.size && a.set.every((e) => this.registry.get(e.node) === e.lease);
@@ -95,7 +115,9 @@ export class ModelArbiter {
       this.h.log(`controller: sees holder lease ${a.holderLease} ended`);
     }
     const since = this.endSeen?.at ?? -Infinity;
-    const acked = a.holderLease ? this.sets.get(this.acks.get(a.holderLease) ?? -1) : undefined;
+    // Only the set of the epoch the holder acknowledged, as the controller does (controller/failsafe.ts): one it
+    // holds under; a holder named but never acknowledging (it had not added the VIP) lists nobody.
+    const acked = a.holderLease && this.acks.get(a.holderLease) === a.epoch ? this.sets.get(a.epoch) : undefined;
     let listed = listedForTakeover(acked, this.registry);
     if (this.h.off.has('rule1-assigned-set') && this.endSeen)
       listed = new Set([...this.endSeen.registered].filter(([n, l]) => this.registry.get(n) === l).map(([n]) => n));

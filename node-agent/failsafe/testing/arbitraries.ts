@@ -19,6 +19,7 @@ export const fault: fc.Arbitrary<Fault> = fc.oneof(
   fc.record({ at, kind: fc.constant('slow-lan' as const), extraMs: fc.integer({ min: 0, max: 3000 }), dur }),
   fc.record({ at, kind: fc.constant('freeze' as const), node, dur: fc.integer({ min: 100, max: 4000 }) }),
   fc.record({ at, kind: fc.constant('restart' as const), node, dur: fc.integer({ min: 0, max: 3000 }) }),
+  fc.record({ at, kind: fc.constant('move' as const) }),
   fc.record({ at, kind: fc.constant('join' as const) }),
   fc.record({ at, kind: fc.constant('leave' as const), node }),
 );
@@ -39,6 +40,22 @@ const episode: fc.Arbitrary<Fault[]> = fc.oneof(
       { at: t, kind: 'etcd-down', dur: d },
       { at: t + d + e, kind: 'cut-etcd', mask: 1, dur: 15_000 },
       { at: Math.max(0, t + d - 3000), kind: 'slow-lan', extraMs: Math.min(slow, 3000), dur: 6000 },
+    ]),
+  // The same return with the holder left cut off; a node joins about when the holder's lease ends (so the holder
+  // never asked it), and the group is moved soon after a listed node took over: the move must not free the group
+  // while that node's promise binds it (rule 3).
+  fc
+    .record({
+      t: at,
+      d: fc.integer({ min: 1000, max: 6000 }),
+      j: fc.integer({ min: 1500, max: 3000 }),
+      m: fc.integer({ min: 2500, max: 6000 }),
+    })
+    .map(({ t, d, j, m }): Fault[] => [
+      { at: t, kind: 'etcd-down', dur: d },
+      { at: t + d - 100, kind: 'cut-etcd', mask: 1, dur: 15_000 },
+      { at: t + d + j, kind: 'join' },
+      { at: t + d + Math.max(m, j + 300), kind: 'move' },
     ]),
 );
 

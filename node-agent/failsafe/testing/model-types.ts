@@ -36,6 +36,9 @@ export type Fault =
   | { at: number; kind: 'freeze'; node: number; dur: number }
   /** The agent dies (addresses stay until their lifetime ends) and starts again `dur` later with nothing. */
   | { at: number; kind: 'restart'; node: number; dur: number }
+  /** The controller moves the group away from its holder (a failback, a drain): it asks the holder to let go and
+   * gives the group to another node, at random, once the holder acknowledged. */
+  | { at: number; kind: 'move' }
   | { at: number; kind: 'join' }
   | { at: number; kind: 'leave'; node: number };
 
@@ -65,7 +68,7 @@ export interface ModelResult {
 }
 
 export type Msg =
-  | { kind: 'ka'; lease: string; sentAt: number; ack: number }
+  | { kind: 'ka'; lease: string; sentAt: number; ack: number; letGo: number }
   | { kind: 'grant'; sentAt: number }
   | { kind: 'ka-answer'; lease: string; sentAt: number; ttl: number; asg: Assignment; registry: string[] }
   | { kind: 'grant-answer'; lease: string; sentAt: number; asg: Assignment; registry: string[] }
@@ -77,6 +80,8 @@ export interface Assignment {
   holder: string | null;
   holderLease: string | null;
   set: PromiseSetEntry[];
+  /** The holder is asked to let go (a move). */
+  release?: boolean;
 }
 
 /** mulberry32: deterministic message delays and losses from the run's seed. */

@@ -49,6 +49,8 @@ interface Proc {
   fenceEnd: number | undefined;
   /** A promise came in since the last extension: try to extend (the agent renews after answers). */
   newGrant: boolean;
+  /** The epoch of a release request this process acknowledged (sent with its keepalives). */
+  letGo: number;
 }
 
 interface Slot {
@@ -84,7 +86,7 @@ class Sim {
   constructor(private readonly p: ModelParams) {
     this.rnd = prng(p.seed);
     this.off = new Set(p.without ?? []);
-    this.arbiter = new ModelArbiter({ t: () => this.t, log: (s) => this.log(s), off: this.off });
+    this.arbiter = new ModelArbiter({ t: () => this.t, rnd: this.rnd, log: (s) => this.log(s), off: this.off });
     this.net = new ModelNetwork(p, this.rnd, () => this.t);
     for (let i = 0; i < MAX_NODES; i++) {
       this.slots.push({
@@ -126,6 +128,7 @@ class Sim {
       peer: new PeerRules(s.name, MODEL_TIMING, opts),
       fenceEnd: undefined,
       newGrant: false,
+      letGo: 0,
     };
   }
 
@@ -203,6 +206,11 @@ class Sim {
         s.downUntil = this.t + f.dur;
         break;
       }
+      case 'move': {
+        this.log('FAULT the controller moves the group');
+        if (this.net.etcdUp()) this.arbiter.requestMove();
+        break;
+      }
       case 'join': {
         const i = this.slots.findIndex((s) => !s.everUp);
         if (i < 0) return;
@@ -243,17 +251,28 @@ class Sim {
     for (const m of inbox) this.receive(i, pr, m, now);
     if (now >= pr.nextKaAt) {
       pr.nextKaAt = now + KEEPALIVE_MS;
-      if (pr.lease) this.net.send(i, 'etcd', { kind: 'ka', lease: pr.lease, sentAt: now, ack: pr.acked });
+      if (pr.lease)
+        this.net.send(i, 'etcd', { kind: 'ka', lease: pr.lease, sentAt: now, ack: pr.acked, letGo: pr.letGo });
       else this.net.send(i, 'etcd', { kind: 'grant', sentAt: now });
     }
     const fresh =
       pr.lease !== undefined && now - pr.lastAnsweredSentAt <= RENEW_WINDOW_MS && pr.validUntil - MARGIN_MS > now;
     const a = pr.seen;
     if (!a || a.holder !== s.name || a.holderLease !== pr.lease || !pr.lease) return;
+    if (a.release) {
+      // Asked to let go: the VIP goes at once (ip addr del), then the acknowledgement, unless a promise binds it.
+      this.removeVip(i, pr);
+      if (pr.letGo !== a.epoch && pr.peer.mayLetGo(GROUP, now)) {
+        pr.letGo = a.epoch;
+        this.log(`${s.name} acknowledges letting go (epoch ${a.epoch})`);
+      }
+      return;
+    }
     if (fresh) {
       if (!pr.peer.mayAdd(GROUP, now)) return;
       const l = lifetimeFor(pr.validUntil - now, MARGIN_MS);
       this.setFence(i, pr, now, l, 'keepalive');
+      pr.acked = Math.max(pr.acked, a.epoch);
       return;
     }
     if (pr.fenceEnd === undefined || pr.fenceEnd <= now) return;
@@ -263,6 +282,20 @@ class Sim {
     pr.newGrant = false;
     const l = pr.holder.lifetime(now, pr.fenceEnd ?? -Infinity, pr.validUntil);
     if (l !== undefined) this.setFence(i, pr, now, l, 'promises');
+  }
+
+  private nameOf(pr: Proc): string | undefined {
+    return this.slots.find((s) => s.proc === pr)?.name;
+  }
+
+  private removeVip(i: number, pr: Proc): void {
+    const cur = this.open.get(i);
+    if (cur && cur.end > this.t) {
+      cur.end = this.t;
+      this.log(`${this.slots[i]!.name} removes the VIP`);
+    }
+    this.open.delete(i);
+    pr.fenceEnd = undefined;
   }
 
   private sendPeer(from: number, peer: string, m: Msg): void {
@@ -335,7 +368,9 @@ class Sim {
     if (this.off.has('rule1-assigned-set')) pr.holder.setPromiseSet(pr.view);
     if (pr.seen && asg.epoch <= pr.seen.epoch) return;
     pr.seen = asg;
-    pr.acked = asg.epoch;
+    // As the agent does (failsafe/wiring.ts): an epoch is acknowledged only while this node holds the group under
+    // it; a node named holder that has not added the VIP (a promise binds it) acknowledges nothing.
+    if (asg.holder === this.nameOf(pr) && pr.fenceEnd !== undefined) pr.acked = asg.epoch;
     if (!this.off.has('rule1-assigned-set')) pr.holder.setPromiseSet(asg.set.map((e) => e.node));
   }
 }
