@@ -12,6 +12,7 @@ import {
   NodeRecord,
   RejectedRecord,
 } from '../common/keyspace.js';
+import { failsafeState } from '../common/failsafe-status.js';
 import { OutageRecord } from '../common/presence.js';
 import { arbiterLossOf, FailoverGroupSpec } from '../crds/failovergroup.js';
 
@@ -97,7 +98,17 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
       pending: arec?.release ? `release requested (${arec.reason})` : null,
       failback: spec?.success ? spec.data.failback : null,
       pinnedTo: decode(MoveRecord, moves.get(g)?.value)?.to ?? null,
-      ...(spec?.success ? { arbiterLoss: arbiterLossStatus(arbiterLossOf(spec.data), g, a?.mod, arec, failsafe) } : {}),
+      ...(spec?.success
+        ? {
+            arbiterLoss: failsafeState(
+              arbiterLossOf(spec.data),
+              g,
+              a?.mod,
+              arec,
+              arec?.holder ? failsafe.get(arec.holder) : undefined,
+            ),
+          }
+        : {}),
       nodes: candidates.map((n) => {
         const h = decode(HealthRecord, health.get(`${n.name}/${g}`)?.value);
         const live = liveLease.has(n.name);
@@ -123,20 +134,6 @@ export async function collectStatus(c: Etcd3, k: Keys): Promise<Status> {
     .sort((a, b) => (a.group < b.group ? -1 : 1))
     .map((r) => ({ group: r.group, reason: r.rec.reason, at: r.rec.at }));
   return { leader: decode(LeaderRecord, leader)?.id ?? null, groups: out, rejected: rejectedList };
-}
-
-function arbiterLossStatus(
-  mode: 'failsafe' | 'release',
-  group: string,
-  epoch: number | undefined,
-  arec: AssignmentRecord | undefined,
-  failsafe: ReadonlyMap<string, NonNullable<NodeRecord['failsafe']>>,
-): NonNullable<GroupStatus['arbiterLoss']> {
-  const f = arec?.holder ? failsafe.get(arec.holder) : undefined;
-  const armed =
-    mode === 'failsafe' && epoch !== undefined && arec?.promiseSet !== undefined && f?.acks[group] === epoch;
-  const last = f?.kept.filter((k) => k.group === group).at(-1);
-  return { mode, armed, ...(last ? { lastKept: { ms: last.ms, at: last.at } } : {}) };
 }
 
 /** The candidates that can be drained: every node named by a group, or registered. */

@@ -6,7 +6,9 @@ import { setMaxListeners } from 'node:events';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
-import { Keys } from '../common/keyspace.js';
+import { failsafeState, type FailsafeState } from '../common/failsafe-status.js';
+import { Keys, NodeRecord } from '../common/keyspace.js';
+import { arbiterLossOf, type FailoverGroup } from '../crds/failovergroup.js';
 import type { Logger } from '../common/log.js';
 import { VERSION } from '../common/version.js';
 import type { ControllerConfig } from './config.js';
@@ -16,7 +18,8 @@ import { KeptEvents } from './kept.js';
 import { LeaderMemory } from './memory.js';
 import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
-import { planYielding, type plan } from './planner.js';
+import { decodeEntry } from './parsed.js';
+import { planYielding, type CurrentAssignment, type plan } from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
 import { FencedWriter } from './writer.js';
 
@@ -254,14 +257,16 @@ export class Controller {
     if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
     // Status back to the source (Kubernetes), only when something changed.
     for (const s of sourceGroups) {
+      const failsafe = this.failsafeOf(s.name, s.group, input.assignments.get(s.name));
       const report = {
         decision: p.decisions.get(s.name),
         rejected: sel.rejected.get(s.name) ?? (s.error ? s.error.message : undefined),
         source: s,
+        ...(failsafe ? { failsafe } : {}),
       };
       // Plain JSON is enough to tell a change (the planner builds these objects in a fixed order), and it costs
       // far less than a sorted-key hash for every group on every pass.
-      const fp = JSON.stringify({ d: report.decision, r: report.rejected, g: s.generation });
+      const fp = JSON.stringify({ d: report.decision, r: report.rejected, g: s.generation, f: failsafe });
       if (!this.memory.statusChanged(s.name, fp)) continue;
       void this.status
         .report(s.name, report)
@@ -293,6 +298,20 @@ export class Controller {
   }
 
   /** History: the periods with a VIP on no node that the agents' presence records show (controller/outages.ts). */
+  /** For the FailoverGroup's Failsafe condition: can the holder keep the group through an etcd outage now? */
+  private failsafeOf(
+    name: string,
+    group: FailoverGroup | undefined,
+    cur: CurrentAssignment | undefined,
+  ): FailsafeState | undefined {
+    const holder = cur?.record.holder;
+    if (!group || !holder) return undefined;
+    const e = this.mirrors.nodes.get(this.keys.node(holder));
+    const rec = e ? decodeEntry(NodeRecord, e) : undefined;
+    const f = rec && rec.lease === e?.lease && rec.lease === cur.record.holderLease ? rec.failsafe : undefined;
+    return failsafeState(arbiterLossOf(group.spec), name, cur.epoch, cur.record, f);
+  }
+
   private recordOutages(): void {
     const term = this.term;
     if (!term) return;

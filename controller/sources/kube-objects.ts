@@ -136,7 +136,7 @@ export function statusPatch(
   const ready: Omit<Condition, 'lastTransitionTime'> = holding
     ? { type: 'Ready', status: 'True', reason: phase, message: `${vips.join(', ')} held by ${d?.holder}` }
     : { type: 'Ready', status: 'False', reason: phase, message: d?.message ?? rejected ?? 'not placed yet' };
-  const conditions = [accepted, ready, ...specCondition(d)].map((c): Condition => {
+  const conditions = [accepted, ready, ...specCondition(d), ...failsafeCondition(report, d)].map((c): Condition => {
     const prev = current?.conditions?.find((p) => p.type === c.type);
     const same = prev && prev.status === c.status;
     return {
@@ -155,6 +155,35 @@ export function statusPatch(
     conditions,
   };
   return status;
+}
+
+/**
+ * Failsafe, for a held group with arbiterLoss failsafe: True (Armed) once the holder acknowledged the promise set of
+ * the current epoch, so that it may keep the VIPs through an etcd outage; False (NotArmed) before. The message
+ * carries the holder's last keep. While etcd is down for the controller too, nothing is written (its passes pause);
+ * the keep shows afterwards, here and as the event "kept through arbiter outage (N s)".
+ */
+function failsafeCondition(report: GroupReport, d: GroupDecision | undefined): Omit<Condition, 'lastTransitionTime'>[] {
+  const f = report.failsafe;
+  if (!f || f.mode !== 'failsafe' || !d?.holder) return [];
+  const last = f.lastKept
+    ? `; last kept through an arbiter outage for ${Math.round(f.lastKept.ms / 1000)} s, at ${new Date(f.lastKept.at).toISOString()}`
+    : '';
+  return [
+    f.armed
+      ? {
+          type: 'Failsafe',
+          status: 'True',
+          reason: 'Armed',
+          message: `${d.holder} may keep the VIPs through an etcd outage (it acknowledged the promise set of epoch ${d.epoch})${last}`,
+        }
+      : {
+          type: 'Failsafe',
+          status: 'False',
+          reason: 'NotArmed',
+          message: `${d.holder} has not acknowledged the promise set of epoch ${d.epoch} yet: an etcd outage now would take the VIPs down${last}`,
+        },
+  ];
 }
 
 /**

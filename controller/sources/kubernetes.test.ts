@@ -77,6 +77,33 @@ describe('statusPatch', () => {
       expect.objectContaining({ type: 'Ready', status: 'True', reason: 'Active' }),
     ]);
   });
+  test('failsafe: a Failsafe condition, True once the holder acknowledged the epoch, with its last keep', () => {
+    const failsafe = (armed: boolean, lastKept?: { ms: number; at: number }) => ({
+      mode: 'failsafe' as const,
+      armed,
+      ...(lastKept ? { lastKept } : {}),
+    });
+    const cond = (s: Record<string, unknown>) =>
+      (s.conditions as { type: string; status: string; reason: string; message: string }[]).find(
+        (c) => c.type === 'Failsafe',
+      );
+    expect(
+      cond(statusPatch({ decision: decision(), source, failsafe: failsafe(false) }, undefined, NOW)),
+    ).toMatchObject({ status: 'False', reason: 'NotArmed', message: expect.stringMatching(/epoch 42 yet/) });
+    const armed = cond(
+      statusPatch({ decision: decision(), source, failsafe: failsafe(true, { ms: 12_400, at: NOW }) }, undefined, NOW),
+    );
+    expect(armed).toMatchObject({ status: 'True', reason: 'Armed' });
+    expect(armed?.message).toMatch(
+      /node1 may keep .* epoch 42\); last kept through an arbiter outage for 12 s, at 2026-/,
+    );
+    // arbiterLoss: release, or no holder: no condition.
+    const release = { mode: 'release' as const, armed: false };
+    expect(cond(statusPatch({ decision: decision(), source, failsafe: release }, undefined, NOW))).toBeUndefined();
+    const none = decision({ holder: null, phase: 'NoHealthyNode' });
+    expect(cond(statusPatch({ decision: none, source, failsafe: failsafe(false) }, undefined, NOW))).toBeUndefined();
+  });
+
   test('a condition keeps its transition time while its status does not change', () => {
     const prev = {
       conditions: [

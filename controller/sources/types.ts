@@ -1,5 +1,6 @@
 // Where FailoverGroups come from. The Kubernetes API and a directory of YAML both implement GroupSource and feed
 // one reconciler (MetalLB's habit: business logic never imports the Kubernetes client).
+import type { FailsafeState } from '../../common/failsafe-status.js';
 import type { EventRecord } from '../../common/keyspace.js';
 import type { FailoverGroup, ValidationError } from '../../crds/failovergroup.js';
 import type { GroupDecision } from '../planner.js';
@@ -31,6 +32,8 @@ export interface GroupReport {
   decision?: GroupDecision;
   /** Why the group is not placed (invalid, contested VIP). */
   rejected?: string;
+  /** For a group with a holder: whether failsafe can keep it through an etcd outage now, and its last keep. */
+  failsafe?: FailsafeState;
   source: SourceGroup;
 }
 

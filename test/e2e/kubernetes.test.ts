@@ -20,6 +20,7 @@ interface FgObject {
     observedGeneration?: number;
     lastTransition?: { from?: string; to?: string; reason: string; durationMs?: number };
     nodes?: { name: string; live: boolean; healthy: boolean }[];
+    conditions?: { type: string; status: string; reason: string; message: string }[];
   };
 }
 
@@ -49,6 +50,7 @@ beforeAll(async () => {
     name: 'kube',
     nodes: 3,
     start: false,
+    peer: true, // the failsafe peer channel: the Failsafe condition turns Armed
     controller: { source: { kubernetes: { kubeconfig: sa } } },
   });
   for (const n of c.tb.nodes) await c.startAgent(n.name);
@@ -135,6 +137,12 @@ test('kubectl apply of the example: the VIP answers in the testbed and kubectl g
     ['node3', true, true],
   ]);
   expect((await events('web')).map((e) => e.reason)).toContain('Assigned');
+  // arbiterLoss failsafe (the default): once node1 acknowledged the promise set, the status says it may keep.
+  const armed = await waitFor(async () => {
+    const c = (await fg('web'))?.status?.conditions?.find((x) => x.type === 'Failsafe');
+    return c?.status === 'True' ? c : undefined;
+  }, 'the Failsafe condition True');
+  expect(armed).toMatchObject({ reason: 'Armed', message: expect.stringMatching(/^node1 may keep the VIPs/) });
   // kubectl describe fg shows the group's Events (written to the events namespace, found by the object's UID).
   expect((await k().kubectl(['describe', 'fg', 'web'])).stdout).toMatch(/Events:[\s\S]*Assigned/);
 });

@@ -282,6 +282,8 @@ test('the controller, as its ServiceAccount: finalizer, status, Events, a reject
     expect(web.status?.conditions?.map((c) => [c.type, c.status])).toEqual([
       ['Accepted', 'True'],
       ['Ready', 'True'],
+      // arbiterLoss failsafe (the default), and the fake agent acknowledges no promise set: not armed.
+      ['Failsafe', 'False'],
     ]);
     const assigned = await waitFor(
       async () => (await events('web')).find((e) => e.reason === 'Assigned'),
