@@ -1,5 +1,5 @@
 // End to end (issue 12, smoke test of the failsafe wiring): 3 nodes with the peer channel, a failsafe group held by
-// node1, a client probing it. Every etcd member killed for 10 s, then started again: the VIP never leaves node1
+// node1, a client probing it. Every etcd member killed for 30 s (as the issue asks), then started again: the VIP never leaves node1
 // (one interval in the sampler's timeline), the client sees no loss beyond probe noise, no assignment is written,
 // and the controller records "kept through arbiter outage (N s)". A release group on the same cluster goes, as
 // before failsafe. The issue's full list (etcd-cut, a peer killed in the outage, joins, forged messages) is in
@@ -14,7 +14,7 @@ jest.setTimeout(240_000);
 
 /** Client loss tolerated as probe noise on a loaded machine (an attempt times out after 100 ms). */
 const NOISE_MS = 300;
-const OUTAGE_MS = 10_000;
+const OUTAGE_MS = 30_000;
 
 let c: Cluster;
 let sampler: Sampler;
@@ -63,7 +63,7 @@ async function steady(ms: number, timeoutMs: number): Promise<void> {
   }
 }
 
-test('every etcd member down 10 s: the failsafe VIP stays on node1, no loss, the keep is recorded', async () => {
+test('every etcd member down 30 s: the failsafe VIP stays on node1, no loss, the keep is recorded', async () => {
   await steady(3000, 60_000);
   await armed(20_000);
   const eventsBefore = (await c.events('web')).length;
