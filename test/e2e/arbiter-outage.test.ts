@@ -1,6 +1,7 @@
 // End to end (issue 12, smoke test of the failsafe wiring): 3 nodes with the peer channel, a failsafe group held by
-// node1, a client probing it. Every etcd member killed for 30 s (as the issue asks), then started again: the VIP never leaves node1
-// (one interval in the sampler's timeline), the client sees no loss beyond probe noise, no assignment is written,
+// node1, a client probing it. Every etcd member killed for 30 s (as the issue asks), then started again: the VIP
+// never leaves node1 (one interval in the sampler's timeline), the client sees no loss beyond probe noise, no
+// assignment is written,
 // and the controller records "kept through arbiter outage (N s)". A release group on the same cluster goes, as
 // before failsafe. The issue's full list (etcd-cut, a peer killed in the outage, joins, forged messages) is in
 // test/e2e/failsafe*.test.ts.
