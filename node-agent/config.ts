@@ -5,6 +5,7 @@ import { isInterfaceName, isResourceName } from '../common/ip.js';
 import { readYamlFile } from '../common/config-file.js';
 import { EtcdConfigSchema } from '../common/etcd-config.js';
 import { defaultFenceWindowMs, fenceTimingProblem } from '../common/fence.js';
+import { failsafeTiming } from './failsafe/rules.js';
 import { LEASE_CONFIG_DEFAULT, leaseConfigFields } from '../common/lease-config.js';
 import { parseOrThrow } from '../common/validation.js';
 import { LocalName } from '../crds/failovergroup.js';
@@ -147,6 +148,13 @@ export function parseAgentConfig(raw: unknown, source = 'agent config'): AgentCo
   const renewWindowMs = c.lease.renewWindowMs ?? Math.min(500, Math.floor((c.lease.ttlSeconds * 1000) / 4));
   const parsed = { ...c, lease: { ...c.lease, renewWindowMs } };
   fenceOptions(parsed);
+  if (parsed.peer) {
+    try {
+      failsafeTiming(parsed.lease, parsed.peer);
+    } catch (err) {
+      throw new Error(`${source}: peer: ${(err as Error).message}`);
+    }
+  }
   return parsed;
 }
 

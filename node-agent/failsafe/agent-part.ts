@@ -1,21 +1,21 @@
 // Builds the agent's failsafe part from the agent's own parts (agent.ts calls this; nothing here when agent.yaml has
-// no `peer:`). Timing: DEFAULT_FAILSAFE_TIMING with the agent's lease margin.
+// no `peer:`). Timing: DEFAULT_FAILSAFE_TIMING with the agent's lease margin, and W and maxKeep from `peer:`.
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../../common/clock.js';
 import type { Keys, NodeFailsafe } from '../../common/keyspace.js';
-import type { LeaseKeeper, LeaseTiming } from '../../common/lease.js';
+import type { LeaseKeeper } from '../../common/lease.js';
 import type { AgentConfig } from '../config.js';
 import type { Logger } from '../../common/log.js';
 import type { ClusterView } from '../cluster-view.js';
 import type { Holdings } from '../holdings.js';
 import type { AgentMetrics } from '../metrics.js';
 import { PeerDirectory } from './directory.js';
-import { DEFAULT_FAILSAFE_TIMING, failsafeTimingProblem, type FailsafeTiming } from './rules.js';
+import { failsafeTiming } from './rules.js';
 import type { PeerTransport } from './transport.js';
 import { AgentFailsafe } from './wiring.js';
 
 export interface AgentFailsafeParts {
-  config: Pick<AgentConfig, 'node' | 'lease'>;
+  config: Pick<AgentConfig, 'node' | 'lease' | 'peer'>;
   client: Etcd3;
   clock: Clock;
   log: Logger;
@@ -23,13 +23,6 @@ export interface AgentFailsafeParts {
   agent: { keys: Keys; lease: LeaseKeeper; holdingsOwner: Holdings; kick(): void };
   view: ClusterView;
   registration: { setFailsafe(info: NodeFailsafe, lease: string | undefined): Promise<void> };
-}
-
-export function failsafeTiming(lease: Pick<LeaseTiming, 'marginMs'>): FailsafeTiming {
-  const t = { ...DEFAULT_FAILSAFE_TIMING, marginMs: lease.marginMs };
-  const problem = failsafeTimingProblem(t);
-  if (problem) throw new Error(`failsafe timing: ${problem}`);
-  return t;
 }
 
 /** The failsafe part, or undefined without a peer channel. Its start(signal) begins serving peers and keeping. */
@@ -45,7 +38,7 @@ export function agentFailsafe(
     clock: p.clock,
     log,
     lease: agent.lease,
-    timing: failsafeTiming(p.config.lease),
+    timing: failsafeTiming(p.config.lease, p.config.peer),
     transport: peer,
     holdings: agent.holdingsOwner,
     view: p.view,

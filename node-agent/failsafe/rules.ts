@@ -82,6 +82,22 @@ export function failsafeTimingProblem(t: FailsafeTiming): string | undefined {
   return undefined;
 }
 
+/** The agent's failsafe timing: the defaults with its lease margin, and W and maxKeep from agent.yaml `peer:`. */
+export function failsafeTiming(
+  lease: { marginMs: number },
+  peer: { windowMs?: number; maxKeepMs?: number } = {},
+): FailsafeTiming {
+  const t = {
+    ...DEFAULT_FAILSAFE_TIMING,
+    marginMs: lease.marginMs,
+    ...(peer.windowMs !== undefined ? { windowMs: peer.windowMs } : {}),
+    ...(peer.maxKeepMs !== undefined ? { maxKeepMs: peer.maxKeepMs } : {}),
+  };
+  const problem = failsafeTimingProblem(t);
+  if (problem) throw new Error(`failsafe timing: ${problem}`);
+  return t;
+}
+
 // ---- Holder side ----
 
 interface Pending {

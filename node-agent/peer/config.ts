@@ -1,6 +1,7 @@
 // agent.yaml `peer:` — the failsafe peer channel (node-agent/peer/transport.ts). Absent: no peer channel.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { MAX_FAILSAFE_KEEP_MS } from '../../common/keyspace.js';
 
 export const PeerConfigSchema = z
   .object({
@@ -21,6 +22,12 @@ export const PeerConfigSchema = z
     /** Per source address: messages per second, and the burst above it. */
     ratePerSecond: z.number().min(1).max(10_000).default(50),
     burst: z.number().int().min(1).max(10_000).default(100),
+    /** Failsafe W: how long a promise this node gives binds it (and so how long one round of promises can keep the
+     * holder's VIPs). Default 5000; it must bridge a round after the margins (failsafeTimingProblem). */
+    windowMs: z.number().int().min(1000).max(60_000).optional(),
+    /** Failsafe maxKeep: the longest this node keeps VIPs by promises after its lease's proven end; the controller
+     * waits it out before giving a group to a node the holder never asked. Default 120000. */
+    maxKeepMs: z.number().int().min(1000).max(MAX_FAILSAFE_KEEP_MS).optional(),
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { parseAgentConfig } from '../config.js';
+import { failsafeTiming } from '../failsafe/rules.js';
 import { PeerKey } from './envelope.js';
 import { RateLimiter, ReplayGuard } from './guard.js';
 
@@ -63,5 +64,19 @@ describe('peer key and config', () => {
     expect(c.peer).toMatchObject({ listen: '198.18.0.1', port: 9643, maxSkewMs: 5000 });
     expect(() => parseAgentConfig({ ...base, peer: { listen: '0.0.0.0', keyFile: '/k' } })).toThrow(/advertise/);
     expect(() => parseAgentConfig({ ...base, peer: { listen: 'lan0', keyFile: '/k' } })).toThrow(/IP address/);
+  });
+
+  it('peer: windowMs and maxKeepMs set the failsafe W and maxKeep, checked against the margins', () => {
+    const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] } };
+    const peer = { listen: '198.18.0.1', keyFile: '/k' };
+    const c = parseAgentConfig({ ...base, peer: { ...peer, windowMs: 8000, maxKeepMs: 300_000 } });
+    expect(failsafeTiming(c.lease, c.peer)).toMatchObject({ windowMs: 8000, maxKeepMs: 300_000 });
+    expect(failsafeTiming(c.lease, {})).toMatchObject({ windowMs: 5000, maxKeepMs: 120_000 });
+    // W too short to bridge a round after the lease margin and the kernel's lateness; maxKeep shorter than W.
+    expect(() => parseAgentConfig({ ...base, peer: { ...peer, windowMs: 2000 } })).toThrow(/peer: .*windowMs 2000/);
+    expect(() => parseAgentConfig({ ...base, peer: { ...peer, windowMs: 9000, maxKeepMs: 5000 } })).toThrow(
+      /maxKeepMs 5000 is shorter than windowMs 9000/,
+    );
+    expect(() => parseAgentConfig({ ...base, peer: { ...peer, maxKeepMs: 900_000 } })).toThrow(/maxKeepMs/);
   });
 });
