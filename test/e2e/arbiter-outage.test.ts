@@ -6,10 +6,10 @@
 // before failsafe. The issue's full list (etcd-cut, a peer killed in the outage, joins, forged messages) is in
 // test/e2e/failsafe*.test.ts.
 import { expect, jest, test } from '@jest/globals';
-import { decode, NodeRecord } from '../../common/keyspace.js';
 import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, outageAround, sleep, startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { expectHeldThroughout, useE2eCluster } from '../harness/e2e.js';
+import { waitArmed } from './failsafe-common.js';
 
 jest.setTimeout(240_000);
 
@@ -40,19 +40,6 @@ useE2eCluster({ name: 'arbiterout', nodes: 3, etcdMembers: 3, controllerReplicas
   await probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
 });
 
-/** node1's node record acknowledges the epoch of web's assignment: the keep is armed (rule 1). */
-async function armed(timeoutMs: number): Promise<void> {
-  const deadline = monoMs() + timeoutMs;
-  for (;;) {
-    const a = await c.client.get(c.keys.assignment('web')).exec();
-    const epoch = Number(a.kvs[0]?.mod_revision ?? 0);
-    const rec = decode(NodeRecord, await c.client.get(c.keys.node('node1')).string());
-    if (epoch > 0 && rec?.failsafe?.acks['web'] === epoch) return;
-    if (monoMs() > deadline) throw new Error(`node1 never acknowledged web's promise set (epoch ${epoch})`);
-    await sleep(200);
-  }
-}
-
 /** node1 has held the VIP without a break for `ms` (a loaded machine can cost a lease before the fault). */
 async function steady(ms: number, timeoutMs: number): Promise<void> {
   const deadline = monoMs() + timeoutMs;
@@ -66,7 +53,7 @@ async function steady(ms: number, timeoutMs: number): Promise<void> {
 
 test('every etcd member down 30 s: the failsafe VIP stays on node1, no loss, the keep is recorded', async () => {
   await steady(3000, 60_000);
-  await armed(20_000);
+  await waitArmed(c, 20_000);
   const eventsBefore = (await c.events('web')).length;
   const relHolder = await c.holderOf('rel');
   expect(relHolder).not.toBeNull();

@@ -1,5 +1,6 @@
 // What the failsafe e2e files (failsafe*.test.ts, issue 12) share: the group they run, and readings of the sampler,
 // the probe and the assignments over a window. Every wait is bounded; the bounds are generous, to catch hangs only.
+import { decode, NodeRecord } from '../../common/keyspace.js';
 import type { Cluster } from '../../hack/testbed/cluster.js';
 import type { Sampler } from '../../hack/testbed/index.js';
 import type { Interval } from '../../hack/testbed/sampler.js';
@@ -31,6 +32,36 @@ export async function waitRegistered(c: Cluster, nodes: readonly string[]): Prom
       what: `the node record of ${n}`,
     });
   await sleep(3000);
+}
+
+/**
+ * Starts every agent and controller 0 of a cluster set up with `start: false`, applies the failsafe web group and
+ * waits until node1 holds it and every node has its record (the promise set lists them all). Returns the VIP.
+ */
+export async function placeFailsafeWeb(f: E2eFixture): Promise<string> {
+  const { c, sampler } = f;
+  for (const n of c.tb.nodes) await c.startAgent(n.name);
+  c.startController(0);
+  const vip = applyFailsafeWeb(f);
+  await sampler.waitForHolder(vip, 'node1', 60_000);
+  await waitRegistered(
+    c,
+    c.tb.nodes.map((n) => n.name),
+  );
+  return vip;
+}
+
+/** node1's node record acknowledges the epoch of web's assignment: the keep is armed (rule 1). */
+export async function waitArmed(c: Cluster, timeoutMs: number): Promise<void> {
+  const deadline = monoMs() + timeoutMs;
+  for (;;) {
+    const a = await c.client.get(c.keys.assignment('web')).exec();
+    const epoch = Number(a.kvs[0]?.mod_revision ?? 0);
+    const rec = decode(NodeRecord, await c.client.get(c.keys.node('node1')).string());
+    if (epoch > 0 && rec?.failsafe?.acks['web'] === epoch) return;
+    if (monoMs() > deadline) throw new Error(`node1 never acknowledged web's promise set (epoch ${epoch})`);
+    await sleep(200);
+  }
 }
 
 /** The intervals of `list` that reach past `t0`. */

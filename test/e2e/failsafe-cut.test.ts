@@ -16,7 +16,7 @@ import type { Cluster } from '../../hack/testbed/cluster.js';
 import { cutFromEtcd, monoMs, PEER_PORT, restoreEtcd, sleep, type Sampler } from '../../hack/testbed/index.js';
 import { newNonce, PeerKey, seal, type Envelope } from '../../node-agent/peer/envelope.js';
 import { useE2eCluster } from '../harness/e2e.js';
-import { addedAt, applyFailsafeWeb, holdersSince, lostAt, STEP_DOWN_MS, waitRegistered } from './failsafe-common.js';
+import { addedAt, holdersSince, lostAt, placeFailsafeWeb, STEP_DOWN_MS, waitRegistered } from './failsafe-common.js';
 
 jest.setTimeout(400_000);
 
@@ -35,11 +35,7 @@ useE2eCluster(
   },
   async (f) => {
     ({ c, sampler } = f);
-    for (const n of c.tb.nodes) await c.startAgent(n.name);
-    c.startController(0);
-    vip = applyFailsafeWeb(f);
-    await sampler.waitForHolder(vip, 'node1', 60_000);
-    await waitRegistered(c, ['node1', 'node2', 'node3']);
+    vip = await placeFailsafeWeb(f);
     f.onTeardown(async () => sock?.close());
   },
 );

@@ -4,7 +4,6 @@
 // that, the element opened on the last keepalive answer ran out one window later (1.5 s with the default lease) and
 // node1 stopped answering for the VIP while it still held the address, as with `arbiterLoss: release`.
 import { expect, jest, test } from '@jest/globals';
-import { decode, NodeRecord } from '../../common/keyspace.js';
 import type { Cluster } from '../../hack/testbed/cluster.js';
 import {
   monoMs,
@@ -17,7 +16,7 @@ import {
   type Sampler,
 } from '../../hack/testbed/index.js';
 import { expectHeldThroughout, useE2eCluster } from '../harness/e2e.js';
-import { applyFailsafeWeb, waitRegistered } from './failsafe-common.js';
+import { placeFailsafeWeb, waitArmed } from './failsafe-common.js';
 
 jest.setTimeout(240_000);
 
@@ -34,32 +33,15 @@ useE2eCluster(
   { name: 'fsfence', nodes: 3, peer: true, agent: { fence: { mode: 'nftables' } }, start: false },
   async (f) => {
     ({ c, sampler } = f);
-    for (const n of c.tb.nodes) await c.startAgent(n.name);
-    c.startController(0);
-    vip = applyFailsafeWeb(f);
-    await sampler.waitForHolder(vip, 'node1', 60_000);
-    await waitRegistered(c, ['node1', 'node2', 'node3']);
+    vip = await placeFailsafeWeb(f);
     probe = await startProbe(c.tb, { target: vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 200_000 });
     f.onTeardown(() => probe.stop());
     await probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
   },
 );
 
-/** node1's node record acknowledges the epoch of web's assignment: the keep is armed (rule 1). */
-async function armed(timeoutMs: number): Promise<void> {
-  const deadline = monoMs() + timeoutMs;
-  for (;;) {
-    const a = await c.client.get(c.keys.assignment('web')).exec();
-    const epoch = Number(a.kvs[0]?.mod_revision ?? 0);
-    const rec = decode(NodeRecord, await c.client.get(c.keys.node('node1')).string());
-    if (epoch > 0 && rec?.failsafe?.acks['web'] === epoch) return;
-    if (monoMs() > deadline) throw new Error(`node1 never acknowledged web's promise set (epoch ${epoch})`);
-    await sleep(200);
-  }
-}
-
 test('etcd down 8 s with the fast fence on: the keep renews the fence, node1 answers throughout', async () => {
-  await armed(20_000);
+  await waitArmed(c, 20_000);
   const t0 = monoMs();
   await stopEtcdMembers(c.etcd);
   await sleep(OUTAGE_MS - 2000);
