@@ -20,8 +20,13 @@ import { placeFailsafeWeb, waitArmed } from './failsafe-common.js';
 
 jest.setTimeout(240_000);
 
-/** Client loss tolerated as probe noise on a loaded machine (an attempt times out after 100 ms). */
-const NOISE_MS = 300;
+/**
+ * Client loss tolerated: probe noise, and a round or two in which the fence helper closed the element because its
+ * send was slow (over 20 ms on a loaded machine; the next round, 250 ms later, opens it again: safe, by design,
+ * docs/design.md "Fast fence"): 458 ms once in CI, 0-30 ms in other runs. Without the renewal the loss is the
+ * whole outage after one window (over 6 s).
+ */
+const LOSS_MS = 1500;
 const OUTAGE_MS = 8000;
 
 let c: Cluster;
@@ -53,7 +58,7 @@ test('etcd down 8 s with the fast fence on: the keep renews the fence, node1 ans
 
   expect(live.stdout).toContain(vip);
   expectHeldThroughout(sampler, vip, 'node1', t0);
-  expect(outageAround(probe.samples(), t0).durationMs).toBeLessThanOrEqual(NOISE_MS);
+  expect(outageAround(probe.samples(), t0).durationMs).toBeLessThanOrEqual(LOSS_MS);
   const log = c.agents.get('node1')!.stdoutLog!;
   console.log(
     `failsafe-fence: probe loss ${outageAround(probe.samples(), t0).durationMs} ms over the ${OUTAGE_MS} ms outage (${log})`,
