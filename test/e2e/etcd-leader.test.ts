@@ -3,11 +3,10 @@
 // interval in the sampler's timeline), the client sees no loss beyond probe noise, the controller keeps leading (no
 // new term, no second assignment), and no dual holder (the fixture checks that at the end).
 // Before the fix the VIP went down for 1.3-2.5 s in every run and the controller exited.
-import { readFileSync } from 'node:fs';
 import { expect, jest, test } from '@jest/globals';
 import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, outageAround, sleep, startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
-import { expectHeldThroughout, useE2eCluster } from '../harness/e2e.js';
+import { expectHeldThroughout, logOf, useE2eCluster } from '../harness/e2e.js';
 
 jest.setTimeout(240_000);
 
@@ -28,14 +27,6 @@ useE2eCluster({ name: 'etcdleader', nodes: 3, etcdMembers: 3, controllerReplicas
   f.onTeardown(() => probe.stop());
   await probe.waitFor((s) => s.ok && s.body === 'node1', 20_000, { includePast: true });
 });
-
-function logOf(p: { stderrLog: string } | undefined): string {
-  try {
-    return p ? readFileSync(p.stderrLog, 'utf8') : '';
-  } catch {
-    return '';
-  }
-}
 
 test('SIGKILL of the etcd leader, twice: the VIP stays on node1, the controller keeps leading, no loss', async () => {
   for (let round = 1; round <= 2; round++) {

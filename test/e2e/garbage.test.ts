@@ -1,10 +1,10 @@
 // Garbage under the etcd prefix (issue 10, item 6): values that are not JSON, JSON of the wrong shape, and an
 // assignment that almost parses and names node1 with its real lease and a VIP. Every component logs what it
 // ignores, acts on none of it (the sampler never sees the garbage's VIP), and keeps serving the valid group.
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
 import { startCluster, TWO_NODES, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
+import { logOf } from '../harness/e2e.js';
 
 jest.setTimeout(120_000);
 
@@ -21,9 +21,6 @@ afterAll(async () => {
   await sampler?.stop().catch(() => undefined);
   await c?.destroy();
 });
-
-const logOf = (h: { stdoutLog: string | null; stderrLog: string }) =>
-  [h.stdoutLog, h.stderrLog].map((p) => (p ? readFileSync(p, 'utf8') : '')).join('\n');
 
 test('garbage under the prefix is logged, ignored and acted on by nobody; the valid group keeps its holder', async () => {
   const cl = c!;

@@ -193,6 +193,18 @@ async function withState(c: Cluster, err: unknown): Promise<Error> {
   return new Error(lines.join('\n'));
 }
 
+/** What a process wrote, stdout and stderr (the components log JSON to stdout); '' for a file not there (yet). */
+export function logOf(p: { stdoutLog: string | null; stderrLog: string } | undefined): string {
+  const read = (f: string | null) => {
+    try {
+      return f ? readFileSync(f, 'utf8') : '';
+    } catch {
+      return '';
+    }
+  };
+  return p ? [p.stdoutLog, p.stderrLog].map(read).join('\n') : '';
+}
+
 /** `node` held `vip` in one interval, open since before `t0`, and nobody else held it after `t0`: it never moved. */
 export function expectHeldThroughout(sampler: Sampler, vip: string, node: string, t0: number): void {
   const tl = sampler.timeline(vip);
