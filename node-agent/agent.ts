@@ -28,6 +28,7 @@ import { agentFailsafe } from './failsafe/agent-part.js';
 import type { PeerTransport } from './failsafe/transport.js';
 import { planAgent, type AgentStep } from './planner.js';
 import { NodeRegistration } from './registration.js';
+import { Renewals } from './renewal.js';
 import type { GroupResource } from './resources.js';
 import { GroupSteps } from './steps.js';
 
@@ -62,6 +63,8 @@ export class Agent {
   private readonly registration: NodeRegistration;
   private readonly steps: GroupSteps;
   private readonly state: StateFile;
+  /** When address lifetimes are renewed: at each answer, and topped up before it stops being fresh. */
+  private readonly renewals: Renewals;
   private readonly resources: GroupResource[];
   /** Per group, the step (or leaving retry) in flight: the group gets no other step until it ends. */
   private readonly lanes = new Map<string, Promise<void>>();
@@ -103,6 +106,7 @@ export class Agent {
         this.steps.presence.record(group, { kind: 'add', epoch, reason: this.view.assignment(group)?.record.reason });
       },
     });
+    this.renewals = new Renewals({ holdings: this.holdingsOwner, clock, windowMs: config.lease.renewWindowMs, log });
     this.view = new ClusterView(client, this.keys, log);
     this.state = new StateFile(config.stateDir, config.node, log);
     this.registration = new NodeRegistration({ client, keys: this.keys, config, clock, log, version: VERSION });
@@ -162,6 +166,7 @@ export class Agent {
   async start(): Promise<void> {
     const signal = this.ac.signal;
     setMaxListeners(64, signal);
+    signal.addEventListener('abort', () => this.renewals.stop(), { once: true });
     await this.registration.claimName(signal);
     await this.view.start(signal);
     // Checks start now, so that their first results are in by the time the node is registered (nothing is
@@ -179,7 +184,7 @@ export class Agent {
     this.lease.on('renewed', (r) => {
       this.metrics.keepaliveRtt(r.rttMs);
       this.metrics.etcdUp(true);
-      this.holdingsOwner.renew().catch((err) => this.log.error({ err }, 'renewing address lifetimes failed'));
+      this.renewals.onAnswer(this.lease.lastAnsweredSentAt);
     });
     this.lease.on('lost', (_lease, why) => {
       this.metrics.etcdUp(false);
