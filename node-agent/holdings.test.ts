@@ -4,8 +4,9 @@ import { describe, expect, it } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';
 import { vipRef, type VipRef } from './addresses.js';
-import { Holdings, type HoldingsDeps, type LeaseView } from './holdings.js';
+import { Holdings, type HoldingsDeps } from './holdings.js';
 import { FakeKernel } from './testing/fake-kernel.js';
+import { FakeLease } from './testing/fake-lease.js';
 
 const TTL_MS = 5000;
 const MARGIN_MS = 500;
@@ -20,31 +21,9 @@ class FakeClock implements Clock {
   };
 }
 
-class FakeLease implements LeaseView {
-  lease: string | undefined = '1';
-  validUntil = 0;
-  lastAnsweredSentAt = -Infinity;
-  constructor(private readonly clock: FakeClock) {}
-  /** A keepalive sent `ago` ms before now was answered with the full TTL. */
-  answer(ago = 0): void {
-    const sentAt = this.clock.t - ago;
-    this.lastAnsweredSentAt = sentAt;
-    this.validUntil = Math.max(this.validUntil, sentAt + TTL_MS);
-  }
-  isSafe(): boolean {
-    return this.lease !== undefined && this.validUntil - MARGIN_MS - this.clock.t > 0;
-  }
-  isFresh(): boolean {
-    return this.isSafe() && this.clock.t - this.lastAnsweredSentAt <= WINDOW_MS;
-  }
-  ensureFresh(): Promise<boolean> {
-    return Promise.resolve(this.isFresh());
-  }
-}
-
 function setup(opts: { deadlineExec?: string; onLapsed?: HoldingsDeps['onLapsed'] } = {}) {
   const clock = new FakeClock();
-  const lease = new FakeLease(clock);
+  const lease = new FakeLease(clock, { ttlMs: TTL_MS, marginMs: MARGIN_MS, windowMs: WINDOW_MS });
   const kernel = new FakeKernel();
   const holdings = new Holdings({
     exec: kernel.exec,

@@ -4,9 +4,10 @@ import { describe, expect, it } from '@jest/globals';
 import type { Clock } from '../common/clock.js';
 import { silentLogger } from '../common/log.js';
 import { vipRef } from './addresses.js';
-import { Holdings, type LeaseView } from './holdings.js';
+import { Holdings } from './holdings.js';
 import { Renewals, topUpGuardMs, type Schedule } from './renewal.js';
 import { FakeKernel } from './testing/fake-kernel.js';
+import { FakeLease } from './testing/fake-lease.js';
 
 const TTL_MS = 2000;
 const MARGIN_MS = 500;
@@ -44,31 +45,11 @@ class FakeTime implements Clock {
   }
 }
 
-class FakeLease implements LeaseView {
-  lease: string | undefined = '1';
-  validUntil = 0;
-  lastAnsweredSentAt = -Infinity;
-  constructor(private readonly time: FakeTime) {}
-  answer(sentAt: number): void {
-    this.lastAnsweredSentAt = sentAt;
-    this.validUntil = Math.max(this.validUntil, sentAt + TTL_MS);
-  }
-  isSafe(): boolean {
-    return this.lease !== undefined && this.validUntil - MARGIN_MS - this.time.t > 0;
-  }
-  isFresh(): boolean {
-    return this.isSafe() && this.time.t - this.lastAnsweredSentAt <= WINDOW_MS;
-  }
-  ensureFresh(): Promise<boolean> {
-    return Promise.resolve(this.isFresh());
-  }
-}
-
 const web = [vipRef('198.18.0.100/24', 'eth0')];
 
 async function setup(opts: { topUps: boolean }) {
   const time = new FakeTime();
-  const lease = new FakeLease(time);
+  const lease = new FakeLease(time, { ttlMs: TTL_MS, marginMs: MARGIN_MS, windowMs: WINDOW_MS });
   const kernel = new FakeKernel();
   const holdings = new Holdings({
     exec: kernel.exec,
@@ -86,12 +67,12 @@ async function setup(opts: { topUps: boolean }) {
   });
   /** A keepalive sent `rtt` ms ago was answered now. */
   const answer = async (rtt: number) => {
-    lease.answer(time.t - rtt);
+    lease.answerSentAt(time.t - rtt);
     if (opts.topUps) renewals.onAnswer(lease.lastAnsweredSentAt);
     else await holdings.renew(); // what the agent did before the top-up
     await holdings.idle();
   };
-  lease.answer(time.t);
+  lease.answerSentAt(time.t);
   await expect(holdings.add({ group: 'web', epoch: 1, lease: '1', specHash: 'h', refs: web })).resolves.toBe('added');
   return { time, lease, kernel, holdings, renewals, answer };
 }
