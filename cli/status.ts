@@ -12,6 +12,7 @@ import {
   NodeRecord,
   RejectedRecord,
 } from '../common/keyspace.js';
+import { listPrefix } from '../common/etcd.js';
 import { failsafeState } from '../common/failsafe-status.js';
 import { OutageRecord } from '../common/presence.js';
 import { arbiterLossOf, FailoverGroupSpec } from '../crds/failovergroup.js';
@@ -52,7 +53,7 @@ async function prefixMap(
   c: Etcd3,
   prefix: string,
 ): Promise<Map<string, { value: string; mod: number; lease: string }>> {
-  const res = await c.getAll().prefix(prefix).exec();
+  const res = await listPrefix(c, prefix);
   return new Map(
     res.kvs.map((kv) => [
       kv.key.toString().slice(prefix.length),

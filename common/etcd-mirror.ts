@@ -2,9 +2,41 @@
 // error it lists again. Watches are hints: whoever uses the mirror reads its whole state on each pass
 // (level-triggered).
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Watcher } from 'etcd3';
+import { Range, type Etcd3, type IKeyValue, type Watcher } from 'etcd3';
 import { redialAll } from './etcd-failover.js';
 import type { Logger } from './log.js';
+
+/**
+ * Keys per list request. One answer for a whole prefix outgrew gRPC's 4 MiB message limit at 10,000 groups (4.5 MB:
+ * RESOURCE_EXHAUSTED, and the mirror never became ready); pages of this many keys stay far below it for records of
+ * the sizes the keyspace writes.
+ */
+export const LIST_PAGE_KEYS = 1000;
+
+/**
+ * Every key under `prefix` as of one revision, in pages of `pageKeys`: the first page's revision, and each further
+ * page read at that revision, so that the pages add up to one snapshot (a compaction past it in between fails the
+ * list; the caller tries again).
+ */
+export async function listPrefix(
+  client: Etcd3,
+  prefix: string,
+  pageKeys = LIST_PAGE_KEYS,
+): Promise<{ revision: number; kvs: IKeyValue[] }> {
+  const { end } = Range.prefix(prefix);
+  const kvs: IKeyValue[] = [];
+  let start = Buffer.from(prefix);
+  let revision: number | undefined;
+  for (;;) {
+    const q = client.getAll().inRange({ start, end }).limit(pageKeys);
+    const res = await (revision === undefined ? q : q.revision(revision)).exec();
+    revision ??= Number(res.header.revision);
+    kvs.push(...res.kvs);
+    const last = res.kvs.at(-1);
+    if (!res.more || !last) return { revision, kvs };
+    start = Buffer.concat([last.key, Buffer.from([0])]);
+  }
+}
 
 /** How long a new watch may wait for etcd's confirmation before the mirror dials afresh and lists again. */
 export const WATCH_CONFIRM_MS = 5000;
@@ -40,7 +72,7 @@ export class Mirror extends EventEmitter<MirrorEvents> {
     private readonly client: Etcd3,
     readonly prefix: string,
     private readonly log: Logger,
-    private readonly opts: { resyncMs?: number } = {},
+    private readonly opts: { resyncMs?: number; pageKeys?: number } = {},
   ) {
     super();
   }
@@ -80,9 +112,9 @@ export class Mirror extends EventEmitter<MirrorEvents> {
     this.watcher = undefined;
     void old?.cancel().catch(() => undefined);
     try {
-      const res = await this.client.getAll().prefix(this.prefix).exec();
+      const res = await listPrefix(this.client, this.prefix, this.opts.pageKeys);
       if (this.stopped) return;
-      const rev = Number(res.header.revision);
+      const rev = res.revision;
       const seen = new Set<string>();
       const changed: string[] = [];
       for (const kv of res.kvs) {

@@ -158,4 +158,4 @@ export {
   parseEtcdVersion,
   type EtcdVersionCheck,
 } from './etcd-version.js';
-export { Mirror, type Entry, type MirrorEvents } from './etcd-mirror.js';
+export { listPrefix, Mirror, type Entry, type MirrorEvents } from './etcd-mirror.js';
