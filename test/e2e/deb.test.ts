@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -39,6 +40,19 @@ let nspawn: ProcHandle | undefined;
 let initPid = 0;
 let containerIp: string;
 let vip: string;
+
+/**
+ * Whether `pid` is a container's init: in a pid namespace other than ours (false once it is gone). nspawn's
+ * intermediate child stays in ours; init keeps its pid across the exec of systemd.
+ */
+function isContainerInit(pid: number): boolean {
+  try {
+    const ns = (p: number | 'self') => readlinkSync(`/proc/${p}/ns/pid`);
+    return ns(pid) !== ns('self');
+  } catch {
+    return false;
+  }
+}
 
 /** Runs a command inside the booted container (all its namespaces), as root, with a clean environment. */
 async function inside(argv: string[], timeoutMs = 120_000) {
@@ -132,9 +146,15 @@ beforeAll(async () => {
     'the container to start',
     async () => {
       if (nspawn!.exited) throw new Error(`systemd-nspawn exited:\n${bootLog()}`);
+      // nspawn's first child only sets up the namespaces and exits once it has started the container's init: take
+      // the child that is init (another pid namespace). Taking the first child raced with that exit:
+      // every nsenter then failed ("stat of /proc/PID/ns/user failed") until the boot wait gave up.
       const r = await run(['pgrep', '-P', String(nspawn!.pid)]);
-      const pid = Number(r.out.trim().split('\n')[0]);
-      return pid > 0 ? pid : undefined;
+      return r.out
+        .trim()
+        .split('\n')
+        .map(Number)
+        .find((pid) => pid > 0 && isContainerInit(pid));
     },
     60_000,
   );
