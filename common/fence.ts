@@ -6,8 +6,8 @@ import type { LeaseTiming } from './lease.js';
  * How much later than asked the kernel may end a fence element, in the worst case over HZ 100..1000:
  * nf_tables converts the timeout to whole jiffies (rounded down) from the transaction's start stamp and a lookup
  * compares with `jiffies`, which lags real time by up to a tick: at most 2 ticks (20 ms at HZ=100); the stamp is
- * at most 20 ms after the helper's clock reading (a slower send is set again, then closed: node-agent/native/
- * fence.c FENCE_ACT_NS); 10 ms for clock rate differences and scheduling. Not the address lifetime's 1200 ms: no
+ * at most 20 ms after the helper's clock reading (a slower send is set again, shortened by its time, or closed:
+ * node-agent/native/fence.c FENCE_ACT_NS); 10 ms for clock rate differences and scheduling. Not the address lifetime's 1200 ms: no
  * worker, checked at every lookup.
  */
 export const FENCE_SLACK_MS = 50;
