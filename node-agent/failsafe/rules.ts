@@ -11,7 +11,7 @@
 // promise binds this node for W from when it gave it, whatever it learns later (rule 3).
 // Controller side (takeoverWaitMs, listedForTakeover): only nodes bound by rule 3 may take over after the ordinary
 // Safety 3 wait; any other node waits maxKeep more (rule 5).
-import { kernelSlackForLifetimeMs } from '../../common/kernel-lifetime.js';
+import { KERNEL_SLACK_MS, kernelSlackForLifetimeMs } from '../../common/kernel-lifetime.js';
 import type { PromiseAnswer, PromiseRequest, RefusalReason } from './messages.js';
 
 export interface FailsafeTiming {
@@ -37,7 +37,7 @@ export const DEFAULT_FAILSAFE_TIMING: FailsafeTiming = {
   roundIntervalMs: 250,
   answerTimeoutMs: 500,
   marginMs: 500,
-  kernelSlackMs: 1200,
+  kernelSlackMs: KERNEL_SLACK_MS,
   driftPpm: 1000,
 };
 
