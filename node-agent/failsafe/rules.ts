@@ -12,7 +12,10 @@
 // Controller side (takeoverWaitMs, listedForTakeover): only nodes bound by rule 3 may take over after the ordinary
 // Safety 3 wait; any other node waits maxKeep more (rule 5).
 import { KERNEL_SLACK_MS, kernelSlackForLifetimeMs } from '../../common/kernel-lifetime.js';
+import type { Ablation, RulesOptions } from './ablation.js';
 import type { PromiseAnswer, PromiseRequest, RefusalReason } from './messages.js';
+
+export type { Ablation, RulesOptions } from './ablation.js';
 
 export interface FailsafeTiming {
   /** W: how long a promise binds the peer that gave it, on the peer's own clock. */
@@ -40,32 +43,6 @@ export const DEFAULT_FAILSAFE_TIMING: FailsafeTiming = {
   kernelSlackMs: KERNEL_SLACK_MS,
   driftPpm: 1000,
 };
-
-/**
- * A rule switched off, for the model test only: it shows that each rule is needed (a counterexample is found
- * without it). Production code never passes one.
- */
-export type Ablation =
-  /** Rule 1: the holder asks the nodes it knows of itself; the controller lists every node registered before. */
-  | 'rule1-assigned-set'
-  /** Rule 2: a peer grants although it reaches etcd or holds the group. */
-  | 'rule2-refuse'
-  /** Rule 3: a peer forgets its promises once it reaches etcd again. */
-  | 'rule3-binding'
-  /** Rule 3: a bound peer acknowledges letting go of the group at once (the binding covers adds only). */
-  | 'rule3-ack'
-  /** Rule 4: the bound counts from the answer's arrival (however late) instead of the request's send time. */
-  | 'rule4-send-time'
-  /** Rule 4: no margins (drift, lease margin, kernel slack) between the promises' end and the lifetime's end. */
-  | 'rule4-margins'
-  /** Rule 5: any node may take over after the ordinary wait; the keep is not bounded by maxKeep. */
-  | 'rule5-bounded'
-  /** Rule 6: a refused or missing promise does not end the keep: the holder goes on with the promises it has. */
-  | 'rule6-all';
-
-export interface RulesOptions {
-  without?: ReadonlySet<Ablation>;
-}
 
 /** The shortest real time an interval of `ms` on one clock can be on another (both within ρ of real time). */
 export function shrinkForDrift(ms: number, driftPpm: number): number {

@@ -5,20 +5,17 @@
 // node1 stopped answering for the VIP while it still held the address, as with `arbiterLoss: release`.
 import { expect, jest, test } from '@jest/globals';
 import type { Cluster } from '../../hack/testbed/cluster.js';
-import {
-  monoMs,
-  outageAround,
-  sleep,
-  startEtcdMembers,
-  startProbe,
-  stopEtcdMembers,
-  type Probe,
-  type Sampler,
-} from '../../hack/testbed/index.js';
+import { startEtcdMembers, stopEtcdMembers } from '../../hack/testbed/etcd-faults.js';
+import { monoMs, outageAround, sleep, startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
 import { expectHeldThroughout, useE2eCluster } from '../harness/e2e.js';
 import { placeFailsafeWeb, waitArmed } from './failsafe-common.js';
 
 jest.setTimeout(240_000);
+
+let c: Cluster;
+let sampler: Sampler;
+let probe: Probe;
+let vip: string;
 
 /**
  * Client loss tolerated: probe noise, and a round or two in which the fence helper closed the element because its
@@ -28,11 +25,6 @@ jest.setTimeout(240_000);
  */
 const LOSS_MS = 1500;
 const OUTAGE_MS = 8000;
-
-let c: Cluster;
-let sampler: Sampler;
-let probe: Probe;
-let vip: string;
 
 useE2eCluster(
   { name: 'fsfence', nodes: 3, peer: true, agent: { fence: { mode: 'nftables' } }, start: false },
