@@ -43,10 +43,10 @@ export function kernelLatenessMs(hz: number, lifetimeS: number): number {
 /**
  * What the kernel bound leaves out and the wait must still cover: the kworker's scheduling delay, waiting for RTNL
  * held by other work, and the time from the agent's freshness check to the kernel applying the lifetime. It was
- * 130 ms; clean CI runs on the loaded 2-core machine measured 179 ms past the HZ=250 bound (and 340 ms with another
- * test's process churn on top), so 300 ms (docs/design.md, "How late the kernel deletes an expired address").
+ * 130 ms; full CI runs on the 2-core VM measured deletions 179, 340, 359 and 389 ms past the HZ=250 bound (1016 ms),
+ * so 400 ms (docs/design.md, "How late the kernel deletes an expired address").
  */
-export const KERNEL_SCHEDULING_ALLOWANCE_MS = 300;
+export const KERNEL_SCHEDULING_ALLOWANCE_MS = 400;
 
 /** Worst kernel lateness over every HZ, for a lifetime of `lifetimeS` seconds, plus the scheduling allowance. */
 export function kernelSlackForLifetimeMs(lifetimeS: number): number {
@@ -56,7 +56,7 @@ export function kernelSlackForLifetimeMs(lifetimeS: number): number {
 
 /**
  * The controller's default `kernelSlackMs` (controller/config.ts): the bound for lifetimes up to 13 s, where (a)
- * dominates on every HZ (HZ=100: 1070 ms) -> 1370 ms. It was 400 ms, which address churn on the holder's interface
+ * dominates on every HZ (HZ=100: 1070 ms) -> 1470 ms. It was 400 ms, which address churn on the holder's interface
  * exceeds by up to ~600 ms (issue 15, item 1), then 1200 ms (a 130 ms allowance).
  */
 export const KERNEL_SLACK_MS = kernelSlackForLifetimeMs(1);

@@ -149,9 +149,9 @@ describe('scale helpers', () => {
         );
     }
   });
-  test('the simulated agents wait 0 ms after a lease ends (Safety 3); a default agent 870 ms', () => {
+  test('the simulated agents wait 0 ms after a lease ends (Safety 3); a default agent 970 ms', () => {
     expect(safetyWaitMs(SIM_LEASE)).toBe(0);
-    expect(safetyWaitMs({ ...LEASE_CONFIG_DEFAULT, renewWindowMs: 500 })).toBe(870);
+    expect(safetyWaitMs({ ...LEASE_CONFIG_DEFAULT, renewWindowMs: 500 })).toBe(970);
   });
   test('issue 16 targets: 2 s cold, 1 s warm for 1,000 groups; 15 s cold for 10,000; 500 ms reassignment', () => {
     const r = (groups: number, cold: number, warm: number, lost: number) =>

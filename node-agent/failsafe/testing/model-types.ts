@@ -1,5 +1,6 @@
 // Shared parts of the failsafe model (testing/model.ts, testing/arbiter.ts): the model's timings, the faults it
 // injects, its messages, and the dual-holder check.
+import { KERNEL_SLACK_MS as PRODUCT_KERNEL_SLACK_MS } from '../../../common/kernel-lifetime.js';
 import type { Ablation, FailsafeTiming, PromiseSetEntry } from '../rules.js';
 import type { PromiseAnswer, PromiseRequest } from '../messages.js';
 
@@ -8,8 +9,9 @@ export const TTL_MS = 2000;
 export const KEEPALIVE_MS = 250;
 export const MARGIN_MS = 500;
 export const RENEW_WINDOW_MS = 500;
-export const KERNEL_SLACK_MS = 1200;
-/** addressOverhangMs with the defaults: L 1 s + window 500 ms + slack 1200 ms − TTL 2 s. */
+/** The product's kernel slack (common/kernel-lifetime.ts): the modelled kernel deletes that late at most. */
+export const KERNEL_SLACK_MS = PRODUCT_KERNEL_SLACK_MS;
+/** addressOverhangMs with the defaults: L 1 s + window 500 ms + the kernel slack − TTL 2 s. */
 export const OVERHANG_MS = 1000 + RENEW_WINDOW_MS + KERNEL_SLACK_MS - TTL_MS;
 export const CONTROLLER_POLL_MS = 100;
 export const MODEL_TIMING: FailsafeTiming = {
