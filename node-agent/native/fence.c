@@ -166,9 +166,6 @@ static int fsock(void) {
   return 0;
 }
 
-/* Sends a batch (when `deadline`, only if CLOCK_MONOTONIC has not passed it: *checked is when that was read) and
- * waits for every ack. 0, -1 (expired, nothing sent) or the first positive errno. */
-static char frbuf[65536];
 /* Fault injection for test/integration/fence.test.ts only: VW_FENCE_TEST_SEND_DELAY_US makes every send this much
  * slower (after the kernel took the batch, before its ack is read), as a loaded machine does. Unset in production. */
 static void slow_send_for_tests(void) {
@@ -185,6 +182,9 @@ static void slow_send_for_tests(void) {
   }
 }
 
+/* Sends a batch (when `deadline`, only if CLOCK_MONOTONIC has not passed it: *checked is when that was read) and
+ * waits for every ack. 0, -1 (expired, nothing sent) or the first positive errno. */
+static char frbuf[65536];
 static int fsend(struct batch *b, uint64_t deadline, uint64_t *checked) {
   if (!b->first) return 0;
   batch_end(b);
