@@ -5,6 +5,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { parseControllerConfig } from '../controller/config.js';
 import {
+  deferrableLifetimeWorker,
   KERNEL_HZ_VALUES,
   KERNEL_SCHEDULING_ALLOWANCE_MS,
   KERNEL_SLACK_MS,
@@ -142,5 +143,17 @@ describe('the bound and the controller', () => {
       // Address gone by the time the controller may reassign (goneAt >= E).
       expect(worstEnd - E).toBeLessThanOrEqual(wait);
     }
+  });
+});
+
+describe('deferrable lifetime workers (6.13 and later)', () => {
+  test('recognised from os.release()', () => {
+    expect(deferrableLifetimeWorker('6.18.44-fc-v1045')).toBe(true);
+    expect(deferrableLifetimeWorker('6.13.0')).toBe(true);
+    expect(deferrableLifetimeWorker('7.0.1-arch1')).toBe(true);
+    expect(deferrableLifetimeWorker('6.12.48+deb13-amd64')).toBe(false);
+    expect(deferrableLifetimeWorker('6.1.0-40-amd64')).toBe(false);
+    expect(deferrableLifetimeWorker('5.15.0-144-generic')).toBe(false);
+    expect(deferrableLifetimeWorker('weird')).toBe(false);
   });
 });

@@ -110,3 +110,16 @@ export function simulateKernelDeletionMs(o: KernelSimOptions): number {
     runAt = c ?? fires;
   }
 }
+
+/**
+ * Whether this kernel's address-lifetime workers are deferrable (per-namespace `INIT_DEFERRABLE_WORK` since 6.13):
+ * on an idle CPU the deletion of an expired address then waits for the CPU's next wake-up, which the bound above
+ * does not cover (docs/design.md, "What the bound does not cover"). `release` is os.release(), e.g. "6.18.44-fc".
+ */
+export function deferrableLifetimeWorker(release: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return major > 6 || (major === 6 && minor >= 13);
+}

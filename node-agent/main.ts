@@ -1,11 +1,13 @@
 // vipwarden-agent [--config /etc/vipwarden/agent.yaml] [--node NAME] [--log-level debug] [--allow-unsupported-etcd]
 import { accessSync, constants } from 'node:fs';
+import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { realClock } from '../common/clock.js';
 import { daemonCommandLine } from '../common/command-line.js';
 import { runDaemon, stopOnSignals } from '../common/shutdown.js';
 import { checkEtcdVersion, connectEtcd } from '../common/etcd.js';
 import { realExec } from '../common/exec.js';
+import { deferrableLifetimeWorker } from '../common/kernel-lifetime.js';
 import { createLogger } from '../common/log.js';
 import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Agent } from './agent.js';
@@ -53,6 +55,13 @@ async function main(): Promise<void> {
     level: args['log-level'] ?? config.logLevel,
     base: { node: config.node },
   });
+  if (config.fence.mode === 'off' && deferrableLifetimeWorker(release()))
+    log.warn(
+      { kernel: release() },
+      'kernel 6.13 or later: its address-lifetime worker is deferrable, so while this agent and its data-path helper ' +
+        'are both stopped (a frozen node) an expired VIP can stay until a CPU wakes, past the wait the controller ' +
+        'assumes; set fence: nftables on nodes whose CPUs may idle (docs/design.md, "What the bound does not cover")',
+    );
   const allowed = describeAllowlist(config);
   if (allowed.held) log.info({ vipRanges: config.vipRanges }, allowed.message);
   else log.warn(allowed.message);

@@ -34,9 +34,12 @@
  * is tentative or failed DAD: an announcement still queued when the address left this node would point the
  * neighbours back here while another node holds it.
  *
- * It exits 0 when stdin closes (the agent is gone, or closed it), and is killed with SIGKILL when its parent dies
- * (PR_SET_PDEATHSIG). SIGINT, SIGTERM and SIGHUP are ignored: a terminal's Ctrl-C or systemd's stop signal to the
- * whole control group must not take the helper away while the agent is releasing its addresses on the way out.
+ * Between requests it deletes an address whose last lifetime set through it has ended (sweep.c: the kernel's own
+ * deletion can come seconds late on an idle CPU). When stdin closes (the agent is gone, or closed it) or its parent
+ * dies (PR_SET_PDEATHSIG, SIGUSR1) it reads no more requests, waits until every lifetime it set has ended, deletes
+ * those addresses that are still there and exits 0; at once when it set none (the agent released them). SIGINT,
+ * SIGTERM and SIGHUP are ignored: a terminal's Ctrl-C or systemd's stop signal to the whole control group must not
+ * take the helper away while the agent is releasing its addresses on the way out.
  * Needs CAP_NET_ADMIN (addresses) and CAP_NET_RAW (announcements; without it they fail with EPERM, and addresses
  * still work).
  *
@@ -44,6 +47,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +55,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dataplane.h"
@@ -93,9 +98,33 @@ static void handle(char *line) {
   answer_write(id);
 }
 
+static volatile sig_atomic_t orphaned;
+static void on_parent_death(int sig) {
+  (void)sig;
+  orphaned = 1;
+}
+
+/* Waits for stdin (when `input`) or the next sweep, whichever comes first; 1 when stdin is readable. */
+static int wait_input(int input) {
+  uint64_t next = sweep_next();
+  struct timespec ts, *timeout = NULL;
+  if (next) {
+    uint64_t now = now_ns(), d = next > now ? next - now : 0;
+    ts.tv_sec = (time_t)(d / 1000000000ULL);
+    ts.tv_nsec = (long)(d % 1000000000ULL);
+    timeout = &ts;
+  }
+  struct pollfd p = {.fd = 0, .events = POLLIN};
+  int rc = ppoll(input ? &p : NULL, input ? 1 : 0, timeout, NULL);
+  sweep_due(now_ns());
+  return rc > 0;
+}
+
 int main(int argc, char **argv) {
-  /* Dies with the agent: SIGKILL when the parent goes, and a check for a parent gone before the prctl. */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* Outlives the agent only as long as a lifetime it set has not ended (sweep.c): SIGUSR1 when the parent goes, and
+   * a check for a parent gone before the prctl. Requests still queued then are never read. */
+  signal(SIGUSR1, on_parent_death);
+  prctl(PR_SET_PDEATHSIG, SIGUSR1);
   if (argc > 1 && getppid() != (pid_t)atol(argv[1])) return 1;
   signal(SIGINT, SIG_IGN);
   signal(SIGTERM, SIG_IGN);
@@ -114,20 +143,35 @@ int main(int argc, char **argv) {
   if (answer_init() < 0) return 1;
 
   char line[MAX_LINE];
-  while (fgets(line, sizeof line, stdin)) {
-    size_t len = strlen(line);
-    if (len == 0 || line[len - 1] != '\n') {
-      /* Too long (or cut off by EOF): skip to the end of the line and refuse it. */
-      int c = 0;
-      if (len == sizeof line - 1)
-        while ((c = getchar()) != EOF && c != '\n') {
-        }
-      bad_request();
-      if (c == EOF) break;
+  size_t len = 0;
+  int skipping = 0; /* the rest of a line that was too long, already refused */
+  int input = 1;
+  for (;;) {
+    if (orphaned) input = 0;
+    if (!input && !tracking()) return 0;
+    if (!wait_input(input) || orphaned) continue;
+    ssize_t got = read(0, line + len, sizeof line - 1 - len);
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (got <= 0) {
+      if (len && !skipping) bad_request(); /* cut off by EOF */
+      input = 0;
       continue;
     }
-    line[len - 1] = '\0';
-    handle(line);
+    len += (size_t)got;
+    char *start = line, *nl;
+    while ((nl = memchr(start, '\n', (size_t)(line + len - start)))) {
+      *nl = '\0';
+      if (skipping) skipping = 0;
+      else handle(start);
+      start = nl + 1;
+    }
+    len -= (size_t)(start - line);
+    memmove(line, start, len);
+    if (len == sizeof line - 1) {
+      /* Too long: refuse it once and skip to the end of the line. */
+      if (!skipping) bad_request();
+      skipping = 1;
+      len = 0;
+    }
   }
-  return 0;
 }

@@ -7,6 +7,7 @@
  *   netlink.c    rtnetlink: the socket, address requests, the address dump
  *   announce.c   gratuitous ARP over the packet socket, unsolicited NA (the packet in nd.h, shared with ndsend.c)
  *   fence.c      the fast fence's nf_tables set elements (node-agent/fence/)
+ *   sweep.c      the lifetimes it set, and the deletion of an address whose lifetime ended (the kernel's is late)
  */
 #ifndef VIPWARDEN_DATAPLANE_H
 #define VIPWARDEN_DATAPLANE_H
@@ -73,6 +74,14 @@ int op_add(char **v, int n, uint64_t deadline);
 int op_del(char **v, int n);
 int op_list(int n);
 int op_announce(char **v, int n, uint64_t deadline, int family);
+
+/* sweep.c: track_set after an add or replace was acknowledged at `acked` with `valid_s`; track_drop after a del;
+ * sweep_next: the earliest end (0: none); sweep_due: deletes what ended by `now`, returns how many. */
+void track_set(unsigned ifindex, const struct addr *a, uint64_t acked, uint64_t valid_s);
+void track_drop(unsigned ifindex, const struct addr *a);
+int tracking(void);
+uint64_t sweep_next(void);
+int sweep_due(uint64_t now);
 
 /* fence.c */
 int op_fence(char **v, int n, uint64_t deadline);

@@ -34,6 +34,7 @@ int op_add(char **v, int n, uint64_t deadline) {
   }
   uint64_t acked = now_ns(), checked = checked_at, sent = 0;
   if (err) return fail(err, "RTM_NEWADDR");
+  track_set(ifindex, &a, acked, valid);
   if (created && ann) {
     int rc = announce(v[0], ifindex, &a, deadline, &sent);
     if (rc) sent = 0; /* the address is there; the announcer's burst follows anyway */
@@ -58,6 +59,7 @@ int op_del(char **v, int n) {
   addr_req(&r, RTM_DELADDR, 0, &a, ifindex);
   err = nl_request(&r);
   if (err && err != EADDRNOTAVAIL) return fail(err, "RTM_DELADDR");
+  track_drop(ifindex, &a);
   emit("ok %s", err ? "absent" : "deleted");
   return 0;
 }

@@ -279,6 +279,38 @@ describe('vipwarden-dataplane in a namespace of its own', () => {
     expect(existsSync(`/proc/${pid}`)).toBe(false);
   });
 
+  test('an address whose lifetime ended goes on time, also after the agent is gone (the kernel alone: a second late)', async () => {
+    // The kernel's lifetime worker is deferrable (6.13+) and an address change 0.9 s in puts its next run at least
+    // 1 s after that change (FUZZ_MAX): alone, the kernel deletes this address no sooner than ~1.88 s after the add.
+    // The helper's sweep (sweep.c) deletes it at its end, ~1.02 s, with its stdin closed as when the agent died.
+    const own = new Dataplane({ spawn: helperIn(A), log: silentLogger() });
+    const vip = vipRef('198.18.252.140/24', 'dp0');
+    const other = '198.18.252.141/24';
+    const pid = await own.ping();
+    const exited = new Promise((r) => own.once('exit', r));
+    const r = await own.addAddress(vip, { validLft: 1, preferredLft: 1, deadlineMs: mono() + 2000 });
+    const t0 = mono();
+    expect(r.created).toBe(true);
+    own.close();
+    await sleep(50);
+    expect(existsSync(`/proc/${pid}`)).toBe(true); // lives on: a lifetime it set has not ended
+    await sleep(t0 + 900 - mono());
+    await inNs(A, ['ip', 'addr', 'add', other, 'dev', 'dp0']);
+    let goneAt: number | undefined;
+    while (goneAt === undefined && mono() < t0 + 4000) {
+      if (!(await kernelAddr(vip))) goneAt = mono() - t0;
+      else await sleep(10);
+    }
+    await inNs(A, ['ip', 'addr', 'del', other, 'dev', 'dp0']);
+    console.log(
+      `address with a 1 s lifetime, helper's stdin closed, churn 0.9 s in: gone ${goneAt?.toFixed(0)} ms after the add`,
+    );
+    expect(goneAt).toBeDefined();
+    expect(goneAt!).toBeGreaterThan(950);
+    expect(goneAt!).toBeLessThan(1600);
+    await expect(exited).resolves.toEqual({ code: 0, signal: null, expected: true });
+  });
+
   test('the helper dies with its parent even while its stdin stays open (PR_SET_PDEATHSIG)', async () => {
     // sh is the parent; `sleep` holds the helper's stdin open, so only the death signal can end it.
     const sh = spawn('sh', ['-c', `sleep 20 | ip netns exec ${A} ${BIN} $$`], { stdio: 'ignore' });
