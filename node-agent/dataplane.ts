@@ -7,7 +7,9 @@
 // (its outcome is unknown) and the next request starts a new helper, no sooner than restartDelayMs after the last
 // start. Why restart rather than release: every address the helper added carries a kernel lifetime, so a dead
 // helper fails safe by itself (no renewal, the kernel deletes the address); and releasing would itself need the
-// helper. Requests that act carry their deadline to the new helper like to the old one.
+// helper. Requests that act carry their deadline to the new helper like to the old one. A helper whose agent died
+// (or closed its stdin) reads no more requests and lives on only until the last lifetime it set has ended, to delete
+// those addresses on time: the kernel's own deletion can be seconds late on an idle CPU (native/sweep.c).
 import { EventEmitter } from 'node:events';
 import { canonicalIPv6 } from '../common/ip.js';
 import { createLogger, type Logger } from '../common/log.js';

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals
 import { stringify as toYaml } from 'yaml';
 import { freePorts, requireRoot, type ProcHandle } from '../../hack/testbed/index.js';
 import { REPO, startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
+import { logOf } from '../harness/e2e.js';
 
 jest.setTimeout(180_000);
 
@@ -71,7 +72,7 @@ async function scalar(q: string): Promise<number | undefined> {
 
 beforeAll(async () => {
   requireRoot('the e2e tier');
-  const [ctlPort, promPort] = await freePorts(2, ['127.0.0.1']);
+  const [ctlPort] = await freePorts(1, ['127.0.0.1']);
   controllerMetrics = `127.0.0.1:${ctlPort}`;
   // Agents start only after the testbed exists: their listen address is their node's address.
   c = await startCluster({
@@ -94,19 +95,31 @@ beforeAll(async () => {
     ],
   };
   writeFileSync(join(promDir, 'prometheus.yml'), toYaml(config));
-  promUrl = `http://127.0.0.1:${promPort}`;
-  prom = c.tb.spawn(
-    null,
-    [
-      PROMETHEUS,
-      `--config.file=${join(promDir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(promDir, 'data')}`,
-      '--storage.tsdb.retention.time=1h',
-      `--web.listen-address=127.0.0.1:${promPort}`,
-      '--log.level=warn',
-    ],
-    { name: 'prometheus' },
-  );
+  // The port is probed only now, after etcd and the controller took theirs (a port probed before the cluster started
+  // could be taken by it meanwhile: Prometheus then exits at once). A start that still exits is tried again, at
+  // most 3 times, and the last one's log is the error.
+  for (let attempt = 1; ; attempt++) {
+    const [promPort] = await freePorts(1, ['127.0.0.1']);
+    promUrl = `http://127.0.0.1:${promPort}`;
+    prom = c.tb.spawn(
+      null,
+      [
+        PROMETHEUS,
+        `--config.file=${join(promDir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${join(promDir, 'data')}`,
+        '--storage.tsdb.retention.time=1h',
+        `--web.listen-address=127.0.0.1:${promPort}`,
+        '--log.level=warn',
+      ],
+      { name: `prometheus-${attempt}` },
+    );
+    const end = Date.now() + 30_000;
+    while (!prom.exited && Date.now() < end && (await get(`${promUrl}/-/ready`)).status !== 200) await sleep(200);
+    if (!prom.exited && (await get(`${promUrl}/-/ready`)).status === 200) break;
+    const log = logOf(prom).slice(-2000);
+    await prom.stop({ timeoutMs: 5000 }).catch(() => undefined);
+    if (attempt === 3) throw new Error(`Prometheus did not start (3 tries); its last log:\n${log}`);
+  }
 });
 
 afterAll(async () => {
