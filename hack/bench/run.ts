@@ -1,7 +1,10 @@
 // The failover benchmark loop: for one profile, N iterations of each fault mode on one testbed.
 //
 // Each iteration has its own probe (a fresh TCP connection to the VIP every 10 ms, 100 ms timeout, from the client
-// namespace), its own sampler (every node's addresses every 5 ms) and its own watch on the client's ARP table:
+// namespace), its own sampler (every node's addresses every 5 ms), its own outside ARP view (an ARP request for the
+// VIP from the client namespace every 5 ms, hack/testbed/arpwatch.ts: which nodes answer) and its own watch on the
+// client's ARP table. The dual-holder time counts any moment when two nodes held the address (sampler) or two
+// nodes answered one ARP request (outside view):
 //   1. wait for the initial state: the VIP on the preferred node only, and the client answered by it, for 1 s;
 //   2. inject the fault on the preferred node;
 //   3. wait (bounded) for a stable final state: the VIP on exactly one healthy node for 1 s, answering;
@@ -14,7 +17,10 @@ import {
   monoMs,
   sleep,
   startProbe,
+  startArpWatch,
   startSampler,
+  type ArpDual,
+  type ArpWatch,
   type OverlapInterval,
   type Overlaps,
   type Probe,
@@ -24,6 +30,7 @@ import { FaultState, heal, inject, undo } from './faults.js';
 import { macOf, startNeighMonitor, type NeighMonitor } from './neigh.js';
 import { measureFootprint, type Footprint } from './footprint.js';
 import type { IterationResult, Mode, Profile, StepOffsets, Subject } from './types.js';
+import { unionMs } from './stats.js';
 
 export interface RunOptions {
   iterations: number;
@@ -126,9 +133,11 @@ async function runIteration(
   const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900 });
   let probe: Probe | undefined;
   let neigh: NeighMonitor | undefined;
+  let arp: ArpWatch | undefined;
   try {
     probe = await startProbe(s.tb, { target: s.vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 900_000 });
     neigh = await startNeighMonitor(s.tb);
+    arp = await startArpWatch(s.tb, { vips: [s.vip], periodMs: 5, waitMs: 50, maxDurationS: 900 });
     const view = new StateView(sampler, probe, s.vip);
     const isPreferred = (n: string) => n === from;
     let pre = await view.waitStable(isPreferred, o.stableMs, o.restoreMs);
@@ -152,6 +161,10 @@ async function runIteration(
     const samples = probe.samples().filter((x) => x.t <= tEnd);
     const out = outageAround(samples, tFault);
     const ov = countedOverlaps(sampler.overlaps(s.vip, { since: tFault }));
+    // The outside view's rounds become final 50 ms after their send: let the last ones in before reading it.
+    await sleep(60);
+    const aov = arp.duals(s.vip, { since: tFault });
+    const arpFault = aov.intervals.filter((d) => d.from < tEnd).map((d) => clip(d, tEnd));
     const finalHolders = sampler.holders(s.vip);
     const to = fin.ok
       ? finalHolders[0]
@@ -189,7 +202,12 @@ async function runIteration(
     if (!back.ok)
       note = `initial state not back within ${o.restoreMs} ms after the undo (holders [${back.holders.join(', ')}])`;
     const rov = countedOverlaps(sampler.overlaps(s.vip, { since: tUndo }));
-    const recoveryDualMs = rov.totalMs;
+    await sleep(60);
+    const arpRecovery = arp.duals(s.vip, { since: tUndo }).intervals;
+    const dualMs = unionMs([...ov.counted, ...arpFault]);
+    const recoveryDualMs = unionMs([...rov.counted, ...arpRecovery]);
+    const arpDualMs = unionMs(arpFault);
+    const arpRecoveryDualMs = unionMs(arpRecovery);
     const interval = (phase: 'fault' | 'recovery', sameRound: boolean) => (i: OverlapInterval) => ({
       from: rel(i.from, tFault)!,
       to: rel(i.to, tFault)!,
@@ -197,11 +215,21 @@ async function runIteration(
       phase,
       ...(sameRound ? { sameRound: true as const } : {}),
     });
+    const nodeOfMac = new Map([...macs].map(([n, m]) => [m, n]));
+    const arpInterval = (phase: 'fault' | 'recovery') => (d: ArpDual) => ({
+      from: rel(d.from, tFault)!,
+      to: rel(d.to, tFault)!,
+      holders: d.macs.map((m) => nodeOfMac.get(m) ?? m).sort(),
+      phase,
+      view: 'arp' as const,
+    });
     const dualIntervals = [
       ...ov.counted.map(interval('fault', false)),
       ...ov.sameRound.map(interval('fault', true)),
       ...rov.counted.map(interval('recovery', false)),
       ...rov.sameRound.map(interval('recovery', true)),
+      ...arpFault.map(arpInterval('fault')),
+      ...arpRecovery.map(arpInterval('recovery')),
     ];
     if (s.product === 'vipwarden' && dualIntervals.length > 0) {
       const where = saveEvidence(s, o.evidenceDir, `${s.profile}-${mode}-${iteration}`, {
@@ -209,10 +237,11 @@ async function runIteration(
         wallMinusMono,
         dualIntervals,
         events: sampler.events.filter((e) => e.address === s.vip),
+        arpAnswers: arp.answers.filter((a) => a.vip === s.vip),
       });
       note = [
         note,
-        `vipwarden had the VIP on two nodes (${Math.round(ov.totalMs)} ms after the fault, ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`,
+        `vipwarden had the VIP on two nodes (${Math.round(dualMs)} ms after the fault, of which two answering ARP ${Math.round(arpDualMs)} ms; ${Math.round(recoveryDualMs)} ms in the recovery); logs: ${where}`,
       ]
         .filter(Boolean)
         .join('; ');
@@ -224,9 +253,11 @@ async function runIteration(
       iteration,
       outageMs: Number.isFinite(out.durationMs) ? Math.round(out.durationMs * 10) / 10 : null,
       failedAttempts: out.failed,
-      dualMs: Math.round(ov.totalMs * 10) / 10,
-      dualOngoing: ov.counted.some((i) => i.ongoing),
+      dualMs: Math.round(dualMs * 10) / 10,
+      dualOngoing: ov.counted.some((i) => i.ongoing) || arpFault.some((d) => d.ongoing),
       recoveryDualMs: Math.round(recoveryDualMs * 10) / 10,
+      arpDualMs: Math.round(arpDualMs * 10) / 10,
+      arpRecoveryDualMs: Math.round(arpRecoveryDualMs * 10) / 10,
       ...(dualIntervals.length ? { dualIntervals } : {}),
       endedOnOneHealthy: fin.ok,
       finalHolders,
@@ -236,10 +267,16 @@ async function runIteration(
       ...(note ? { note } : {}),
     };
   } finally {
+    await arp?.stop().catch(() => undefined);
     await neigh?.stop().catch(() => undefined);
     await probe?.stop().catch(() => undefined);
     await sampler.stop().catch(() => undefined);
   }
+}
+
+/** An ARP dual cut at the end of the fault's observation (`ongoing` when it was still going on then). */
+function clip(d: ArpDual, end: number): ArpDual {
+  return d.to > end ? { ...d, to: end, ongoing: true } : d;
 }
 
 /** Copies the testbed's component logs and the sampler's view of the VIP into dir/name; returns where. */

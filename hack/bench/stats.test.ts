@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { formatMs, medianOf, percentile, ratePerSecond, summarize } from './stats.js';
+import { formatMs, medianOf, percentile, ratePerSecond, summarize, unionMs } from './stats.js';
 
 describe('percentile', () => {
   test.each([
@@ -56,4 +56,37 @@ test('formatMs', () => {
   expect(formatMs(2412)).toBe('2.41 s');
   expect(formatMs(Infinity)).toBe('∞');
   expect(formatMs(undefined)).toBe('–');
+});
+
+describe('unionMs', () => {
+  test.each([
+    [[], 0],
+    [[{ from: 0, to: 10 }], 10],
+    [[{ from: 5, to: 5 }], 0],
+    [[{ from: 10, to: 5 }], 0],
+    [
+      [
+        { from: 0, to: 10 },
+        { from: 5, to: 15 },
+      ],
+      15,
+    ],
+    [
+      [
+        { from: 20, to: 30 },
+        { from: 0, to: 10 },
+      ],
+      20,
+    ],
+    [
+      [
+        { from: 0, to: 100 },
+        { from: 10, to: 20 },
+        { from: 90, to: 120 },
+      ],
+      120,
+    ],
+  ])('%j = %d', (intervals, want) => {
+    expect(unionMs(intervals)).toBe(want);
+  });
 });

@@ -61,3 +61,16 @@ export function formatMs(ms: number | undefined): string {
   if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
   return `${(ms / 1000).toFixed(2)} s`;
 }
+
+/** Total length of the union of intervals (pure): where the two views overlap it counts once. */
+export function unionMs(intervals: readonly { from: number; to: number }[]): number {
+  const sorted = [...intervals].filter((i) => i.to > i.from).sort((a, b) => a.from - b.from);
+  let total = 0;
+  let end = -Infinity;
+  for (const i of sorted) {
+    if (i.to <= end) continue;
+    total += i.to - Math.max(i.from, end);
+    end = i.to;
+  }
+  return total;
+}

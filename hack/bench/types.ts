@@ -96,15 +96,29 @@ export interface IterationResult {
   /** Client-visible outage: last answer before the fault to the first answer after it (ms); null: no answer came. */
   outageMs: number | null;
   failedAttempts: number;
-  /** Time the VIP sat on two or more nodes at once, from the fault to the end of the observation (ms). */
+  /**
+   * Time the VIP sat on two or more nodes at once, from the fault to the end of the observation (ms): the union of
+   * the sampler's view (two nodes held the address) and the outside view (two nodes answered one ARP request).
+   */
   dualMs: number;
   /** The overlap was still going on when the observation ended (so dualMs is a lower bound). */
   dualOngoing: boolean;
   /** Dual-holder time while the initial state was restored after the fault (failback, restart). */
   recoveryDualMs: number;
+  /** The outside view's part: two nodes answered one ARP request for the VIP (after the fault; in the recovery). */
+  arpDualMs?: number;
+  arpRecoveryDualMs?: number;
   /** Each overlap (ms after the fault) with the nodes that held the VIP at once: the evidence. */
   /** `sameRound`: shorter than one sampler round (not counted; see run.ts). */
-  dualIntervals?: { from: number; to: number; holders: string[]; phase: 'fault' | 'recovery'; sameRound?: true }[];
+  /** `view: 'arp'`: from the outside ARP view (holders: the nodes whose MACs answered one request). */
+  dualIntervals?: {
+    from: number;
+    to: number;
+    holders: string[];
+    phase: 'fault' | 'recovery';
+    sameRound?: true;
+    view?: 'arp';
+  }[];
   /** The VIP ended on exactly one healthy node, stable for the settle time, and the client got answers from it. */
   endedOnOneHealthy: boolean;
   finalHolders: string[];

@@ -43,6 +43,15 @@ export {
   type Overlaps,
   type OverlapInterval,
 } from './sampler.js';
+export {
+  startArpWatch,
+  arpDuals,
+  parseArpWatchLine,
+  type ArpWatch,
+  type ArpAnswers,
+  type ArpDual,
+  type StartArpWatchOptions,
+} from './arpwatch.js';
 export { sendGarp, type GarpOptions } from './garp.js';
 export { cleanupLeftovers, teardownTestbed, type CleanupReport } from './cleanup.js';
 export { installSignalHandlers } from './registry.js';

@@ -1,4 +1,5 @@
-// Builds the dual-holder sampler (vipsampler/*.c, see vipsampler/main.c) on first use into the cache directory;
+// Builds the testbed's small C tools on first use into the cache directory: the dual-holder sampler
+// (vipsampler/*.c, see vipsampler/main.c) and the outside ARP view (arpwatch/*.c, see arpwatch/main.c); each is
 // rebuilt when any of its sources or headers changes (one hash over them all).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -6,16 +7,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run } from './util.js';
 
-/** The directory of the sampler's sources, from the source tree or from next to the compiled testbed. */
-function samplerSourceDir(): string {
+/** The directory of a tool's sources, from the source tree or from next to the compiled testbed. */
+function toolSourceDir(sub: string): string {
   const here = dirname(fileURLToPath(import.meta.url));
   const candidates = [
-    join(here, 'vipsampler'),
-    join(here, '..', '..', '..', 'hack', 'testbed', 'vipsampler'),
-    join(process.cwd(), 'hack', 'testbed', 'vipsampler'),
+    join(here, sub),
+    join(here, '..', '..', '..', 'hack', 'testbed', sub),
+    join(process.cwd(), 'hack', 'testbed', sub),
   ];
   const found = candidates.find((c) => existsSync(join(c, 'main.c')));
-  if (!found) throw new Error(`vipsampler/main.c not found (looked in ${candidates.join(', ')})`);
+  if (!found) throw new Error(`${sub}/main.c not found (looked in ${candidates.join(', ')})`);
   return found;
 }
 
@@ -23,9 +24,9 @@ export function cacheDir(): string {
   return process.env['VIPWARDEN_CACHE'] || '/var/cache/vipwarden';
 }
 
-/** Compiles vipsampler/*.c into `${VIPWARDEN_CACHE:-/var/cache/vipwarden}/bin/vipsampler` unless up to date. */
-export async function buildSampler(): Promise<string> {
-  const dir = samplerSourceDir();
+/** Compiles hack/testbed/<sub>/*.c into `${VIPWARDEN_CACHE:-/var/cache/vipwarden}/bin/<bin>` unless up to date. */
+async function buildTool(sub: string, binName: string): Promise<string> {
+  const dir = toolSourceDir(sub);
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.c') || f.endsWith('.h'))
     .sort();
@@ -33,7 +34,7 @@ export async function buildSampler(): Promise<string> {
   for (const f of files) hash.update(`${f}\0`).update(readFileSync(join(dir, f)));
   const digest = hash.digest('hex');
   const binDir = join(cacheDir(), 'bin');
-  const bin = join(binDir, 'vipsampler');
+  const bin = join(binDir, binName);
   const stamp = `${bin}.sha256`;
   if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8').trim() === digest) return bin;
   mkdirSync(binDir, { recursive: true });
@@ -43,4 +44,14 @@ export async function buildSampler(): Promise<string> {
   renameSync(tmp, bin); // atomic: concurrent builders race harmlessly
   writeFileSync(stamp, digest + '\n');
   return bin;
+}
+
+/** The dual-holder sampler: every node namespace's addresses every few ms. */
+export function buildSampler(): Promise<string> {
+  return buildTool('vipsampler', 'vipsampler');
+}
+
+/** The outside ARP view: which MACs answer an ARP request for a VIP, every few ms. */
+export function buildArpWatch(): Promise<string> {
+  return buildTool('arpwatch', 'vwarpwatch');
 }
