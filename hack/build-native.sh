@@ -25,6 +25,6 @@ build() { # OUT SRC.c...
     mv -f "$out.tmp" "$out"
   fi
 }
-build dist/node-agent/vipwarden-dataplane node-agent/native/{dataplane,answer,parse,ops,netlink,announce,fence,sweep}.c
+build dist/node-agent/vipwarden-dataplane node-agent/native/{dataplane,answer,parse,ops,netlink,announce,fence,fencewatch,sweep}.c
 build dist/node-agent/vw-before node-agent/native/before.c
 build dist/node-agent/vipwarden-ndsend node-agent/ndsend.c

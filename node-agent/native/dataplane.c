@@ -38,6 +38,8 @@
  * deletion can come seconds late on an idle CPU). When stdin closes (the agent is gone, or closed it) or its parent
  * dies (PR_SET_PDEATHSIG, SIGUSR1) it reads no more requests, waits until every lifetime it set has ended, deletes
  * those addresses that are still there and exits 0; at once when it set none (the agent released them). SIGINT,
+ * Once it set a fence element it also watches the fence's table and deletes the fenced addresses when another
+ * process removes a part of it (fencewatch.c). SIGINT,
  * SIGTERM and SIGHUP are ignored: a terminal's Ctrl-C or systemd's stop signal to the whole control group must not
  * take the helper away while the agent is releasing its addresses on the way out.
  * Needs CAP_NET_ADMIN (addresses) and CAP_NET_RAW (announcements; without it they fail with EPERM, and addresses
@@ -104,7 +106,8 @@ static void on_parent_death(int sig) {
   orphaned = 1;
 }
 
-/* Waits for stdin (when `input`) or the next sweep, whichever comes first; 1 when stdin is readable. */
+/* Waits for stdin (when `input`), the next sweep or a nf_tables notification (fencewatch.c), whichever comes
+ * first; 1 when stdin is readable. */
 static int wait_input(int input) {
   uint64_t next = sweep_next();
   struct timespec ts, *timeout = NULL;
@@ -114,10 +117,11 @@ static int wait_input(int input) {
     ts.tv_nsec = (long)(d % 1000000000ULL);
     timeout = &ts;
   }
-  struct pollfd p = {.fd = 0, .events = POLLIN};
-  int rc = ppoll(input ? &p : NULL, input ? 1 : 0, timeout, NULL);
+  struct pollfd p[2] = {{.fd = input ? 0 : -1, .events = POLLIN}, {.fd = fwatch_fd(), .events = POLLIN}};
+  int rc = ppoll(p, 2, timeout, NULL);
+  if (rc > 0 && p[1].revents) fwatch_read();
   sweep_due(now_ns());
-  return rc > 0;
+  return rc > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
 }
 
 int main(int argc, char **argv) {

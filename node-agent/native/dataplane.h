@@ -7,6 +7,7 @@
  *   netlink.c    rtnetlink: the socket, address requests, the address dump
  *   announce.c   gratuitous ARP over the packet socket, unsolicited NA (the packet in nd.h, shared with ndsend.c)
  *   fence.c      the fast fence's nf_tables set elements (node-agent/fence/)
+ *   fencewatch.c fails closed when another process removes what gates the fenced VIPs (nft flush ruleset)
  *   sweep.c      the lifetimes it set, and the deletion of an address whose lifetime ended (the kernel's is late)
  */
 #ifndef VIPWARDEN_DATAPLANE_H
@@ -85,5 +86,17 @@ int sweep_due(uint64_t now);
 
 /* fence.c */
 int op_fence(char **v, int n, uint64_t deadline);
+
+/* fencewatch.c: fwatch_arm before a fence set (opens the notification socket the first time; 0 or an errno);
+ * fwatch_disarm after a fence del; fwatch_fd: the socket to poll (-1: none yet); fwatch_read: reads what it has and
+ * fails closed when the table lost a part; fwatch_refuses: an add of this address must wait for the table;
+ * fwatch_repaired: 1 when nothing is wrong (any more). */
+int fwatch_arm(const char *table, uint32_t portid, const struct addr *a, int n);
+void fwatch_confirm(const struct addr *a, int n); /* after the fence set of `a` succeeded: its gate is back */
+void fwatch_disarm(const char *table, const struct addr *a, int n);
+int fwatch_fd(void);
+void fwatch_read(void);
+int fwatch_refuses(int family, const unsigned char *bytes);
+int fwatch_repaired(void);
 
 #endif

@@ -16,6 +16,9 @@
  *        `error ETIME`. Either way an element ends by EXPIRES_NS + FENCE_ACT_NS.
  *   fence del TABLE ADDR[,ADDR...]                                   -> ok
  *        Deletes the addresses' live and gated elements (absent ones are skipped). Never refused for lateness.
+ *
+ * Every address set is watched (fencewatch.c): when another process removes the table, a chain's rules or a gate,
+ * the helper deletes the fenced addresses, and `fence set` answers `error 2` (ENOENT) until the table is whole.
  */
 #define _GNU_SOURCE
 #include "dataplane.h"
@@ -39,6 +42,7 @@
 
 static int nfs = -1;
 static uint32_t nfseq = 1;
+static uint32_t nfs_portid; /* its notifications are the helper's own (fencewatch.c) */
 
 /* The answer, written once per request (answer.c). */
 #define ANSWER(...) (answer_reset(), emit(__VA_ARGS__), 0)
@@ -156,14 +160,27 @@ static int fsock(void) {
   if (nfs < 0) return errno;
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
   struct timeval tv = {.tv_sec = 5}; /* never wait for the kernel forever */
+  socklen_t salen = sizeof sa;
   if (bind(nfs, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-      setsockopt(nfs, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+      setsockopt(nfs, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+      getsockname(nfs, (struct sockaddr *)&sa, &salen) < 0) {
     int err = errno;
     close(nfs);
     nfs = -1;
     return err;
   }
+  nfs_portid = sa.nl_pid;
   return 0;
+}
+
+/* The watch's view of a request's addresses (fencewatch.c). */
+static int to_addrs(const struct faddr *a, int n, struct addr *out) {
+  for (int i = 0; i < n; i++) {
+    memset(&out[i], 0, sizeof out[i]);
+    out[i].family = a[i].family;
+    memcpy(out[i].bytes, a[i].bytes, sizeof a[i].bytes);
+  }
+  return n;
 }
 
 /* Fault injection for test/integration/fence.test.ts only: VW_FENCE_TEST_SEND_DELAY_US makes every send this much
@@ -277,10 +294,20 @@ int op_fence(char **v, int n, uint64_t deadline) {
   if (bad || na < 1) return ANSWER("error %d fence: bad expiry or address list", EINVAL);
   int err = fsock();
   if (err) return ANSWER("error %d netfilter netlink socket: %s", err, strerror(err));
+  struct addr wa[FENCE_MAX_ADDRS];
+  to_addrs(a, na, wa);
   if (del) {
     err = del_each(v[1], a, na, 1);
+    if (!err) fwatch_disarm(v[1], wa, na);
     return err ? ANSWER("error %d DELSETELEM: %s", err, strerror(err)) : ANSWER("ok");
   }
+  /* Another process changed the table and the watch deleted the fenced addresses: nothing is set until the table
+   * is whole again (ENOENT makes the agent load it again). Then the watch is armed before the send, so that any
+   * later change is seen. */
+  if (!fwatch_repaired())
+    return ANSWER("error %d fence table %s was changed by another process: load it again", ENOENT, v[1]);
+  err = fwatch_arm(v[1], nfs_portid, wa, na);
+  if (err) return ANSWER("error %d nf_tables notifications: %s", err, strerror(err));
   /* The timeout is computed from a clock reading taken just before the check in fsend, so it can only be longer
    * than what the check allows by the few instructions between them; the check itself is the later reading. */
   uint64_t now = now_ns();
@@ -323,6 +350,7 @@ int op_fence(char **v, int n, uint64_t deadline) {
                     (unsigned long long)(took / 1000));
     }
   }
+  fwatch_confirm(wa, na);
   return ANSWER("ok %llu %llu %llu", (unsigned long long)checked, (unsigned long long)acked,
                 (unsigned long long)ms);
 }

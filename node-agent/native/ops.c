@@ -18,6 +18,8 @@ int op_add(char **v, int n, uint64_t deadline) {
     return fail(EINVAL, "add IFACE ADDR/PREFIX VALID PREFERRED 0|1 with a deadline");
   int err = parse_iface(v[0], &ifindex);
   if (err) return fail(err, v[0]);
+  /* Its gate was removed by another process (fencewatch.c): not without the gate. */
+  if (fwatch_refuses(a.family, a.bytes)) return fail(ENOENT, "fence table changed by another process");
   struct nlreq r;
   struct ifa_cacheinfo ci = {.ifa_prefered = (uint32_t)preferred, .ifa_valid = (uint32_t)valid};
   /* First try to create it (nothing happens when it exists), to learn whether it is new. */

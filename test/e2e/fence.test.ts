@@ -2,7 +2,9 @@
 // - while the agent renews, the holder answers ARP for the VIP;
 // - once the agent is frozen (SIGSTOP) for longer than the fence window, the holder answers no ARP for the VIP and
 //   drops traffic to it, although the address is still on its interface (its kernel lifetime runs longer);
-// - a hard failure (SIGKILL of the holder's agent) moves the VIP, and no two nodes answered ARP at once.
+// - a hard failure (SIGKILL of the holder's agent) moves the VIP, and no two nodes answered ARP at once;
+// - `nft flush ruleset` on the holder while its agent is frozen: the data-path helper deletes the ungated address
+//   at once (node-agent/native/fencewatch.c), and the woken agent loads the table again and takes the VIP back.
 import { afterEach, describe, expect, jest, test } from '@jest/globals';
 import { startCluster, webGroup, type Cluster } from '../../hack/testbed/cluster.js';
 import { monoMs, requireRoot, startSampler, type Sampler } from '../../hack/testbed/index.js';
@@ -124,5 +126,30 @@ describe('fast fence (nftables)', () => {
     // Woken, it learns that its lease ended, lets go, registers again; failback auto brings the VIP back.
     await sampler!.waitForHolder(vip, 'node1', 30_000);
     expect(await arpAnswers(c, vip)).toEqual([await macOf(c, 'node1')]);
+  });
+
+  test("the holder's ruleset flushed while its agent is frozen: the address goes at once; woken, the agent restores both", async () => {
+    const { c, vip } = await placed();
+    const agent = c.agents.get('node1')!;
+    agent.kill('SIGSTOP');
+    let goneMs: number | undefined;
+    try {
+      await c.tb.exec('node1', ['nft', 'flush', 'ruleset']);
+      const t = monoMs();
+      // The address lifetime (2 s, renewed every 100 ms until the freeze) would keep it for over a second more.
+      for (let i = 0; i < 100 && goneMs === undefined && monoMs() - t < 1000; i++) {
+        if (!(await hasAddress(c, 'node1', vip))) goneMs = monoMs() - t;
+        else await new Promise((r) => setTimeout(r, 10));
+      }
+    } finally {
+      agent.kill('SIGCONT');
+    }
+    expect(goneMs).toBeDefined();
+    console.log(`ruleset flushed under a frozen agent: address gone ${Math.round(goneMs!)} ms after the flush`);
+    await sampler!.waitForHolder(vip, 'node1', 30_000);
+    const table = await c.tb.exec('node1', ['nft', 'list', 'table', 'arp', 'vipwarden_fence']);
+    expect(table.stdout).toContain(vip);
+    expect(await arpAnswers(c, vip)).toEqual([await macOf(c, 'node1')]);
+    expect(sampler!.overlaps(vip).intervals).toEqual([]);
   });
 });

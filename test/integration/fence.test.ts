@@ -10,7 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { realExec } from '../../common/exec.js';
 import { FENCE_SLACK_MS } from '../../common/fence.js';
 import { silentLogger } from '../../common/log.js';
-import { DATAPLANE, Dataplane, DeadlineExpiredError, type HelperProcess } from '../../node-agent/dataplane.js';
+import {
+  DATAPLANE,
+  Dataplane,
+  DataplaneError,
+  DeadlineExpiredError,
+  type HelperProcess,
+} from '../../node-agent/dataplane.js';
 import { FENCE_TABLE, fenceRuleset } from '../../node-agent/fence/ruleset.js';
 import { requireRoot } from '../../hack/testbed/index.js';
 import { inNs, netnsPair, removePair } from './netns-pair.js';
@@ -123,5 +129,54 @@ describe('the fast fence in a namespace of its own', () => {
     expect(sets.stdout).not.toContain(VIP);
     expect(await answered()).toBe(true); // ungated again (the agent deletes only after the address is gone)
     await dp.fenceDel(FENCE_TABLE, [VIP]); // absent: fine
+  });
+
+  test('another process removing a gate or the rules: the fenced address goes at once, and comes back only with its gate', async () => {
+    // `nft flush ruleset` (Debian's /etc/nftables.conf starts with it) would leave the address ungated while the
+    // controller waits only the fence's overhang: the helper watches the table (fencewatch.c) and fails closed.
+    const ref = { address: VIP, prefix: 24, family: 4 as const, iface: 'fn0' };
+    const present = async () =>
+      (await inNs(A, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'fn0'])).stdout.includes(`${VIP}/24`);
+    const goneWithin = async (ms: number) => {
+      const t0 = mono();
+      for (let i = 0; i < 200 && mono() - t0 < ms; i++) {
+        if (!(await present())) return Math.round(mono() - t0);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return undefined;
+    };
+    const open = () => dp.fenceSet(FENCE_TABLE, [VIP], { expiresMs: mono() + 5000, deadlineMs: mono() + 100 });
+    const add = () => dp.addAddress(ref, { validLft: 60, deadlineMs: mono() + 100 });
+    await open();
+    await add();
+    // The agent's own load (chains flushed and filled in one transaction) is no breach.
+    await inNs(A, ['nft', '-f', '-'], fenceRuleset());
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await present()).toBe(true);
+    expect(await answered()).toBe(true);
+
+    // A gate deleted by someone else: that VIP's address goes; no add until a fence set put the gate back.
+    await inNs(A, ['nft', 'delete', 'element', 'arp', FENCE_TABLE, 'gated4', `{ ${VIP} }`]);
+    const afterGate = await goneWithin(1000);
+    expect(afterGate).toBeDefined();
+    await expect(add()).rejects.toThrow(DataplaneError);
+    expect(await present()).toBe(false);
+    await open();
+    await add();
+    expect(await present()).toBe(true);
+
+    // The whole ruleset flushed: the address goes; fence set answers ENOENT until the table is loaded again.
+    await inNs(A, ['nft', 'flush', 'ruleset']);
+    const afterFlush = await goneWithin(1000);
+    console.log(`fence watch: address deleted ${afterGate} ms after a gate went, ${afterFlush} ms after a flush`);
+    expect(afterFlush).toBeDefined();
+    await expect(open()).rejects.toMatchObject({ errno: 2 });
+    await expect(add()).rejects.toThrow(DataplaneError);
+    expect(await answered()).toBe(false);
+    await inNs(A, ['nft', '-f', '-'], fenceRuleset());
+    await open();
+    await add();
+    expect(await present()).toBe(true);
+    expect(await answered()).toBe(true);
   });
 });
