@@ -139,7 +139,7 @@ async function iteration(
 ): Promise<ArbiterIteration> {
   const etcd = s.etcd;
   if (!etcd) throw new Error('the subject has no etcd cluster');
-  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 180 });
+  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 180, fenceTable: s.fenceTable });
   let probe: Probe | undefined;
   const base = { profile, mode, iteration: i };
   try {

@@ -130,7 +130,7 @@ async function runIteration(
   o: RunOptions,
 ): Promise<IterationResult> {
   const from = s.preferred;
-  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900 });
+  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900, fenceTable: s.fenceTable });
   let probe: Probe | undefined;
   let neigh: NeighMonitor | undefined;
   let arp: ArpWatch | undefined;
@@ -355,7 +355,7 @@ export async function idleFootprint(
   o: Pick<RunOptions, 'stableMs' | 'restoreMs'>,
 ): Promise<Footprint | undefined> {
   if (!s.daemonPid) return undefined;
-  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900 });
+  const sampler = await startSampler(s.tb, { periodMs: 5, maxDurationS: 900, fenceTable: s.fenceTable });
   let probe: Probe | undefined;
   try {
     probe = await startProbe(s.tb, { target: s.vip, port: 80, intervalMs: 10, timeoutMs: 100, maxDurationMs: 900_000 });

@@ -37,6 +37,8 @@ export interface Subject {
   readonly preferred: string;
   /** Profile parameters, for the JSON output and the docs. */
   readonly settings: Record<string, unknown>;
+  /** The fast fence's nftables table when the nodes run it (the sampler then reads its gates). */
+  readonly fenceTable?: string;
   killService(node: string): Promise<void>;
   startService(node: string): Promise<void>;
   serviceRunning(node: string): boolean;

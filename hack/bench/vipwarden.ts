@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { KERNEL_SLACK_MS } from '../../common/kernel-lifetime.js';
 import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
 import { parseAgentConfig } from '../../node-agent/config.js';
+import { FENCE_TABLE } from '../../node-agent/fence/ruleset.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { clusterNodeOps } from './cluster-subject.js';
 import { ETCD_TIMING } from '../testbed/etcd.js';
@@ -187,6 +188,7 @@ export async function startVipwardenSubject(
   opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3; peer?: boolean } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
+  const fenced = process.env['VIPWARDEN_BENCH_FENCE'] === 'nftables';
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
     nodes: opts.nodes ?? 3,
@@ -198,7 +200,7 @@ export async function startVipwardenSubject(
     // VIPWARDEN_BENCH_AGENT: JSON merged over the profile's agent.yaml (shallow), e.g. '{"lease":{...}}'.
     agent: {
       ...p.agent,
-      ...(process.env['VIPWARDEN_BENCH_FENCE'] === 'nftables' ? { fence: 'nftables' } : {}),
+      ...(fenced ? { fence: 'nftables' } : {}),
       ...(JSON.parse(process.env['VIPWARDEN_BENCH_AGENT'] ?? '{}') as Record<string, unknown>),
     },
     controller: p.controller,
@@ -236,7 +238,9 @@ export async function startVipwardenSubject(
     etcd: c.etcd,
     vip,
     preferred: c.tb.nodes[0]!.name,
-    settings: { ...vipwardenSettings(profile), groups },
+    settings: { ...vipwardenSettings(profile), groups, ...(fenced ? { fence: 'nftables' } : {}) },
+    // The sampler reads the fence's gates too: a gated address without a live element holds nothing.
+    ...(fenced ? { fenceTable: FENCE_TABLE } : {}),
     ...clusterNodeOps(c),
     daemonPid: (node) => {
       const a = agentOf(node);

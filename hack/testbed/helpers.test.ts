@@ -111,6 +111,48 @@ describe('overlaps', () => {
   });
 });
 
+describe('the fence view (sampler with fenceTable)', () => {
+  const A = '198.18.20.100';
+  test("a closed gate ends the node's holding though the address stays; opening it starts it again", () => {
+    const t = new AddressTimelines();
+    t.apply({ t: 0, node: 'node1', kind: 'add', address: A, prefixLen: 24, ifname: 'eth0' });
+    t.applyGate({ t: 100, lo: 95, hi: 100.1, node: 'node1', address: A, closed: true });
+    expect(t.holders(A)).toEqual([]);
+    // node2 takes it while node1's gated address is still there: no overlap.
+    t.apply({ t: 150, node: 'node2', kind: 'add', address: A, prefixLen: 24, ifname: 'eth0' });
+    expect(t.holders(A)).toEqual(['node2']);
+    expect(t.overlaps(A, 300).totalMs).toBe(0);
+    expect(t.timeline(A)['node1']).toEqual([{ from: 0, to: 100, sureTo: 95 }]);
+    // The gate opens again while node2 holds it: that is a dual holder (both answer).
+    t.applyGate({ t: 200, lo: 195, hi: 200.1, node: 'node1', address: A, closed: false });
+    expect(t.holders(A)).toEqual(['node1', 'node2']);
+    expect(t.overlaps(A, 300)).toEqual({
+      intervals: [{ from: 200.1, to: 300, ongoing: true, holders: ['node1', 'node2'] }],
+      totalMs: 99.9,
+    });
+  });
+  test('a gate closed before the address comes: the address holds nothing until it opens', () => {
+    const t = new AddressTimelines();
+    t.applyGate({ t: 0, node: 'node1', address: A, closed: true });
+    t.apply({ t: 10, node: 'node1', kind: 'add', address: A, prefixLen: 24, ifname: 'eth0' });
+    expect(t.holders(A)).toEqual([]);
+    t.applyGate({ t: 20, node: 'node1', address: A, closed: false });
+    expect(t.holders(A)).toEqual(['node1']);
+    expect(t.timeline(A)['node1']).toEqual([{ from: 20, to: null }]);
+  });
+  test('gate lines parse', () => {
+    expect(parseSamplerLine('12.5 vw20-node1 gate closed 198.18.20.100 10.0 12.6')).toEqual({
+      kind: 'gate',
+      event: { t: 12.5, netns: 'vw20-node1', address: '198.18.20.100', closed: true, lo: 10, hi: 12.6 },
+    });
+    expect(parseSamplerLine('12.5 vw20-node1 gate open 2001:2::1 10.0 12.6')).toMatchObject({
+      kind: 'gate',
+      event: { closed: false, address: '2001:2::1' },
+    });
+    expect(parseSamplerLine('12.5 vw20-node1 gate ajar 198.18.20.100 10 12')).toBeUndefined();
+  });
+});
+
 describe('parseSamplerLine', () => {
   test('address changes and control lines', () => {
     expect(parseSamplerLine('123.456 vw20-node1 add 198.18.20.100/32 eth0')).toEqual({

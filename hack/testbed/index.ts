@@ -39,6 +39,7 @@ export {
   type SamplerTarget,
   type StartSamplerOptions,
   type AddrEvent,
+  type GateEvent,
   type Interval,
   type Overlaps,
   type OverlapInterval,

@@ -1,6 +1,8 @@
 // TypeScript side of the dual-holder sampler (vipsampler/, built by sampler-build.ts): runs it over a
 // testbed's namespaces, and keeps per-address, per-node timelines so a test can ask "was this VIP
-// ever on two nodes at once, and for how long?".
+// ever on two nodes at once, and for how long?". With `fenceTable` it also reads the fast fence's sets
+// (node-agent/fence/ruleset.ts): a node holds an address while the address is there and its gate is not closed
+// (a gated address without a live element answers nothing), which is what the timelines and overlaps count.
 import { createInterface } from 'node:readline';
 import { stopAndDrain, type ProcHandle } from './proc.js';
 import { buildSampler } from './sampler-build.js';
@@ -25,6 +27,18 @@ export interface AddrEvent {
   address: string;
   prefixLen: number;
   ifname: string;
+}
+
+/** The fast fence's gate of an address on a node changed (sampler started with `fenceTable`). */
+export interface GateEvent {
+  t: number;
+  lo?: number;
+  hi?: number;
+  node: string;
+  /** Canonical address. */
+  address: string;
+  /** Closed: gated and not live; the node answers nothing for the address. */
+  closed: boolean;
 }
 
 export interface Interval {
@@ -57,7 +71,9 @@ export interface Sampler {
   readonly heartbeats: ReadonlyArray<{ t: number; polls: number; late: number; maxPollUs: number; errors: number }>;
   readonly periodMs: number;
   readonly events: readonly AddrEvent[];
-  /** Nodes holding `address` now (as far as the last poll saw), sorted. */
+  /** Gate changes (only with `fenceTable`). */
+  readonly gateEvents: readonly GateEvent[];
+  /** Nodes holding `address` now (as far as the last poll saw; with `fenceTable`, with an open gate), sorted. */
   holders(address: string): string[];
   /** Per-node presence intervals of `address`. */
   timeline(address: string): Record<string, Interval[]>;
@@ -83,31 +99,36 @@ export interface StartSamplerOptions {
   maxDurationS?: number;
   /** Namespaces to watch; default: the testbed's nodes (not the client). */
   targets?: SamplerTarget[];
+  /** The fast fence's nftables table (vipwarden_fence): also read its gates, and count only open-gated holders. */
+  fenceTable?: string;
 }
 
 // ---- pure timeline logic --------------------------------------------------------------------------
 
-/** Folds events into per-address, per-node presence intervals. */
+/** Folds events into per-address, per-node presence intervals (present: the address is there, its gate not closed). */
 export class AddressTimelines {
   /** address -> node -> intervals */
   private readonly byAddr = new Map<string, Map<string, Interval[]>>();
   /** address -> node -> how many (interface, prefix) copies present now */
   private readonly copies = new Map<string, Map<string, number>>();
+  /** address -> nodes whose gate for it is closed now */
+  private readonly closed = new Map<string, Set<string>>();
 
-  apply(e: AddrEvent): void {
-    const address = normalizeIp(e.address);
+  private present(address: string, node: string): boolean {
+    return (this.copies.get(address)?.get(node) ?? 0) > 0 && !this.closed.get(address)?.has(node);
+  }
+
+  /** Opens or closes the node's interval when its presence changed across `change`. */
+  private transition(address: string, node: string, e: { t: number; lo?: number; hi?: number }, change: () => void) {
+    const before = this.present(address, node);
+    change();
+    const after = this.present(address, node);
     let per = this.byAddr.get(address);
     if (!per) this.byAddr.set(address, (per = new Map()));
-    let cnt = this.copies.get(address);
-    if (!cnt) this.copies.set(address, (cnt = new Map()));
-    const before = cnt.get(e.node) ?? 0;
-    const after = Math.max(0, before + (e.kind === 'add' ? 1 : -1));
-    cnt.set(e.node, after);
-    let list = per.get(e.node);
-    if (!list) per.set(e.node, (list = []));
-    if (before === 0 && after > 0)
-      list.push({ from: e.t, to: null, ...(e.hi !== undefined ? { sureFrom: e.hi } : {}) });
-    if (before > 0 && after === 0) {
+    let list = per.get(node);
+    if (!list) per.set(node, (list = []));
+    if (!before && after) list.push({ from: e.t, to: null, ...(e.hi !== undefined ? { sureFrom: e.hi } : {}) });
+    if (before && !after) {
       const open = list[list.length - 1];
       if (open && open.to === null) {
         open.to = e.t;
@@ -116,13 +137,30 @@ export class AddressTimelines {
     }
   }
 
+  apply(e: AddrEvent): void {
+    const address = normalizeIp(e.address);
+    this.transition(address, e.node, e, () => {
+      let cnt = this.copies.get(address);
+      if (!cnt) this.copies.set(address, (cnt = new Map()));
+      cnt.set(e.node, Math.max(0, (cnt.get(e.node) ?? 0) + (e.kind === 'add' ? 1 : -1)));
+    });
+  }
+
+  applyGate(g: GateEvent): void {
+    const address = normalizeIp(g.address);
+    this.transition(address, g.node, g, () => {
+      let set = this.closed.get(address);
+      if (!set) this.closed.set(address, (set = new Set()));
+      if (g.closed) set.add(g.node);
+      else set.delete(g.node);
+    });
+  }
+
   holders(address: string): string[] {
-    const cnt = this.copies.get(normalizeIp(address));
+    const a = normalizeIp(address);
+    const cnt = this.copies.get(a);
     if (!cnt) return [];
-    return [...cnt.entries()]
-      .filter(([, c]) => c > 0)
-      .map(([n]) => n)
-      .sort();
+    return [...cnt.keys()].filter((n) => this.present(a, n)).sort();
   }
 
   timeline(address: string): Record<string, Interval[]> {
@@ -182,6 +220,7 @@ export function computeOverlaps(tl: Record<string, Interval[]>, now: number, sin
 /** Parses one sampler output line. */
 export type SamplerLine =
   | { kind: 'addr'; event: Omit<AddrEvent, 'node'> & { netns: string } }
+  | { kind: 'gate'; event: Omit<GateEvent, 'node'> & { netns: string } }
   | { kind: 'ready' | 'exit'; t: number; polls: number }
   | { kind: 'hb'; t: number; polls: number; late: number; maxPollUs: number; errors: number };
 
@@ -195,6 +234,12 @@ export function parseSamplerLine(line: string): SamplerLine | undefined {
     if (f[2] === 'hb')
       return { kind: 'hb', t, polls, late: Number(f[4] ?? 0), maxPollUs: Number(f[5] ?? 0), errors: Number(f[6] ?? 0) };
     return undefined;
+  }
+  if (f[2] === 'gate' && (f[3] === 'closed' || f[3] === 'open') && f[4]) {
+    const lo = Number(f[5]);
+    const hi = Number(f[6]);
+    const bounds = Number.isFinite(lo) && Number.isFinite(hi) && f[6] !== undefined ? { lo, hi } : {};
+    return { kind: 'gate', event: { t, netns: f[1] as string, address: f[4], closed: f[3] === 'closed', ...bounds } };
   }
   if ((f[2] === 'add' || f[2] === 'del') && f[3] && f[4]) {
     const [addr, plen] = f[3].split('/');
@@ -223,7 +268,12 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
   const bin = await buildSampler();
   const proc: ProcHandle = tb.spawn(
     null,
-    [bin, '-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS), ...targets.map((t) => t.netns)],
+    [
+      bin,
+      ...['-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS)],
+      ...(opts.fenceTable ? ['-f', opts.fenceTable] : []),
+      ...targets.map((t) => t.netns),
+    ],
     {
       name: 'vipsampler',
       stdout: 'pipe',
@@ -233,6 +283,7 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
   if (!stdout) throw new Error('startSampler: no stdout');
   const tl = new AddressTimelines();
   const events: AddrEvent[] = [];
+  const gateEvents: GateEvent[] = [];
   const heartbeats: Array<{ t: number; polls: number; late: number; maxPollUs: number; errors: number }> = [];
   let pollCount = 0;
   const listeners = new Set<() => void>();
@@ -248,6 +299,12 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
       const e: AddrEvent = { ...rest, node, address: normalizeIp(rest.address) };
       events.push(e);
       tl.apply(e);
+      for (const l of [...listeners]) l();
+    } else if (p.kind === 'gate') {
+      const { netns, ...rest } = p.event;
+      const g: GateEvent = { ...rest, node: labelOf.get(netns) ?? netns, address: normalizeIp(rest.address) };
+      gateEvents.push(g);
+      tl.applyGate(g);
       for (const l of [...listeners]) l();
     } else if (p.kind === 'hb') {
       pollCount = p.polls;
@@ -270,6 +327,7 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
     heartbeats,
     periodMs,
     events,
+    gateEvents,
     holders: (a) => tl.holders(a),
     timeline: (a) => tl.timeline(a),
     overlaps: (a, o = {}) => tl.overlaps(a, monoMs(), o.since),

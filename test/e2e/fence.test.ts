@@ -51,7 +51,7 @@ async function placed(): Promise<{ c: Cluster; vip: string }> {
   requireRoot('the e2e tier');
   const c = (cluster = await startCluster({ name: 'fence', agent: AGENT }));
   const vip = c.tb.vip(0);
-  sampler = await startSampler(c.tb, { periodMs: 5 });
+  sampler = await startSampler(c.tb, { periodMs: 5, fenceTable: 'vipwarden_fence' });
   c.applyGroup(webGroup({ vips: [`${vip}/24`], failback: 'auto' }));
   await sampler.waitForHolder(vip, 'node1', 30_000);
   return { c, vip };
@@ -83,6 +83,9 @@ describe('fast fence (nftables)', () => {
       const late = monoMs() - t;
       expect(await hasAddress(c, 'node1', vip)).toBe(true); // still there after the ARP request went unanswered
       expect(answers).not.toContain(node1);
+      // The sampler's fence view agrees: node1's gate is closed, so it holds nothing though the address is there.
+      expect(sampler!.holders(vip)).toEqual([]);
+      expect(sampler!.gateEvents.some((g) => g.node === 'node1' && g.address === vip && g.closed)).toBe(true);
       // Traffic to it is dropped as well (the client has node1's MAC cached from the answer above).
       const counters = await c.tb.exec('node1', ['nft', 'list', 'chain', 'arp', 'vipwarden_fence', 'input']);
       expect(counters.stdout).toMatch(/counter packets [1-9]/);

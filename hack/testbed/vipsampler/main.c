@@ -2,13 +2,14 @@
  * vipsampler: watches which network namespaces hold which addresses, at a fixed short period.
  *
  * usage: vipsampler [-p period_ms (1..20, default 5)] [-H heartbeat_ms (default 1000)]
- *                   [-d max_duration_s (default 3600)] netns...
+ *                   [-d max_duration_s (default 3600)] [-f fence_table] netns...
  *
  * For each named namespace it opens /run/netns/<ns>, setns()s into it, opens a NETLINK_ROUTE socket
  * there (the socket stays bound to that namespace) and returns to its own namespace. Then every
  * period it sends RTM_GETADDR dumps on every socket and prints one line per change:
  *
  *   <t_ms> <ns> add|del <address>/<prefix> <ifname> <lo_ms> <hi_ms>
+ *   <t_ms> <ns> gate closed|open <address> <lo_ms> <hi_ms>          with -f: the fast fence's gate of an address
  *   <t_ms> - hb <polls> <late> <max_poll_us>        every heartbeat period
  *   <t_ms> - ready <polls>                          after the first full poll (initial adds printed before)
  *   <t_ms> - exit <polls>
@@ -20,6 +21,10 @@
  * two rounds looks like an overlap of a few microseconds when judged by t_ms alone; the bounds say what
  * is certain. Addresses are
  * reported whatever the link state: a down or detached interface still shows its addresses.
+ * With -f TABLE it also dumps the sets of the fast fence's `inet TABLE` (node-agent/fence/ruleset.ts) in every
+ * namespace each round: a gate is closed while the address is in gated4/gated6 and not (or only expired) in
+ * live4/live6; such an address answers nothing and does not count as held. A namespace without the table has no
+ * closed gate. Every address starts open: only changes to closed and back are printed.
  * Bounded: exits after max_duration_s, on SIGTERM/SIGINT, or when its parent dies.
  *
  * This file is the command line and the poll loop; the parts are netlink.c (the sockets, the dump) and poll.c
@@ -68,11 +73,14 @@ int main(int argc, char **argv)
 	struct timespec next;
 	int opt, i;
 
-	while ((opt = getopt(argc, argv, "p:H:d:")) != -1) {
+	const char *table = NULL;
+
+	while ((opt = getopt(argc, argv, "p:H:d:f:")) != -1) {
 		switch (opt) {
 		case 'p': period = strtol(optarg, NULL, 10); break;
 		case 'H': hb = strtol(optarg, NULL, 10); break;
 		case 'd': max_s = strtol(optarg, NULL, 10); break;
+		case 'f': table = optarg; break;
 		default: goto usage;
 		}
 	}
@@ -91,8 +99,9 @@ int main(int argc, char **argv)
 	for (i = optind; i < argc; i++) {
 		struct ns *n = &nss[nns++];
 		n->name = argv[i];
-		n->sock = open_in_netns(argv[i]);
-		if (n->sock < 0)
+		n->sock = open_in_netns(argv[i], NETLINK_ROUTE);
+		n->nfsock = table ? open_in_netns(argv[i], NETLINK_NETFILTER) : -1;
+		if (n->sock < 0 || (table && n->nfsock < 0))
 			return 2;
 	}
 
@@ -101,7 +110,7 @@ int main(int argc, char **argv)
 	while (!stop_flag) {
 		double t0 = now_ms(), took;
 		for (i = 0; i < nns; i++)
-			if (poll_ns(&nss[i]) < 0)
+			if (poll_ns(&nss[i]) < 0 || (table && poll_fence(&nss[i], table) < 0))
 				errors++;
 		polls++;
 		took = (now_ms() - t0) * 1e3;
@@ -136,6 +145,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	return 0;
 usage:
-	fprintf(stderr, "usage: vipsampler [-p period_ms 1..20] [-H heartbeat_ms] [-d max_duration_s] netns...\n");
+	fprintf(stderr,
+		"usage: vipsampler [-p period_ms 1..20] [-H heartbeat_ms] [-d max_duration_s] [-f fence_table] netns...\n");
 	return 64;
 }

@@ -15,7 +15,7 @@
 
 static char buf[BUF_SIZE];
 
-int open_in_netns(const char *name)
+int open_in_netns(const char *name, int protocol)
 {
 	char path[256];
 	int self, target, sock;
@@ -36,7 +36,7 @@ int open_in_netns(const char *name)
 		fprintf(stderr, "vipsampler: setns %s: %s\n", name, strerror(errno));
 		return -1;
 	}
-	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
 	if (setns(self, CLONE_NEWNET) < 0) {
 		fprintf(stderr, "vipsampler: setns back: %s\n", strerror(errno));
 		exit(2);
