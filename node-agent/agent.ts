@@ -247,6 +247,12 @@ export class Agent {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.log.info('shutting down: releasing every group');
+    // Unhealthy everywhere from here, so no candidate while the grace runs: a held group's release carries that
+    // health in its transaction (published alone first it could make the controller ask for an 'unhealthy' release);
+    // the others are published now.
+    this.health.drain('the agent is shutting down');
+    const held = new Set([...this.holdingsOwner.groups(), ...this.holdingsOwner.leavingGroups()]);
+    for (const g of this.health.groups()) if (!held.has(g)) void this.health.publish(g).catch(() => undefined);
     if (this.periodic) clearInterval(this.periodic);
     const deadline = this.deps.clock.mono() + this.deps.config.shutdownGraceMs;
     // Release passes until nothing is held or leaving and no step is in flight (bounded by the grace).

@@ -130,7 +130,19 @@ export class HealthRunners {
     for (const rt of this.runners.values()) rt.health.stop();
   }
 
+  /**
+   * A graceful stop: from now on every group is unhealthy here, with a failing check that says why. The release
+   * writes this health in the same transaction, and the node is no candidate for a failback while it stops (a CI
+   * run had the controller fail a group back to a node in its shutdown grace, then move it again as lease-expired).
+   */
+  drain(message: string): void {
+    this.draining = message;
+  }
+
+  private draining: string | undefined;
+
   private heldDown(group: string): { message: string } | undefined {
+    if (this.draining !== undefined) return { message: this.draining };
     const f = this.acquireFailures.get(group);
     return f && f.until > this.d.clock.mono() ? f : undefined;
   }
@@ -152,7 +164,8 @@ export class HealthRunners {
     if (rt.refused !== undefined)
       return { ...s, healthy: false, checks: [...s.checks, { name: 'allowlist', ok: false, message: rt.refused }] };
     const f = this.heldDown(group);
-    if (f) return { ...s, healthy: false, checks: [...s.checks, { name: 'acquire', ok: false, message: f.message }] };
+    const name = this.draining !== undefined ? 'shutdown' : 'acquire';
+    if (f) return { ...s, healthy: false, checks: [...s.checks, { name, ok: false, message: f.message }] };
     return s;
   }
 

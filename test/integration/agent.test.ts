@@ -5,7 +5,8 @@
 //  - a failed `ip addr del` is not acknowledged as released until the address is gone (item 9);
 //  - a slow acquire of one group does not delay another group; a release kills the acquire and acknowledges only
 //    after the release side of every resource has finished (item 10);
-//  - a second agent with a node name registered under a live lease refuses to start (item 3).
+//  - a second agent with a node name registered under a live lease refuses to start (item 3);
+//  - a graceful stop releases with unhealthy health and marks its other groups unhealthy (no failback to it).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,6 +211,49 @@ describe('releases (issue 15 item 9)', () => {
     s.kernel.failDelete = false;
     await until(async () => (await s.released('web'))?.epoch === epoch, 5000, 'the release record');
     expect(s.has('198.18.0.30/24')).toBe(false);
+  });
+});
+
+describe('graceful stop', () => {
+  test('the release carries unhealthy health, and a group it does not hold is unhealthy too (no failback to it)', async () => {
+    // Fails without the drain: the released health was still healthy, and so was every other group's, so during the
+    // shutdown grace the controller could pick the stopping node again (failback), then move the group once more as
+    // lease-expired when the grace ended (seen in an e2e run: the SIGTERM test's last event was lease-expired).
+    const s = setup();
+    await s.putGroup('web', s.spec('198.18.0.40/24'));
+    await s.putGroup('other', s.spec('198.18.0.41/24'));
+    const agent = s.make();
+    await agent.start();
+    await s.assign(agent, 'web', '198.18.0.40/24');
+    await until(() => s.has('198.18.0.40/24'), 5000, 'the address');
+    for (const g of ['web', 'other'])
+      await until(
+        async () => decode(HealthRecord, await s.get(s.keys.health(g, s.node)))?.healthy === true,
+        5000,
+        `healthy ${g}`,
+      );
+    const seen = new Map<string, HealthRecord[]>();
+    const watchers = await Promise.all(
+      ['web', 'other'].map(async (g) => {
+        const w = await client.watch().key(s.keys.health(g, s.node)).create();
+        w.on('put', (kv) => {
+          const r = decode(HealthRecord, kv.value.toString());
+          if (r) seen.set(g, [...(seen.get(g) ?? []), r]);
+        });
+        return w;
+      }),
+    );
+    try {
+      await agent.stop();
+      // (The release record went with the revoked lease; the health written with it is what the watch saw.)
+      await until(() => (seen.get('other') ?? []).some((r) => !r.healthy), 5000, 'other unhealthy');
+      const web = seen.get('web') ?? [];
+      expect(web.at(-1)?.healthy).toBe(false);
+      expect(web.at(-1)?.checks.find((c) => c.name === 'shutdown')?.ok).toBe(false);
+      expect(s.has('198.18.0.40/24')).toBe(false);
+    } finally {
+      await Promise.all(watchers.map((w) => w.cancel()));
+    }
   });
 });
 
