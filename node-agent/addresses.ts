@@ -201,7 +201,7 @@ export class AddressManager {
 }
 
 /** The data-path helper beside vw-before (an installed agent), else beside this module (dist/node-agent). */
-function helperBeside(deadlineExec: string): string | undefined {
+export function helperBeside(deadlineExec: string): string | undefined {
   return [join(dirname(deadlineExec), DATAPLANE), nativeHelperPath()].find(isExecutable);
 }
 

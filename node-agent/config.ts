@@ -41,18 +41,20 @@ export const AgentConfigSchema = z
      * The fast fence (node-agent/fence/, docs/design.md "Fast fence"): `nftables` gates every VIP with an nftables
      * set element that the agent renews on each keepalive answer; `windowMs` (default ttlSeconds * 1000 - marginMs)
      * is how long after the proof's keepalive was sent it stays open. `fence: nftables` is short for `{ mode: nftables }`.
+     * `auto` (the default): `nftables` where the node can run it (the helper, nft, the kernel), else `off`; decided
+     * at start (node-agent/fence/auto.ts). `off`: the address lifetime alone.
      */
     fence: z
       .preprocess(
         (v) => (typeof v === 'string' ? { mode: v } : v),
         z
           .object({
-            mode: z.enum(['off', 'nftables']).default('off'),
+            mode: z.enum(['off', 'nftables', 'auto']).default('auto'),
             windowMs: z.number().int().min(20).max(60_000).optional(),
           })
           .strict(),
       )
-      .default({ mode: 'off' }),
+      .default({ mode: 'auto' }),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z
@@ -133,7 +135,8 @@ export const AgentConfigSchema = z
 
 /** The fence's options for Holdings, or undefined when it is off; throws when its window does not fit the lease. */
 export function fenceOptions(c: Pick<AgentConfig, 'fence' | 'lease'>): { windowMs: number } | undefined {
-  if (c.fence.mode === 'off') return undefined;
+  // `auto` is resolved at start (node-agent/fence/auto.ts); unresolved it runs no fence.
+  if (c.fence.mode !== 'nftables') return undefined;
   const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease);
   const problem = fenceTimingProblem(windowMs, c.lease);
   if (problem) throw new Error(`agent config: fence.windowMs: ${problem}`);
@@ -147,7 +150,10 @@ export function parseAgentConfig(raw: unknown, source = 'agent config'): AgentCo
   // An answer may renew address lifetimes only while its keepalive is this fresh (see lease.ts).
   const renewWindowMs = c.lease.renewWindowMs ?? Math.min(500, Math.floor((c.lease.ttlSeconds * 1000) / 4));
   const parsed = { ...c, lease: { ...c.lease, renewWindowMs } };
-  fenceOptions(parsed);
+  // A window given by hand must fit whether the mode is nftables or auto (auto never runs a window that does not).
+  fenceOptions(
+    parsed.fence.windowMs === undefined ? parsed : { ...parsed, fence: { ...parsed.fence, mode: 'nftables' } },
+  );
   if (parsed.peer) {
     try {
       failsafeTiming(parsed.lease, parsed.peer);

@@ -13,7 +13,9 @@ import { assertSecretFiles, secretFilesOf } from '../common/secret-file.js';
 import { Agent } from './agent.js';
 import { describeAllowlist } from './allowlist.js';
 import { AnnounceResource, CommandAnnouncer } from './announce.js';
+import { helperBeside } from './addresses.js';
 import { loadAgentConfig } from './config.js';
+import { resolveFence } from './fence/auto.js';
 import { optionalParts } from './optional-parts.js';
 
 const USAGE = `usage: vipwarden-agent [--config FILE] [--node NAME] [--log-level LEVEL]
@@ -47,20 +49,23 @@ function deadlineExecPath(configured: string | undefined): string {
 async function main(): Promise<void> {
   const args = daemonCommandLine('vipwarden-agent', USAGE, process.argv.slice(2), OPTIONS);
   const node = args.node ?? (process.env.VIPWARDEN_NODE || undefined);
-  const config = await loadAgentConfig(args.config ?? '/etc/vipwarden/agent.yaml', { node });
+  const loaded = await loadAgentConfig(args.config ?? '/etc/vipwarden/agent.yaml', { node });
   // Credentials (MySQL option files, cloud tokens) and the etcd auth file: private to their owner, or no start.
-  assertSecretFiles(secretFilesOf(config));
+  assertSecretFiles(secretFilesOf(loaded));
   const log = createLogger({
     name: 'vipwarden-agent',
-    level: args['log-level'] ?? config.logLevel,
-    base: { node: config.node },
+    level: args['log-level'] ?? loaded.logLevel,
+    base: { node: loaded.node },
   });
+  const deadlineExec = deadlineExecPath(loaded.deadlineExec);
+  // fence: auto (the default) becomes nftables or off here, before anything reads it.
+  const config = await resolveFence(loaded, { exec: realExec, helper: helperBeside(deadlineExec), log });
   if (config.fence.mode === 'off' && deferrableLifetimeWorker(release()))
     log.warn(
       { kernel: release() },
       'kernel 6.13 or later: its address-lifetime worker is deferrable, so while this agent and its data-path helper ' +
         'are both stopped (a frozen node) an expired VIP can stay until a CPU wakes, past the wait the controller ' +
-        'assumes; set fence: nftables on nodes whose CPUs may idle (docs/design.md, "What the bound does not cover")',
+        'assumes; the fast fence (fence: auto or nftables, with nft installed) closes that (docs/design.md, "What the bound does not cover")',
     );
   const allowed = describeAllowlist(config);
   if (allowed.held) log.info({ vipRanges: config.vipRanges }, allowed.message);
@@ -83,7 +88,7 @@ async function main(): Promise<void> {
     metrics: extras.metrics,
     lvs: extras.lvs,
     peer: extras.peer,
-    deadlineExec: deadlineExecPath(config.deadlineExec),
+    deadlineExec,
   });
   extras.setReady?.(() => agent.ready());
   stopOnSignals({

@@ -188,7 +188,10 @@ export async function startVipwardenSubject(
   opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3; peer?: boolean } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
-  const fenced = process.env['VIPWARDEN_BENCH_FENCE'] === 'nftables';
+  // VIPWARDEN_BENCH_FENCE=off|nftables overrides the agents' fence mode (default: auto, the agent's default).
+  const fenceMode = process.env['VIPWARDEN_BENCH_FENCE'];
+  if (fenceMode !== undefined && fenceMode !== 'off' && fenceMode !== 'nftables' && fenceMode !== 'auto')
+    throw new Error(`VIPWARDEN_BENCH_FENCE must be off, nftables or auto, not ${fenceMode}`);
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
     nodes: opts.nodes ?? 3,
@@ -196,11 +199,11 @@ export async function startVipwardenSubject(
     peer: opts.peer,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
-    // VIPWARDEN_BENCH_FENCE=nftables: the agents run the fast fence (issue 13; docs/design.md "Fast fence");
+    // VIPWARDEN_BENCH_FENCE: the agents' fence mode (issue 13; docs/design.md "Fast fence");
     // VIPWARDEN_BENCH_AGENT: JSON merged over the profile's agent.yaml (shallow), e.g. '{"lease":{...}}'.
     agent: {
       ...p.agent,
-      ...(fenced ? { fence: 'nftables' } : {}),
+      ...(fenceMode ? { fence: fenceMode } : {}),
       ...(JSON.parse(process.env['VIPWARDEN_BENCH_AGENT'] ?? '{}') as Record<string, unknown>),
     },
     controller: p.controller,
@@ -238,9 +241,10 @@ export async function startVipwardenSubject(
     etcd: c.etcd,
     vip,
     preferred: c.tb.nodes[0]!.name,
-    settings: { ...vipwardenSettings(profile), groups, ...(fenced ? { fence: 'nftables' } : {}) },
-    // The sampler reads the fence's gates too: a gated address without a live element holds nothing.
-    ...(fenced ? { fenceTable: FENCE_TABLE } : {}),
+    settings: { ...vipwardenSettings(profile), groups, fence: fenceMode ?? 'auto' },
+    // The sampler reads the fence's gates too (none where the table is absent): a gated address without a live
+    // element holds nothing.
+    fenceTable: FENCE_TABLE,
     ...clusterNodeOps(c),
     daemonPid: (node) => {
       const a = agentOf(node);

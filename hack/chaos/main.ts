@@ -19,7 +19,8 @@ import { chaosPassed, formatReport } from './report.js';
 import { runChaos, type ChaosProfile, type ChaosResult } from './run.js';
 
 const USAGE = `usage: chaos [--iterations N] [--seed S] [--profile default|fast|both] [--max-minutes M]
-             [--kinds ${FAULT_KINDS.join(',')}] [--out DIR] [--kernel-slack-ms MS]`;
+             [--kinds ${FAULT_KINDS.join(',')}] [--out DIR] [--kernel-slack-ms MS]
+             [--fence off|nftables|auto]   the agents' fence mode (default: theirs, auto)`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
       kinds: { type: 'string' },
       out: { type: 'string' },
       'kernel-slack-ms': { type: 'string' },
+      fence: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -54,11 +56,15 @@ async function main(): Promise<number> {
   const slack = values['kernel-slack-ms'];
   const controller = slack === undefined ? undefined : { kernelSlackMs: int(slack, 0, 0, 10_000, '--kernel-slack-ms') };
   const outDir = resolve(values.out ?? 'chaos-results');
+  const fence = values.fence as 'off' | 'nftables' | 'auto' | undefined;
+  if (fence !== undefined && !['off', 'nftables', 'auto'].includes(fence))
+    throw new Error(`--fence must be off, nftables or auto\n${USAGE}`);
   requireRoot('npm run chaos');
   installSignalHandlers();
   mkdirSync(outDir, { recursive: true });
   console.log(
-    `chaos: seed ${seed}, ${iterations} iterations per profile (${profiles.join(', ')}), at most ${maxMinutes} min`,
+    `chaos: seed ${seed}, ${iterations} iterations per profile (${profiles.join(', ')}), at most ${maxMinutes} min` +
+      (fence ? `, fence: ${fence}` : ''),
   );
 
   const start = monoMs();
@@ -76,6 +82,7 @@ async function main(): Promise<number> {
         outDir,
         ...(kinds ? { kinds } : {}),
         ...(controller ? { controller } : {}),
+        ...(fence ? { fence } : {}),
       }),
     );
   }

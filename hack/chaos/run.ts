@@ -5,6 +5,7 @@ import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FaultState } from '../bench/faults.js';
 import { VIPWARDEN_PROFILES } from '../bench/vipwarden.js';
+import { FENCE_TABLE } from '../../node-agent/fence/ruleset.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { outageAround, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
 import { monoMs, sleep } from '../testbed/util.js';
@@ -42,6 +43,8 @@ export interface ChaosOptions {
   log?: (msg: string) => void;
   /** Merged into controller.yaml (e.g. kernelSlackMs, to show what a smaller Safety-3 wait does). */
   controller?: Record<string, unknown>;
+  /** The agents' fence mode (default: the agent's default, auto). The sampler counts only open-gated holders. */
+  fence?: 'off' | 'nftables' | 'auto';
 }
 
 export interface IterationResult {
@@ -152,7 +155,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       etcdMembers: 3,
       etcdHeartbeatMs: p.etcdHeartbeatMs,
       etcdElectionMs: p.etcdElectionMs,
-      agent: p.agent,
+      agent: { ...p.agent, ...(o.fence ? { fence: o.fence } : {}) },
       controller: { ...p.controller, ...(o.controller ?? {}) },
       controllerReplicas: 2,
       logLevel: 'info',
@@ -181,6 +184,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       periodMs: 5,
       heartbeatMs: 1000,
       maxDurationS: Math.ceil(remainingMs / 1000),
+      fenceTable: FENCE_TABLE,
     });
     for (const g of layout.groups) {
       probes.set(

@@ -2,7 +2,8 @@ import { defaultFenceWindowMs, FENCE_SLACK_MS, fenceOverhangMs, fenceTimingProbl
 import type { Exec } from '../../common/exec.js';
 import { silentLogger } from '../../common/log.js';
 import { DeadlinePassedError, vipRef } from '../addresses.js';
-import { parseAgentConfig } from '../config.js';
+import { fenceOptions, parseAgentConfig } from '../config.js';
+import { resolveFence } from './auto.js';
 import { DataplaneError, DeadlineExpiredError, type Dataplane } from '../dataplane.js';
 import { NftFence } from './nft.js';
 import { chunks, fenceRuleset } from './ruleset.js';
@@ -31,12 +32,53 @@ describe('fence timing', () => {
 
 describe('agent.yaml fence', () => {
   const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] }, lease: { ttlSeconds: 1, marginMs: 150 } };
-  it('is off by default; `fence: nftables` is short for { mode: nftables }', () => {
-    expect(parseAgentConfig(base).fence).toEqual({ mode: 'off' });
+  it('is auto by default; `fence: nftables` is short for { mode: nftables }', () => {
+    expect(parseAgentConfig(base).fence).toEqual({ mode: 'auto' });
     expect(parseAgentConfig({ ...base, fence: 'nftables' }).fence).toEqual({ mode: 'nftables' });
+    expect(parseAgentConfig({ ...base, fence: 'off' }).fence).toEqual({ mode: 'off' });
   });
-  it('refuses a window the lease does not prove', () => {
+  it('refuses a window the lease does not prove, also with auto', () => {
     expect(() => parseAgentConfig({ ...base, fence: { mode: 'nftables', windowMs: 900 } })).toThrow(/must not exceed/);
+    expect(() => parseAgentConfig({ ...base, fence: { mode: 'auto', windowMs: 900 } })).toThrow(/must not exceed/);
+  });
+  it('unresolved auto runs no fence (main.ts resolves it first)', () => {
+    expect(fenceOptions(parseAgentConfig(base))).toBeUndefined();
+  });
+});
+
+describe('fence: auto', () => {
+  const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] }, lease: { ttlSeconds: 1, marginMs: 150 } };
+  const run = async (o: { helper?: string; nftFails?: boolean; raw?: Record<string, unknown> }) => {
+    const calls: string[][] = [];
+    const exec: Exec = async (argv) => {
+      calls.push([...argv]);
+      if (o.nftFails) throw new Error('nft: Error: Could not process rule: Operation not supported\nmore');
+      return { stdout: '', stderr: '', exitCode: 0 };
+    };
+    const config = await resolveFence(parseAgentConfig({ ...base, ...o.raw }), {
+      exec,
+      helper: 'helper' in o ? o.helper : '/usr/lib/vipwarden/vipwarden-dataplane',
+      log: silentLogger(),
+    });
+    return { mode: config.fence.mode, calls, options: fenceOptions(config) };
+  };
+  it('runs the fence where the table loads and the helper is there', async () => {
+    const r = await run({});
+    expect(r.mode).toBe('nftables');
+    expect(r.options).toEqual({ windowMs: 850 });
+    expect(r.calls).toEqual([['nft', '-f', '-']]);
+  });
+  it('falls back to off when nft cannot load the table, or without the helper', async () => {
+    expect((await run({ nftFails: true })).mode).toBe('off');
+    const noHelper = await run({ helper: undefined });
+    expect(noHelper.mode).toBe('off');
+    expect(noHelper.calls).toEqual([]);
+  });
+  it('leaves an explicit mode alone', async () => {
+    expect((await run({ raw: { fence: 'off' } })).mode).toBe('off');
+    const on = await run({ raw: { fence: 'nftables' }, nftFails: true });
+    expect(on.mode).toBe('nftables'); // the agent then fails loudly when it cannot open the fence
+    expect(on.calls).toEqual([]);
   });
 });
 
