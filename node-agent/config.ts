@@ -41,20 +41,21 @@ export const AgentConfigSchema = z
      * The fast fence (node-agent/fence/, docs/design.md "Fast fence"): `nftables` gates every VIP with an nftables
      * set element that the agent renews on each keepalive answer; `windowMs` (default ttlSeconds * 1000 - marginMs)
      * is how long after the proof's keepalive was sent it stays open. `fence: nftables` is short for `{ mode: nftables }`.
-     * `auto` (the default): `nftables` where the node can run it (the helper, nft, the kernel), else `off`; decided
-     * at start (node-agent/fence/auto.ts). `off`: the address lifetime alone.
+     * `auto`: `nftables` where the node can run it (the helper, nft, the kernel), else `off`; decided at start
+     * (node-agent/fence/auto.ts). `off` (the default for now, docs/design.md "Fast fence", "Default"): the address
+     * lifetime alone.
      */
     fence: z
       .preprocess(
         (v) => (typeof v === 'string' ? { mode: v } : v),
         z
           .object({
-            mode: z.enum(['off', 'nftables', 'auto']).default('auto'),
+            mode: z.enum(['off', 'nftables', 'auto']).default('off'),
             windowMs: z.number().int().min(20).max(60_000).optional(),
           })
           .strict(),
       )
-      .default({ mode: 'auto' }),
+      .default({ mode: 'off' }),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z

@@ -188,7 +188,7 @@ export async function startVipwardenSubject(
   opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3; peer?: boolean } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
-  // VIPWARDEN_BENCH_FENCE=off|nftables overrides the agents' fence mode (default: auto, the agent's default).
+  // VIPWARDEN_BENCH_FENCE=off|nftables overrides the agents' fence mode (default: the agent's default, off).
   const fenceMode = process.env['VIPWARDEN_BENCH_FENCE'];
   if (fenceMode !== undefined && fenceMode !== 'off' && fenceMode !== 'nftables' && fenceMode !== 'auto')
     throw new Error(`VIPWARDEN_BENCH_FENCE must be off, nftables or auto, not ${fenceMode}`);
@@ -241,7 +241,7 @@ export async function startVipwardenSubject(
     etcd: c.etcd,
     vip,
     preferred: c.tb.nodes[0]!.name,
-    settings: { ...vipwardenSettings(profile), groups, fence: fenceMode ?? 'auto' },
+    settings: { ...vipwardenSettings(profile), groups, fence: fenceMode ?? 'off' },
     // The sampler reads the fence's gates too (none where the table is absent): a gated address without a live
     // element holds nothing.
     fenceTable: FENCE_TABLE,

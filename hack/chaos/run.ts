@@ -43,7 +43,7 @@ export interface ChaosOptions {
   log?: (msg: string) => void;
   /** Merged into controller.yaml (e.g. kernelSlackMs, to show what a smaller Safety-3 wait does). */
   controller?: Record<string, unknown>;
-  /** The agents' fence mode (default: the agent's default, auto). The sampler counts only open-gated holders. */
+  /** The agents' fence mode (default: the agent's default, off). The sampler counts only open-gated holders. */
   fence?: 'off' | 'nftables' | 'auto';
 }
 

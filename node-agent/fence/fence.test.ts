@@ -32,8 +32,9 @@ describe('fence timing', () => {
 
 describe('agent.yaml fence', () => {
   const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] }, lease: { ttlSeconds: 1, marginMs: 150 } };
-  it('is auto by default; `fence: nftables` is short for { mode: nftables }', () => {
-    expect(parseAgentConfig(base).fence).toEqual({ mode: 'auto' });
+  it('is off by default; `fence: nftables` is short for { mode: nftables }', () => {
+    expect(parseAgentConfig(base).fence).toEqual({ mode: 'off' });
+    expect(parseAgentConfig({ ...base, fence: 'auto' }).fence).toEqual({ mode: 'auto' });
     expect(parseAgentConfig({ ...base, fence: 'nftables' }).fence).toEqual({ mode: 'nftables' });
     expect(parseAgentConfig({ ...base, fence: 'off' }).fence).toEqual({ mode: 'off' });
   });
@@ -42,7 +43,7 @@ describe('agent.yaml fence', () => {
     expect(() => parseAgentConfig({ ...base, fence: { mode: 'auto', windowMs: 900 } })).toThrow(/must not exceed/);
   });
   it('unresolved auto runs no fence (main.ts resolves it first)', () => {
-    expect(fenceOptions(parseAgentConfig(base))).toBeUndefined();
+    expect(fenceOptions(parseAgentConfig({ ...base, fence: 'auto' }))).toBeUndefined();
   });
 });
 
@@ -55,7 +56,7 @@ describe('fence: auto', () => {
       if (o.nftFails) throw new Error('nft: Error: Could not process rule: Operation not supported\nmore');
       return { stdout: '', stderr: '', exitCode: 0 };
     };
-    const config = await resolveFence(parseAgentConfig({ ...base, ...o.raw }), {
+    const config = await resolveFence(parseAgentConfig({ ...base, fence: 'auto', ...o.raw }), {
       exec,
       helper: 'helper' in o ? o.helper : '/usr/lib/vipwarden/vipwarden-dataplane',
       log: silentLogger(),

@@ -98,6 +98,8 @@ describe('outside ARP view', () => {
     const neigh = await t.exec('client', ['ip', '-o', 'neigh', 'show', 'dev', 'eth0']);
     expect(neigh.stdout).not.toContain(t.vip(0));
     expect(neigh.stdout).not.toContain(t.vip(1));
+    // A heartbeat comes every second; a fast run can reach here before the first (bounded wait: 3 s).
+    for (let i = 0; i < 30 && w.heartbeats.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(w.heartbeats.length).toBeGreaterThan(0);
     const hb = w.heartbeats[w.heartbeats.length - 1]!;
     // 5 ms rounds: at least a third of the nominal rate over the run (only catches a stuck loop)
