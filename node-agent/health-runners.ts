@@ -141,10 +141,11 @@ export class HealthRunners {
 
   private draining: string | undefined;
 
-  private heldDown(group: string): { message: string } | undefined {
-    if (this.draining !== undefined) return { message: this.draining };
+  /** Why the group is unhealthy here whatever its checks say: a stop (drain), or a failed acquire's hold-down. */
+  private heldDown(group: string): { name: string; message: string } | undefined {
+    if (this.draining !== undefined) return { name: 'shutdown', message: this.draining };
     const f = this.acquireFailures.get(group);
-    return f && f.until > this.d.clock.mono() ? f : undefined;
+    return f && f.until > this.d.clock.mono() ? { name: 'acquire', message: f.message } : undefined;
   }
 
   /** Healthy here. A group without a runner counts as healthy only when it has no record (it is being deleted). */
@@ -164,8 +165,7 @@ export class HealthRunners {
     if (rt.refused !== undefined)
       return { ...s, healthy: false, checks: [...s.checks, { name: 'allowlist', ok: false, message: rt.refused }] };
     const f = this.heldDown(group);
-    const name = this.draining !== undefined ? 'shutdown' : 'acquire';
-    if (f) return { ...s, healthy: false, checks: [...s.checks, { name, ok: false, message: f.message }] };
+    if (f) return { ...s, healthy: false, checks: [...s.checks, { name: f.name, ok: false, message: f.message }] };
     return s;
   }
 

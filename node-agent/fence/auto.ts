@@ -1,4 +1,4 @@
-// `fence: auto` (the default): the fast fence where this node can run it, else the address lifetime alone.
+// `fence: auto`: the fast fence where this node can run it, else the address lifetime alone.
 // Resolved once at start (node-agent/main.ts), before anything reads the config: afterwards the mode is `nftables`
 // or `off`, and the node record says which (the controller's wait after a lease's end depends on it, Safety 3).
 // The fence runs when the data-path helper is there (it sets the elements), the default window fits the lease, and
@@ -8,7 +8,8 @@ import type { Exec } from '../../common/exec.js';
 import { defaultFenceWindowMs, fenceTimingProblem } from '../../common/fence.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentConfig } from '../config.js';
-import { FENCE_TABLE, fenceRuleset } from './ruleset.js';
+import { loadFenceTable } from './nft.js';
+import { FENCE_TABLE } from './ruleset.js';
 
 export interface ResolveFenceDeps {
   exec: Exec;
@@ -25,7 +26,7 @@ async function obstacle(config: AgentConfig, deps: ResolveFenceDeps): Promise<st
   const problem = fenceTimingProblem(config.fence.windowMs ?? defaultFenceWindowMs(config.lease), config.lease);
   if (problem) return problem;
   try {
-    await deps.exec([deps.nft ?? 'nft', '-f', '-'], { input: fenceRuleset(FENCE_TABLE), timeoutMs: 10_000 });
+    await loadFenceTable(deps.exec, FENCE_TABLE, deps.nft);
   } catch (err) {
     return `nft could not load the table: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
   }

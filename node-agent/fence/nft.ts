@@ -21,6 +21,11 @@ export interface FenceOptions {
   nft?: string;
 }
 
+/** Loads (or loads again: elements stay) the fence's table with `nft -f`; throws when nft cannot. */
+export async function loadFenceTable(exec: Exec, table: string = FENCE_TABLE, nft = 'nft'): Promise<void> {
+  await exec([nft, '-f', '-'], { input: fenceRuleset(table), timeoutMs: 10_000 });
+}
+
 export class NftFence {
   readonly windowMs: number;
   readonly table: string;
@@ -48,7 +53,7 @@ export class NftFence {
 
   private async load(): Promise<void> {
     if (!this.dataplane) throw new Error('fence: nftables needs the data-path helper (vipwarden-dataplane)');
-    await this.exec([this.opts.nft ?? 'nft', '-f', '-'], { input: fenceRuleset(this.table), timeoutMs: 10_000 });
+    await loadFenceTable(this.exec, this.table, this.opts.nft);
     this.log.info({ table: this.table, windowMs: this.windowMs }, 'fast fence table loaded');
   }
 

@@ -87,6 +87,21 @@ int sweep_due(uint64_t now);
 /* fence.c */
 int op_fence(char **v, int n, uint64_t deadline);
 
+/* fence.c: nf_tables messages built into a buffer (an nf_tables batch, or fencewatch.c's queries). nf_msg_begin
+ * starts a message of `type` (with NLM_F_REQUEST) and returns its offset for nf_msg_end; nf_nest_begin and
+ * nf_nest_end likewise for a nested attribute. */
+struct batch {
+  char data[16384];
+  size_t len;
+  uint32_t first, last; /* seq of the first and last message that asks for an ack */
+};
+void *nf_put(struct batch *b, size_t n);
+size_t nf_msg_begin(struct batch *b, uint16_t type, uint16_t flags, uint8_t family, uint16_t res_id);
+void nf_msg_end(struct batch *b, size_t at);
+void nf_attr(struct batch *b, uint16_t type, const void *data, size_t n);
+size_t nf_nest_begin(struct batch *b, uint16_t type);
+void nf_nest_end(struct batch *b, size_t at);
+
 /* fencewatch.c: fwatch_arm before a fence set (opens the notification socket the first time; 0 or an errno);
  * fwatch_disarm after a fence del; fwatch_fd: the socket to poll (-1: none yet); fwatch_read: reads what it has and
  * fails closed when the table lost a part; fwatch_refuses: an add of this address must wait for the table;

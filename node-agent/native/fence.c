@@ -52,64 +52,58 @@ struct faddr {
   unsigned char bytes[16];
 };
 
-/* ---- building a batch ---- */
+/* ---- building a batch (also fencewatch.c's queries; declared in dataplane.h) ---- */
 
-struct batch {
-  char data[16384];
-  size_t len;
-  uint32_t first, last; /* seq of the first and last message that asks for an ack */
-};
-
-static void *put(struct batch *b, size_t n) {
+void *nf_put(struct batch *b, size_t n) {
   void *p = b->data + b->len;
   memset(p, 0, NLMSG_ALIGN(n));
   b->len += NLMSG_ALIGN(n);
   return p;
 }
 
-static size_t msg_begin(struct batch *b, uint16_t type, uint16_t flags, uint8_t family, uint16_t res_id) {
+size_t nf_msg_begin(struct batch *b, uint16_t type, uint16_t flags, uint8_t family, uint16_t res_id) {
   size_t at = b->len;
-  struct nlmsghdr *h = put(b, NLMSG_HDRLEN);
+  struct nlmsghdr *h = nf_put(b, NLMSG_HDRLEN);
   h->nlmsg_type = type;
   h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
   h->nlmsg_seq = nfseq++;
-  struct nfgenmsg *g = put(b, sizeof *g);
+  struct nfgenmsg *g = nf_put(b, sizeof *g);
   g->nfgen_family = family;
   g->version = NFNETLINK_V0;
   g->res_id = htons(res_id);
   return at;
 }
 
-static void msg_end(struct batch *b, size_t at) {
+void nf_msg_end(struct batch *b, size_t at) {
   ((struct nlmsghdr *)(b->data + at))->nlmsg_len = (uint32_t)(b->len - at);
 }
 
-static void attr(struct batch *b, uint16_t type, const void *data, size_t n) {
-  struct nlattr *a = put(b, NLA_HDRLEN + n);
+void nf_attr(struct batch *b, uint16_t type, const void *data, size_t n) {
+  struct nlattr *a = nf_put(b, NLA_HDRLEN + n);
   a->nla_type = type;
   a->nla_len = (uint16_t)(NLA_HDRLEN + n);
   memcpy((char *)a + NLA_HDRLEN, data, n);
 }
 
-static size_t nest_begin(struct batch *b, uint16_t type) {
+size_t nf_nest_begin(struct batch *b, uint16_t type) {
   size_t at = b->len;
-  struct nlattr *a = put(b, NLA_HDRLEN);
+  struct nlattr *a = nf_put(b, NLA_HDRLEN);
   a->nla_type = (uint16_t)(type | NLA_F_NESTED);
   return at;
 }
 
-static void nest_end(struct batch *b, size_t at) {
+void nf_nest_end(struct batch *b, size_t at) {
   ((struct nlattr *)(b->data + at))->nla_len = (uint16_t)(b->len - at);
 }
 
 static void batch_begin(struct batch *b) {
   b->len = 0;
   b->first = b->last = 0;
-  msg_end(b, msg_begin(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES));
+  nf_msg_end(b, nf_msg_begin(b, NFNL_MSG_BATCH_BEGIN, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES));
 }
 
 static void batch_end(struct batch *b) {
-  msg_end(b, msg_begin(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES));
+  nf_msg_end(b, nf_msg_begin(b, NFNL_MSG_BATCH_END, 0, AF_UNSPEC, NFNL_SUBSYS_NFTABLES));
 }
 
 /* One NEWSETELEM or DELSETELEM of `set` in TABLE of `family` with the addresses of `afam` (timeout_ms 0: none). */
@@ -119,27 +113,27 @@ static void elems(struct batch *b, int del, uint8_t family, const char *table, c
   for (int i = 0; i < n; i++) any |= a[i].family == afam;
   if (!any) return;
   uint16_t type = (uint16_t)((NFNL_SUBSYS_NFTABLES << 8) | (del ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM));
-  size_t m = msg_begin(b, type, (uint16_t)(NLM_F_ACK | (del ? 0 : NLM_F_CREATE)), family, 0);
+  size_t m = nf_msg_begin(b, type, (uint16_t)(NLM_F_ACK | (del ? 0 : NLM_F_CREATE)), family, 0);
   struct nlmsghdr *h = (struct nlmsghdr *)(b->data + m);
   if (!b->first) b->first = h->nlmsg_seq;
   b->last = h->nlmsg_seq;
-  attr(b, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
-  attr(b, NFTA_SET_ELEM_LIST_SET, set, strlen(set) + 1);
-  size_t list = nest_begin(b, NFTA_SET_ELEM_LIST_ELEMENTS);
+  nf_attr(b, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
+  nf_attr(b, NFTA_SET_ELEM_LIST_SET, set, strlen(set) + 1);
+  size_t list = nf_nest_begin(b, NFTA_SET_ELEM_LIST_ELEMENTS);
   for (int i = 0; i < n; i++) {
     if (a[i].family != afam) continue;
-    size_t el = nest_begin(b, NFTA_LIST_ELEM);
-    size_t key = nest_begin(b, NFTA_SET_ELEM_KEY);
-    attr(b, NFTA_DATA_VALUE, a[i].bytes, afam == AF_INET ? 4 : 16);
-    nest_end(b, key);
+    size_t el = nf_nest_begin(b, NFTA_LIST_ELEM);
+    size_t key = nf_nest_begin(b, NFTA_SET_ELEM_KEY);
+    nf_attr(b, NFTA_DATA_VALUE, a[i].bytes, afam == AF_INET ? 4 : 16);
+    nf_nest_end(b, key);
     if (timeout_ms) {
       uint64_t be = htobe64(timeout_ms);
-      attr(b, NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
+      nf_attr(b, NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
     }
-    nest_end(b, el);
+    nf_nest_end(b, el);
   }
-  nest_end(b, list);
-  msg_end(b, m);
+  nf_nest_end(b, list);
+  nf_msg_end(b, m);
 }
 
 /* The live elements (with a timeout), or with gated as well. */

@@ -53,7 +53,6 @@ static struct entry {
 } fenced[WATCH_MAX];
 static int nfenced;
 static int suspect, broken; /* broken: a chain lost rules; no fence set until the table is whole */
-static uint32_t qseq = 1;
 static char wbuf[1 << 16];
 
 static int open_sockets(void) {
@@ -124,39 +123,12 @@ int fwatch_refuses(int family, const unsigned char *bytes) {
 
 /* ---- queries ---- */
 
-static void *qput(size_t *len, size_t n) {
-  void *p = wbuf + *len;
-  memset(p, 0, NLMSG_ALIGN(n));
-  *len += NLMSG_ALIGN(n);
-  return p;
-}
-
-static void qattr(size_t *len, uint16_t type, const void *data, size_t n) {
-  struct nlattr *a = qput(len, NLA_HDRLEN + n);
-  a->nla_type = type;
-  a->nla_len = (uint16_t)(NLA_HDRLEN + n);
-  memcpy((char *)a + NLA_HDRLEN, data, n);
-}
-
-static size_t qnest(size_t *len, uint16_t type) {
-  size_t at = *len;
-  struct nlattr *a = qput(len, NLA_HDRLEN);
-  a->nla_type = (uint16_t)(type | NLA_F_NESTED);
-  return at;
-}
-
-static void qnest_end(size_t len, size_t at) { ((struct nlattr *)(wbuf + at))->nla_len = (uint16_t)(len - at); }
+/* A query in `q` (built with fence.c's nf_* builders), one message. */
+static struct batch q;
 
 static size_t qbegin(uint16_t msg, uint16_t flags, uint8_t family) {
-  size_t len = 0;
-  struct nlmsghdr *h = qput(&len, NLMSG_HDRLEN);
-  h->nlmsg_type = (uint16_t)((NFNL_SUBSYS_NFTABLES << 8) | msg);
-  h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
-  h->nlmsg_seq = ++qseq;
-  struct nfgenmsg *g = qput(&len, sizeof *g);
-  g->nfgen_family = family;
-  g->version = NFNETLINK_V0;
-  return len;
+  q.len = 0;
+  return nf_msg_begin(&q, (uint16_t)((NFNL_SUBSYS_NFTABLES << 8) | msg), flags, family, 0);
 }
 
 /* The first attribute of `type` (a string) in a nf_tables message, or NULL. */
@@ -175,15 +147,15 @@ static const char *str_attr(const struct nlmsghdr *h, uint16_t type) {
   return NULL;
 }
 
-/* Sends wbuf[0..len) and reads to its end: each message of the request passed to fn. 0, or a positive errno. */
-static int query(size_t len, void (*fn)(const struct nlmsghdr *, void *), void *arg) {
-  struct nlmsghdr *req = (struct nlmsghdr *)wbuf;
-  req->nlmsg_len = (uint32_t)len;
-  uint32_t s = req->nlmsg_seq;
+/* Ends the query begun at `m`, sends it and reads to its end: each message of the answer passed to fn. 0, or a
+ * positive errno. */
+static int query(size_t m, void (*fn)(const struct nlmsghdr *, void *), void *arg) {
+  nf_msg_end(&q, m);
+  uint32_t s = ((struct nlmsghdr *)(q.data + m))->nlmsg_seq;
   ssize_t sent;
-  do sent = send(qs, wbuf, len, 0);
+  do sent = send(qs, q.data, q.len, 0);
   while (sent < 0 && errno == EINTR);
-  if (sent != (ssize_t)len) return sent < 0 ? errno : EIO;
+  if (sent != (ssize_t)q.len) return sent < 0 ? errno : EIO;
   static char rb[1 << 16];
   for (;;) {
     ssize_t n = recv(qs, rb, sizeof rb, 0);
@@ -217,9 +189,9 @@ static void count_rule(const struct nlmsghdr *h, void *arg) {
 static const char *check_rules(char *why, size_t cap) {
   for (uint8_t fam = NFPROTO_INET;; fam = NFPROTO_ARP) {
     struct counts c = {fam, {0}};
-    size_t len = qbegin(NFT_MSG_GETRULE, NLM_F_DUMP, fam);
-    qattr(&len, NFTA_RULE_TABLE, table, strlen(table) + 1);
-    int err = query(len, count_rule, &c);
+    size_t m = qbegin(NFT_MSG_GETRULE, NLM_F_DUMP, fam);
+    nf_attr(&q, NFTA_RULE_TABLE, table, strlen(table) + 1);
+    int err = query(m, count_rule, &c);
     if (err && err != ENOENT) return snprintf(why, cap, "rule dump failed: %s", strerror(err)), why;
     for (size_t i = 0; i < NCHAINS; i++)
       if (CHAINS[i].family == fam && c.n[i] < CHAINS[i].rules)
@@ -235,17 +207,17 @@ static const char *check_rules(char *why, size_t cap) {
 static int gated(const struct addr *a) {
   for (int arp = 0; arp <= (a->family == AF_INET); arp++) {
     const char *set = a->family == AF_INET ? "gated4" : "gated6";
-    size_t len = qbegin(NFT_MSG_GETSETELEM, NLM_F_ACK, arp ? NFPROTO_ARP : NFPROTO_INET);
-    qattr(&len, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
-    qattr(&len, NFTA_SET_ELEM_LIST_SET, set, strlen(set) + 1);
-    size_t list = qnest(&len, NFTA_SET_ELEM_LIST_ELEMENTS);
-    size_t el = qnest(&len, NFTA_LIST_ELEM);
-    size_t key = qnest(&len, NFTA_SET_ELEM_KEY);
-    qattr(&len, NFTA_DATA_VALUE, a->bytes, alen(a->family));
-    qnest_end(len, key);
-    qnest_end(len, el);
-    qnest_end(len, list);
-    int err = query(len, NULL, NULL);
+    size_t m = qbegin(NFT_MSG_GETSETELEM, NLM_F_ACK, arp ? NFPROTO_ARP : NFPROTO_INET);
+    nf_attr(&q, NFTA_SET_ELEM_LIST_TABLE, table, strlen(table) + 1);
+    nf_attr(&q, NFTA_SET_ELEM_LIST_SET, set, strlen(set) + 1);
+    size_t list = nf_nest_begin(&q, NFTA_SET_ELEM_LIST_ELEMENTS);
+    size_t el = nf_nest_begin(&q, NFTA_LIST_ELEM);
+    size_t key = nf_nest_begin(&q, NFTA_SET_ELEM_KEY);
+    nf_attr(&q, NFTA_DATA_VALUE, a->bytes, alen(a->family));
+    nf_nest_end(&q, key);
+    nf_nest_end(&q, el);
+    nf_nest_end(&q, list);
+    int err = query(m, NULL, NULL);
     if (err) return err;
   }
   return 0;
