@@ -150,6 +150,8 @@ test('kubectl apply of the example: the VIP answers in the testbed and kubectl g
 test('the holder fails: the VIP moves, and status and Events show the move', async () => {
   await cluster().nginx.get('node1')!.kill();
   await answers('node2');
+  // The client's answer can come before the sampler's next round (5 ms) is read: wait for it, bounded.
+  await sampler!.waitForHolder(vip, 'node2', 2000).catch(() => undefined);
   expect(sampler!.holders(vip)).toEqual(['node2']);
   const o = await statusHolder('node2', 'status.holder node2');
   expect(o.status?.lastTransition).toMatchObject({ from: 'node1', to: 'node2' });
