@@ -230,6 +230,38 @@ describe('LeaseKeeper', () => {
     ]);
   });
 
+  test('revoke revokes the lease; a grant in flight is waited for and its lease revoked, never announced', async () => {
+    // The deb e2e flake: a lease lost during the graceful stop was re-granted while the stop revoked the old one;
+    // the new lease was announced, the node record put under it, and it outlived the agent by a TTL.
+    const { etcd, keeper, events } = await started();
+    await keeper.revoke();
+    expect(etcd.revoked).toEqual(['1']);
+
+    const second = await started();
+    await advance(250);
+    const release = second.etcd.holdNextGrant();
+    second.etcd.last().answer('1', 0); // lost: a new grant starts and is held on the server
+    await advance(0);
+    expect(second.etcd.grants).toHaveLength(2);
+    const revoking = second.keeper.revoke();
+    release();
+    await revoking;
+    expect(second.etcd.revoked).toEqual(['2']);
+    expect(second.keeper.lease).toBeUndefined();
+    expect(second.events.filter((e) => e[0] === 'granted')).toEqual([['granted', '1']]);
+    expect(events).toEqual([['granted', '1']]);
+  });
+
+  test('a failed revoke is tried again', async () => {
+    const { etcd, keeper } = await started();
+    etcd.failNextRevokes(2);
+    const done = keeper.revoke();
+    await advance(100);
+    await advance(200);
+    await done;
+    expect(etcd.revoked).toEqual(['1']);
+  });
+
   test('a failed grant is retried with backoff', async () => {
     const timing = TIMING;
     const etcd = fakeEtcd(2);

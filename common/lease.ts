@@ -115,13 +115,37 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.closeStream();
   }
 
-  /** Revokes the lease (graceful shutdown): its keys go at once. */
+  /**
+   * Revokes the lease (graceful shutdown): its keys go at once. A grant still in flight is waited for and its lease
+   * revoked too (a lease lost just before the stop is re-granted; without this its keys, the node record among them,
+   * outlived the agent by a TTL). A failed revoke is tried again, for at most about a second, and then logged: the
+   * keys then go with the TTL.
+   */
   async revoke(): Promise<void> {
-    const lease = this.lease;
     this.stopTimers();
+    if (this.granting) await this.granting.catch(() => undefined);
+    const lease = this.lease;
     this.lease = undefined;
     this.validUntil = 0;
-    if (lease) await this.client.leaseClient.leaseRevoke({ ID: lease }).catch(() => undefined);
+    if (lease) await this.revokeId(lease);
+  }
+
+  private async revokeId(id: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.client.leaseClient.leaseRevoke({ ID: id });
+        this.log.info({ lease: id }, `${this.what} revoked`);
+        return;
+      } catch (err) {
+        // etcd answers "requested lease not found" for a lease already gone: that is done too.
+        if (err instanceof Error && /lease not found/i.test(err.message)) return;
+        if (attempt >= 4) {
+          this.log.warn({ err, lease: id }, `${this.what} revoke failed; its keys go when its TTL ends`);
+          return;
+        }
+        await this.clock.sleep(100 * attempt).catch(() => undefined);
+      }
+    }
   }
 
   private async grant(): Promise<void> {
@@ -131,6 +155,11 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
         const sentAt = this.clock.mono();
         const res = await this.client.leaseClient.leaseGrant({ TTL: this.timing.ttlSeconds, ID: 0 });
         if (res.error) throw new Error(res.error);
+        if (!this.running) {
+          // Stopped while the grant was in flight: nobody will keep this lease alive, and nothing may be put under it.
+          await this.revokeId(String(res.ID));
+          return;
+        }
         this.lease = String(res.ID);
         this.validUntil = sentAt + Number(res.TTL) * 1000;
         // Answers for another lease say nothing about this one.

@@ -25,7 +25,10 @@ export function fakeEtcd(ttlSeconds: number) {
   let nextId = 1;
   const streams: FakeStream[] = [];
   const grants: number[] = [];
+  const revoked: string[] = [];
   let failGrants = 0;
+  let failRevokes = 0;
+  let grantGate: Promise<void> | undefined;
   const leaseClient = {
     leaseGrant: async (req: { TTL: number }) => {
       grants.push(Date.now());
@@ -34,6 +37,9 @@ export function fakeEtcd(ttlSeconds: number) {
         throw new Error('unavailable');
       }
       if (req.TTL !== ttlSeconds) throw new Error(`grant asked for TTL ${req.TTL}, not ${ttlSeconds}`);
+      const gate = grantGate;
+      grantGate = undefined;
+      if (gate) await gate;
       return { ID: String(nextId++), TTL: String(ttlSeconds) };
     },
     leaseKeepAlive: async () => {
@@ -41,14 +47,32 @@ export function fakeEtcd(ttlSeconds: number) {
       streams.push(s);
       return s;
     },
-    leaseRevoke: async () => ({}),
+    leaseRevoke: async (req: { ID: string }) => {
+      if (failRevokes > 0) {
+        failRevokes--;
+        throw new Error('unavailable');
+      }
+      revoked.push(req.ID);
+      return {};
+    },
   };
   return {
     client: { leaseClient } as unknown as Etcd3,
     streams,
     grants,
+    /** Lease ids revoked, in order. */
+    revoked,
     failNextGrants(n: number) {
       failGrants = n;
+    },
+    failNextRevokes(n: number) {
+      failRevokes = n;
+    },
+    /** The next grant is answered only when the returned function is called. */
+    holdNextGrant(): () => void {
+      let release!: () => void;
+      grantGate = new Promise<void>((r) => (release = r));
+      return release;
     },
     last(): FakeStream {
       const s = streams[streams.length - 1];
