@@ -39,3 +39,28 @@ export function fenceExpiresAt(sentAt: number, windowMs: number): number {
 export function fenceOverhangMs(t: { ttlSeconds: number; fenceWindowMs: number }, slackMs = FENCE_SLACK_MS): number {
   return Math.max(0, t.fenceWindowMs + slackMs - t.ttlSeconds * 1000);
 }
+
+/**
+ * Heartbeats (docs/design.md "Fast fence", "Detection faster than the lease"): an agent whose node record says
+ * `fence.heartbeatMs` puts its heartbeat key that often, and the leading controller revokes the lease of a holder
+ * whose heartbeats stopped. A failsafe agent (maxKeepMs > 0) keeps by promises past its lease, so it is never
+ * revoked. Every controller version that can revoke decides with this one function, from the record alone.
+ */
+export function revocable(rec: {
+  fence?: { windowMs: number; heartbeatMs?: number | undefined } | undefined;
+  failsafe?: { maxKeepMs: number } | undefined;
+}): boolean {
+  return rec.fence?.heartbeatMs !== undefined && !((rec.failsafe?.maxKeepMs ?? 0) > 0);
+}
+
+/**
+ * How long after the controller heard that a revocable holder's lease ended its fence can still be open: the whole
+ * window and the slack, not fenceOverhangMs. A revocation ends the lease early, so the server no longer keeps it
+ * until s + TTL for the last answered keepalive s; it only kept it past s (it answered that keepalive before the
+ * lease ended, else the answer was TTL 0 and proved nothing). So s < E <= goneAt, and the element from that proof
+ * closes by s + window + slack < goneAt + window + slack. The same holds for an expiry, so the wait does not depend
+ * on which it was, nor on which leader revoked.
+ */
+export function revokedFenceWaitMs(windowMs: number, slackMs = FENCE_SLACK_MS): number {
+  return windowMs + slackMs;
+}

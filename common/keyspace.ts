@@ -32,6 +32,18 @@ export class Keys {
   node(node: string) {
     return `${this.prefix}nodes/${node}`;
   }
+  heartbeatPrefix() {
+    return `${this.prefix}heartbeat/`;
+  }
+  /** Put by the node's agent every fence.heartbeatMs, under its lease (docs/design.md "Fast fence"). */
+  heartbeat(node: string) {
+    return `${this.prefix}heartbeat/${node}`;
+  }
+  /** The node of a heartbeat/<node> key, or undefined. */
+  heartbeatNode(key: string): string | undefined {
+    const s = this.segments(key, 'heartbeat/');
+    return s.length === 1 && s[0] ? s[0] : undefined;
+  }
   healthPrefix() {
     return `${this.prefix}health/`;
   }
@@ -180,7 +192,14 @@ export const NodeRecord = z.object({
   peer: z.object({ address: z.string(), port: z.number().int().min(1).max(65535) }).optional(),
   /** The fast fence (agent.yaml `fence:`): every VIP this agent sets is gated by an element that ends within
    * windowMs of its proof's keepalive send time (common/fence.ts). Absent: the address lifetime is the fence. */
-  fence: z.object({ kind: z.literal('nftables'), windowMs: z.number().int().positive().max(60_000) }).optional(),
+  fence: z
+    .object({
+      kind: z.literal('nftables'),
+      windowMs: z.number().int().positive().max(60_000),
+      /** The agent puts its heartbeat key this often; the leader may then revoke its lease (common/fence.ts). */
+      heartbeatMs: z.number().int().positive().max(10_000).optional(),
+    })
+    .optional(),
   /** Present when the agent runs failsafe (it has a peer channel): its figures, acknowledgements and keeps. */
   failsafe: NodeFailsafe.optional(),
 });

@@ -27,6 +27,12 @@ export const ControllerConfigSchema = z
     /** First placement of a new group waits up to this long for every live candidate's health. */
     settleMs: z.number().int().min(0).max(60_000).default(2000),
     resyncMs: z.number().int().min(100).max(600_000).default(1000),
+    /**
+     * Heartbeat periods a revocable holder (agent.yaml `fence.heartbeatMs`) may miss, while the other nodes' beats
+     * arrive, before the leader revokes its lease (controller/heartbeats.ts). A wrong suspicion costs a failover,
+     * never a second holder.
+     */
+    heartbeatMisses: z.number().int().min(1).max(100).default(3),
     eventsPerGroup: z.number().int().min(1).max(10_000).default(100),
     metrics: z
       .object({ listen: z.string().default('127.0.0.1:9642') })

@@ -16,6 +16,9 @@ import { Election, type Term } from './election.js';
 import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.js';
 import { KeptEvents } from './kept.js';
 import { LeaderMemory } from './memory.js';
+import { HeartbeatMonitor, type Revocable } from './heartbeats.js';
+import { revocable } from '../common/fence.js';
+import { AssignmentRecord } from '../common/keyspace.js';
 import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { decodeEntry } from './parsed.js';
@@ -50,6 +53,8 @@ export class Controller {
   private readonly status: StatusSink;
   private readonly mirrors: Mirrors;
   private readonly memory: LeaderMemory;
+  private readonly heartbeats: HeartbeatMonitor;
+  private revocableCache: Revocable[] | undefined;
   private readonly writer: FencedWriter;
   private readonly outages: OutageHistory;
   private readonly outageRetry = new Set<string>();
@@ -89,6 +94,16 @@ export class Controller {
       kernelSlackMs: config.kernelSlackMs,
       askLease: (lease) => leaseTimeToLive(client, lease),
       onChange: () => this.kick(),
+    });
+    this.heartbeats = new HeartbeatMonitor({
+      client,
+      keys: this.keys,
+      clock,
+      log: this.log,
+      misses: config.heartbeatMisses,
+      nodes: () => this.revocableNodes(),
+      leading: () => this.term !== undefined && this.election.provable(),
+      onRevoked: (lease) => this.memory.revoked(lease),
     });
     this.outages = new OutageHistory({ keys: this.keys, log: this.log });
     this.kept = new KeptEvents(this.keys);
@@ -132,6 +147,7 @@ export class Controller {
     if (this.periodic) clearInterval(this.periodic);
     for (const m of Object.values(this.mirrors)) m.stop();
     this.memory.stop();
+    this.heartbeats.stop();
     if (this.term) await this.election.resign().catch(() => undefined);
     this.term = undefined;
   }
@@ -158,6 +174,8 @@ export class Controller {
     this.memory.trackReleased(released());
     for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves'] as const)
       this.mirrors[k].on('change', () => this.kick());
+    for (const k of ['nodes', 'assignments'] as const)
+      this.mirrors[k].on('change', () => (this.revocableCache = undefined));
     const started = this.deps.source.start(signal, () => this.kick());
     started.catch((err: unknown) => this.log.error({ err }, 'the group source failed to start'));
     const timedOut = await Promise.race([
@@ -188,6 +206,36 @@ export class Controller {
     kept();
     this.periodic = setInterval(() => this.kick(), this.deps.config.resyncMs);
     this.kick();
+    this.heartbeats
+      .start(signal)
+      .catch((err: unknown) => this.log.error({ err }, 'the heartbeat watch failed to start; lease TTLs detect alone'));
+  }
+
+  /** The nodes whose record lets a leader revoke their lease (common/fence.ts `revocable`), and whether they hold. */
+  private revocableNodes(): Revocable[] {
+    // Asked every 10 ms: parsed again only when the node records or the assignments changed.
+    this.revocableCache ??= this.readRevocable();
+    return this.revocableCache.filter((n) => !this.memory.isGone(n.lease));
+  }
+
+  private readRevocable(): Revocable[] {
+    const holders = new Set<string>();
+    for (const e of this.mirrors.assignments.under(this.keys.assignmentsPrefix())) {
+      const rec = decodeEntry(AssignmentRecord, e);
+      if (rec?.holderLease) holders.add(rec.holderLease);
+    }
+    const out: Revocable[] = [];
+    for (const e of this.mirrors.nodes.under(this.keys.nodesPrefix())) {
+      const rec = decodeEntry(NodeRecord, e);
+      if (!rec || rec.lease !== e.lease || !revocable(rec)) continue;
+      out.push({
+        node: rec.name,
+        lease: rec.lease,
+        heartbeatMs: rec.fence!.heartbeatMs!,
+        holds: holders.has(rec.lease),
+      });
+    }
+    return out;
   }
 
   kick(): void {

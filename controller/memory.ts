@@ -18,7 +18,7 @@ import {
 } from '../common/keyspace.js';
 import { decodeEntry } from './parsed.js';
 import { longLifetimeExtraMs } from '../common/kernel-lifetime.js';
-import { fenceOverhangMs } from '../common/fence.js';
+import { fenceOverhangMs, revocable, revokedFenceWaitMs } from '../common/fence.js';
 import { addressOverhangMs } from '../common/lease.js';
 import type { Logger } from '../common/log.js';
 import type { GoneLease, ReleasedSeen } from './planner.js';
@@ -114,10 +114,13 @@ export class LeaderMemory {
       named.add(rec.lease);
       this.leaseInfo.set(rec.lease, {
         node: rec.name,
-        // A fenced holder's addresses answer nothing once its fence closed (docs/design.md "Fast fence").
-        waitMs: rec.fence
-          ? fenceOverhangMs({ ttlSeconds: rec.ttlSeconds, fenceWindowMs: rec.fence.windowMs })
-          : addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds)),
+        // A fenced holder's addresses answer nothing once its fence closed (docs/design.md "Fast fence"). A lease a
+        // leader may revoke (heartbeats) can end before s + TTL: the whole window then, whoever ended it.
+        waitMs: !rec.fence
+          ? addressOverhangMs(rec, this.opts.kernelSlackMs + longLifetimeExtraMs(rec.maxLifetimeSeconds))
+          : revocable(rec)
+            ? revokedFenceWaitMs(rec.fence.windowMs)
+            : fenceOverhangMs({ ttlSeconds: rec.ttlSeconds, fenceWindowMs: rec.fence.windowMs }),
         ttlMs: rec.ttlSeconds * 1000,
         // Failsafe (rule 5): an agent without it cannot keep by promises, so it adds no wait.
         maxKeepMs: rec.failsafe?.maxKeepMs ?? 0,
@@ -199,6 +202,13 @@ export class LeaderMemory {
       this.asking.delete(lease);
       this.schedule();
     }
+  }
+
+  /** etcd answered this leader's revocation of the lease (controller/heartbeats.ts): it is gone from now. */
+  revoked(lease: string): void {
+    if (this.stopped || this.gone.has(lease)) return;
+    this.ended(lease);
+    this.opts.onChange?.();
   }
 
   /** Whether etcd said this lease ended (its keys may still show in a watch that is behind). */

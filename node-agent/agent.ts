@@ -11,6 +11,7 @@ import type { Exec } from '../common/exec.js';
 import { Keys } from '../common/keyspace.js';
 import type { Logger } from '../common/log.js';
 import { LeaseKeeper } from '../common/lease.js';
+import { Heartbeat } from './heartbeat.js';
 import { PassLoop } from '../common/pass-loop.js';
 import { VERSION } from '../common/version.js';
 import type { AddressManager } from './addresses.js';
@@ -84,6 +85,8 @@ export class Agent {
   private firstRegistration: Promise<void> | undefined;
   private readonly log: Logger;
   private readonly failsafe: ReturnType<typeof agentFailsafe>;
+  /** fence.heartbeatMs: the heartbeat key the leader watches (node-agent/heartbeat.ts). */
+  readonly heartbeat: Heartbeat | undefined;
 
   constructor(private readonly deps: AgentDeps) {
     const { config, client, exec, clock } = deps;
@@ -107,6 +110,17 @@ export class Agent {
       },
     });
     this.renewals = new Renewals({ holdings: this.holdingsOwner, clock, windowMs: config.lease.renewWindowMs, log });
+    const heartbeatMs = fenceOptions(config)?.heartbeatMs;
+    this.heartbeat = heartbeatMs
+      ? new Heartbeat({
+          client,
+          key: this.keys.heartbeat(config.node),
+          intervalMs: heartbeatMs,
+          // Only under the lease the node record is registered under: the leader reads the two together.
+          lease: () => (this.registeredLease === this.lease.lease ? this.registeredLease : undefined),
+          log,
+        })
+      : undefined;
     this.view = new ClusterView(client, this.keys, log);
     this.state = new StateFile(config.stateDir, config.node, log);
     this.registration = new NodeRegistration({ client, keys: this.keys, config, clock, log, version: VERSION });
@@ -208,6 +222,8 @@ export class Agent {
       throw err;
     }
     this.started = true;
+    this.heartbeat?.start();
+    signal.addEventListener('abort', () => this.heartbeat?.stop(), { once: true });
     this.periodic = setInterval(() => this.kick(), 1000);
     this.kick();
   }
@@ -269,6 +285,7 @@ export class Agent {
     }
     this.health.stopAll();
     this.publisher.stop();
+    this.heartbeat?.stop();
     await this.lease.revoke();
     this.ac.abort();
     await this.holdingsOwner.idle();

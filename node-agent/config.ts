@@ -52,6 +52,12 @@ export const AgentConfigSchema = z
           .object({
             mode: z.enum(['off', 'nftables', 'auto']).default('off'),
             windowMs: z.number().int().min(20).max(60_000).optional(),
+            /**
+             * Puts the node's heartbeat key this often (ms), so that the leading controller can revoke the lease of
+             * a holder whose heartbeats stopped, well before its TTL ends (docs/design.md "Fast fence",
+             * "Detection faster than the lease"). Only with the fence running; absent: no heartbeats.
+             */
+            heartbeatMs: z.number().int().min(10).max(10_000).optional(),
           })
           .strict(),
       )
@@ -135,13 +141,15 @@ export const AgentConfigSchema = z
   });
 
 /** The fence's options for Holdings, or undefined when it is off; throws when its window does not fit the lease. */
-export function fenceOptions(c: Pick<AgentConfig, 'fence' | 'lease'>): { windowMs: number } | undefined {
+export function fenceOptions(
+  c: Pick<AgentConfig, 'fence' | 'lease'>,
+): { windowMs: number; heartbeatMs?: number } | undefined {
   // `auto` is resolved at start (node-agent/fence/auto.ts); unresolved it runs no fence.
   if (c.fence.mode !== 'nftables') return undefined;
   const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease);
   const problem = fenceTimingProblem(windowMs, c.lease);
   if (problem) throw new Error(`agent config: fence.windowMs: ${problem}`);
-  return { windowMs };
+  return { windowMs, ...(c.fence.heartbeatMs !== undefined ? { heartbeatMs: c.fence.heartbeatMs } : {}) };
 }
 
 export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };

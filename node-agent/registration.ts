@@ -187,5 +187,8 @@ function describe(value: string): string {
 /** What the node record says about the fast fence (the controller's wait depends on it, Safety 3). */
 function fenceRecord(c: Parameters<typeof fenceOptions>[0]): Pick<NodeRecord, 'fence'> {
   const f = fenceOptions(c);
-  return f ? { fence: { kind: 'nftables', windowMs: f.windowMs } } : {};
+  if (!f) return {};
+  return {
+    fence: { kind: 'nftables', windowMs: f.windowMs, ...(f.heartbeatMs ? { heartbeatMs: f.heartbeatMs } : {}) },
+  };
 }

@@ -13,7 +13,8 @@
 #
 # Roles (P = the prefix):
 #   vipwarden-node-<node>   read P/groups/, P/assignments/, P/nodes/ (its own record; the peers' failsafe addresses);
-#                           read and write P/nodes/<node>, P/health/<node>/, P/released/<node>/, P/presence/<node>/
+#                           read and write P/nodes/<node>, P/heartbeat/<node>, P/health/<node>/, P/released/<node>/,
+#                           P/presence/<node>/
 #                           (user <node>). Nothing else: not the other nodes' health, releases and presence, events,
 #                           leader, moves, drains.
 #   vipwarden-controller    read and write P (leader, groups, assignments, events; cleans up stale keys)
@@ -86,6 +87,7 @@ for n in "${nodes[@]}"; do
   grant "${r}" readwrite "${prefix}health/${n}/" prefix
   grant "${r}" readwrite "${prefix}released/${n}/" prefix
   grant "${r}" readwrite "${prefix}presence/${n}/" prefix
+  grant "${r}" readwrite "${prefix}heartbeat/${n}"
   user "${n}" "${r}"
   echo "etcd-setup: node ${n}: user ${n}, role ${r}" >&2
 done

@@ -1,0 +1,75 @@
+// Which holders' heartbeats stopped (docs/design.md "Fast fence", "Detection faster than the lease"). Pure: the
+// caller feeds the heartbeat watch's events and asks at its own times; every time is monotonic ms.
+//
+// A node is suspected when it has been silent for `misses` of its heartbeat periods while the others' heartbeats
+// kept arriving. Silence is counted from the later of its own last heartbeat and the moment the stream of
+// heartbeats (all nodes together) last resumed after a gap: an etcd election, an etcd outage or a slow watch stops
+// every heartbeat at once, and must cost no node its lease (the point of the failsafe issue). While the stream is
+// stalled nobody is suspected; after it resumes each node has its full allowance again. A node alone (nobody else
+// beats) is never suspected: its lease's TTL is the detector, as without heartbeats.
+//
+// Suspicion is never a safety decision: a wrongly suspected node loses its lease and with it its VIPs (its fence
+// closes by itself, its keepalives are answered with TTL 0), and the controller's wait after a revocation
+// (common/fence.ts revokedFenceWaitMs) does not depend on the suspicion being right.
+
+export interface Beating {
+  node: string;
+  heartbeatMs: number;
+}
+
+export class HeartbeatSuspicion {
+  private readonly lastSeen = new Map<string, number>();
+  private lastEvent = -Infinity;
+  private flowingSince = Infinity;
+  /** Until the first suspects() says the periods: twice the fastest period vipwarden suggests (50 ms). */
+  private gapMs = 100;
+
+  constructor(private readonly misses: number) {
+    if (!(misses >= 1)) throw new Error(`heartbeat misses must be at least 1, not ${misses}`);
+  }
+
+  /**
+   * The watch started or restarted, or this controller began to lead: no silence before `now` counts. `nodes`, those
+   * known now, are counted from now; a node first named later is counted from when it is first named.
+   */
+  restart(now: number, nodes: Iterable<string> = []): void {
+    this.lastSeen.clear();
+    for (const n of nodes) this.lastSeen.set(n, now);
+    this.lastEvent = now;
+    this.flowingSince = now;
+  }
+
+  /** A heartbeat of `node` arrived (a watch event). */
+  beat(node: string, now: number): void {
+    if (now - this.lastEvent > this.gapMs) this.flowingSince = now;
+    this.lastEvent = Math.max(this.lastEvent, now);
+    this.lastSeen.set(node, now);
+  }
+
+  /** Forgets a node (its record is gone). */
+  forget(node: string): void {
+    this.lastSeen.delete(node);
+  }
+
+  /**
+   * The nodes of `beating` that are suspected at `now`. A gap in the stream is longer than twice the shortest
+   * heartbeat period among them: with two or more nodes beating, the stream has an event at least every period.
+   */
+  suspects(beating: readonly Beating[], now: number): string[] {
+    if (beating.length === 0) return [];
+    this.gapMs = 2 * Math.min(...beating.map((b) => b.heartbeatMs));
+    // Stalled: nobody is heard, so nobody is singled out.
+    if (now - this.lastEvent > this.gapMs) return [];
+    const out: string[] = [];
+    for (const b of beating) {
+      // A node first seen now (a record that just appeared) starts its allowance now.
+      if (!this.lastSeen.has(b.node)) this.lastSeen.set(b.node, now);
+      const from = Math.max(this.lastSeen.get(b.node)!, this.flowingSince);
+      if (now - from <= this.misses * b.heartbeatMs) continue;
+      // Heard from someone else since this node fell silent: the stream flows without it.
+      const others = beating.some((o) => o.node !== b.node && (this.lastSeen.get(o.node) ?? -Infinity) > from);
+      if (others) out.push(b.node);
+    }
+    return out;
+  }
+}
