@@ -263,3 +263,50 @@ describe('a fenced holder\'s wait (docs/design.md "Fast fence")', () => {
     expect(memory.gone.get('1001')?.waitMs).toBe(want);
   });
 });
+
+describe('a revocable holder\'s wait (heartbeats; docs/design.md "Fast fence")', () => {
+  const revocableRec: Partial<NodeRecord> = { fence: { kind: 'nftables', windowMs: 150, heartbeatMs: 30 } };
+
+  test.each<[string, Partial<NodeRecord>, number]>([
+    ['heartbeats: the whole window + slack, though the window is within the lease', revocableRec, 150 + FENCE_SLACK_MS],
+    [
+      'heartbeats but failsafe keeps (never revoked): as without heartbeats',
+      { ...revocableRec, failsafe: { windowMs: 1000, maxKeepMs: 5000, acks: {}, kept: [] } },
+      0,
+    ],
+  ])('%s', async (_name, over, want) => {
+    const { clock, leases, memory, pass } = setup();
+    pass([nodeEntry('a', '1001', over)]);
+    await settle();
+    leases.alive.delete('1001');
+    clock.pass(1000);
+    pass([]);
+    await settle();
+    expect(memory.gone.get('1001')?.waitMs).toBe(want);
+  });
+
+  test("revoked by this leader: gone from the revocation's answer; a poll answered after it changes nothing", async () => {
+    const clock = new JumpyClock();
+    // A poll of the holder lease is under way when the revocation is answered; its "not found" comes after.
+    let answerPoll: (ttl: number) => void = () => undefined;
+    const slow = new LeaderMemory({
+      clock,
+      log: silentLogger(),
+      keys,
+      kernelSlackMs: SLACK,
+      askLease: () => new Promise<number>((r) => (answerPoll = r)),
+    });
+    memories.push(slow);
+    slow.observe([nodeEntry('a', '1001', revocableRec)], [assignmentEntry('a', '1001')]);
+    clock.pass(HOLDER_POLL_MS);
+    slow.observe([nodeEntry('a', '1001', revocableRec)], [assignmentEntry('a', '1001')]); // the poll starts
+    const revokedAt = clock.mono();
+    slow.revoked('1001');
+    expect(slow.gone.get('1001')).toMatchObject({ goneAt: revokedAt, waitMs: 150 + FENCE_SLACK_MS, node: 'a' });
+    clock.pass(5);
+    answerPoll(-1);
+    await settle();
+    // Before, the second end took the unknown lease's wait (its record forgotten by the first): 10 s, not 200 ms.
+    expect(slow.gone.get('1001')).toMatchObject({ goneAt: revokedAt, waitMs: 150 + FENCE_SLACK_MS });
+  });
+});

@@ -217,6 +217,9 @@ export class LeaderMemory {
   }
 
   private ended(lease: string): void {
+    // Told twice (a poll answered after this leader's revocation): the first moment stands, and with it what the
+    // record said (forgotten below, so a second call would take the unknown lease's wait).
+    if (this.gone.has(lease)) return;
     const info = this.leaseInfo.get(lease);
     const waitMs = info?.waitMs ?? unknownOverhangMs(this.opts.kernelSlackMs);
     const node = info?.node ?? this.holders.get(lease) ?? '';

@@ -68,8 +68,13 @@ export interface ModelParams {
   heartbeatMs: number;
   /** M: heartbeat periods a holder may miss before the leader suspects it. */
   misses: number;
-  /** The largest one-way delay; each message draws its own in [0, maxDelayMs]. */
+  /** The largest one-way delay; each message draws its own in [0, maxDelayMs] (or in [0, its link's bound]). */
   maxDelayMs: number;
+  /**
+   * Per one-way link, a bound within maxDelayMs (default: maxDelayMs for all): a node on a congested link, answers
+   * slower than requests. Duals need one slow message among fast ones, which per-link bounds make likely.
+   */
+  links?: Links;
   lossPct: number;
   faults: Fault[];
   /** Seeds the PRNG of delays, losses, kernel lateness and timer phases. */
@@ -78,6 +83,17 @@ export interface ModelParams {
   without?: readonly Ablation[];
   /** Record the trace (slower; for explaining a counterexample). */
   trace?: boolean;
+}
+
+export interface Links {
+  /** node i → etcd. */
+  up: number[];
+  /** etcd → node i (answers and the assignment watch). */
+  down: number[];
+  /** controller → etcd (revocations, polls, writes). */
+  ctlUp: number;
+  /** etcd → controller (answers and the heartbeat watch). */
+  ctlDown: number;
 }
 
 export interface Interval {
@@ -136,13 +152,15 @@ function prng(seed: number): () => number {
 // ---- fast-check generators ----
 
 const faultAt = fc.integer({ min: 0, max: HORIZON_MS - 300 });
+/** Short faults more often: a holder back just as the leader revokes it is the interesting case. */
+const dur = (max: number) => fc.oneof(fc.integer({ min: 10, max: 300 }), fc.integer({ min: 10, max }));
 const nodeIx = fc.integer({ min: 0, max: NODES - 1 });
 /** n0 is the first holder: faults on it are the ones that make the leader revoke, so it is drawn more often. */
 const target = fc.oneof(fc.constant(0), nodeIx);
 
 export const fault: fc.Arbitrary<Fault> = fc.oneof(
-  fc.record({ kind: fc.constant('freeze' as const), node: target, at: faultAt, dur: fc.integer({ min: 10, max: 1500 }) }),
-  fc.record({ kind: fc.constant('cut' as const), node: target, at: faultAt, dur: fc.integer({ min: 10, max: 1500 }) }),
+  fc.record({ kind: fc.constant('freeze' as const), node: target, at: faultAt, dur: dur(1500) }),
+  fc.record({ kind: fc.constant('cut' as const), node: target, at: faultAt, dur: dur(1500) }),
   fc.record({ kind: fc.constant('spike' as const), at: faultAt, dur: fc.integer({ min: 50, max: 1000 }) }),
   fc.record({ kind: fc.constant('pause' as const), at: faultAt, dur: fc.integer({ min: 10, max: 600 }) }),
   fc.record({ kind: fc.constant('stall' as const), at: faultAt, dur: fc.integer({ min: 50, max: 600 }) }),
@@ -157,7 +175,7 @@ export function params(
     lossPct: fc.integer({ min: 0, max: 10 }),
   },
 ): fc.Arbitrary<ModelParams> {
-  return fc.integer({ min: 30, max: 100 }).chain((k) =>
+  const timing = fc.integer({ min: 30, max: 100 }).chain((k) =>
     fc.record({
       keepaliveMs: fc.constant(k),
       renewWindowMs: fc.constant(k),
@@ -165,14 +183,34 @@ export function params(
       fenceWindowMs: fc.integer({ min: 2 * k, max: TTL_MS - 150 }),
       heartbeatMs: fc.integer({ min: 20, max: 60 }),
       misses: fc.integer({ min: 2, max: 4 }),
-      maxDelayMs: network.maxDelayMs,
-      lossPct: network.lossPct,
-      faults,
-      seed: fc.integer(),
-      horizonMs: fc.constant(HORIZON_MS),
-      without: fc.constant(without),
     }),
   );
+  const net = network.maxDelayMs.chain((maxDelayMs) => {
+    // Half the runs have one bound for every link; the others a bound per link, often the extremes.
+    const bound = fc.oneof(fc.constant(maxDelayMs), fc.constant(0), fc.integer({ min: 0, max: maxDelayMs }));
+    const links: fc.Arbitrary<Links | undefined> = fc.oneof(
+      fc.constant(undefined),
+      fc.record({
+        up: fc.array(bound, { minLength: NODES, maxLength: NODES }),
+        down: fc.array(bound, { minLength: NODES, maxLength: NODES }),
+        ctlUp: bound,
+        ctlDown: bound,
+      }),
+    );
+    return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links, lossPct: network.lossPct });
+  });
+  return fc
+    .tuple(timing, net, faults, fc.integer())
+    .map(([t, n, f, seed]): ModelParams => ({
+      ...t,
+      maxDelayMs: n.maxDelayMs,
+      ...(n.links ? { links: n.links } : {}),
+      lossPct: n.lossPct,
+      faults: f,
+      seed,
+      horizonMs: HORIZON_MS,
+      without,
+    }));
 }
 
 // ---- the simulation ----
@@ -383,9 +421,22 @@ class Sim {
 
   // ---- the network ----
 
-  private delay(): number {
-    const max = this.p.maxDelayMs * (this.during('spike', this.t) ? SPIKE_FACTOR : 1);
+  /** A one-way delay on a link whose bound is `bound` (default maxDelayMs). */
+  private delay(bound = this.p.maxDelayMs): number {
+    const max = Math.min(bound, this.p.maxDelayMs) * (this.during('spike', this.t) ? SPIKE_FACTOR : 1);
+    // Uniform, with some weight on both ends: the interleavings that matter have one message slow, others fast.
+    const u = this.rnd();
+    if (u < 0.15) return 0;
+    if (u < 0.3) return max;
     return Math.floor(this.rnd() * (max + 1));
+  }
+
+  private up(i: number): number | undefined {
+    return this.p.links?.up[i];
+  }
+
+  private down(i: number): number | undefined {
+    return this.p.links?.down[i];
   }
 
   private lost(): boolean {
@@ -394,22 +445,23 @@ class Sim {
 
   /** A request or answer between node i and etcd: lost at random, or when the node's link is cut at either end. */
   private nodeLink(i: number, ev: Ev): void {
-    const at = this.t + this.delay();
+    const at = this.t + this.delay(ev.kind === 'etcd' ? this.up(i) : this.down(i));
     if (this.lost() || this.cut(i, this.t) || this.cut(i, at)) return;
     this.q.push(at, ev);
   }
 
   /** A request or answer between the controller and etcd (that link is never cut). */
   private ctlLink(ev: Ev): void {
-    const at = this.t + this.delay();
+    const at = this.t + this.delay(ev.kind === 'etcd' ? this.p.links?.ctlUp : this.p.links?.ctlDown);
     if (this.lost()) return;
     this.q.push(at, ev);
   }
 
-  /** A watch event: reliable; a cut node's watch catches up when the cut ends. */
+  /** A watch event to node i: reliable; a cut node's watch catches up when the cut ends. */
   private watchTo(i: number, asg: Assignment): void {
-    let at = this.t + this.delay();
-    for (let f = this.during('cut', at, i); f; f = this.during('cut', at, i)) at = f.at + f.dur + this.delay();
+    let at = this.t + this.delay(this.down(i));
+    for (let f = this.during('cut', at, i); f; f = this.during('cut', at, i))
+      at = f.at + f.dur + this.delay(this.down(i));
     this.q.push(at, { kind: 'node', node: i, msg: { kind: 'assignment', asg } });
   }
 
@@ -494,7 +546,10 @@ class Sim {
       case 'heartbeat':
         // A put under a lease that ended fails; one under the live lease is seen by the leader's watch.
         if (!this.live(m.lease, p)) return;
-        return this.q.push(p + this.delay(), { kind: 'ctl', msg: { kind: 'heartbeat', node: m.node, lease: m.lease } });
+        return this.q.push(p + this.delay(this.p.links?.ctlDown), {
+          kind: 'ctl',
+          msg: { kind: 'heartbeat', node: m.node, lease: m.lease },
+        });
       case 'revoke': {
         const l = this.leases.get(m.lease);
         if (l && this.live(m.lease, p)) {
@@ -635,7 +690,7 @@ class Sim {
     this.assignments.push({ at: this.t, node: best.node });
     this.log(`controller assigns the VIP to ${name(best.node)} (${best.lease}, epoch ${this.asg.epoch})`);
     // A write is retried by the client until it lands: never lost, only late.
-    this.q.push(this.t + this.delay(), { kind: 'etcd', msg: { kind: 'write', asg: this.asg } });
+    this.q.push(this.t + this.delay(this.p.links?.ctlUp), { kind: 'etcd', msg: { kind: 'write', asg: this.asg } });
   }
 }
 
