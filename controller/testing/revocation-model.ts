@@ -50,6 +50,11 @@ export type Fault =
   | { kind: 'freeze'; node: number; at: number; dur: number }
   /** The node's links to etcd are cut both ways: what is sent or arrives meanwhile is lost. */
   | { kind: 'cut'; node: number; at: number; dur: number }
+  /**
+   * The node's heartbeat put hangs (node-agent/heartbeat.ts: puts do not overlap, one waits out its deadline of a
+   * few periods): no heartbeat for a while, and its keepalives, on their own stream, go on.
+   */
+  | { kind: 'hb-stuck'; node: number; at: number; dur: number }
   /** Every message sent meanwhile may take up to SPIKE_FACTOR × maxDelay. */
   | { kind: 'spike'; at: number; dur: number }
   /** The controller processes nothing (a GC pause, SIGSTOP), then catches up. */
@@ -68,11 +73,12 @@ export interface ModelParams {
   heartbeatMs: number;
   /** M: heartbeat periods a holder may miss before the leader suspects it. */
   misses: number;
-  /** The largest one-way delay; each message draws its own in [0, maxDelayMs] (or in [0, its link's bound]). */
+  /** The largest one-way delay; each message draws its own in [0, maxDelayMs] (or in its link's range). */
   maxDelayMs: number;
   /**
-   * Per one-way link, a bound within maxDelayMs (default: maxDelayMs for all): a node on a congested link, answers
-   * slower than requests. Duals need one slow message among fast ones, which per-link bounds make likely.
+   * Per one-way link, a range within [0, maxDelayMs] (default: all of it, for every link): a node on a congested
+   * link, answers slower than requests. A dual needs one message slow and the others fast, which per-link ranges
+   * make likely enough for the search to meet.
    */
   links?: Links;
   lossPct: number;
@@ -85,16 +91,24 @@ export interface ModelParams {
   trace?: boolean;
 }
 
+export interface Range {
+  min: number;
+  max: number;
+}
+
 export interface Links {
   /** node i → etcd. */
-  up: number[];
+  up: Range[];
   /** etcd → node i (answers and the assignment watch). */
-  down: number[];
+  down: Range[];
   /** controller → etcd (revocations, polls, writes). */
-  ctlUp: number;
+  ctlUp: Range;
   /** etcd → controller (answers and the heartbeat watch). */
-  ctlDown: number;
+  ctlDown: Range;
 }
+
+/** The timings a run draws first (the faults may depend on them). */
+export type Timing = Pick<ModelParams, 'keepaliveMs' | 'renewWindowMs' | 'fenceWindowMs' | 'heartbeatMs' | 'misses'>;
 
 export interface Interval {
   node: number;
@@ -161,21 +175,54 @@ const target = fc.oneof(fc.constant(0), nodeIx);
 export const fault: fc.Arbitrary<Fault> = fc.oneof(
   fc.record({ kind: fc.constant('freeze' as const), node: target, at: faultAt, dur: dur(1500) }),
   fc.record({ kind: fc.constant('cut' as const), node: target, at: faultAt, dur: dur(1500) }),
+  fc.record({ kind: fc.constant('hb-stuck' as const), node: target, at: faultAt, dur: dur(600) }),
   fc.record({ kind: fc.constant('spike' as const), at: faultAt, dur: fc.integer({ min: 50, max: 1000 }) }),
   fc.record({ kind: fc.constant('pause' as const), at: faultAt, dur: fc.integer({ min: 10, max: 600 }) }),
   fc.record({ kind: fc.constant('stall' as const), at: faultAt, dur: fc.integer({ min: 50, max: 600 }) }),
 );
 
+/**
+ * A blip of the first holder (a cut or a freeze) about as long as the leader takes to suspect it: it is back, and
+ * keeping its lease, just as the revocation arrives. Any fault list can hold these; drawn on purpose, they are
+ * frequent enough for the search.
+ */
+export function blip(t: Timing): fc.Arbitrary<Fault> {
+  const around = t.misses * t.heartbeatMs;
+  return fc.record({
+    kind: fc.constantFrom('cut' as const, 'freeze' as const),
+    node: fc.constant(0),
+    // Early, while n0 most likely still holds.
+    at: fc.integer({ min: 100, max: 2500 }),
+    dur: fc.integer({ min: Math.max(10, around - t.heartbeatMs), max: around + 2 * t.keepaliveMs + 100 }),
+  });
+}
+
+export const randomFaults = (t: Timing): fc.Arbitrary<Fault[]> =>
+  fc.array(fc.oneof(fault, blip(t)), { maxLength: 6 });
+
+/** One-way delays of a link within [0, d]: the whole range, a slow link, a fast one, or any range. */
+function range(d: number): fc.Arbitrary<Range> {
+  const q = Math.max(1, Math.floor(d / 4));
+  return fc.oneof(
+    fc.constant({ min: 0, max: d }),
+    fc.integer({ min: 0, max: q }).map((j) => ({ min: Math.max(0, d - j), max: d })),
+    fc.integer({ min: 0, max: q }).map((j) => ({ min: 0, max: j })),
+    fc
+      .tuple(fc.integer({ min: 0, max: d }), fc.integer({ min: 0, max: d }))
+      .map(([a, b]) => ({ min: Math.min(a, b), max: Math.max(a, b) })),
+  );
+}
+
 /** Random timings, network and faults within the ranges the rule must hold for. */
 export function params(
   without: readonly Ablation[] = [],
-  faults: fc.Arbitrary<Fault[]> = fc.array(fault, { maxLength: 6 }),
+  faults: (t: Timing) => fc.Arbitrary<Fault[]> = randomFaults,
   network: { maxDelayMs: fc.Arbitrary<number>; lossPct: fc.Arbitrary<number> } = {
     maxDelayMs: fc.integer({ min: 1, max: 120 }),
     lossPct: fc.integer({ min: 0, max: 10 }),
   },
 ): fc.Arbitrary<ModelParams> {
-  const timing = fc.integer({ min: 30, max: 100 }).chain((k) =>
+  const timing: fc.Arbitrary<Timing> = fc.integer({ min: 30, max: 100 }).chain((k) =>
     fc.record({
       keepaliveMs: fc.constant(k),
       renewWindowMs: fc.constant(k),
@@ -185,32 +232,46 @@ export function params(
       misses: fc.integer({ min: 2, max: 4 }),
     }),
   );
-  const net = network.maxDelayMs.chain((maxDelayMs) => {
-    // Half the runs have one bound for every link; the others a bound per link, often the extremes.
-    const bound = fc.oneof(fc.constant(maxDelayMs), fc.constant(0), fc.integer({ min: 0, max: maxDelayMs }));
-    const links: fc.Arbitrary<Links | undefined> = fc.oneof(
-      fc.constant(undefined),
-      fc.record({
-        up: fc.array(bound, { minLength: NODES, maxLength: NODES }),
-        down: fc.array(bound, { minLength: NODES, maxLength: NODES }),
-        ctlUp: bound,
-        ctlDown: bound,
+  const net = (t: Timing) =>
+    network.maxDelayMs.chain((maxDelayMs) => {
+      const r = range(maxDelayMs);
+      const fast = fc.integer({ min: 0, max: Math.min(5, maxDelayMs) }).map((j) => ({ min: 0, max: j }));
+      // Slow, yet within the renew window: the first holder's proofs still count, and arrive late.
+      const b = Math.min(maxDelayMs, t.renewWindowMs);
+      const slow = fc.integer({ min: 0, max: Math.floor(b / 4) }).map((j) => ({ min: b - j, max: b }));
+      // The whole range on every link; or a range per link; or the first holder's answers slow and everything
+      // else fast (the leader hears of the revocation early, the holder's last proof arrives late).
+      const links: fc.Arbitrary<Links | undefined> = fc.oneof(
+        fc.constant(undefined),
+        fc.record({
+          up: fc.array(r, { minLength: NODES, maxLength: NODES }),
+          down: fc.array(r, { minLength: NODES, maxLength: NODES }),
+          ctlUp: r,
+          ctlDown: r,
+        }),
+        fc.record({
+          up: fc.array(fast, { minLength: NODES, maxLength: NODES }),
+          down: fc.tuple(slow, fast, fast),
+          ctlUp: fast,
+          ctlDown: fast,
+        }),
+      );
+      return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links, lossPct: network.lossPct });
+    });
+  return timing
+    .chain((t) => fc.tuple(fc.constant(t), net(t), faults(t), fc.integer()))
+    .map(
+      ([t, n, f, seed]): ModelParams => ({
+        ...t,
+        maxDelayMs: n.maxDelayMs,
+        ...(n.links ? { links: n.links } : {}),
+        lossPct: n.lossPct,
+        faults: f,
+        seed,
+        horizonMs: HORIZON_MS,
+        without,
       }),
     );
-    return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links, lossPct: network.lossPct });
-  });
-  return fc
-    .tuple(timing, net, faults, fc.integer())
-    .map(([t, n, f, seed]): ModelParams => ({
-      ...t,
-      maxDelayMs: n.maxDelayMs,
-      ...(n.links ? { links: n.links } : {}),
-      lossPct: n.lossPct,
-      faults: f,
-      seed,
-      horizonMs: HORIZON_MS,
-      without,
-    }));
 }
 
 // ---- the simulation ----
@@ -358,8 +419,9 @@ class Sim {
     }
   }
 
-  private log(s: string): void {
-    if (this.p.trace) this.trace.push(`${this.t} ms: ${s}`);
+  /** Traces only when asked: most runs pass and nobody reads their trace. */
+  private log(s: () => string): void {
+    if (this.p.trace) this.trace.push(`${this.t} ms: ${s()}`);
   }
 
   run(): ModelResult {
@@ -421,21 +483,23 @@ class Sim {
 
   // ---- the network ----
 
-  /** A one-way delay on a link whose bound is `bound` (default maxDelayMs). */
-  private delay(bound = this.p.maxDelayMs): number {
-    const max = Math.min(bound, this.p.maxDelayMs) * (this.during('spike', this.t) ? SPIKE_FACTOR : 1);
+  /** A one-way delay on a link (default: [0, maxDelayMs]); a spike multiplies its upper end. */
+  private delay(link?: Range): number {
+    const d = this.p.maxDelayMs;
+    const min = Math.min(link?.min ?? 0, d);
+    const max = Math.max(min, Math.min(link?.max ?? d, d)) * (this.during('spike', this.t) ? SPIKE_FACTOR : 1);
     // Uniform, with some weight on both ends: the interleavings that matter have one message slow, others fast.
     const u = this.rnd();
-    if (u < 0.15) return 0;
+    if (u < 0.15) return min;
     if (u < 0.3) return max;
-    return Math.floor(this.rnd() * (max + 1));
+    return min + Math.floor(this.rnd() * (max - min + 1));
   }
 
-  private up(i: number): number | undefined {
+  private up(i: number): Range | undefined {
     return this.p.links?.up[i];
   }
 
-  private down(i: number): number | undefined {
+  private down(i: number): Range | undefined {
     return this.p.links?.down[i];
   }
 
@@ -497,12 +561,12 @@ class Sim {
   private wake(who: number | 'ctl'): void {
     if (who === 'ctl') {
       if (this.paused()) return; // another pause covers now: its own wake comes later
-      this.log('controller resumes');
+      this.log(() => 'controller resumes');
       for (const ev of this.ctlDeferred.splice(0)) this.controller(ev);
       return;
     }
     if (this.frozen(who)) return;
-    this.log(`${name(who)} agent resumes`);
+    this.log(() => `${name(who)} agent resumes`);
     for (const ev of this.agents[who]!.deferred.splice(0)) this.agent(who, ev);
   }
 
@@ -540,7 +604,7 @@ class Sim {
       case 'grant': {
         const cur = this.nodeLease[m.node]!;
         const id = this.live(cur, p) ? cur : this.grant(m.node);
-        if (id !== cur) this.log(`etcd grants ${name(m.node)} a new lease ${id}`);
+        if (id !== cur) this.log(() => `etcd grants ${name(m.node)} a new lease ${id}`);
         return this.nodeLink(m.node, { kind: 'node', node: m.node, msg: { kind: 'granted', lease: id } });
       }
       case 'heartbeat':
@@ -554,7 +618,7 @@ class Sim {
         const l = this.leases.get(m.lease);
         if (l && this.live(m.lease, p)) {
           l.revokedAt = p;
-          this.log(`etcd revokes lease ${m.lease}`);
+          this.log(() => `etcd revokes lease ${m.lease}`);
         }
         return this.ctlLink({ kind: 'ctl', msg: { kind: 'revoked', lease: m.lease } });
       }
@@ -577,7 +641,7 @@ class Sim {
     }
     if (ev.kind === 'hb-tick') {
       this.q.push(this.t + p.heartbeatMs, ev);
-      if (a.lease) this.nodeLink(i, { kind: 'etcd', msg: { kind: 'heartbeat', node: i, lease: a.lease } });
+      if (a.lease && !this.during('hb-stuck', this.t, i)) this.nodeLink(i, { kind: 'etcd', msg: { kind: 'heartbeat', node: i, lease: a.lease } });
       return;
     }
     if (ev.kind !== 'node') return;
@@ -586,13 +650,13 @@ class Sim {
       case 'assignment':
         if (m.asg.epoch > a.seen.epoch) {
           a.seen = m.asg;
-          this.log(`${name(i)} sees the VIP assigned to ${name(m.asg.node)} (${m.asg.lease}, epoch ${m.asg.epoch})`);
+          this.log(() => `${name(i)} sees the VIP assigned to ${name(m.asg.node)} (${m.asg.lease}, epoch ${m.asg.epoch})`);
         }
         return;
       case 'granted':
         if (!a.lease) {
           a.lease = m.lease;
-          this.log(`${name(i)} has lease ${m.lease}`);
+          this.log(() => `${name(i)} has lease ${m.lease}`);
         }
         return;
       case 'ka-answer': {
@@ -601,11 +665,11 @@ class Sim {
         if (!m.live) {
           // Its elements still run to their end: the agent does not take them back (it may be the frozen one).
           a.lease = undefined;
-          this.log(`${name(i)} learns lease ${m.lease} is gone (keepalive sent at ${m.sentAt} answered TTL 0)`);
+          this.log(() => `${name(i)} learns lease ${m.lease} is gone (keepalive sent at ${m.sentAt} answered TTL 0)`);
           return;
         }
         if (!this.off.has('renew-window') && r - m.sentAt > p.renewWindowMs) {
-          this.log(`${name(i)} drops a late answer (keepalive sent at ${m.sentAt}, ${r - m.sentAt} ms > W)`);
+          this.log(() => `${name(i)} drops a late answer (keepalive sent at ${m.sentAt}, ${r - m.sentAt} ms > W)`);
           return;
         }
         if (a.seen.node !== i || a.seen.lease !== a.lease) return;
@@ -626,14 +690,14 @@ class Sim {
     if (cur && cur.end >= r) {
       if (end > cur.end) {
         cur.end = end;
-        this.log(`${name(i)} renews its fence to ${end} (${why}, lateness ${e})`);
+        this.log(() => `${name(i)} renews its fence to ${end} (${why}, lateness ${e})`);
       }
       return;
     }
     const iv = { node: i, start: r, end };
     this.intervals.push(iv);
     this.current[i] = iv;
-    this.log(`${name(i)} OPENS its fence until ${end} (${why}, lateness ${e})`);
+    this.log(() => `${name(i)} OPENS its fence until ${end} (${why}, lateness ${e})`);
   }
 
   // ---- the leading controller ----
@@ -648,7 +712,7 @@ class Sim {
           this.revoking.add(this.asg.lease);
           this.revocations++;
           const last = this.lastBeat.get(this.asg.node)?.at;
-          this.log(`controller suspects ${holder} (last heartbeat seen at ${last}), revokes ${this.asg.lease}`);
+          this.log(() => `controller suspects ${holder} (last heartbeat seen at ${last}), revokes ${this.asg.lease}`);
           this.ctlLink({ kind: 'etcd', msg: { kind: 'revoke', lease: this.asg.lease } });
         }
         return this.reassign();
@@ -674,7 +738,7 @@ class Sim {
     if (this.goneAt.has(lease)) return;
     this.goneAt.set(lease, this.t);
     if (lease !== this.asg.lease) return;
-    this.log(`controller: holder lease ${lease} ended (${why}); waits ${this.wait} ms`);
+    this.log(() => `controller: holder lease ${lease} ended (${why}); waits ${this.wait} ms`);
     this.q.push(this.t + this.wait, { kind: 'wait-over' });
   }
 
@@ -688,7 +752,7 @@ class Sim {
     if (!best) return; // nobody else is heard: the next check tries again
     this.asg = { epoch: this.asg.epoch + 1, node: best.node, lease: best.lease };
     this.assignments.push({ at: this.t, node: best.node });
-    this.log(`controller assigns the VIP to ${name(best.node)} (${best.lease}, epoch ${this.asg.epoch})`);
+    this.log(() => `controller assigns the VIP to ${name(best.node)} (${best.lease}, epoch ${this.asg.epoch})`);
     // A write is retried by the client until it lands: never lost, only late.
     this.q.push(this.t + this.delay(this.p.links?.ctlUp), { kind: 'etcd', msg: { kind: 'write', asg: this.asg } });
   }
@@ -707,5 +771,7 @@ function describeFault(f: Fault): string {
       return `controller paused ${until}`;
     case 'stall':
       return `etcd accepts nothing ${until}`;
+    case 'hb-stuck':
+      return `${name(f.node)} heartbeat put stuck ${until}`;
   }
 }

@@ -200,10 +200,20 @@ describe('stepTimes from the components logs', () => {
       acquireStart: 1195,
     });
   });
-  test('hard failure: detection is the lease end the controller saw', () => {
-    const hard = [e(2100, 'controller', 'node lease ended', { node: 'node1' }), ...entries.slice(3)];
+  test('hard failure: detection is the lease end the controller saw (the message as the controller writes it)', () => {
+    const hard = [e(2100, 'controller', 'node lease ended (etcd says so)', { node: 'node1' }), ...entries.slice(3)];
     expect(
       stepTimes(hard, { mode: 'kill', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 }),
     ).toMatchObject({ detect: 2100, leaseEnded: 2100 });
+  });
+  test('hard failure with heartbeats: detection is the revocation decided, the lease end its answer', () => {
+    const hard = [
+      e(1100, 'controller', 'heartbeats stopped: revoking the holder lease', { node: 'node1' }),
+      e(1104, 'controller', 'node lease ended (etcd says so)', { node: 'node1' }),
+      ...entries.slice(3),
+    ];
+    expect(
+      stepTimes(hard, { mode: 'kill', from: 'node1', to: 'node2', tFault: 1000, tEnd: 3000, wallMinusMono: 0 }),
+    ).toMatchObject({ detect: 1100, leaseEnded: 1104 });
   });
 });

@@ -4,7 +4,8 @@ import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { KERNEL_SLACK_MS } from '../../common/kernel-lifetime.js';
 import { addressOverhangMs, maxLifetimeSeconds } from '../../common/lease.js';
-import { parseAgentConfig } from '../../node-agent/config.js';
+import { fenceOptions, parseAgentConfig } from '../../node-agent/config.js';
+import { fenceOverhangMs, revokedFenceWaitMs } from '../../common/fence.js';
 import { FENCE_TABLE } from '../../node-agent/fence/ruleset.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { clusterNodeOps } from './cluster-subject.js';
@@ -29,10 +30,17 @@ export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', 
   // 1 s lease renewed every 100 ms, checks every 100 ms. With a 1 s lease the address lifetime is 1 s too (the
   // kernel counts whole seconds), so the controller waits renewWindow + kernel slack after a lease ends (Safety 3):
   // addresses renewed within 100 ms of a keepalive (answers come every 100 ms) make that wait 150 ms shorter.
+  //
+  // With the fast fence and heartbeats (docs/design.md "Fast fence"): a heartbeat every 30 ms, revoked after 3
+  // missed (the controller's default), a 150 ms fence window (the least that keepalives every 50 ms renewed within
+  // 50 ms allow), so the controller waits 200 ms after a revocation instead of the address lifetime's 1.57 s.
   'vipwarden-fast': {
     etcdHeartbeatMs: 20,
     etcdElectionMs: 200,
-    agent: { lease: { ttlSeconds: 1, keepaliveIntervalMs: 100, renewWindowMs: 100 } },
+    agent: {
+      lease: { ttlSeconds: 1, keepaliveIntervalMs: 50, renewWindowMs: 50 },
+      fence: { mode: 'nftables', windowMs: 150, heartbeatMs: 30 },
+    },
     controller: {},
     check: { intervalMs: 100, timeoutMs: 100 },
   },
@@ -40,14 +48,53 @@ export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', 
 
 export const PRIORITIES = [100, 90, 80];
 
-export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast'): Record<string, unknown> {
+/**
+ * The agent.yaml additions a run uses: the profile's, with the fence mode set to `mode` (off, nftables or auto: the
+ * profile's window and heartbeat stay, and run only where the fence does), then VIPWARDEN_BENCH_AGENT (JSON, merged
+ * shallowly) over it.
+ */
+export function benchAgentConfig(
+  profile: 'vipwarden-default' | 'vipwarden-fast',
+  mode: string | undefined = process.env['VIPWARDEN_BENCH_FENCE'],
+): Record<string, unknown> {
+  if (mode !== undefined && mode !== 'off' && mode !== 'nftables' && mode !== 'auto')
+    throw new Error(`VIPWARDEN_BENCH_FENCE must be off, nftables or auto, not ${mode}`);
+  return {
+    ...withFenceMode(VIPWARDEN_PROFILES[profile].agent, mode),
+    ...(JSON.parse(process.env['VIPWARDEN_BENCH_AGENT'] ?? '{}') as Record<string, unknown>),
+  };
+}
+
+/** `agent` with its fence mode set to `mode` (unchanged when undefined), keeping the fence's other settings. */
+export function withFenceMode(agent: Record<string, unknown>, mode: string | undefined): Record<string, unknown> {
+  if (mode === undefined) return agent;
+  const f = agent['fence'];
+  return { ...agent, fence: typeof f === 'object' && f !== null ? { ...f, mode } : mode };
+}
+
+/** The agents' fence mode in a run's agent.yaml additions (off when none is set: the agent's default). */
+export function fenceModeOf(agent: Record<string, unknown>): string {
+  const f = agent['fence'];
+  if (typeof f === 'string') return f;
+  const m = (f as { mode?: unknown } | undefined)?.mode;
+  return typeof m === 'string' ? m : 'off';
+}
+
+export function vipwardenSettings(
+  profile: 'vipwarden-default' | 'vipwarden-fast',
+  agentYaml: Record<string, unknown> = VIPWARDEN_PROFILES[profile].agent,
+): Record<string, unknown> {
   const p = VIPWARDEN_PROFILES[profile];
   const agent = parseAgentConfig(
-    { node: 'bench', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...p.agent },
+    { node: 'bench', etcd: { endpoints: ['http://127.0.0.1:2379'] }, ...agentYaml },
     profile,
   );
   const maxLifetime = maxLifetimeSeconds(agent.lease);
   const kernelSlack = (p.controller['kernelSlackMs'] as number | undefined) ?? KERNEL_SLACK_MS;
+  // `auto` resolves to nftables on the benchmark's machines (nft installed, the helper built).
+  const fenced = fenceOptions(
+    agent.fence.mode === 'auto' ? { ...agent, fence: { ...agent.fence, mode: 'nftables' } } : agent,
+  );
   return {
     etcd: {
       heartbeatMs: p.etcdHeartbeatMs ?? ETCD_TIMING.heartbeatMs,
@@ -56,10 +103,20 @@ export function vipwardenSettings(profile: 'vipwarden-default' | 'vipwarden-fast
     lease: agent.lease,
     maxAddressLifetimeS: maxLifetime,
     /** Safety 3: the controller waits this long after a lease ends before moving the group. */
-    overhangWaitMs: addressOverhangMs(
-      { ttlSeconds: agent.lease.ttlSeconds, maxLifetimeSeconds: maxLifetime, renewWindowMs: agent.lease.renewWindowMs },
-      kernelSlack,
-    ),
+    overhangWaitMs: !fenced
+      ? addressOverhangMs(
+          {
+            ttlSeconds: agent.lease.ttlSeconds,
+            maxLifetimeSeconds: maxLifetime,
+            renewWindowMs: agent.lease.renewWindowMs,
+          },
+          kernelSlack,
+        )
+      : fenced.heartbeatMs !== undefined
+        ? revokedFenceWaitMs(fenced.windowMs)
+        : fenceOverhangMs({ ttlSeconds: agent.lease.ttlSeconds, fenceWindowMs: fenced.windowMs }),
+    ...(fenced ? { fenceWindowMs: fenced.windowMs } : {}),
+    ...(fenced?.heartbeatMs !== undefined ? { heartbeatMs: fenced.heartbeatMs } : {}),
     kernelSlackMs: kernelSlack,
     shutdownGraceMs: agent.shutdownGraceMs,
     check: {
@@ -154,12 +211,18 @@ export function stepTimes(entries: readonly LogEntry[], w: ExplainWindow): LogTi
     e.src === 'agent' && e.node === node && e.msg === msg;
   const ctl = (msg: string) => (e: LogEntry) => e.src === 'controller' && e.msg === msg;
   const out: LogTimes = {};
-  const leaseEnded = first((e) => ctl('node lease ended')(e) && e.f['node'] === w.from);
+  // (The message says "node lease ended (etcd says so)" since the lease end is asked; the bench looked for the
+  // older text and missed it.)
+  const leaseEnded = first(
+    (e) => e.src === 'controller' && e.msg.startsWith('node lease ended') && e.f['node'] === w.from,
+  );
   if (leaseEnded) out.leaseEnded = leaseEnded.t;
+  // Heartbeats (docs/design.md "Fast fence"): the leader decided the holder was gone before its lease ended.
+  const revoking = first((e) => ctl('heartbeats stopped: revoking the holder lease')(e) && e.f['node'] === w.from);
   if (w.mode === 'service')
     out.detect = first((e) => agent(w.from, 'check changed state')(e) && e.f['ok'] === false)?.t;
   else if (w.mode === 'graceful') out.detect = first(agent(w.from, 'stopping'))?.t;
-  else out.detect = leaseEnded?.t;
+  else out.detect = revoking?.t ?? leaseEnded?.t;
   const released = first(agent(w.from, 'released'));
   if (released) out.released = released.t;
   if (w.to) {
@@ -188,10 +251,9 @@ export async function startVipwardenSubject(
   opts: { nodes?: number; groups?: number; etcdMembers?: 1 | 3; peer?: boolean } = {},
 ): Promise<Subject> {
   const p = VIPWARDEN_PROFILES[profile];
-  // VIPWARDEN_BENCH_FENCE=off|nftables overrides the agents' fence mode (default: the agent's default, off).
-  const fenceMode = process.env['VIPWARDEN_BENCH_FENCE'];
-  if (fenceMode !== undefined && fenceMode !== 'off' && fenceMode !== 'nftables' && fenceMode !== 'auto')
-    throw new Error(`VIPWARDEN_BENCH_FENCE must be off, nftables or auto, not ${fenceMode}`);
+  // VIPWARDEN_BENCH_FENCE=off|nftables|auto overrides the agents' fence mode (default: the profile's);
+  // VIPWARDEN_BENCH_AGENT: JSON merged over the profile's agent.yaml (shallow), e.g. '{"lease":{...}}'.
+  const agent = benchAgentConfig(profile);
   const c: Cluster = await startCluster({
     name: profile === 'vipwarden-default' ? 'bench-vwd' : 'bench-vwf',
     nodes: opts.nodes ?? 3,
@@ -199,13 +261,7 @@ export async function startVipwardenSubject(
     peer: opts.peer,
     etcdHeartbeatMs: p.etcdHeartbeatMs,
     etcdElectionMs: p.etcdElectionMs,
-    // VIPWARDEN_BENCH_FENCE: the agents' fence mode (issue 13; docs/design.md "Fast fence");
-    // VIPWARDEN_BENCH_AGENT: JSON merged over the profile's agent.yaml (shallow), e.g. '{"lease":{...}}'.
-    agent: {
-      ...p.agent,
-      ...(fenceMode ? { fence: fenceMode } : {}),
-      ...(JSON.parse(process.env['VIPWARDEN_BENCH_AGENT'] ?? '{}') as Record<string, unknown>),
-    },
+    agent,
     controller: p.controller,
     logLevel: 'info',
   });
@@ -241,7 +297,7 @@ export async function startVipwardenSubject(
     etcd: c.etcd,
     vip,
     preferred: c.tb.nodes[0]!.name,
-    settings: { ...vipwardenSettings(profile), groups, fence: fenceMode ?? 'off' },
+    settings: { ...vipwardenSettings(profile, agent), groups, fence: fenceModeOf(agent) },
     // The sampler reads the fence's gates too (none where the table is absent): a gated address without a live
     // element holds nothing.
     fenceTable: FENCE_TABLE,

@@ -4,7 +4,7 @@
 import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FaultState } from '../bench/faults.js';
-import { VIPWARDEN_PROFILES } from '../bench/vipwarden.js';
+import { VIPWARDEN_PROFILES, withFenceMode } from '../bench/vipwarden.js';
 import { FENCE_TABLE } from '../../node-agent/fence/ruleset.js';
 import { startCluster, webGroup, type Cluster } from '../testbed/cluster.js';
 import { outageAround, startProbe, startSampler, type Probe, type Sampler } from '../testbed/index.js';
@@ -43,7 +43,7 @@ export interface ChaosOptions {
   log?: (msg: string) => void;
   /** Merged into controller.yaml (e.g. kernelSlackMs, to show what a smaller Safety-3 wait does). */
   controller?: Record<string, unknown>;
-  /** The agents' fence mode (default: the agent's default, off). The sampler counts only open-gated holders. */
+  /** The agents' fence mode (default: the profile's). The sampler counts only open-gated holders. */
   fence?: 'off' | 'nftables' | 'auto';
 }
 
@@ -155,7 +155,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       etcdMembers: 3,
       etcdHeartbeatMs: p.etcdHeartbeatMs,
       etcdElectionMs: p.etcdElectionMs,
-      agent: { ...p.agent, ...(o.fence ? { fence: o.fence } : {}) },
+      agent: withFenceMode(p.agent, o.fence),
       controller: { ...p.controller, ...(o.controller ?? {}) },
       controllerReplicas: 2,
       logLevel: 'info',
