@@ -182,19 +182,31 @@ export const fault: fc.Arbitrary<Fault> = fc.oneof(
 );
 
 /**
- * A blip of the first holder (a cut or a freeze) about as long as the leader takes to suspect it: it is back, and
- * keeping its lease, just as the revocation arrives. Any fault list can hold these; drawn on purpose, they are
- * frequent enough for the search.
+ * A fault of the first holder, early (while it most likely still holds), that gets it revoked while it still
+ * keeps its lease: its heartbeat put stuck for longer than the leader's allowance, or a cut or a freeze about as
+ * long as the allowance (it is back just as the revocation arrives). Any fault list can hold these; drawn on
+ * purpose, they are frequent enough for the search.
  */
 export function blip(t: Timing): fc.Arbitrary<Fault> {
   const around = t.misses * t.heartbeatMs;
-  return fc.record({
-    kind: fc.constantFrom('cut' as const, 'freeze' as const),
-    node: fc.constant(0),
-    // Early, while n0 most likely still holds.
-    at: fc.integer({ min: 100, max: 2500 }),
-    dur: fc.integer({ min: Math.max(10, around - t.heartbeatMs), max: around + 2 * t.keepaliveMs + 100 }),
-  });
+  const at = fc.integer({ min: 100, max: 2500 });
+  return fc.oneof(
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('hb-stuck' as const),
+        node: fc.constant(0),
+        at,
+        dur: fc.integer({ min: around, max: around + 400 }),
+      }),
+    },
+    fc.record({
+      kind: fc.constantFrom('cut' as const, 'freeze' as const),
+      node: fc.constant(0),
+      at,
+      dur: fc.integer({ min: Math.max(10, around - t.heartbeatMs), max: around + 2 * t.keepaliveMs + 100 }),
+    }),
+  );
 }
 
 export const randomFaults = (t: Timing): fc.Arbitrary<Fault[]> =>
@@ -242,19 +254,25 @@ export function params(
       // The whole range on every link; or a range per link; or the first holder's answers slow and everything
       // else fast (the leader hears of the revocation early, the holder's last proof arrives late).
       const links: fc.Arbitrary<Links | undefined> = fc.oneof(
-        fc.constant(undefined),
-        fc.record({
-          up: fc.array(r, { minLength: NODES, maxLength: NODES }),
-          down: fc.array(r, { minLength: NODES, maxLength: NODES }),
-          ctlUp: r,
-          ctlDown: r,
-        }),
-        fc.record({
-          up: fc.array(fast, { minLength: NODES, maxLength: NODES }),
-          down: fc.tuple(slow, fast, fast),
-          ctlUp: fast,
-          ctlDown: fast,
-        }),
+        { arbitrary: fc.constant(undefined), weight: 1 },
+        {
+          arbitrary: fc.record({
+            up: fc.array(r, { minLength: NODES, maxLength: NODES }),
+            down: fc.array(r, { minLength: NODES, maxLength: NODES }),
+            ctlUp: r,
+            ctlDown: r,
+          }),
+          weight: 1,
+        },
+        {
+          arbitrary: fc.record({
+            up: fc.array(fast, { minLength: NODES, maxLength: NODES }),
+            down: fc.tuple(slow, fast, fast),
+            ctlUp: fast,
+            ctlDown: fast,
+          }),
+          weight: 2,
+        },
       );
       return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links, lossPct: network.lossPct });
     });
