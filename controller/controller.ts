@@ -103,7 +103,10 @@ export class Controller {
       misses: config.heartbeatMisses,
       nodes: () => this.revocableNodes(),
       leading: () => this.term !== undefined && this.election.provable(),
-      onRevoked: (lease) => this.memory.revoked(lease),
+      onRevoked: (lease, node) => {
+        this.metrics.revoked?.(node);
+        this.memory.revoked(lease);
+      },
     });
     this.outages = new OutageHistory({ keys: this.keys, log: this.log });
     this.kept = new KeptEvents(this.keys);

@@ -9,6 +9,8 @@ export interface ControllerMetrics {
   /** vipwarden_etcd_up follows check() from now on (read at each scrape). */
   bindEtcdUp?(check: () => boolean): void;
   groups(valid: number, rejected: number): void;
+  /** The leader revoked a silent holder's lease (heartbeats, controller/heartbeats.ts). */
+  revoked?(node: string): void;
 }
 
 export const NO_CONTROLLER_METRICS: ControllerMetrics = {

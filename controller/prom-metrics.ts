@@ -15,6 +15,7 @@ export class PromControllerMetrics extends PromComponentMetrics implements Contr
   private readonly changes: Counter<'group'>;
   private readonly assigned: Gauge<'group' | 'node'>;
   private readonly groupsGauge: Gauge<'state'>;
+  private readonly revocations: Counter<'node'>;
   /** group -> candidate nodes with a series, to drop series of nodes and groups that went away. */
   private readonly series = new Map<string, Set<string>>();
   /** group -> the holder and candidates its series show, to skip a pass that changes nothing. */
@@ -58,7 +59,16 @@ export class PromControllerMetrics extends PromComponentMetrics implements Contr
       'FailoverGroups seen by the leader, by state (valid or rejected).',
       ['state'],
     );
+    this.revocations = this.counter(
+      'vipwarden_lease_revocations_total',
+      "Holder leases the leader revoked because the holder's heartbeats stopped (agent.yaml fence.heartbeatMs).",
+      ['node'],
+    );
     this.finish();
+  }
+
+  revoked(node: string): void {
+    this.revocations.inc({ node });
   }
 
   leader(is: boolean): void {
