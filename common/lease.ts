@@ -115,6 +115,11 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.closeStream();
   }
 
+  /** Stops keeping the lease alive without revoking it: it ends with its TTL (its keys with it). */
+  stop(): void {
+    this.stopTimers();
+  }
+
   /**
    * Revokes the lease (graceful shutdown): its keys go at once. A grant still in flight is waited for and its lease
    * revoked too (a lease lost just before the stop is re-granted; without this its keys, the node record among them,

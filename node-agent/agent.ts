@@ -286,9 +286,34 @@ export class Agent {
     this.health.stopAll();
     this.publisher.stop();
     this.heartbeat?.stop();
-    await this.lease.revoke();
+    // Whatever the grace left on the machine goes before the lease does. A revocation ends the lease before
+    // s + TTL, and for a holder without heartbeats the controller's wait counts from there (docs/design.md "Fast
+    // fence"): an address or fence element still up would outlive it. What cannot be removed keeps the lease, which
+    // then runs out with its TTL as after a crash.
+    if (!(await this.dropEverything(1000))) {
+      this.log.error(
+        { groups: [...this.holdingsOwner.groups(), ...this.holdingsOwner.leavingGroups()] },
+        'addresses still on the machine after the grace: not revoking the lease, it ends with its TTL',
+      );
+      this.lease.stop();
+    } else await this.lease.revoke();
     this.ac.abort();
     await this.holdingsOwner.idle();
+  }
+
+  /** Lets go of every group at once and retries the removals for up to `ms`; true once nothing is left. */
+  private async dropEverything(ms: number): Promise<boolean> {
+    const left = () => this.holdingsOwner.groups().length + this.holdingsOwner.leavingGroups().size;
+    if (left() === 0) return true;
+    this.steps.dropLease(() => true, 'shutting-down');
+    const until = this.deps.clock.mono() + ms;
+    for (;;) {
+      await Promise.all([...this.lanes.values()]);
+      for (const g of [...this.holdingsOwner.leavingGroups()]) await this.holdingsOwner.retryLeaving(g);
+      if (left() === 0) return true;
+      if (this.deps.clock.mono() >= until) return false;
+      await this.deps.clock.sleep(50);
+    }
   }
 
   kick(): void {

@@ -257,6 +257,44 @@ describe('graceful stop', () => {
   });
 });
 
+describe('graceful stop, an address that cannot be removed', () => {
+  test('the lease is left to run out with its TTL, not revoked: the controller counts its wait from there', async () => {
+    // Fails without the check: the stop revoked the lease with the address still up, and a controller's wait for a
+    // holder without heartbeats (from s + TTL) would then end while the address (and its fence) could still answer.
+    const s = setup();
+    await s.putGroup('web', s.spec('198.18.0.42/24'));
+    const agent = s.make();
+    await agent.start();
+    await s.assign(agent, 'web', '198.18.0.42/24');
+    await until(() => s.has('198.18.0.42/24'), 5000, 'the address');
+    const lease = agent.lease.lease!;
+    s.kernel.failDelete = true;
+    await agent.stop();
+    expect(s.has('198.18.0.42/24')).toBe(true);
+    const left = await client.leaseClient.leaseTimeToLive({ ID: lease, keys: false });
+    expect(Number(left.TTL)).toBeGreaterThan(0);
+    s.kernel.failDelete = false;
+  });
+
+  test('an address removed at the end of the grace: then the lease is revoked', async () => {
+    const s = setup();
+    await s.putGroup('web', s.spec('198.18.0.43/24'));
+    const agent = s.make();
+    await agent.start();
+    await s.assign(agent, 'web', '198.18.0.43/24');
+    await until(() => s.has('198.18.0.43/24'), 5000, 'the address');
+    const lease = agent.lease.lease!;
+    s.kernel.failDelete = true;
+    const stopping = agent.stop();
+    await sleep(300);
+    s.kernel.failDelete = false;
+    await stopping;
+    expect(s.has('198.18.0.43/24')).toBe(false);
+    const left = await client.leaseClient.leaseTimeToLive({ ID: lease, keys: false }).catch(() => ({ TTL: '-1' }));
+    expect(Number(left.TTL)).toBe(-1);
+  });
+});
+
 /** A resource that records what ran when, with a slow acquire for group "slow" and a slow release for every group. */
 function slowResource(log: string[]): GroupResource {
   return {
