@@ -1,77 +1,111 @@
 // Unit tests for controller/suspicion.ts: who is suspected when heartbeats stop, and that a stalled stream (an etcd
-// election or outage, a slow watch) suspects nobody.
+// election or outage, a slow watch) suspects nobody. Beats are fed in time order up to each question, as the
+// watch delivers them.
 import { describe, expect, test } from '@jest/globals';
 import { HeartbeatSuspicion, type Beating } from './suspicion.js';
 
 const three: Beating[] = ['n1', 'n2', 'n3'].map((node) => ({ node, heartbeatMs: 50 }));
 
-/** Beats every node of `nodes` every 50 ms from `from` to `to` (exclusive), in order, and returns `to`. */
-function beatAll(s: HeartbeatSuspicion, nodes: string[], from: number, to: number): number {
-  for (let t = from; t < to; t += 50) for (const n of nodes) s.beat(n, t);
-  return to;
+/** A schedule of beats: each node of `nodes` every `period` ms in [from, to). */
+type Beats = { nodes: string[]; from: number; to: number; period?: number }[];
+
+/** Feeds the beats of `plan` up to `now` (inclusive) that were not fed yet, in time order, then asks. */
+function asker(s: HeartbeatSuspicion, plan: Beats, beating: Beating[] = three) {
+  const all: [number, string][] = [];
+  for (const p of plan) for (let t = p.from; t < p.to; t += p.period ?? 50) for (const n of p.nodes) all.push([t, n]);
+  all.sort((a, b) => a[0] - b[0]);
+  let i = 0;
+  return (now: number): string[] => {
+    while (i < all.length && all[i]![0] <= now) {
+      const [t, n] = all[i++]!;
+      s.beat(n, t);
+    }
+    return s.suspects(beating, now).sort();
+  };
 }
 
 describe('HeartbeatSuspicion', () => {
-  test('a node silent for misses × its period while the others beat is suspected, and not before', () => {
+  test('a node silent for more than misses × its period while the others beat is suspected, and not before', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    beatAll(s, ['n1', 'n2', 'n3'], 0, 1000); // last beats at 950
-    beatAll(s, ['n2', 'n3'], 1000, 1200); // n1 silent from 950
-    expect(s.suspects(three, 1000)).toEqual([]);
-    expect(s.suspects(three, 1100)).toEqual([]); // 150 ms silent: not more than 3 × 50
-    expect(s.suspects(three, 1101)).toEqual(['n1']);
+    const ask = asker(s, [
+      { nodes: ['n1', 'n2', 'n3'], from: 0, to: 1000 }, // n1's last beat at 950
+      { nodes: ['n2', 'n3'], from: 1000, to: 2000 },
+    ]);
+    expect(ask(1000)).toEqual([]);
+    expect(ask(1100)).toEqual([]); // the others' beat at 1100 is 150 ms after n1's last: not more than 3 × 50
+    expect(ask(1149)).toEqual([]);
+    expect(ask(1150)).toEqual(['n1']); // their beat at 1150: 200 ms
   });
 
   test('a stalled stream suspects nobody, and after it resumes everyone has the full allowance again', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    beatAll(s, ['n1', 'n2', 'n3'], 0, 1000);
-    // etcd stalls 950..1500: no events at all.
-    for (const t of [1000, 1100, 1300, 1499]) expect(s.suspects(three, t)).toEqual([]);
-    // n2 and n3 come back first; n1's first beat after the stall is 120 ms later.
-    beatAll(s, ['n2', 'n3'], 1500, 1620);
-    expect(s.suspects(three, 1600)).toEqual([]);
-    s.beat('n1', 1620);
-    beatAll(s, ['n1', 'n2', 'n3'], 1650, 2000);
-    expect(s.suspects(three, 1990)).toEqual([]);
+    // etcd stalls after 950: no events at all until 1500; n1's first beat after it is 120 ms later than the others'.
+    const ask = asker(s, [
+      { nodes: ['n1', 'n2', 'n3'], from: 0, to: 1000 },
+      { nodes: ['n2', 'n3'], from: 1500, to: 2000 },
+      { nodes: ['n1'], from: 1620, to: 2000 },
+    ]);
+    for (const t of [1000, 1100, 1300, 1499, 1500, 1600, 1650, 1990]) expect(ask(t)).toEqual([]);
+  });
+
+  test('a stall that starts just after a node beat late within its period suspects nobody (the model test found it)', () => {
+    // misses 2, period 20: n1 last heard at 984, n2 and n3 at 990 and 994; nothing after 1000.
+    const s = new HeartbeatSuspicion(2);
+    s.restart(0);
+    const b = (node: string): Beating => ({ node, heartbeatMs: 20 });
+    const ask = asker(
+      s,
+      [
+        { nodes: ['n1'], from: 4, to: 1000, period: 20 },
+        { nodes: ['n2'], from: 10, to: 1000, period: 20 },
+        { nodes: ['n3'], from: 14, to: 1000, period: 20 },
+      ],
+      [b('n1'), b('n2'), b('n3')],
+    );
+    for (const t of [995, 1010, 1030, 1040, 1100, 1500]) expect(ask(t)).toEqual([]);
   });
 
   test('a node that does not come back after a stall is suspected misses × period after the stream resumed', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    beatAll(s, ['n1', 'n2', 'n3'], 0, 1000);
-    beatAll(s, ['n2', 'n3'], 1500, 1700);
-    expect(s.suspects(three, 1650)).toEqual([]); // 150 ms since the stream resumed
-    expect(s.suspects(three, 1690)).toEqual(['n1']);
+    const ask = asker(s, [
+      { nodes: ['n1', 'n2', 'n3'], from: 0, to: 1000 },
+      { nodes: ['n2', 'n3'], from: 1500, to: 2000 },
+    ]);
+    expect(ask(1650)).toEqual([]); // 150 ms since the stream resumed
+    expect(ask(1700)).toEqual(['n1']);
   });
 
   test('a node alone is never suspected: its TTL is the detector', () => {
     const s = new HeartbeatSuspicion(2);
     s.restart(0);
-    beatAll(s, ['n1'], 0, 500);
-    expect(s.suspects([{ node: 'n1', heartbeatMs: 50 }], 600)).toEqual([]);
-    expect(s.suspects([{ node: 'n1', heartbeatMs: 50 }], 5000)).toEqual([]);
+    const one = [{ node: 'n1', heartbeatMs: 50 }];
+    const ask = asker(s, [{ nodes: ['n1'], from: 0, to: 500 }], one);
+    expect(ask(600)).toEqual([]);
+    expect(ask(5000)).toEqual([]);
   });
 
   test('restart (new leader, new watch) gives every node its allowance from then', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    beatAll(s, ['n2', 'n3'], 0, 2000); // n1 never beat; it is first asked about at 100
-    expect(s.suspects(three, 100)).toEqual([]);
-    beatAll(s, ['n2', 'n3'], 2000, 2100);
-    expect(s.suspects(three, 2060)).toEqual(['n1']);
+    const ask = asker(s, [{ nodes: ['n2', 'n3'], from: 0, to: 3000 }]); // n1 never beats
+    expect(ask(100)).toEqual([]); // n1 first named at 100: counted from then
+    expect(ask(2050)).toEqual(['n1']);
     s.restart(2100, ['n1', 'n2', 'n3']);
-    beatAll(s, ['n2', 'n3'], 2100, 2300);
-    expect(s.suspects(three, 2240)).toEqual([]);
-    expect(s.suspects(three, 2260)).toEqual(['n1']);
+    expect(ask(2240)).toEqual([]);
+    expect(ask(2300)).toEqual(['n1']);
   });
 
   test('two nodes gone at once are both suspected by the third', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    beatAll(s, ['n1', 'n2', 'n3'], 0, 500);
-    beatAll(s, ['n3'], 500, 800);
-    expect(s.suspects(three, 760).sort()).toEqual(['n1', 'n2']);
+    const ask = asker(s, [
+      { nodes: ['n1', 'n2', 'n3'], from: 0, to: 500 },
+      { nodes: ['n3'], from: 500, to: 1000 },
+    ]);
+    expect(ask(760)).toEqual(['n1', 'n2']);
   });
 
   test('each node is judged by its own period', () => {
@@ -82,9 +116,15 @@ describe('HeartbeatSuspicion', () => {
       { node: 'n2', heartbeatMs: 50 },
       { node: 'n3', heartbeatMs: 50 },
     ];
-    s.beat('n1', 0);
-    beatAll(s, ['n2', 'n3'], 0, 700);
-    expect(s.suspects(mixed, 590)).toEqual([]);
-    expect(s.suspects(mixed, 650)).toEqual(['n1']);
+    const ask = asker(
+      s,
+      [
+        { nodes: ['n1'], from: 0, to: 1 },
+        { nodes: ['n2', 'n3'], from: 0, to: 1000 },
+      ],
+      mixed,
+    );
+    expect(ask(600)).toEqual([]);
+    expect(ask(650)).toEqual(['n1']);
   });
 });

@@ -9,19 +9,33 @@
 // set on the proof of a keepalive sent at s ends by s + window + the kernel's lateness, at most FENCE_SLACK_MS).
 // Two nodes' intervals overlapping by a millisecond or more is a dual holder.
 //
+// Faults: agent freezes, cuts of a node from etcd (both ways), stuck heartbeat puts (keepalives go on), delay
+// spikes, controller pauses, etcd stalls. A dual needs one message slow and the others fast at the right moment,
+// which uniform draws almost never give, so the generators lean towards it: per-link delay ranges (among them "the
+// first holder's answers slow, everything else fast"), delays often at the ends of their range, kernel lateness
+// often the worst, and faults of the first holder about as long as the leader's allowance. Every such draw is
+// still within the ranges the rule must hold for.
+//
 // What it leaves out, on purpose:
 // - Clock rate differences: every process reads the same real time. The real bound takes them into FENCE_SLACK_MS
 //   (10 ms of it); here that part of the slack is simply also used as kernel lateness.
 // - etcd's inside: one server, no raft. In particular not the race between a follower answering the revocation and
-//   the leader's lessor still renewing the lease (keepalives go to the leader; the model assumes that once the
-//   revocation was answered no keepalive of the lease is answered TTL>0 again, which is what the rule rests on).
+//   the etcd leader's lessor still renewing the lease (keepalives go to the leader). The model assumes that once
+//   the revocation was answered no keepalive of the lease is answered TTL>0 again, which is what the rule rests on;
+//   etcd's LeaseRenew on the leader waits for its applied index to reach its commit index first, which gives that
+//   (the follower answers only after the revocation was committed), unless the FastLeaseKeepAlive feature gate
+//   (alpha in etcd 3.7, off by default) skips the wait for a lease the leader still has.
 //   Leadership changes of etcd or of the controller (restart() of the suspicion) are not modelled either; an etcd
 //   stall is modelled only as a server that drops whatever arrives for a while.
 // - The address and its kernel lifetime (the fence's backstop), the failsafe promises (a failsafe holder is never
 //   revocable), health checks, planned moves and releases: the only way the VIP moves here is a lease that ended.
-// - Message loss on watches: a watch is a reliable ordered stream that catches up after a cut; only requests and
-//   their answers (keepalives, heartbeat puts, revocations, polls) are lost. Requests are not retried (the real
-//   monitor sends one revocation per lease, controller/heartbeats.ts): the poll and the TTL end a lease anyway.
+// - Message loss on watches: a watch event is never lost (it catches up after a cut; events may overtake each
+//   other, and an agent keeps the newest assignment by epoch); only requests and their answers (keepalives,
+//   heartbeat puts, revocations, polls) are lost. Requests are not retried (the real monitor sends one revocation
+//   per lease, controller/heartbeats.ts): the poll and the TTL end a lease anyway. The leader's write of an
+//   assignment is retried until it lands.
+// - The node registry and ranking: the leader names the node whose heartbeat it heard last, with that
+//   heartbeat's lease; every node is revocable; the heartbeat key's deletion when its lease ends is not watched.
 import fc from 'fast-check';
 import { FENCE_SLACK_MS, fenceOverhangMs, revokedFenceWaitMs } from '../../common/fence.js';
 import { HeartbeatSuspicion, type Beating } from '../suspicion.js';
@@ -209,8 +223,7 @@ export function blip(t: Timing): fc.Arbitrary<Fault> {
   );
 }
 
-export const randomFaults = (t: Timing): fc.Arbitrary<Fault[]> =>
-  fc.array(fc.oneof(fault, blip(t)), { maxLength: 6 });
+export const randomFaults = (t: Timing): fc.Arbitrary<Fault[]> => fc.array(fc.oneof(fault, blip(t)), { maxLength: 6 });
 
 /** One-way delays of a link within [0, d]: the whole range, a slow link, a fast one, or any range. */
 function range(d: number): fc.Arbitrary<Range> {
@@ -225,15 +238,25 @@ function range(d: number): fc.Arbitrary<Range> {
   );
 }
 
+export interface ParamsOptions {
+  without?: readonly Ablation[];
+  /** The faults, given the timings (default: randomFaults). */
+  faults?: (t: Timing) => fc.Arbitrary<Fault[]>;
+  /** Default [1, 120]. */
+  maxDelayMs?: fc.Arbitrary<number>;
+  /** Default [0, 10]. */
+  lossPct?: fc.Arbitrary<number>;
+  /** Default [2, 4]. */
+  misses?: fc.Arbitrary<number>;
+  /** Draw per-link delay ranges too (default true); false: every message in [0, maxDelayMs]. */
+  links?: boolean;
+}
+
 /** Random timings, network and faults within the ranges the rule must hold for. */
-export function params(
-  without: readonly Ablation[] = [],
-  faults: (t: Timing) => fc.Arbitrary<Fault[]> = randomFaults,
-  network: { maxDelayMs: fc.Arbitrary<number>; lossPct: fc.Arbitrary<number> } = {
-    maxDelayMs: fc.integer({ min: 1, max: 120 }),
-    lossPct: fc.integer({ min: 0, max: 10 }),
-  },
-): fc.Arbitrary<ModelParams> {
+export function params(o: ParamsOptions = {}): fc.Arbitrary<ModelParams> {
+  const faults = o.faults ?? randomFaults;
+  const maxDelay = o.maxDelayMs ?? fc.integer({ min: 1, max: 120 });
+  const lossPct = o.lossPct ?? fc.integer({ min: 0, max: 10 });
   const timing: fc.Arbitrary<Timing> = fc.integer({ min: 30, max: 100 }).chain((k) =>
     fc.record({
       keepaliveMs: fc.constant(k),
@@ -241,55 +264,56 @@ export function params(
       // fenceTimingProblem's range: at least W + K (no gap between renewals), at most TTL − a 150 ms margin.
       fenceWindowMs: fc.integer({ min: 2 * k, max: TTL_MS - 150 }),
       heartbeatMs: fc.integer({ min: 20, max: 60 }),
-      misses: fc.integer({ min: 2, max: 4 }),
+      misses: o.misses ?? fc.integer({ min: 2, max: 4 }),
     }),
   );
-  const net = (t: Timing) =>
-    network.maxDelayMs.chain((maxDelayMs) => {
-      const r = range(maxDelayMs);
-      const fast = fc.integer({ min: 0, max: Math.min(5, maxDelayMs) }).map((j) => ({ min: 0, max: j }));
-      // Slow, yet within the renew window: the first holder's proofs still count, and arrive late.
-      const b = Math.min(maxDelayMs, t.renewWindowMs);
-      const slow = fc.integer({ min: 0, max: Math.floor(b / 4) }).map((j) => ({ min: b - j, max: b }));
-      // The whole range on every link; or a range per link; or the first holder's answers slow and everything
-      // else fast (the leader hears of the revocation early, the holder's last proof arrives late).
-      const links: fc.Arbitrary<Links | undefined> = fc.oneof(
-        { arbitrary: fc.constant(undefined), weight: 1 },
-        {
-          arbitrary: fc.record({
-            up: fc.array(r, { minLength: NODES, maxLength: NODES }),
-            down: fc.array(r, { minLength: NODES, maxLength: NODES }),
-            ctlUp: r,
-            ctlDown: r,
-          }),
-          weight: 1,
-        },
-        {
-          arbitrary: fc.record({
-            up: fc.array(fast, { minLength: NODES, maxLength: NODES }),
-            down: fc.tuple(slow, fast, fast),
-            ctlUp: fast,
-            ctlDown: fast,
-          }),
-          weight: 2,
-        },
-      );
-      return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links, lossPct: network.lossPct });
+  type Net = { maxDelayMs: number; links: Links | undefined };
+  const uniform: fc.Arbitrary<Net> = maxDelay.map((maxDelayMs) => ({ maxDelayMs, links: undefined }));
+  const perLink: fc.Arbitrary<Net> = maxDelay.chain((maxDelayMs) => {
+    const r = range(maxDelayMs);
+    const links = fc.record({
+      up: fc.array(r, { minLength: NODES, maxLength: NODES }),
+      down: fc.array(r, { minLength: NODES, maxLength: NODES }),
+      ctlUp: r,
+      ctlDown: r,
     });
+    return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links });
+  });
+  // The first holder's answers slow (yet within the renew window: its proofs still count, and arrive late), every
+  // other link fast: the leader hears of the revocation early, the holder's last proof arrives late.
+  const slowHolder = (t: Timing): fc.Arbitrary<Net> =>
+    fc.integer({ min: Math.ceil(t.renewWindowMs / 2), max: 120 }).chain((maxDelayMs) => {
+      const fast = fc.integer({ min: 0, max: 5 }).map((j) => ({ min: 0, max: j }));
+      const b = Math.min(maxDelayMs, t.renewWindowMs - 5);
+      const slow = fc.integer({ min: 0, max: Math.floor(b / 4) }).map((j) => ({ min: b - j, max: b }));
+      const links = fc.record({
+        up: fc.array(fast, { minLength: NODES, maxLength: NODES }),
+        down: fc.tuple(slow, fast, fast),
+        ctlUp: fast,
+        ctlDown: fast,
+      });
+      return fc.record({ maxDelayMs: fc.constant(maxDelayMs), links });
+    });
+  const net = (t: Timing): fc.Arbitrary<Net> =>
+    o.links === false
+      ? uniform
+      : fc.oneof(
+          { arbitrary: uniform, weight: 1 },
+          { arbitrary: perLink, weight: 1 },
+          { arbitrary: slowHolder(t), weight: 2 },
+        );
   return timing
-    .chain((t) => fc.tuple(fc.constant(t), net(t), faults(t), fc.integer()))
-    .map(
-      ([t, n, f, seed]): ModelParams => ({
-        ...t,
-        maxDelayMs: n.maxDelayMs,
-        ...(n.links ? { links: n.links } : {}),
-        lossPct: n.lossPct,
-        faults: f,
-        seed,
-        horizonMs: HORIZON_MS,
-        without,
-      }),
-    );
+    .chain((t) => fc.tuple(fc.constant(t), net(t), lossPct, faults(t), fc.integer()))
+    .map(([t, n, loss, f, seed]): ModelParams => ({
+      ...t,
+      maxDelayMs: n.maxDelayMs,
+      ...(n.links ? { links: n.links } : {}),
+      lossPct: loss,
+      faults: f,
+      seed,
+      horizonMs: HORIZON_MS,
+      without: o.without ?? [],
+    }));
 }
 
 // ---- the simulation ----
@@ -444,7 +468,11 @@ class Sim {
 
   run(): ModelResult {
     const p = this.p;
-    this.suspicion.restart(0);
+    // As the monitor does when it starts to lead: every node's allowance starts now.
+    this.suspicion.restart(
+      0,
+      this.beating.map((b) => b.node),
+    );
     // n0 holds from the start, on a first proof (a keepalive sent and answered at 0).
     this.openFence(0, 0, 0, 'first proof');
     for (let i = 0; i < NODES; i++) {
@@ -479,7 +507,8 @@ class Sim {
 
   private during(kind: Fault['kind'], t: number, node?: number): Fault | undefined {
     return this.p.faults.find(
-      (f) => f.kind === kind && t >= f.at && t < f.at + f.dur && (node === undefined || ('node' in f && f.node === node)),
+      (f) =>
+        f.kind === kind && t >= f.at && t < f.at + f.dur && (node === undefined || ('node' in f && f.node === node)),
     );
   }
 
@@ -659,7 +688,8 @@ class Sim {
     }
     if (ev.kind === 'hb-tick') {
       this.q.push(this.t + p.heartbeatMs, ev);
-      if (a.lease && !this.during('hb-stuck', this.t, i)) this.nodeLink(i, { kind: 'etcd', msg: { kind: 'heartbeat', node: i, lease: a.lease } });
+      if (a.lease && !this.during('hb-stuck', this.t, i))
+        this.nodeLink(i, { kind: 'etcd', msg: { kind: 'heartbeat', node: i, lease: a.lease } });
       return;
     }
     if (ev.kind !== 'node') return;
@@ -668,7 +698,9 @@ class Sim {
       case 'assignment':
         if (m.asg.epoch > a.seen.epoch) {
           a.seen = m.asg;
-          this.log(() => `${name(i)} sees the VIP assigned to ${name(m.asg.node)} (${m.asg.lease}, epoch ${m.asg.epoch})`);
+          this.log(
+            () => `${name(i)} sees the VIP assigned to ${name(m.asg.node)} (${m.asg.lease}, epoch ${m.asg.epoch})`,
+          );
         }
         return;
       case 'granted':
@@ -744,6 +776,7 @@ class Sim {
         const m = ev.msg;
         if (m.kind === 'heartbeat') {
           this.suspicion.beat(name(m.node), now);
+          this.log(() => `controller hears ${name(m.node)}'s heartbeat`);
           this.lastBeat.set(m.node, { at: now, lease: m.lease });
         } else if (m.kind === 'revoked') this.gone(m.lease, 'the revocation was answered');
         else if (!m.live) this.gone(m.lease, 'LeaseTimeToLive says it ended');
