@@ -42,6 +42,7 @@ export class HeartbeatMonitor {
   /** Leases a revocation was sent for (once each; a failed one is not retried: the TTL still ends it). */
   private readonly revoking = new Set<string>();
   private stopped = false;
+  private started = false;
   /** Revocations answered, for tests and logs. */
   revoked = 0;
 
@@ -50,6 +51,13 @@ export class HeartbeatMonitor {
   }
 
   async start(signal: AbortSignal): Promise<void> {
+    // Led again (a test's controller that was deposed and re-elected): one watch and one timer, counted afresh.
+    if (this.started)
+      return this.suspicion.restart(
+        this.o.clock.mono(),
+        this.o.nodes().map((n) => n.node),
+      );
+    this.started = true;
     signal.addEventListener('abort', () => this.stop(), { once: true });
     this.suspicion.restart(
       this.o.clock.mono(),
