@@ -6,6 +6,7 @@
 //        [--profiles vipwarden-default,vipwarden-fast,keepalived-default,keepalived-tuned]
 //        [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
 //        [--scale-nodes 100] [--scale-groups 1000] [--scale-steady-ms MS]
+//        [--heartbeat-load] [--heartbeat-nodes 3,10,100] [--heartbeat-ms 30] [--heartbeat-duration-ms 10000]
 //
 // Writes DIR/results.json, DIR/failover.svg and DIR/summary.md (DIR defaults to bench-results/, git-ignored).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -31,6 +32,12 @@ import {
 import type { Footprint } from './footprint.js';
 import { DEFAULT_RUN, idleFootprint, runSubject } from './run.js';
 import { runScale, scaleTargets, type ScaleResult } from './scale.js';
+import {
+  heartbeatGrowthLines,
+  heartbeatLoadTable,
+  runHeartbeatLoad,
+  type HeartbeatLoadResult,
+} from './heartbeat-load.js';
 import { formatMs } from './stats.js';
 import {
   MODES,
@@ -47,7 +54,8 @@ import { ARBITER_MODES, runArbiterModes, splitModes } from './arbiter.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${[...MODES, ...ARBITER_MODES].join(',')}] [--profiles ${PROFILES.join(',')}]
              [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
-             [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]`;
+             [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]
+             [--heartbeat-load] [--heartbeat-nodes 3,10,100] [--heartbeat-ms 30] [--heartbeat-duration-ms MS]`;
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
   if (!raw) return [...all];
@@ -109,6 +117,10 @@ export async function main(argv: string[]): Promise<number> {
       'scale-nodes': { type: 'string' },
       'scale-groups': { type: 'string' },
       'scale-steady-ms': { type: 'string' },
+      'heartbeat-load': { type: 'boolean', default: false },
+      'heartbeat-nodes': { type: 'string' },
+      'heartbeat-ms': { type: 'string' },
+      'heartbeat-duration-ms': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -130,6 +142,15 @@ export async function main(argv: string[]): Promise<number> {
   const vwGroups = int(values['vipwarden-groups'], 1, 1, 50, '--vipwarden-groups');
   const scale = values['no-scale'] ? false : (values.scale ?? true);
   const failover = !values['no-failover'];
+  // Heartbeat write load (issue 13): off unless asked for.
+  const heartbeatLoad = values['heartbeat-load'];
+  const heartbeatNodes = (values['heartbeat-nodes'] ?? '3,10,100')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+    .map((x) => int(x, 0, 1, 1000, '--heartbeat-nodes'));
+  const heartbeatMs = int(values['heartbeat-ms'], 30, 5, 10_000, '--heartbeat-ms');
+  const heartbeatDurationMs = int(values['heartbeat-duration-ms'], 10_000, 1000, 600_000, '--heartbeat-duration-ms');
   const out = resolve(values.out ?? join(REPO, 'bench-results'));
   mkdirSync(out, { recursive: true });
   const log = (s: string) => console.log(s);
@@ -155,6 +176,8 @@ export async function main(argv: string[]): Promise<number> {
   const footprints: Partial<Record<Profile, Footprint>> = {};
   let scaleResult: ScaleResult | undefined;
   let scaleError: string | undefined;
+  let heartbeatResult: HeartbeatLoadResult[] | undefined;
+  let heartbeatError: string | undefined;
   const write = () => {
     const cells = summarizeCells(results);
     const doc = {
@@ -167,6 +190,8 @@ export async function main(argv: string[]): Promise<number> {
       iterations: results,
       ...(scaleResult ? { scale: scaleResult } : {}),
       ...(scaleError ? { scaleError } : {}),
+      ...(heartbeatResult ? { heartbeatLoad: heartbeatResult } : {}),
+      ...(heartbeatError ? { heartbeatLoadError: heartbeatError } : {}),
     };
     writeFileSync(join(out, 'results.json'), JSON.stringify(doc, null, 2) + '\n');
     if (cells.length) {
@@ -180,7 +205,10 @@ export async function main(argv: string[]): Promise<number> {
         chartSvg(cells, { title: 'VIP failover: vipwarden and keepalived on the same netns testbed', subtitle, notes }),
       );
     }
-    writeFileSync(join(out, 'summary.md'), summaryMarkdown(cells, scaleResult, settings, footprints));
+    writeFileSync(
+      join(out, 'summary.md'),
+      summaryMarkdown(cells, scaleResult, settings, footprints) + heartbeatMarkdown(heartbeatResult),
+    );
   };
 
   if (failover && modes.length > 0) {
@@ -238,12 +266,38 @@ export async function main(argv: string[]): Promise<number> {
       log(`  scale benchmark failed: ${scaleError}`);
     }
   }
+  if (heartbeatLoad) {
+    log(`\n== heartbeat write load: simulated nodes' heartbeat puts on a real etcd, every ${heartbeatMs} ms ==`);
+    try {
+      heartbeatResult = await runHeartbeatLoad({
+        nodes: heartbeatNodes,
+        heartbeatMs,
+        durationMs: heartbeatDurationMs,
+        log,
+      });
+    } catch (err) {
+      heartbeatError = err instanceof Error ? err.message : String(err);
+      log(`  heartbeat load failed: ${heartbeatError}`);
+    }
+  }
   write();
   const cells = summarizeCells(results);
   log('');
-  log(summaryMarkdown(cells, scaleResult, settings, footprints));
+  log(summaryMarkdown(cells, scaleResult, settings, footprints) + heartbeatMarkdown(heartbeatResult));
   log(`results: ${join(out, 'results.json')}, ${join(out, 'failover.svg')}, ${join(out, 'summary.md')}`);
   return 0;
+}
+
+function heartbeatMarkdown(r: HeartbeatLoadResult[] | undefined): string {
+  if (!r?.length) return '';
+  const growth = heartbeatGrowthLines(r).map((l) => `- ${l}`);
+  return [
+    `### Heartbeat write load (a put every ${r[0]!.heartbeatMs} ms per node)\n`,
+    heartbeatLoadTable(r),
+    '',
+    ...growth,
+    '',
+  ].join('\n');
 }
 
 /** What the idle daemon held while its footprint was measured (the testbed has one group). */
