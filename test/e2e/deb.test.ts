@@ -321,12 +321,25 @@ test('systemctl kill -s KILL: nothing releases the VIP, it expires with the leas
   await mustInside(['systemctl', 'reset-failed', 'vipwarden-agent.service']);
   await mustInside(['systemctl', 'start', 'vipwarden-agent.service']);
   await waitFor('the VIP on host0', vipOnHost0, 30_000);
+  await waitFor('the agent registered', async () => (await nodeKey()) !== null, 15_000);
+  const killedLease = (await client.get(keys.node(NODE)).exec()).kvs[0]?.lease.toString();
   await mustInside(['systemctl', 'kill', '-s', 'KILL', 'vipwarden-agent.service']);
   await waitFor(
     'systemd to restart the agent',
     async () =>
       Number((await mustInside(['systemctl', 'show', '-P', 'NRestarts', 'vipwarden-agent.service'])).trim()) >= 1,
     20_000,
+  );
+  // The restarted agent registered under a lease of its own: the killed one's record (and its address, whose
+  // lifetime outlives the kill by up to a second) could otherwise pass for it. A CI run went on to `apt remove`
+  // while the record was still the killed agent's, under its lease's last 2 s, and the next test found it there.
+  await waitFor(
+    'the restarted agent registered under a new lease',
+    async () => {
+      const kv = (await client.get(keys.node(NODE)).exec()).kvs[0];
+      return kv !== undefined && kv.lease.toString() !== killedLease;
+    },
+    30_000,
   );
   await waitFor('the VIP on host0 again', vipOnHost0, 30_000);
 });

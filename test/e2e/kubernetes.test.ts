@@ -203,7 +203,17 @@ test('the leading controller killed: the standby lists the groups and carries on
   // failback is manual now: only the holder's failure moves the VIP, to the best other node (node2, priority 300).
   await cluster().nginx.get('node3')!.kill();
   await answers('node2');
-  const o = await statusHolder('node2', 'status.holder node2 written by the new leader');
+  await statusHolder('node2', 'status.holder node2 written by the new leader');
+  // lastTransition comes with the failover's event, a write of its own after the holder's (a CI run with the fence
+  // on read the status between the two): wait for it, bounded.
+  const o = await waitFor(
+    async () => {
+      const f = await fg('web');
+      return f?.status?.lastTransition?.from === 'node3' && f.status.lastTransition.to === 'node2' ? f : undefined;
+    },
+    'status.lastTransition node3 -> node2',
+    10_000,
+  );
   expect(o.status?.lastTransition).toMatchObject({ from: 'node3', to: 'node2' });
   await cluster().nginx.get('node3')!.start();
 });
