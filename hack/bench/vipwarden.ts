@@ -32,13 +32,15 @@ export const VIPWARDEN_PROFILES: Record<'vipwarden-default' | 'vipwarden-fast', 
   // addresses renewed within 100 ms of a keepalive (answers come every 100 ms) make that wait 150 ms shorter.
   //
   // With the fast fence and heartbeats (docs/design.md "Fast fence"): a heartbeat every 30 ms, revoked after 3
-  // missed (the controller's default), a 150 ms fence window (the least that keepalives every 50 ms renewed within
-  // 50 ms allow), so the controller waits 200 ms after a revocation instead of the address lifetime's 1.57 s.
+  // missed (the controller's default), a 150 ms fence window (the least that keepalives every 50 ms used within
+  // 100 ms of their send allow), so the controller waits 200 ms after a revocation instead of the address
+  // lifetime's 1.57 s. (A 50 ms renew window made the new holder's acquire wait for a keepalive answered within
+  // 50 ms: up to 330 ms of retries right after a revocation, when etcd is busy.)
   'vipwarden-fast': {
     etcdHeartbeatMs: 20,
     etcdElectionMs: 200,
     agent: {
-      lease: { ttlSeconds: 1, keepaliveIntervalMs: 50, renewWindowMs: 50 },
+      lease: { ttlSeconds: 1, keepaliveIntervalMs: 50, renewWindowMs: 100 },
       fence: { mode: 'nftables', windowMs: 150, heartbeatMs: 30 },
     },
     controller: {},

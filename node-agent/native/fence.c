@@ -127,8 +127,14 @@ static void elems(struct batch *b, int del, uint8_t family, const char *table, c
     nf_attr(b, NFTA_DATA_VALUE, a[i].bytes, afam == AF_INET ? 4 : 16);
     nf_nest_end(b, key);
     if (timeout_ms) {
+      /* The expiration too: an existing element is updated only when its timeout (in jiffies) changed or an
+       * expiration is given. With the timeout alone, a renewal to the same number of jiffies changed nothing, the
+       * element ran out at its first end and was absent until a later renewal created it anew: the fence closed
+       * several times a second on a healthy holder (test/integration/fence.test.ts "never runs out"). The
+       * expiration is the time left, so each renewal ends the element exactly where its proof allows. */
       uint64_t be = htobe64(timeout_ms);
       nf_attr(b, NFTA_SET_ELEM_TIMEOUT, &be, sizeof be);
+      nf_attr(b, NFTA_SET_ELEM_EXPIRATION, &be, sizeof be);
     }
     nf_nest_end(b, el);
   }
