@@ -42,15 +42,15 @@ export const AgentConfigSchema = z
      * set element that the agent renews on each keepalive answer; `windowMs` (default ttlSeconds * 1000 - marginMs)
      * is how long after the proof's keepalive was sent it stays open. `fence: nftables` is short for `{ mode: nftables }`.
      * `auto`: `nftables` where the node can run it (the helper, nft, the kernel), else `off`; decided at start
-     * (node-agent/fence/auto.ts); the default (docs/design.md "Fast fence", "Default"). `off`: the address
-     * lifetime alone.
+     * (node-agent/fence/auto.ts), recommended. `off` (the default for now, docs/design.md "Fast fence", "Default"):
+     * the address lifetime alone.
      */
     fence: z
       .preprocess(
         (v) => (typeof v === 'string' ? { mode: v } : v),
         z
           .object({
-            mode: z.enum(['off', 'nftables', 'auto']).default('auto'),
+            mode: z.enum(['off', 'nftables', 'auto']).default('off'),
             windowMs: z.number().int().min(20).max(60_000).optional(),
             /**
              * Puts the node's heartbeat key this often (ms), so that the leading controller can revoke the lease of
@@ -61,7 +61,7 @@ export const AgentConfigSchema = z
           })
           .strict(),
       )
-      .default({ mode: 'auto' }),
+      .default({ mode: 'off' }),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z

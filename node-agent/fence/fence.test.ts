@@ -32,8 +32,8 @@ describe('fence timing', () => {
 
 describe('agent.yaml fence', () => {
   const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] }, lease: { ttlSeconds: 1, marginMs: 150 } };
-  it('is auto by default; `fence: nftables` is short for { mode: nftables }', () => {
-    expect(parseAgentConfig(base).fence).toEqual({ mode: 'auto' });
+  it('is off by default; `fence: nftables` is short for { mode: nftables }', () => {
+    expect(parseAgentConfig(base).fence).toEqual({ mode: 'off' });
     expect(parseAgentConfig({ ...base, fence: 'auto' }).fence).toEqual({ mode: 'auto' });
     expect(parseAgentConfig({ ...base, fence: 'nftables' }).fence).toEqual({ mode: 'nftables' });
     expect(parseAgentConfig({ ...base, fence: 'off' }).fence).toEqual({ mode: 'off' });
