@@ -20,19 +20,29 @@ export async function startEtcdMembers(etcd: EtcdCluster): Promise<void> {
   await Promise.all(etcd.members.map((m, i) => (m.running ? Promise.resolve() : etcd.restart(i))));
 }
 
+/** How a cut looks to the node: `drop` stalls its connections; `reject` refuses them at once (a TCP reset), as a
+ *  stopped etcd does, so that the node reconnects as soon as the cut ends (no SYN retransmission back-off). */
+export type CutMode = 'drop' | 'reject';
+
 /** The iptables rules that cut a node from etcd: [chain, rule] pairs, both directions of every client port. */
-function cutRules(tb: Testbed, etcd: EtcdCluster): string[][] {
+function cutRules(tb: Testbed, etcd: EtcdCluster, mode: CutMode = 'drop'): string[][] {
   const ports = etcd.members.map((m) => String(m.clientPort)).join(',');
   const tcp = ['-p', 'tcp', '-m', 'multiport'];
+  const out = mode === 'reject' ? ['REJECT', '--reject-with', 'tcp-reset'] : ['DROP'];
   return [
-    ['OUTPUT', ...tcp, '-d', tb.bridgeIp, '--dports', ports, '-j', 'DROP'],
+    ['OUTPUT', ...tcp, '-d', tb.bridgeIp, '--dports', ports, '-j', ...out],
     ['INPUT', ...tcp, '-s', tb.bridgeIp, '--sports', ports, '-j', 'DROP'],
   ];
 }
 
 /** Whether the node is cut from etcd now (its rules are in place). */
-export async function isCutFromEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef): Promise<boolean> {
-  for (const r of cutRules(tb, etcd)) {
+export async function isCutFromEtcd(
+  tb: Testbed,
+  etcd: EtcdCluster,
+  node: NsRef,
+  mode: CutMode = 'drop',
+): Promise<boolean> {
+  for (const r of cutRules(tb, etcd, mode)) {
     const res = await tb.exec(node, ['iptables', '-w', '5', '-C', ...r], { allowFailure: true, timeoutMs: 10_000 });
     if (res.exitCode !== 0) return false;
   }
@@ -40,14 +50,15 @@ export async function isCutFromEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef)
 }
 
 /** Cuts the node from etcd (idempotent): its agent's connections stall, new ones are never made. LAN stays up. */
-export async function cutFromEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef): Promise<void> {
-  if (await isCutFromEtcd(tb, etcd, node)) return;
-  for (const r of cutRules(tb, etcd)) await tb.exec(node, ['iptables', '-w', '5', '-I', ...r], { timeoutMs: 10_000 });
+export async function cutFromEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef, mode: CutMode = 'drop'): Promise<void> {
+  if (await isCutFromEtcd(tb, etcd, node, mode)) return;
+  for (const r of cutRules(tb, etcd, mode))
+    await tb.exec(node, ['iptables', '-w', '5', '-I', ...r], { timeoutMs: 10_000 });
 }
 
 /** Lets the node reach etcd again (idempotent; every copy of the rules goes). */
-export async function restoreEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef): Promise<void> {
-  for (const r of cutRules(tb, etcd))
+export async function restoreEtcd(tb: Testbed, etcd: EtcdCluster, node: NsRef, mode: CutMode = 'drop'): Promise<void> {
+  for (const r of cutRules(tb, etcd, mode))
     for (let i = 0; i < 10; i++) {
       const res = await tb.exec(node, ['iptables', '-w', '5', '-D', ...r], { allowFailure: true, timeoutMs: 10_000 });
       if (res.exitCode !== 0) break;

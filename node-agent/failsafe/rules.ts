@@ -109,6 +109,7 @@ export class HolderRules {
   private seq = 0;
   private ended = false;
   private endedWhy: string | undefined;
+  private endedByHolding = false;
   private readonly off: ReadonlySet<Ablation>;
 
   constructor(
@@ -135,14 +136,23 @@ export class HolderRules {
   onFresh(): void {
     this.ended = false;
     this.endedWhy = undefined;
+    this.endedByHolding = false;
     this.pending.clear();
     this.quickRounds = 0;
   }
 
   /** The lease is gone (or replaced): nothing may be kept by promises any more until the next fresh answer. */
-  end(why: string): void {
-    if (!this.ended) this.endedWhy = why;
+  end(why: string, peerHolds = false): void {
+    if (!this.ended) {
+      this.endedWhy = why;
+      this.endedByHolding = peerHolds;
+    }
     this.ended = true;
+  }
+
+  /** The keep ended because a peer said it holds a group's addresses (a refusal `holdsGroup`). */
+  endedByPeerHolding(): boolean {
+    return this.ended && this.endedByHolding;
   }
 
   /** Why the keep ended, or undefined while it may go on. */
@@ -184,7 +194,8 @@ export class HolderRules {
     if (!this.peers.includes(ans.peer)) return 'ignored';
     if (!ans.granted || ans.windowMs < this.timing.windowMs) {
       // Rule 6: one refusal ends the keep once the holder depends on promises.
-      if (!leaseCovers && !this.off.has('rule6-all')) this.end(`refused by ${ans.peer}: ${ans.reason ?? 'other'}`);
+      if (!leaseCovers && !this.off.has('rule6-all'))
+        this.end(`refused by ${ans.peer}: ${ans.reason ?? 'other'}`, ans.reason === 'holdsGroup');
       else this.retrySoon = true;
       return 'refused';
     }

@@ -21,7 +21,7 @@ const spec = (() => {
   return r.group.spec;
 })();
 
-function setup() {
+function setup(o: { alsoHolds?: Set<string> } = {}) {
   const clock = { t: 1_000_000, mono: () => clock.t, wall: () => 1.7e12 + clock.t, sleep: async () => undefined };
   const net = new MemoryPeerNetwork();
   const log = createLogger({ name: 'test', level: 'silent' });
@@ -38,15 +38,19 @@ function setup() {
     promiseSet: ['n0', 'n1', 'n2'].map((node) => ({ node, lease: '7' })),
   };
   const published: Record<string, NodeFailsafe[]> = {};
+  const ends: Record<string, () => number> = {};
+  const end0 = () => ends['n0']!();
   const extended: number[] = [];
   const nodes = ['n0', 'n1', 'n2'].map((node) => {
     const lease = { lease: '7' as string | undefined, validUntil: clock.t + 2000, sentAt: clock.t };
     const leaseView = { ...lease, isFresh: () => clock.t - lease.sentAt <= 500 };
     Object.defineProperty(leaseView, 'validUntil', { get: () => lease.validUntil });
     let end = clock.t + 1000;
+    ends[node] = () => end;
     const refs = [vipRef('198.18.0.100/24', 'eth0')];
     const holdings: FailsafeHoldings = {
-      get: (g) => (node === 'n0' && g === 'web' ? { epoch: 5, lease: '7', refs } : undefined),
+      get: (g) =>
+        (node === 'n0' || o.alsoHolds?.has(node)) && g === 'web' ? { epoch: 5, lease: '7', refs } : undefined,
       groups: () => (node === 'n0' ? ['web'] : []),
       leavingGroups: () => new Set(),
       firstLifetimeEnd: () => end,
@@ -74,7 +78,7 @@ function setup() {
     return { f, lease };
   });
   const answerAll = () => nodes.forEach((n) => ((n.lease.sentAt = clock.t), (n.lease.validUntil = clock.t + 2000)));
-  return { clock, nodes, published, extended, answerAll };
+  return { clock, nodes, published, extended, answerAll, lifetimeEnd: () => end0() };
 }
 
 describe('AgentFailsafe', () => {
@@ -104,6 +108,39 @@ describe('AgentFailsafe', () => {
     s.clock.t += 600;
     await h.f.tick();
     expect(s.extended).toEqual([]);
+    expect(h.f.keptGroups()).toEqual(new Set());
+  });
+
+  test('peers reach etcd first and refuse: the kept VIP runs out instead of going at once', async () => {
+    const s = setup();
+    const h = s.nodes[0]!;
+    await h.f.tick();
+    s.clock.t += 600;
+    await h.f.tick();
+    expect(h.f.keptGroups()).toEqual(new Set(['web']));
+    s.clock.t += 1000;
+    // etcd is back for n1 and n2 (they refuse: reachesEtcd), not yet for n0.
+    for (const p of s.nodes.slice(1)) ((p.lease.sentAt = s.clock.t), (p.lease.validUntil = s.clock.t + 2000));
+    await h.f.tick();
+    expect(h.f.keeper.holder.endReason()).toMatch(/reachesEtcd/);
+    // The extension's lifetime still runs: kept until its end (less the guard), then let go.
+    expect(h.f.keptGroups()).toEqual(new Set(['web']));
+    s.clock.t = s.lifetimeEnd() - 49;
+    expect(h.f.keptGroups()).toEqual(new Set());
+  });
+
+  test('a peer says it holds the group: let go at once', async () => {
+    const holds = new Set<string>();
+    const s = setup({ alsoHolds: holds });
+    const h = s.nodes[0]!;
+    await h.f.tick();
+    s.clock.t += 600;
+    await h.f.tick();
+    expect(h.f.keptGroups()).toEqual(new Set(['web']));
+    s.clock.t += 1000;
+    holds.add('n2');
+    await h.f.tick();
+    expect(h.f.keeper.holder.endReason()).toMatch(/holdsGroup/);
     expect(h.f.keptGroups()).toEqual(new Set());
   });
 });

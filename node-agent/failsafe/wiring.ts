@@ -7,8 +7,8 @@
 //   the controller knows both that set and this agent's maxKeep before any keep can start.
 // - Rule 3: the acquire path asks mayAdd and a release acknowledgement mayLetGo (blocksStep): a promise this node gave binds it whatever etcd says.
 // - Rule 4: `extend` renews through Holdings.extendKept, with a deadline by which the command must run.
-// - The lease-not-fresh path lets go of every group but those kept here (keptGroups); a keep that ends kicks a pass,
-//   which lets the group go as before.
+// - The lease-not-fresh path lets go of every group but those kept here (keptGroups); a keep that ends leaves the
+//   addresses to run out (the lifetime its last extension set), then a pass lets the group go as before.
 // - When etcd answers again, each keep is reported in the node record (`failsafe.kept`): the controller records
 //   the event "kept through arbiter outage (N s)".
 import type { Clock } from '../../common/clock.js';
@@ -147,14 +147,28 @@ export class AgentFailsafe {
     }
   }
 
-  /** Held groups that failsafe keeps now: the lease-not-fresh path must not let them go. */
+  /**
+   * Held groups that failsafe keeps now: the lease-not-fresh path must not let them go. A group extended by promises
+   * in this outage stays kept until the lifetime its last extension set runs out (less FENCE_GUARD_MS), also after
+   * the keep ended (a refusal, a missing promise, the bound): that extension was within rule 4's bound, so letting it
+   * run out is exactly as safe as having made it, and it is what the model's agents do (they never remove a kept VIP,
+   * it expires). Why not let go at once: at etcd's return the peers often reach etcd a few ms before the holder does,
+   * refuse (`reachesEtcd`), and the holder's own keepalive answer follows; letting go there cost the VIP ~230 ms
+   * (test/e2e/arbiter-outage.test.ts under load). Let go at once when a peer said it holds the group: nothing is
+   * gained by staying.
+   */
   keptGroups(): Set<string> {
     const out = new Set<string>();
-    if (!this.outage || this.keeper.holder.endReason() !== undefined) return out;
+    const o = this.outage;
+    if (!o || this.keeper.holder.endedByPeerHolding()) return out;
     const lease = this.d.lease.lease;
-    for (const h of this.keeper.active())
-      if (this.outage.extended.has(h.group) && lease !== undefined && this.d.holdings.get(h.group)?.lease === lease)
-        out.add(h.group);
+    const now = this.d.clock.mono();
+    for (const group of o.extended.keys()) {
+      const h = this.d.holdings.get(group);
+      if (!h || lease === undefined || h.lease !== lease) continue;
+      const end = this.d.holdings.firstLifetimeEnd(h.refs);
+      if (end !== undefined && now < end - FENCE_GUARD_MS) out.add(group);
+    }
     return out;
   }
 

@@ -4,10 +4,21 @@
 // assignment is written,
 // and the controller records "kept through arbiter outage (N s)". A release group on the same cluster goes, as
 // before failsafe. The issue's full list (etcd-cut, a peer killed in the outage, joins, forged messages) is in
-// test/e2e/failsafe*.test.ts.
+// test/e2e/failsafe*.test.ts. The second test: etcd comes back to the peers before the holder (they refuse its
+// next round, `reachesEtcd`); the kept VIP runs out rather than going at once, and node1's own return keeps it.
 import { expect, jest, test } from '@jest/globals';
 import { webGroup, type Cluster } from '../../hack/testbed/cluster.js';
-import { monoMs, outageAround, sleep, startProbe, type Probe, type Sampler } from '../../hack/testbed/index.js';
+import { readFileSync } from 'node:fs';
+import {
+  cutFromEtcd,
+  monoMs,
+  outageAround,
+  restoreEtcd,
+  sleep,
+  startProbe,
+  type Probe,
+  type Sampler,
+} from '../../hack/testbed/index.js';
 import { expectHeldThroughout, useE2eCluster } from '../harness/e2e.js';
 import { waitArmed } from './failsafe-common.js';
 
@@ -88,4 +99,40 @@ test('every etcd member down 30 s: the failsafe VIP stays on node1, no loss, the
   const s = Number(/\((\d+) s\)/.exec(kept!)![1]);
   expect(s).toBeGreaterThanOrEqual(OUTAGE_MS / 1000 - 2);
   expect(s).toBeLessThanOrEqual(OUTAGE_MS / 1000 + 5);
+});
+
+/** How many lines of node1's log carry `msg`. */
+function node1Logged(msg: string): number {
+  const file = c.agents.get('node1')?.stdoutLog;
+  if (!file) throw new Error('node1 has no log file');
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"msg":"${msg}`)).length;
+}
+
+test('etcd back for the peers before the holder: they refuse, and the kept VIP stays on node1', async () => {
+  await steady(3000, 60_000);
+  await waitArmed(c, 20_000);
+  const eventsBefore = (await c.events('web')).filter((e) => e.reason !== 'kept-through-arbiter-outage').length;
+  const endedBefore = node1Logged('failsafe keep ended');
+  const t0 = monoMs();
+  await Promise.all([0, 1, 2].map((i) => c.etcd.kill(i, 'SIGKILL')));
+  // Refused at once (as by the stopped members), so that node1 reconnects as soon as the cut ends.
+  await cutFromEtcd(c.tb, c.etcd, 'node1', 'reject');
+  try {
+    await sleep(5000);
+    await Promise.all([0, 1, 2].map((i) => c.etcd.restart(i)));
+    // node2 and node3 reach etcd and refuse node1's next round: its keep ends (before, node1 let the VIP go there).
+    const deadline = monoMs() + 20_000;
+    while (node1Logged('failsafe keep ended') === endedBefore) {
+      if (monoMs() > deadline) throw new Error("node1's keep did not end after etcd came back to its peers");
+      await sleep(20);
+    }
+  } finally {
+    await restoreEtcd(c.tb, c.etcd, 'node1', 'reject');
+  }
+  await sleep(5000);
+  expectHeldThroughout(sampler, vip, 'node1', t0);
+  expect(outageAround(probe.samples(), t0).durationMs).toBeLessThanOrEqual(NOISE_MS);
+  expect((await c.events('web')).filter((e) => e.reason !== 'kept-through-arbiter-outage').length).toBe(eventsBefore);
 });
