@@ -120,7 +120,10 @@ describe('AgentFailsafe', () => {
     expect(h.f.keptGroups()).toEqual(new Set(['web']));
     s.clock.t += 1000;
     // etcd is back for n1 and n2 (they refuse: reachesEtcd), not yet for n0.
-    for (const p of s.nodes.slice(1)) ((p.lease.sentAt = s.clock.t), (p.lease.validUntil = s.clock.t + 2000));
+    for (const p of s.nodes.slice(1)) {
+      p.lease.sentAt = s.clock.t;
+      p.lease.validUntil = s.clock.t + 2000;
+    }
     await h.f.tick();
     expect(h.f.keeper.holder.endReason()).toMatch(/reachesEtcd/);
     // The extension's lifetime still runs: kept until its end (less the guard), then let go.
