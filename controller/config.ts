@@ -34,6 +34,12 @@ export const ControllerConfigSchema = z
      */
     heartbeatMisses: z.number().int().min(1).max(100).default(3),
     eventsPerGroup: z.number().int().min(1).max(10_000).default(100),
+    /**
+     * The leader compacts etcd's history this often, to the revision it saw one interval before (controller/
+     * compactor.ts, docs/etcd.md "Compaction"); 0: never (an etcd compacted by something else). Heartbeats write
+     * a revision per node every heartbeatMs, and etcd compacts nothing by itself.
+     */
+    compactionIntervalSeconds: z.number().int().min(0).max(86_400).default(300),
     metrics: z
       .object({ listen: z.string().default('127.0.0.1:9642') })
       .strict()

@@ -17,6 +17,7 @@ import { buildInput, groupsFromEtcd, selectGroups, type Mirrors } from './input.
 import { KeptEvents } from './kept.js';
 import { LeaderMemory } from './memory.js';
 import { HeartbeatMonitor, type Revocable } from './heartbeats.js';
+import { Compactor } from './compactor.js';
 import { revocable } from '../common/fence.js';
 import { AssignmentRecord } from '../common/keyspace.js';
 import { OutageHistory } from './outages.js';
@@ -54,6 +55,7 @@ export class Controller {
   private readonly mirrors: Mirrors;
   private readonly memory: LeaderMemory;
   private readonly heartbeats: HeartbeatMonitor;
+  private readonly compactor: Compactor;
   private revocableCache: Revocable[] | undefined;
   private readonly writer: FencedWriter;
   private readonly outages: OutageHistory;
@@ -108,6 +110,15 @@ export class Controller {
         this.memory.revoked(lease);
       },
     });
+    this.compactor = new Compactor({
+      client,
+      probeKey: this.keys.nodesPrefix(),
+      clock,
+      log: this.log,
+      intervalMs: config.compactionIntervalSeconds * 1000,
+      leading: () => this.term !== undefined && this.election.provable(),
+      onCompacted: (rev) => this.metrics.compacted?.(rev),
+    });
     this.outages = new OutageHistory({ keys: this.keys, log: this.log });
     this.kept = new KeptEvents(this.keys);
     this.writer = new FencedWriter({
@@ -151,6 +162,7 @@ export class Controller {
     for (const m of Object.values(this.mirrors)) m.stop();
     this.memory.stop();
     this.heartbeats.stop();
+    this.compactor.stop();
     if (this.term) await this.election.resign().catch(() => undefined);
     this.term = undefined;
   }
@@ -209,6 +221,7 @@ export class Controller {
     kept();
     this.periodic = setInterval(() => this.kick(), this.deps.config.resyncMs);
     this.kick();
+    this.compactor.start(signal);
     this.heartbeats
       .start(signal)
       .catch((err: unknown) => this.log.error({ err }, 'the heartbeat watch failed to start; lease TTLs detect alone'));

@@ -11,6 +11,8 @@ export interface ControllerMetrics {
   groups(valid: number, rejected: number): void;
   /** The leader revoked a silent holder's lease (heartbeats, controller/heartbeats.ts). */
   revoked?(node: string): void;
+  /** The leader compacted etcd's history to `revision` (controller/compactor.ts). */
+  compacted?(revision: number): void;
 }
 
 export const NO_CONTROLLER_METRICS: ControllerMetrics = {

@@ -16,6 +16,7 @@ export class PromControllerMetrics extends PromComponentMetrics implements Contr
   private readonly assigned: Gauge<'group' | 'node'>;
   private readonly groupsGauge: Gauge<'state'>;
   private readonly revocations: Counter<'node'>;
+  private readonly compactedRevision: Gauge;
   /** group -> candidate nodes with a series, to drop series of nodes and groups that went away. */
   private readonly series = new Map<string, Set<string>>();
   /** group -> the holder and candidates its series show, to skip a pass that changes nothing. */
@@ -64,11 +65,20 @@ export class PromControllerMetrics extends PromComponentMetrics implements Contr
       "Holder leases the leader revoked because the holder's heartbeats stopped (agent.yaml fence.heartbeatMs).",
       ['node'],
     );
+    this.compactedRevision = this.gauge(
+      'vipwarden_etcd_compacted_revision',
+      "The revision the leader last compacted etcd's history to (controller.yaml compactionIntervalSeconds).",
+      [],
+    );
     this.finish();
   }
 
   revoked(node: string): void {
     this.revocations.inc({ node });
+  }
+
+  compacted(revision: number): void {
+    this.compactedRevision.set(revision);
   }
 
   leader(is: boolean): void {

@@ -5,7 +5,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { execa } from 'execa';
+import { realClock } from '../../common/clock.js';
 import { connectEtcd } from '../../common/etcd.js';
+import { silentLogger } from '../../common/log.js';
+import { Compactor } from '../../controller/compactor.js';
 import { Keys } from '../../common/keyspace.js';
 import { REPO } from '../../hack/testbed/cluster.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
@@ -119,6 +122,32 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('controller', keys.leader(), true)).toBe('ok');
     expect(await put('controller', keys.event('web', 7))).toBe('ok');
     expect(await put('controller', keys.outage('web', 7, 'node1', 1))).toBe('ok');
+  });
+
+  test('the controller may not compact (etcd lets only root): its compactor says so once and goes on', async () => {
+    const c = connectEtcd({ ...etcd.clientConfig({ user: 'controller' }), timeoutMs: 3000 });
+    const said: string[] = [];
+    const log = { ...silentLogger(), error: (_o: unknown, msg: string) => said.push(msg) } as never;
+    try {
+      const compacted: number[] = [];
+      const k = new Compactor({
+        client: c,
+        probeKey: keys.nodesPrefix(),
+        clock: realClock,
+        log,
+        intervalMs: 1000,
+        leading: () => true,
+        onCompacted: (r) => compacted.push(r),
+      });
+      for (let i = 0; i < 3; i++) {
+        expect(await put('controller', keys.group('web'))).toBe('ok');
+        await expect(k.tick()).resolves.toBeUndefined();
+      }
+      expect(compacted).toEqual([]);
+      expect(said).toEqual([expect.stringMatching(/auto-compaction/)]);
+    } finally {
+      c.close();
+    }
   });
 
   test('the reader reads everything and writes nothing; the operator writes only moves and drains', async () => {
