@@ -2,14 +2,15 @@
 // (also compared with the epoch they were planned from), the group records agents run checks from, and the bounded
 // event history. Writes in flight are capped with cockatiel bulkheads.
 import { bulkhead, type BulkheadPolicy } from 'cockatiel';
-import type { DeleteBuilder, Etcd3, PutBuilder } from 'etcd3';
+import { Range, type DeleteBuilder, type Etcd3, type PutBuilder } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import type { Mirror } from '../common/etcd.js';
-import type { EventRecord, GroupRecord, Keys } from '../common/keyspace.js';
+import { AssignmentRecord, decode, type EventRecord, type GroupRecord, type Keys } from '../common/keyspace.js';
 import type { OutageRecord } from '../common/presence.js';
 import type { Logger } from '../common/log.js';
 import type { FailoverGroup } from '../crds/failovergroup.js';
 import type { Term } from './election.js';
+import type { OwnWrite } from './input.js';
 import type { ControllerMetrics } from './metrics.js';
 import { checksHash, type Action } from './planner.js';
 import type { StatusSink } from './sources/types.js';
@@ -21,14 +22,71 @@ import type { StatusSink } from './sources/types.js';
  */
 const MAX_WRITES_IN_FLIGHT = 32;
 
-/** Events are history: a few at a time, so that they do not hold up assignments (two requests each). */
+/** Events are history: a few transactions at a time, so that they do not hold up assignments. */
 const MAX_EVENT_WRITES_IN_FLIGHT = 4;
+
+/**
+ * Events per transaction, each a put and a count of its group's history (2 operations: within etcd's default
+ * --max-txn-ops of 128). One put and one listing per event were 2,000 requests beside a first placement of 1,000
+ * groups (scale benchmark).
+ */
+const EVENTS_PER_TXN = 50;
 
 /** Outage records (history too): fewer still. */
 const MAX_OUTAGE_WRITES_IN_FLIGHT = 2;
 
 /** Group records written per transaction (etcd takes up to 128 operations in one by default). */
 const GROUP_RECORDS_PER_TXN = 100;
+
+/**
+ * Assignment writes per transaction. Each keeps its own compare (its key's mod revision against the epoch it was
+ * planned from) beside the leader key's: 1 + 100 compares and 100 puts, within etcd's default --max-txn-ops of 128.
+ * One transaction per group cost ~1 ms of etcd3/grpc-js client CPU each: a warm placement of 1,000 groups spent
+ * 2 s writing (scale benchmark).
+ */
+export const ASSIGNMENTS_PER_TXN = 100;
+
+/** And at most this many bytes of values per transaction: etcd refuses requests over 1.5 MiB (--max-request-bytes). */
+export const ASSIGNMENT_TXN_BYTES = 512 * 1024;
+
+/**
+ * Rewrites of the promise set (every failsafe group's, whenever a node comes or goes) go after every other write:
+ * a lost node's groups must not wait behind the rewrite of the other 990 (scale benchmark: 700 ms, they were
+ * written in name order).
+ */
+function urgency(a: Action): number {
+  return a.type === 'put' && a.record.reason === 'promise-set' ? 1 : 0;
+}
+
+/** The actions in batches of one urgency each, urgent ones first, each batch within the limits above. */
+export function batchActions(
+  actions: readonly Action[],
+  perTxn = ASSIGNMENTS_PER_TXN,
+  maxBytes = ASSIGNMENT_TXN_BYTES,
+): { index: number; action: Action; value?: string }[][] {
+  const items = actions.map((action, index) => ({
+    index,
+    action,
+    ...(action.type === 'put' ? { value: JSON.stringify(action.record) } : {}),
+  }));
+  items.sort((x, y) => urgency(x.action) - urgency(y.action) || x.index - y.index);
+  const batches: (typeof items)[] = [];
+  let cur: typeof items = [];
+  let bytes = 0;
+  for (const it of items) {
+    const size = it.action.group.length + (it.value?.length ?? 0) + 64;
+    const last = cur[cur.length - 1];
+    if (last && (cur.length >= perTxn || bytes + size > maxBytes || urgency(last.action) !== urgency(it.action))) {
+      batches.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(it);
+    bytes += size;
+  }
+  if (cur.length) batches.push(cur);
+  return batches;
+}
 
 export interface FencedWriterDeps {
   client: Etcd3;
@@ -44,11 +102,15 @@ export interface FencedWriterDeps {
 
 export class FencedWriter {
   private readonly writes: BulkheadPolicy = bulkhead(MAX_WRITES_IN_FLIGHT, Infinity);
-  private readonly eventWrites: BulkheadPolicy = bulkhead(MAX_EVENT_WRITES_IN_FLIGHT, Infinity);
   /** Outages apart from events: they never hold up an event (tests read events right after a move). */
   private readonly outageWrites: BulkheadPolicy = bulkhead(MAX_OUTAGE_WRITES_IN_FLIGHT, Infinity);
   /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
   private readonly groupJson = new WeakMap<FailoverGroup, string>();
+  /** This leader's assignment writes, by group, until the assignments mirror shows them (ownWrites). */
+  private readonly recent = new Map<string, OwnWrite>();
+  /** Events waiting for a transaction, oldest first, and the event transactions in flight. */
+  private readonly pendingEvents: { term: Term; key: string; value: string; prefix: string; log: Logger }[] = [];
+  private eventTxns = 0;
 
   constructor(private readonly deps: FencedWriterDeps) {}
 
@@ -56,9 +118,64 @@ export class FencedWriter {
     return this.deps.client.if(this.deps.keys.leader(), 'Create', '==', term.revision);
   }
 
-  /** Applies every action, a bounded number at a time. */
+  /**
+   * Applies every action: many per fenced transaction (batchActions), each with its own compare, a bounded number
+   * of transactions at a time. A transaction whose compares do not all hold writes nothing; its actions are then
+   * tried one by one, so that one group planned from a stale epoch holds up no other. Returns what became of each
+   * action, in the order given.
+   */
   async applyAll(term: Term, actions: readonly Action[]): Promise<('ok' | 'conflict')[]> {
-    return Promise.all(actions.map((a) => this.writes.execute(() => this.apply(term, a))));
+    const results: ('ok' | 'conflict')[] = new Array<'ok' | 'conflict'>(actions.length).fill('conflict');
+    await Promise.all(
+      batchActions(actions).map(async (batch) => {
+        const batchResult = await this.writes.execute(() => this.applyBatch(term, batch));
+        if (batchResult !== 'retry') {
+          for (const it of batch) results[it.index] = batchResult;
+          return;
+        }
+        await Promise.all(
+          batch.map(async (it) => (results[it.index] = await this.writes.execute(() => this.apply(term, it.action)))),
+        );
+      }),
+    );
+    return results;
+  }
+
+  /** One fenced transaction for a batch: 'ok', 'conflict' (deposed), or 'retry' (some epoch moved: one by one). */
+  private async applyBatch(
+    term: Term,
+    batch: readonly { action: Action; value?: string }[],
+  ): Promise<'ok' | 'conflict' | 'retry'> {
+    if (batch.length === 1) return this.apply(term, batch[0]!.action);
+    const { client, keys } = this.deps;
+    let txn = this.fenced(term);
+    for (const { action: a } of batch) txn = txn.and(keys.assignment(a.group), 'Mod', '==', a.expectEpoch);
+    const ops = batch.map(({ action: a, value }) =>
+      a.type === 'put'
+        ? client.put(keys.assignment(a.group)).value(value!)
+        : client.delete().key(keys.assignment(a.group)),
+    );
+    const res = await txn.then(...ops).commit();
+    if (!res.succeeded) {
+      if (!(await this.stillLeader(term))) {
+        this.deps.onDeposed('leader key is no longer ours');
+        return 'conflict';
+      }
+      this.deps.log.info(
+        { groups: batch.length },
+        'an assignment of a batch changed under us; writing them one by one',
+      );
+      return 'retry';
+    }
+    const epoch = Number(res.header.revision);
+    for (const { action, value } of batch) this.wrote(term, action, epoch, value);
+    return 'ok';
+  }
+
+  private async stillLeader(term: Term): Promise<boolean> {
+    const leader = await this.deps.client.get(this.deps.keys.leader()).exec();
+    const kv = leader.kvs[0];
+    return kv !== undefined && Number(kv.create_revision) === term.revision;
   }
 
   /** groups/<name>: the validated spec, for the agents' health checks. Written only when it changed. */
@@ -100,24 +217,43 @@ export class FencedWriter {
     await Promise.all(writes);
   }
 
-  /** One fenced transaction per action: the leader key must still be ours and the assignment unchanged. */
+  /** One action in its own fenced transaction: the leader key must still be ours and the assignment unchanged. */
   async apply(term: Term, a: Action): Promise<'ok' | 'conflict'> {
     const { client, keys } = this.deps;
     const key = keys.assignment(a.group);
     const txn = this.fenced(term).and(key, 'Mod', '==', a.expectEpoch);
-    const op = a.type === 'put' ? client.put(key).value(JSON.stringify(a.record)) : client.delete().key(key);
+    const value = a.type === 'put' ? JSON.stringify(a.record) : undefined;
+    const op = value !== undefined ? client.put(key).value(value) : client.delete().key(key);
     const res = await txn.then(op).commit();
     if (!res.succeeded) {
-      const leader = await client.get(keys.leader()).exec();
-      const kv = leader.kvs[0];
-      if (!kv || Number(kv.create_revision) !== term.revision) {
+      if (!(await this.stillLeader(term))) {
         this.deps.onDeposed('leader key is no longer ours');
       } else {
         this.deps.log.info({ group: a.group, epoch: a.expectEpoch }, 'assignment changed under us; planning again');
       }
       return 'conflict';
     }
-    const epoch = Number(res.header.revision);
+    this.wrote(term, a, Number(res.header.revision), value);
+    return 'ok';
+  }
+
+  /**
+   * The assignments this leader wrote or deleted that a mirror at `mirrorRevision` does not show yet. A mirror at
+   * or past a write's revision shows it, or what came after it: the write is forgotten then.
+   */
+  ownWrites(mirrorRevision: number): ReadonlyMap<string, OwnWrite> {
+    for (const [g, w] of this.recent) if (w.epoch <= mirrorRevision) this.recent.delete(g);
+    return this.recent;
+  }
+
+  /** A written action: remembered until the mirror shows it, logged, and its event recorded. */
+  private wrote(term: Term, a: Action, epoch: number, value?: string): void {
+    const prev = this.recent.get(a.group);
+    if (!prev || prev.epoch < epoch) {
+      // The record as a reader of etcd decodes it (the same schema as the mirror's entries).
+      const record = a.type === 'put' ? decode(AssignmentRecord, value ?? JSON.stringify(a.record)) : undefined;
+      this.recent.set(a.group, record ? { epoch, record } : { epoch });
+    }
     const log = this.deps.log.child({ group: a.group, epoch });
     if (a.type === 'put') {
       const r = a.record;
@@ -129,7 +265,6 @@ export class FencedWriter {
       log.info('assignment deleted');
     }
     if (a.event) this.event(term, { group: a.group, ...a.event, at: this.deps.clock.wall(), epoch });
-    return 'ok';
   }
 
   /** Logs, counts and records a transition: in etcd (bounded history) and with the status sink (Events). */
@@ -139,17 +274,70 @@ export class FencedWriter {
     log.info({ from: ev.from, to: ev.to, reason: ev.reason, detectMs: ev.detectMs, outageMs: ev.outageMs }, what);
     // A keep is history, not a holder change.
     if (ev.reason !== 'kept-through-arbiter-outage') this.deps.metrics.transition(ev.group, ev.reason);
-    void this.eventWrites
-      .execute(() => this.recordEvent(term, ev, key))
-      .catch((err: unknown) => log.warn({ err }, 'could not record the event'));
+    const { keys } = this.deps;
+    this.pendingEvents.push({
+      term,
+      key: key ?? keys.event(ev.group, ev.epoch),
+      value: JSON.stringify(ev),
+      prefix: keys.eventsPrefix(ev.group),
+      log,
+    });
+    this.flushEvents();
     void this.deps.status.event(ev.group, ev).catch((err: unknown) => log.warn({ err }, 'could not publish the event'));
   }
 
-  /** events/<group>/<epoch>, bounded to the newest eventsPerGroup entries. */
-  private recordEvent(term: Term, ev: EventRecord, key?: string): Promise<void> {
-    const { keys } = this.deps;
-    const k = key ?? keys.event(ev.group, ev.epoch);
-    return this.putBounded(term, k, JSON.stringify(ev), keys.eventsPrefix(ev.group));
+  /**
+   * events/<group>/<epoch>, bounded to the newest eventsPerGroup entries: the waiting events in fenced transactions
+   * of up to EVENTS_PER_TXN, at most MAX_EVENT_WRITES_IN_FLIGHT at once (an event that comes alone goes alone, at
+   * once; the ones that came meanwhile go together). Each transaction also counts each group's history; a group
+   * over its bound is trimmed after it (listed and its oldest deleted, as before).
+   */
+  private flushEvents(): void {
+    while (this.pendingEvents.length > 0 && this.eventTxns < MAX_EVENT_WRITES_IN_FLIGHT) {
+      const term = this.pendingEvents[0]!.term;
+      const keys = new Set<string>();
+      let n = 0;
+      // One term per transaction, and a key at most once (etcd refuses a key changed twice in one transaction).
+      while (
+        n < this.pendingEvents.length &&
+        n < EVENTS_PER_TXN &&
+        this.pendingEvents[n]!.term === term &&
+        !keys.has(this.pendingEvents[n]!.key)
+      )
+        keys.add(this.pendingEvents[n++]!.key);
+      const batch = this.pendingEvents.splice(0, n);
+      this.eventTxns++;
+      void this.recordEvents(term, batch)
+        .catch((err: unknown) => {
+          for (const e of batch) e.log.warn({ err }, 'could not record the event');
+        })
+        .finally(() => {
+          this.eventTxns--;
+          this.flushEvents();
+        });
+    }
+  }
+
+  private async recordEvents(
+    term: Term,
+    batch: readonly { key: string; value: string; prefix: string }[],
+  ): Promise<void> {
+    const { client } = this.deps;
+    const prefixes = [...new Set(batch.map((e) => e.prefix))];
+    const counts = prefixes.map((p) => {
+      const r = Range.prefix(p);
+      return { request_range: { key: r.start, range_end: r.end, count_only: true } };
+    });
+    const res = await this.fenced(term)
+      .then(...batch.map((e) => client.put(e.key).value(e.value)), ...counts)
+      .commit();
+    if (!res.succeeded) throw new Error('the leader key is no longer ours');
+    await Promise.all(
+      prefixes.map(async (p, i) => {
+        const count = Number(res.responses[batch.length + i]?.response_range?.count ?? 0);
+        if (count > this.deps.eventsPerGroup) await this.trim(term, p);
+      }),
+    );
   }
 
   /**
@@ -170,8 +358,13 @@ export class FencedWriter {
   }
 
   private async putBounded(term: Term, key: string, value: string, prefix: string): Promise<void> {
+    await this.fenced(term).then(this.deps.client.put(key).value(value)).commit();
+    await this.trim(term, prefix);
+  }
+
+  /** Deletes the oldest keys under `prefix` beyond eventsPerGroup (key order). */
+  private async trim(term: Term, prefix: string): Promise<void> {
     const { client } = this.deps;
-    await this.fenced(term).then(client.put(key).value(value)).commit();
     const names = await client.getAll().prefix(prefix).sort('Key', 'Ascend').keys();
     const excess = names.length - this.deps.eventsPerGroup;
     if (excess > 0) {

@@ -26,6 +26,8 @@ export interface GroupSource {
   list(): SourceGroup[];
   /** False until the first complete snapshot is in (then `list()` is meaningless); absent: always complete. */
   synced?(): boolean;
+  /** Reads ahead, before this controller leads, what makes the first snapshot after `start` quick (optional). */
+  prefetch?(): void;
 }
 
 export interface GroupReport {
