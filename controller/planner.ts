@@ -6,7 +6,7 @@
 import { TRANSITION_FOR_RELEASE, type AssignmentRecord, type TransitionReason } from '../common/keyspace.js';
 import type { FailoverGroup, Phase } from '../crds/failovergroup.js';
 import { retiringAfter } from './conflicts.js';
-import { failsafeTakeover, keptSetFor, promiseSetChanged, promiseSetFor } from './failsafe.js';
+import { failsafeTakeover, forgetLiveSet, keptSetFor, promiseSetChanged, promiseSetFor } from './failsafe.js';
 import { eventFigures } from './figures.js';
 import { rankNodes, SELF_RELEASE, specErrorsOf, specHash, vipsOf, type RankedNode } from './ranking.js';
 import type {
@@ -75,6 +75,7 @@ function* planSteps(input: PlanInput): Generator<void, Plan> {
   const actions: Action[] = [];
   const decisions = new Map<string, GroupDecision>();
   let requeueAt: number | undefined;
+  forgetLiveSet(input.nodes);
   const names = new Set<string>([...input.groups.keys(), ...input.assignments.keys()]);
   for (const name of [...names].sort()) {
     if (input.frozen.has(name)) continue;
