@@ -246,7 +246,41 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       `  steady state over ${Math.round(windowMs)} ms: etcd ${totalPerSecond} requests/s, controller CPU ${steadyCpuPercent} %, RSS ${Math.round(c2.rssKiB / 1024)} MiB`,
     );
 
-    // 4. A node is lost: its agent stops, its lease is revoked; every group it held must move.
+    // 4. Warm start: the controller's own share of a placement. Health is all there; a new controller must
+    //    place every group (its assignments were deleted while no controller ran). Before the lost node: after it,
+    //    the 30 groups that name the lost node as a candidate waited settleMs (2 s) for its health.
+    const c3 = sampleProc(controller.pid);
+    await controller.stop({ signal: 'SIGTERM', timeoutMs: 5000 });
+    await client.delete().prefix(keys.assignmentsPrefix()).exec();
+    await waitFor('assignments gone from the observer', 10_000, () => holders.size === 0, 20);
+    const warm: ScaleResult['warmPlacement'] = { placed: 0 };
+    const t1 = monoMs();
+    const wallMinusMono = Date.now() - monoMs();
+    const controller2 = startController('controller2');
+    const deadline2 = t1 + Math.max(60_000, o.groups * 20);
+    while (monoMs() < deadline2) {
+      if (controller2.exited) {
+        warm.note = `the controller exited: ${tail(controller2.stderrLog)} ${tail(join(work, 'controller2.out.log'))}`;
+        break;
+      }
+      if (warm.leaderMs === undefined && (await client.get(keys.leader()).string()))
+        warm.leaderMs = Math.round(monoMs() - t1);
+      if (placedCount() >= o.groups) {
+        warm.placedMs = Math.round(monoMs() - t1);
+        warm.cpuSeconds = Math.round(sampleProc(controller2.pid).cpuS * 100) / 100;
+        break;
+      }
+      await sleep(20);
+    }
+    warm.placed = placedCount();
+    Object.assign(warm, logMilestones(join(work, 'controller2.out.log'), t1, wallMinusMono));
+    o.log(
+      `  warm start (health already in etcd): leader ${warm.leaderMs} ms, leading ${warm.leadingMs} ms, assignments written ${warm.firstAssignmentMs}..${warm.lastAssignmentMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`,
+    );
+
+    // 5. A node is lost: its agent stops, its lease is revoked; every group it held must move (the warm start's
+    //    controller, once its placement settled).
+    await sleep(3000);
     const held = [...holders].filter(([, h]) => h === victim).map(([g]) => g);
     const lostNode: ScaleResult['lostNode'] = {
       node: victim,
@@ -282,39 +316,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     if (lostNode.reassigned >= held.length && lastMove !== undefined)
       lostNode.reassignedMs = Math.round(lastMove - tRevoked);
     else lostNode.note = `only ${lostNode.reassigned} of ${held.length} groups moved within 30 s`;
-    const c3 = sampleProc(controller.pid);
     o.log(
       `  lost node ${victim}: ${lostNode.reassigned}/${held.length} groups reassigned ${lostNode.reassignedMs ?? '(not all)'} ms after its lease was revoked (Safety-3 wait for the simulated agents' lease ${lostNode.safetyWaitMs} ms; a default agent's lease adds ${lostNode.defaultAgentSafetyWaitMs} ms)`,
-    );
-
-    // 5. Warm start: the controller's own share of a placement. Health is all there; a new controller must
-    //    place every group (its assignments were deleted while no controller ran).
-    await controller.stop({ signal: 'SIGTERM', timeoutMs: 5000 });
-    await client.delete().prefix(keys.assignmentsPrefix()).exec();
-    await waitFor('assignments gone from the observer', 10_000, () => holders.size === 0, 20);
-    const warm: ScaleResult['warmPlacement'] = { placed: 0 };
-    const t1 = monoMs();
-    const wallMinusMono = Date.now() - monoMs();
-    const controller2 = startController('controller2');
-    const deadline2 = t1 + Math.max(60_000, o.groups * 20);
-    while (monoMs() < deadline2) {
-      if (controller2.exited) {
-        warm.note = `the controller exited: ${tail(controller2.stderrLog)} ${tail(join(work, 'controller2.out.log'))}`;
-        break;
-      }
-      if (warm.leaderMs === undefined && (await client.get(keys.leader()).string()))
-        warm.leaderMs = Math.round(monoMs() - t1);
-      if (placedCount() >= o.groups) {
-        warm.placedMs = Math.round(monoMs() - t1);
-        warm.cpuSeconds = Math.round(sampleProc(controller2.pid).cpuS * 100) / 100;
-        break;
-      }
-      await sleep(20);
-    }
-    warm.placed = placedCount();
-    Object.assign(warm, logMilestones(join(work, 'controller2.out.log'), t1, wallMinusMono));
-    o.log(
-      `  warm start (health already in etcd): leader ${warm.leaderMs} ms, leading ${warm.leadingMs} ms, assignments written ${warm.firstAssignmentMs}..${warm.lastAssignmentMs} ms, ${warm.placed} groups placed ${warm.placedMs ?? 'never'} ms after the controller started, ${warm.cpuSeconds ?? '?'} s CPU`,
     );
 
     return {
