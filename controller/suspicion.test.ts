@@ -67,15 +67,18 @@ describe('HeartbeatSuspicion', () => {
     for (const t of [995, 1010, 1030, 1040, 1100, 1500]) expect(ask(t)).toEqual([]);
   });
 
-  test('a node that does not come back after a stall is suspected misses × period after the stream resumed', () => {
+  test('after a stall, a node that comes back late is not suspected; once it beat again, it is counted as before', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
     const ask = asker(s, [
       { nodes: ['n1', 'n2', 'n3'], from: 0, to: 1000 },
-      { nodes: ['n2', 'n3'], from: 1500, to: 2000 },
+      { nodes: ['n2', 'n3'], from: 1500, to: 3000 }, // the stream resumes at 1500 without n1 (it reconnects later)
+      { nodes: ['n1'], from: 2500, to: 2600 }, // n1 back at 2500, then silent again after 2550
     ]);
-    expect(ask(1650)).toEqual([]); // 150 ms since the stream resumed
-    expect(ask(1700)).toEqual(['n1']);
+    expect(ask(1700)).toEqual([]); // before, suspected at 1700: 150 ms after the resume without it
+    expect(ask(2400)).toEqual([]); // not heard since the resume: late to reconnect, left to its TTL
+    expect(ask(2700)).toEqual([]);
+    expect(ask(2750)).toEqual(['n1']); // heard at 2550 since the resume, silent since: more than 3 periods
   });
 
   test('a node alone is never suspected: its TTL is the detector', () => {
@@ -87,15 +90,17 @@ describe('HeartbeatSuspicion', () => {
     expect(ask(5000)).toEqual([]);
   });
 
-  test('restart (new leader, new watch) gives every node its allowance from then', () => {
+  test('restart (new leader, new watch): nobody is suspected before it beat once after it', () => {
     const s = new HeartbeatSuspicion(3);
     s.restart(0);
-    const ask = asker(s, [{ nodes: ['n2', 'n3'], from: 0, to: 3000 }]); // n1 never beats
-    expect(ask(100)).toEqual([]); // n1 first named at 100: counted from then
-    expect(ask(2050)).toEqual(['n1']);
-    s.restart(2100, ['n1', 'n2', 'n3']);
-    expect(ask(2240)).toEqual([]);
-    expect(ask(2300)).toEqual(['n1']);
+    const ask = asker(s, [
+      { nodes: ['n2', 'n3'], from: 0, to: 3000 }, // n1 never beats: left to its TTL
+      { nodes: ['n1'], from: 2000, to: 2100 }, // except at 2000 and 2050
+    ]);
+    expect(ask(100)).toEqual([]);
+    expect(ask(1900)).toEqual([]);
+    s.restart(2060, ['n1', 'n2', 'n3']);
+    expect(ask(2400)).toEqual([]); // n1's beats came before the restart: they do not count
   });
 
   test('two nodes gone at once are both suspected by the third', () => {

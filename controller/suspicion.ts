@@ -6,7 +6,11 @@
 // heartbeats (all nodes together) last resumed after a gap: an etcd election, an etcd outage or a slow watch stops
 // every heartbeat at once, and must cost no node its lease (the point of the failsafe issue). While the stream is
 // stalled nobody is suspected; after it resumes each node has its full allowance again. A node alone (nobody else
-// beats) is never suspected: its lease's TTL is the detector, as without heartbeats.
+// beats) is never suspected: its lease's TTL is the detector, as without heartbeats. Nor is a node that has not
+// beaten since the stream last resumed (or since this controller started to watch): after an etcd outage or
+// election the agents reconnect one by one, gRPC's back-off apart by up to a second or more, and a holder that comes
+// back later than the others is not silent, only late (e2e outages.test.ts: the holder was revoked after etcd's
+// restart and its outage record went with its lease). Such a node is left to its TTL until it beats once.
 //
 // Suspicion is never a safety decision: a wrongly suspected node loses its lease and with it its VIPs (its fence
 // closes by itself, its keepalives are answered with TTL 0), and the controller's wait after a revocation
@@ -19,6 +23,8 @@ export interface Beating {
 
 export class HeartbeatSuspicion {
   private readonly lastSeen = new Map<string, number>();
+  /** Per node, its last heartbeat (a watch event; not the times restart() seeds). */
+  private readonly lastBeat = new Map<string, number>();
   private lastEvent = -Infinity;
   private flowingSince = Infinity;
   /** Until the first suspects() says the periods: twice the fastest period vipwarden suggests (50 ms). */
@@ -44,11 +50,13 @@ export class HeartbeatSuspicion {
     if (now - this.lastEvent > this.gapMs) this.flowingSince = now;
     this.lastEvent = Math.max(this.lastEvent, now);
     this.lastSeen.set(node, now);
+    this.lastBeat.set(node, now);
   }
 
   /** Forgets a node (its record is gone). */
   forget(node: string): void {
     this.lastSeen.delete(node);
+    this.lastBeat.delete(node);
   }
 
   /**
@@ -64,6 +72,8 @@ export class HeartbeatSuspicion {
     for (const b of beating) {
       // A node first seen now (a record that just appeared) starts its allowance now.
       if (!this.lastSeen.has(b.node)) this.lastSeen.set(b.node, now);
+      // Not heard since the stream resumed (or since the watch started): late to reconnect, not known silent.
+      if (!((this.lastBeat.get(b.node) ?? -Infinity) >= this.flowingSince)) continue;
       const from = Math.max(this.lastSeen.get(b.node)!, this.flowingSince);
       // Silence is measured up to the stream's last event, not up to now: another node's heartbeat must have come
       // more than misses periods after this node's last (which is then not the last event). Measured up to now, a
