@@ -36,7 +36,7 @@ function setup(over: { leading?: () => boolean; fail?: boolean } = {}) {
   const run = async (who: string[], from: number, to: number) => {
     for (let t = from; t < to; t += 50) {
       now = t;
-      for (const n of who) m.suspicion.beat(n, t);
+      for (const n of who) m.suspicion.beat(n, t, `L${n.slice(1)}`);
       m.check();
       await new Promise((r) => setImmediate(r));
     }

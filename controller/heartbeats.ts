@@ -85,7 +85,7 @@ export class HeartbeatMonitor {
     this.watcher = w;
     w.on('put', (kv) => {
       const node = this.o.keys.heartbeatNode(kv.key.toString());
-      if (node) this.suspicion.beat(node, this.o.clock.mono());
+      if (node) this.suspicion.beat(node, this.o.clock.mono(), kv.lease && kv.lease !== '0' ? kv.lease : undefined);
     });
     // A watch that was down saw nothing: no silence before it came back counts.
     w.on('connected', () =>

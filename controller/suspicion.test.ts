@@ -132,4 +132,20 @@ describe('HeartbeatSuspicion', () => {
     expect(ask(600)).toEqual([]);
     expect(ask(650)).toEqual(['n1']);
   });
+
+  test('a node that registered again is not silent until it has beaten under its new lease', () => {
+    const s = new HeartbeatSuspicion(3);
+    s.restart(0);
+    const withLease = (l1: string): Beating[] => three.map((b) => ({ ...b, lease: b.node === 'n1' ? l1 : b.node }));
+    for (let t = 0; t < 500; t += 50) for (const n of ['n1', 'n2', 'n3']) s.beat(n, t, n === 'n1' ? 'A' : n);
+    // n1's lease A ends; it registers under B, and its first put under B waits behind one stuck under A.
+    for (let t = 500; t < 1500; t += 50) for (const n of ['n2', 'n3']) s.beat(n, t, n);
+    expect(s.suspects(withLease('A'), 1450)).toEqual(['n1']); // still under A: silent, as before
+    expect(s.suspects(withLease('B'), 1450)).toEqual([]); // under B it never beat: left to B's TTL
+    s.beat('n1', 1500, 'B');
+    for (let t = 1500; t <= 1650; t += 50) for (const n of ['n2', 'n3']) s.beat(n, t, n);
+    expect(s.suspects(withLease('B'), 1650)).toEqual([]);
+    for (const n of ['n2', 'n3']) s.beat(n, 1700, n);
+    expect(s.suspects(withLease('B'), 1700)).toEqual(['n1']); // beat under B at 1500, silent since
+  });
 });

@@ -19,12 +19,19 @@
 export interface Beating {
   node: string;
   heartbeatMs: number;
+  /**
+   * The lease its node record is under now. Given, only heartbeats put under it count: a node that registered again
+   * (its old lease revoked or expired) is not silent until it has beaten under the new one (its first put may wait
+   * behind one still stuck under the old lease: the holder was revoked again 230 ms after it came back, e2e
+   * outages.test.ts).
+   */
+  lease?: string;
 }
 
 export class HeartbeatSuspicion {
   private readonly lastSeen = new Map<string, number>();
-  /** Per node, its last heartbeat (a watch event; not the times restart() seeds). */
-  private readonly lastBeat = new Map<string, number>();
+  /** Per node, its last heartbeat (a watch event; not the times restart() seeds) and the lease it was put under. */
+  private readonly lastBeat = new Map<string, { at: number; lease: string | undefined }>();
   private lastEvent = -Infinity;
   private flowingSince = Infinity;
   /** Until the first suspects() says the periods: twice the fastest period vipwarden suggests (50 ms). */
@@ -45,12 +52,12 @@ export class HeartbeatSuspicion {
     this.flowingSince = now;
   }
 
-  /** A heartbeat of `node` arrived (a watch event). */
-  beat(node: string, now: number): void {
+  /** A heartbeat of `node` arrived (a watch event), put under `lease` (the key's lease in the event). */
+  beat(node: string, now: number, lease?: string): void {
     if (now - this.lastEvent > this.gapMs) this.flowingSince = now;
     this.lastEvent = Math.max(this.lastEvent, now);
     this.lastSeen.set(node, now);
-    this.lastBeat.set(node, now);
+    this.lastBeat.set(node, { at: now, lease });
   }
 
   /** Forgets a node (its record is gone). */
@@ -72,8 +79,10 @@ export class HeartbeatSuspicion {
     for (const b of beating) {
       // A node first seen now (a record that just appeared) starts its allowance now.
       if (!this.lastSeen.has(b.node)) this.lastSeen.set(b.node, now);
-      // Not heard since the stream resumed (or since the watch started): late to reconnect, not known silent.
-      if (!((this.lastBeat.get(b.node) ?? -Infinity) >= this.flowingSince)) continue;
+      // Not heard since the stream resumed (or since the watch started), or not yet under the lease its record is
+      // under now: late to reconnect or to register again, not known silent.
+      const last = this.lastBeat.get(b.node);
+      if (!last || last.at < this.flowingSince || (b.lease !== undefined && last.lease !== b.lease)) continue;
       const from = Math.max(this.lastSeen.get(b.node)!, this.flowingSince);
       // Silence is measured up to the stream's last event, not up to now: another node's heartbeat must have come
       // more than misses periods after this node's last (which is then not the last event). Measured up to now, a

@@ -24,7 +24,8 @@ const DEADLINE_PERIODS = 4;
 
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
-  private inFlight = false;
+  /** The lease of the put in flight, if one is. */
+  private inFlight: string | undefined;
   private seq = 0;
   private failing = false;
   /** Puts answered, for tests and the metrics. */
@@ -44,10 +45,12 @@ export class Heartbeat {
   }
 
   private beat(): void {
-    if (this.inFlight) return;
     const lease = this.d.lease();
     if (!lease) return;
-    this.inFlight = true;
+    // One put at a time, but one stuck under a lease that is no longer the registered one (a cut node that came
+    // back and registered again) does not hold back the first under the new lease: the leader counts only those.
+    if (this.inFlight === lease) return;
+    this.inFlight = lease;
     this.d.client
       .put(this.d.key)
       .value(String(++this.seq))
@@ -64,6 +67,8 @@ export class Heartbeat {
         if (!this.failing) this.d.log.warn({ err }, 'heartbeat: put failed');
         this.failing = true;
       })
-      .finally(() => (this.inFlight = false));
+      .finally(() => {
+        if (this.inFlight === lease) this.inFlight = undefined;
+      });
   }
 }
