@@ -7,7 +7,7 @@
 import type { ReleaseReason } from '../common/keyspace.js';
 import type { Clock } from '../common/clock.js';
 import type { Exec } from '../common/exec.js';
-import { FENCE_SLACK_MS } from '../common/fence.js';
+import { FENCE_SLACK_MS, fenceExpiresAt } from '../common/fence.js';
 import type { Logger } from '../common/log.js';
 import { lifetimeFor, type LeaseTiming } from '../common/lease.js';
 import { AddressManager, DeadlinePassedError, vipKey, type VipRef } from './addresses.js';
@@ -76,6 +76,8 @@ export class Holdings {
    *  history only (node-agent/presence.ts: an address that ran out before its removal was gone then); never read
    *  by anything that decides. */
   private readonly lifetimeEnds = new Map<string, number>();
+  /** Per address, when the fence element last opened for it ends (monotonic ms); the history only, as above. */
+  private readonly fenceEnds = new Map<string, number>();
 
   constructor(private readonly deps: HoldingsDeps) {
     this.addresses = new AddressManager(deps.exec, deps.deadlineExec);
@@ -236,9 +238,19 @@ export class Holdings {
     return due.filter(([h]) => h.refs.some((r) => !present.has(vipKey(r)))).map(([h, end]) => [h, end]);
   }
 
-  /** The latest end of the kernel lifetimes last set for these addresses (monotonic ms), if any was set. */
+  /**
+   * When these addresses stopped answering at the latest, if nothing renewed them (monotonic ms): per address the end
+   * of its kernel lifetime, or of its fence element when that came first (a fenced address answers nothing after
+   * it); the latest over the addresses. For the history only.
+   */
   lifetimeEnd(refs: readonly VipRef[]): number | undefined {
-    const ends = refs.map((r) => this.lifetimeEnds.get(vipKey(r))).filter((t): t is number => t !== undefined);
+    const ends = refs
+      .map((r) => {
+        const l = this.lifetimeEnds.get(vipKey(r));
+        const f = this.fenceEnds.get(vipKey(r));
+        return l === undefined ? undefined : f === undefined ? l : Math.min(l, f);
+      })
+      .filter((t): t is number => t !== undefined);
     return ends.length > 0 ? Math.max(...ends) : undefined;
   }
 
@@ -255,8 +267,10 @@ export class Holdings {
       try {
         // The fence too, to end by the same bound (rule 4): an element opened until t is open at most until
         // t + FENCE_SLACK_MS. Without it a fenced holder's VIP went dark one window after the last keepalive answer.
-        if (this.fence && untilMs !== undefined)
+        if (this.fence && untilMs !== undefined) {
           await this.fence.openUntil(h.refs, { expiresMs: untilMs - FENCE_SLACK_MS, deadlineMs });
+          for (const r of h.refs) this.fenceEnds.set(vipKey(r), untilMs - FENCE_SLACK_MS);
+        }
         await this.addresses.ensure(h.refs, lifetimeS, { deadlineMs });
       } catch (err) {
         if (err instanceof DeadlinePassedError) return false;
@@ -324,7 +338,11 @@ export class Holdings {
     const startedAt = clock.mono();
     try {
       // The fence first: an address is never on the machine without its gate (docs/design.md "Fast fence").
-      await this.fence?.open(refs, { sentAt: keeper.lastAnsweredSentAt, deadlineMs });
+      if (this.fence) {
+        await this.fence.open(refs, { sentAt: keeper.lastAnsweredSentAt, deadlineMs });
+        const end = fenceExpiresAt(keeper.lastAnsweredSentAt, this.fence.windowMs);
+        for (const r of refs) this.fenceEnds.set(vipKey(r), end);
+      }
       await this.addresses.ensure(refs, lifetime, { deadlineMs });
       for (const r of refs) this.lifetimeEnds.set(vipKey(r), startedAt + lifetime * 1000);
     } catch (err) {

@@ -4,6 +4,7 @@
 // (node-agent/fence/ruleset.ts): a node holds an address while the address is there and its gate is not closed
 // (a gated address without a live element answers nothing), which is what the timelines and overlaps count.
 import { createInterface } from 'node:readline';
+import { FENCE_TABLE } from '../../node-agent/fence/ruleset.js';
 import { stopAndDrain, type ProcHandle } from './proc.js';
 import { buildSampler } from './sampler-build.js';
 import type { Testbed } from './testbed.js';
@@ -99,8 +100,12 @@ export interface StartSamplerOptions {
   maxDurationS?: number;
   /** Namespaces to watch; default: the testbed's nodes (not the client). */
   targets?: SamplerTarget[];
-  /** The fast fence's nftables table (vipwarden_fence): also read its gates, and count only open-gated holders. */
-  fenceTable?: string;
+  /**
+   * The fast fence's nftables table: also read its gates, and count only open-gated holders (issue 13: the holder is
+   * the node that answers; a node without the table counts by its address alone). Default FENCE_TABLE, the agents'
+   * (`fence: auto` is their default); false: addresses alone.
+   */
+  fenceTable?: string | false;
 }
 
 // ---- pure timeline logic --------------------------------------------------------------------------
@@ -259,6 +264,7 @@ export function parseSamplerLine(line: string): SamplerLine | undefined {
 
 export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}): Promise<Sampler> {
   const periodMs = opts.periodMs ?? 5;
+  const fenceTable = opts.fenceTable === false ? undefined : (opts.fenceTable ?? FENCE_TABLE);
   if (!Number.isInteger(periodMs) || periodMs < 1 || periodMs > 20)
     throw new Error(`startSampler: periodMs must be 1..20, got ${periodMs}`);
   const hbMs = opts.heartbeatMs ?? 1000;
@@ -271,7 +277,7 @@ export async function startSampler(tb: Testbed, opts: StartSamplerOptions = {}):
     [
       bin,
       ...['-p', String(periodMs), '-H', String(hbMs), '-d', String(maxS)],
-      ...(opts.fenceTable ? ['-f', opts.fenceTable] : []),
+      ...(fenceTable ? ['-f', fenceTable] : []),
       ...targets.map((t) => t.netns),
     ],
     {
