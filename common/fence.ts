@@ -12,9 +12,29 @@ import type { LeaseTiming } from './lease.js';
  */
 export const FENCE_SLACK_MS = 50;
 
-/** The default fence window: as long as the lease proves (an element never outlives the lease it came from). */
-export function defaultFenceWindowMs(t: Pick<LeaseTiming, 'ttlSeconds' | 'marginMs'>): number {
-  return t.ttlSeconds * 1000 - t.marginMs;
+/**
+ * The window heartbeats pair with by default. After a revocation the leader waits window + slack
+ * (revokedFenceWaitMs), so the window is most of a hard failover: detection (3 x 50 ms) + 1150 + 50 + ~20 ms, about
+ * 1.4 s. A pause in keepalive answers shorter than the window less one keepalive interval costs nothing: an etcd
+ * election with the documented timing (docs/etcd.md: leaderless 300-600 ms after its leader died), and the 1 s
+ * freeze of test/e2e/etcd-pause.test.ts (keepalives every 50 ms there).
+ */
+export const HEARTBEAT_FENCE_WINDOW_MS = 1150;
+
+/**
+ * The default fence window. Without heartbeats: as long as the lease proves (an element never outlives the lease it
+ * came from), which is free (the controller's wait after the lease's end stays 0) and lets the old holder answer
+ * longest. With heartbeats: HEARTBEAT_FENCE_WINDOW_MS, but never past what the lease proves, and never shorter than
+ * two keepalive intervals after the renew window (one answer may be missed without closing the fence).
+ */
+export function defaultFenceWindowMs(
+  t: Pick<LeaseTiming, 'ttlSeconds' | 'marginMs'> & Partial<Pick<LeaseTiming, 'renewWindowMs' | 'keepaliveIntervalMs'>>,
+  heartbeats = false,
+): number {
+  const proven = t.ttlSeconds * 1000 - t.marginMs;
+  if (!heartbeats) return proven;
+  const least = (t.renewWindowMs ?? 0) + 2 * (t.keepaliveIntervalMs ?? 0);
+  return Math.min(proven, Math.max(HEARTBEAT_FENCE_WINDOW_MS, least));
 }
 
 /** Why a fence window does not fit the lease timing, or undefined when it does. */

@@ -17,6 +17,9 @@ const Argv = z
   .min(1)
   .refine((a) => a.length === 0 || a[0]!.startsWith('/'), 'the command must be an absolute path'); // min(1) names the empty one
 
+/** How often an agent whose fence runs puts its heartbeat by default (agent.yaml `fence.heartbeatMs`). */
+export const DEFAULT_HEARTBEAT_MS = 50;
+
 export const AgentConfigSchema = z
   .object({
     node: z.string().refine(isResourceName, 'must be a DNS-1123 name'),
@@ -39,29 +42,31 @@ export const AgentConfigSchema = z
     stateDir: z.string().startsWith('/').default('/run/vipwarden'),
     /**
      * The fast fence (node-agent/fence/, docs/design.md "Fast fence"): `nftables` gates every VIP with an nftables
-     * set element that the agent renews on each keepalive answer; `windowMs` (default ttlSeconds * 1000 - marginMs)
-     * is how long after the proof's keepalive was sent it stays open. `fence: nftables` is short for `{ mode: nftables }`.
-     * `auto`: `nftables` where the node can run it (the helper, nft, the kernel), else `off`; decided at start
-     * (node-agent/fence/auto.ts), recommended. `off` (the default for now, docs/design.md "Fast fence", "Default"):
-     * the address lifetime alone.
+     * set element that the agent renews on each keepalive answer; `windowMs` is how long after the proof's keepalive
+     * was sent it stays open (default: 1150 with heartbeats, ttlSeconds * 1000 - marginMs without; common/fence.ts
+     * defaultFenceWindowMs). `fence: nftables` is short for `{ mode: nftables }`. `auto` (the default): `nftables`
+     * where the node can run it (the helper, nft, the kernel), else `off`, decided at start (node-agent/fence/
+     * auto.ts). `off`: the address lifetime alone.
      */
     fence: z
       .preprocess(
         (v) => (typeof v === 'string' ? { mode: v } : v),
         z
           .object({
-            mode: z.enum(['off', 'nftables', 'auto']).default('off'),
+            mode: z.enum(['off', 'nftables', 'auto']).default('auto'),
             windowMs: z.number().int().min(20).max(60_000).optional(),
             /**
              * Puts the node's heartbeat key this often (ms), so that the leading controller can revoke the lease of
              * a holder whose heartbeats stopped, well before its TTL ends (docs/design.md "Fast fence",
-             * "Detection faster than the lease"). Only with the fence running; absent: no heartbeats.
+             * "Detection faster than the lease"). Only with the fence running; `off`: no heartbeats (detection by
+             * the lease TTL). Absent: DEFAULT_HEARTBEAT_MS, except with `peer:` (failsafe keepers are never revoked,
+             * so beats would be load for nothing). Each beat is an etcd write: docs/etcd.md "Compaction".
              */
-            heartbeatMs: z.number().int().min(10).max(10_000).optional(),
+            heartbeatMs: z.union([z.literal('off'), z.number().int().min(10).max(10_000)]).optional(),
           })
           .strict(),
       )
-      .default({ mode: 'off' }),
+      .default({ mode: 'auto' }),
     /** Path of vw-before (node-agent/native/before.c); default: next to the agent's main.js. */
     deadlineExec: z.string().startsWith('/').optional(),
     commands: z
@@ -142,14 +147,24 @@ export const AgentConfigSchema = z
 
 /** The fence's options for Holdings, or undefined when it is off; throws when its window does not fit the lease. */
 export function fenceOptions(
-  c: Pick<AgentConfig, 'fence' | 'lease'>,
+  c: Pick<AgentConfig, 'fence' | 'lease'> & Partial<Pick<AgentConfig, 'peer'>>,
 ): { windowMs: number; heartbeatMs?: number } | undefined {
   // `auto` is resolved at start (node-agent/fence/auto.ts); unresolved it runs no fence.
   if (c.fence.mode !== 'nftables') return undefined;
-  const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease);
+  const heartbeatMs = heartbeatPeriodMs(c);
+  const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease, heartbeatMs !== undefined);
   const problem = fenceTimingProblem(windowMs, c.lease);
   if (problem) throw new Error(`agent config: fence.windowMs: ${problem}`);
-  return { windowMs, ...(c.fence.heartbeatMs !== undefined ? { heartbeatMs: c.fence.heartbeatMs } : {}) };
+  return { windowMs, ...(heartbeatMs !== undefined ? { heartbeatMs } : {}) };
+}
+
+/** The heartbeat period the agent runs with when its fence runs (undefined: none). */
+export function heartbeatPeriodMs(
+  c: Pick<AgentConfig, 'fence'> & Partial<Pick<AgentConfig, 'peer'>>,
+): number | undefined {
+  const h = c.fence.heartbeatMs;
+  if (h === 'off') return undefined;
+  return h ?? (c.peer ? undefined : DEFAULT_HEARTBEAT_MS);
 }
 
 export type AgentConfig = z.output<typeof AgentConfigSchema> & { lease: { renewWindowMs: number } };

@@ -74,12 +74,12 @@ export function withFenceMode(agent: Record<string, unknown>, mode: string | und
   return { ...agent, fence: typeof f === 'object' && f !== null ? { ...f, mode } : mode };
 }
 
-/** The agents' fence mode in a run's agent.yaml additions (off when none is set: the agent's default). */
+/** The agents' fence mode in a run's agent.yaml additions (auto when none is set: the agent's default). */
 export function fenceModeOf(agent: Record<string, unknown>): string {
   const f = agent['fence'];
   if (typeof f === 'string') return f;
   const m = (f as { mode?: unknown } | undefined)?.mode;
-  return typeof m === 'string' ? m : 'off';
+  return typeof m === 'string' ? m : 'auto';
 }
 
 export function vipwardenSettings(

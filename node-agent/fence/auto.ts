@@ -7,7 +7,7 @@
 import type { Exec } from '../../common/exec.js';
 import { defaultFenceWindowMs, fenceTimingProblem } from '../../common/fence.js';
 import type { Logger } from '../../common/log.js';
-import type { AgentConfig } from '../config.js';
+import { heartbeatPeriodMs, type AgentConfig } from '../config.js';
 import { loadFenceTable } from './nft.js';
 import { FENCE_TABLE } from './ruleset.js';
 
@@ -23,7 +23,10 @@ export interface ResolveFenceDeps {
 /** Why `auto` cannot run the fence here, or undefined when it can (the table is then loaded). */
 async function obstacle(config: AgentConfig, deps: ResolveFenceDeps): Promise<string | undefined> {
   if (!deps.helper) return 'no data-path helper (vipwarden-dataplane) beside the agent';
-  const problem = fenceTimingProblem(config.fence.windowMs ?? defaultFenceWindowMs(config.lease), config.lease);
+  const problem = fenceTimingProblem(
+    config.fence.windowMs ?? defaultFenceWindowMs(config.lease, heartbeatPeriodMs(config) !== undefined),
+    config.lease,
+  );
   if (problem) return problem;
   try {
     await loadFenceTable(deps.exec, FENCE_TABLE, deps.nft);

@@ -2,7 +2,7 @@ import { defaultFenceWindowMs, FENCE_SLACK_MS, fenceOverhangMs, fenceTimingProbl
 import type { Exec } from '../../common/exec.js';
 import { silentLogger } from '../../common/log.js';
 import { DeadlinePassedError, vipRef } from '../addresses.js';
-import { fenceOptions, parseAgentConfig } from '../config.js';
+import { fenceOptions, heartbeatPeriodMs, parseAgentConfig } from '../config.js';
 import { resolveFence } from './auto.js';
 import { DataplaneError, DeadlineExpiredError, type Dataplane } from '../dataplane.js';
 import { NftFence } from './nft.js';
@@ -32,11 +32,40 @@ describe('fence timing', () => {
 
 describe('agent.yaml fence', () => {
   const base = { node: 'n1', etcd: { endpoints: ['http://127.0.0.1:2379'] }, lease: { ttlSeconds: 1, marginMs: 150 } };
-  it('is off by default; `fence: nftables` is short for { mode: nftables }', () => {
-    expect(parseAgentConfig(base).fence).toEqual({ mode: 'off' });
+  it('is auto by default, with heartbeats every 50 ms (none with peer:); `fence: nftables` is short for { mode: nftables }', () => {
+    expect(parseAgentConfig(base).fence).toEqual({ mode: 'auto' });
     expect(parseAgentConfig({ ...base, fence: 'auto' }).fence).toEqual({ mode: 'auto' });
     expect(parseAgentConfig({ ...base, fence: 'nftables' }).fence).toEqual({ mode: 'nftables' });
     expect(parseAgentConfig({ ...base, fence: 'off' }).fence).toEqual({ mode: 'off' });
+    expect(heartbeatPeriodMs(parseAgentConfig(base))).toBe(50);
+    expect(heartbeatPeriodMs(parseAgentConfig({ ...base, fence: { mode: 'nftables', heartbeatMs: 'off' } }))).toBe(
+      undefined,
+    );
+    expect(heartbeatPeriodMs({ fence: { mode: 'nftables' }, peer: {} as never })).toBe(undefined);
+    expect(heartbeatPeriodMs({ fence: { mode: 'nftables', heartbeatMs: 40 }, peer: {} as never })).toBe(40);
+  });
+
+  it('pairs heartbeats with a 1.15 s window (the wait after a revocation), never more than the lease proves', () => {
+    const lease = { ttlSeconds: 2, marginMs: 500, keepaliveIntervalMs: 250, renewWindowMs: 500 };
+    expect(defaultFenceWindowMs(lease)).toBe(1500);
+    expect(defaultFenceWindowMs(lease, true)).toBe(1150);
+    expect(defaultFenceWindowMs({ ...lease, ttlSeconds: 1, marginMs: 150 }, true)).toBe(850);
+    // Slow keepalives: one answer may be missed without closing the fence.
+    expect(
+      defaultFenceWindowMs({ ttlSeconds: 10, marginMs: 500, keepaliveIntervalMs: 1000, renewWindowMs: 500 }, true),
+    ).toBe(2500);
+    const defaults = parseAgentConfig({
+      node: 'n1',
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      fence: 'nftables',
+    });
+    expect(fenceOptions(defaults)).toEqual({ windowMs: 1150, heartbeatMs: 50 });
+    const noBeats = parseAgentConfig({
+      node: 'n1',
+      etcd: { endpoints: ['http://127.0.0.1:2379'] },
+      fence: { mode: 'nftables', heartbeatMs: 'off' },
+    });
+    expect(fenceOptions(noBeats)).toEqual({ windowMs: 1500 });
   });
   it('refuses a window the lease does not prove, also with auto', () => {
     expect(() => parseAgentConfig({ ...base, fence: { mode: 'nftables', windowMs: 900 } })).toThrow(/must not exceed/);
@@ -66,7 +95,7 @@ describe('fence: auto', () => {
   it('runs the fence where the table loads and the helper is there', async () => {
     const r = await run({});
     expect(r.mode).toBe('nftables');
-    expect(r.options).toEqual({ windowMs: 850 });
+    expect(r.options).toEqual({ windowMs: 850, heartbeatMs: 50 });
     expect(r.calls).toEqual([['nft', '-f', '-']]);
   });
   it('falls back to off when nft cannot load the table, or without the helper', async () => {

@@ -12,9 +12,10 @@ import { monoMs, requireRoot, startSampler, type Sampler } from '../../hack/test
 jest.setTimeout(120_000);
 
 // Lifetime L = 2 s (TTL 3 s, margin 500 ms), fence window 400 ms: the fence closes well before the address goes.
+// The fence alone, without heartbeats (test/e2e/heartbeat.test.ts has them): the lease's end decides a move here.
 const WINDOW_MS = 400;
 const AGENT = {
-  fence: { mode: 'nftables', windowMs: WINDOW_MS },
+  fence: { mode: 'nftables', windowMs: WINDOW_MS, heartbeatMs: 'off' },
   lease: { ttlSeconds: 3, keepaliveIntervalMs: 100, marginMs: 500, renewWindowMs: 150 },
 };
 
