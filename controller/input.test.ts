@@ -3,23 +3,14 @@ import { describe, expect, test } from '@jest/globals';
 import type { Etcd3 } from 'etcd3';
 import type { Clock } from '../common/clock.js';
 import { Mirror } from '../common/etcd.js';
-import { Keys, type AssignmentRecord } from '../common/keyspace.js';
+import { Keys } from '../common/keyspace.js';
 import { silentLogger } from '../common/log.js';
 import { buildInput, type MirrorName, type Mirrors } from './input.js';
 import { LeaderMemory } from './memory.js';
+import { assignmentRecord } from './testing/records.js';
 
 const keys = new Keys('/t/');
-const rec = (group: string, holder: string): AssignmentRecord => ({
-  group,
-  vips: [{ address: '198.18.0.1/32' }],
-  release: false,
-  specHash: 'h',
-  at: 0,
-  leader: 'c',
-  holder,
-  holderLease: '1',
-  reason: 'initial',
-});
+const rec = assignmentRecord;
 
 describe('buildInput', () => {
   test("the leader's own newer writes win over its mirror; a write the mirror shows is the mirror's", () => {

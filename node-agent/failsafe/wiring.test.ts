@@ -111,14 +111,20 @@ describe('AgentFailsafe', () => {
     expect(h.f.keptGroups()).toEqual(new Set());
   });
 
-  test('peers reach etcd first and refuse: the kept VIP runs out instead of going at once', async () => {
-    const s = setup();
+  /** n0 acknowledges, then keeps web through an outage; 1 s later the lease no longer covers. */
+  async function keptThenLate(s: ReturnType<typeof setup>) {
     const h = s.nodes[0]!;
     await h.f.tick();
     s.clock.t += 600;
     await h.f.tick();
     expect(h.f.keptGroups()).toEqual(new Set(['web']));
     s.clock.t += 1000;
+    return h;
+  }
+
+  test('peers reach etcd first and refuse: the kept VIP runs out instead of going at once', async () => {
+    const s = setup();
+    const h = await keptThenLate(s);
     // etcd is back for n1 and n2 (they refuse: reachesEtcd), not yet for n0.
     for (const p of s.nodes.slice(1)) {
       p.lease.sentAt = s.clock.t;
@@ -135,12 +141,7 @@ describe('AgentFailsafe', () => {
   test('a peer says it holds the group: let go at once', async () => {
     const holds = new Set<string>();
     const s = setup({ alsoHolds: holds });
-    const h = s.nodes[0]!;
-    await h.f.tick();
-    s.clock.t += 600;
-    await h.f.tick();
-    expect(h.f.keptGroups()).toEqual(new Set(['web']));
-    s.clock.t += 1000;
+    const h = await keptThenLate(s);
     holds.add('n2');
     await h.f.tick();
     expect(h.f.keeper.holder.endReason()).toMatch(/holdsGroup/);

@@ -37,8 +37,8 @@ async function readable(revision: number): Promise<boolean> {
   }
 }
 
-test('compacts to the revision of the round before, only while leading', async () => {
-  let leading = true;
+/** A compactor on the test's client, and the revisions it compacted to. */
+function compactor(leading: () => boolean): { c: Compactor; compacted: number[] } {
   const compacted: number[] = [];
   const c = new Compactor({
     client,
@@ -46,9 +46,15 @@ test('compacts to the revision of the round before, only while leading', async (
     clock: realClock,
     log: silentLogger(),
     intervalMs: 1000,
-    leading: () => leading,
+    leading,
     onCompacted: (r) => compacted.push(r),
   });
+  return { c, compacted };
+}
+
+test('compacts to the revision of the round before, only while leading', async () => {
+  let leading = true;
+  const { c, compacted } = compactor(() => leading);
   const r1 = await put('/t/a');
   await c.tick(); // the first round only notes the revision
   expect(compacted).toEqual([]);
@@ -76,14 +82,7 @@ test('compacts to the revision of the round before, only while leading', async (
 });
 
 test('a compaction made further by someone else is no error', async () => {
-  const c = new Compactor({
-    client,
-    probeKey: '/t/a',
-    clock: realClock,
-    log: silentLogger(),
-    intervalMs: 1000,
-    leading: () => true,
-  });
+  const { c } = compactor(() => true);
   await put('/t/a');
   await c.tick();
   const later = await put('/t/a');

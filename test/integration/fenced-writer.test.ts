@@ -4,12 +4,13 @@
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { realClock } from '../../common/clock.js';
 import { connectEtcd } from '../../common/etcd.js';
-import { Keys, type AssignmentRecord } from '../../common/keyspace.js';
+import { Keys } from '../../common/keyspace.js';
 import { silentLogger } from '../../common/log.js';
 import type { Term } from '../../controller/election.js';
 import { NO_CONTROLLER_METRICS } from '../../controller/metrics.js';
 import type { Action } from '../../controller/planner.js';
 import { NO_STATUS } from '../../controller/sources/types.js';
+import { assignmentRecord } from '../../controller/testing/records.js';
 import { FencedWriter } from '../../controller/writer.js';
 import { startEtcd, type EtcdCluster } from '../harness/etcd.js';
 
@@ -26,17 +27,7 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-const record = (group: string, holder: string): AssignmentRecord => ({
-  group,
-  vips: [{ address: '198.18.0.1/32' }],
-  release: false,
-  specHash: 'h',
-  at: 0,
-  leader: 'c',
-  holder,
-  holderLease: '1',
-  reason: 'initial',
-});
+const record = assignmentRecord;
 
 async function leader(keys: Keys): Promise<Term> {
   const res = await c.put(keys.leader()).value('{}').exec();
