@@ -87,13 +87,9 @@ export class HeartbeatMonitor {
       const node = this.o.keys.heartbeatNode(kv.key.toString());
       if (node) this.suspicion.beat(node, this.o.clock.mono(), kv.lease && kv.lease !== '0' ? kv.lease : undefined);
     });
-    // A watch that was down saw nothing: no silence before it came back counts.
-    w.on('connected', () =>
-      this.suspicion.restart(
-        this.o.clock.mono(),
-        this.o.nodes().map((n) => n.node),
-      ),
-    );
+    // A watch that was down saw nothing: no silence before it came back counts, and no node is taken as heard (it
+    // was down with etcd, most likely, and the agents reconnect one by one): each must beat once first.
+    w.on('connected', () => this.suspicion.restart(this.o.clock.mono()));
     w.on('error', (err) => this.o.log.warn({ err }, 'heartbeat watch failed; etcd3 reconnects it'));
   }
 

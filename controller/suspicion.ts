@@ -7,10 +7,10 @@
 // every heartbeat at once, and must cost no node its lease (the point of the failsafe issue). While the stream is
 // stalled nobody is suspected; after it resumes each node has its full allowance again. A node alone (nobody else
 // beats) is never suspected: its lease's TTL is the detector, as without heartbeats. Nor is a node that has not
-// beaten since the stream last resumed (or since this controller started to watch): after an etcd outage or
+// beaten since the stream last resumed after a gap, or since the leader's watch came back: after an etcd outage or
 // election the agents reconnect one by one, gRPC's back-off apart by up to a second or more, and a holder that comes
-// back later than the others is not silent, only late (e2e outages.test.ts: the holder was revoked after etcd's
-// restart and its outage record went with its lease). Such a node is left to its TTL until it beats once.
+// back later than the others is not silent, only late. Such a node is left to its TTL until it beats once. A leader
+// that starts to watch takes the nodes it knows as heard then (restart()).
 //
 // Suspicion is never a safety decision: a wrongly suspected node loses its lease and with it its VIPs (its fence
 // closes by itself, its keepalives are answered with TTL 0), and the controller's wait after a revocation
@@ -28,6 +28,9 @@ export interface Beating {
   lease?: string;
 }
 
+/** restart() takes the nodes it is given as heard under whatever lease their record names. */
+const ANY_LEASE = '*';
+
 export class HeartbeatSuspicion {
   private readonly lastSeen = new Map<string, number>();
   /** Per node, its last heartbeat (a watch event; not the times restart() seeds) and the lease it was put under. */
@@ -43,11 +46,18 @@ export class HeartbeatSuspicion {
 
   /**
    * The watch started or restarted, or this controller began to lead: no silence before `now` counts. `nodes`, those
-   * known now, are counted from now; a node first named later is counted from when it is first named.
+   * known now, are taken as heard at `now` (whatever their lease): a leader that takes over while the agents beat
+   * must find a holder that died just before (chaos: an agent killed during a controller takeover waited for its
+   * TTL, 2.3 s, when nodes had to beat once first). A watch that came back after being down names none: the agents
+   * were most likely cut off with it and reconnect one by one, so each must beat once first. A node first named
+   * later must beat once too.
    */
   restart(now: number, nodes: Iterable<string> = []): void {
     this.lastSeen.clear();
-    for (const n of nodes) this.lastSeen.set(n, now);
+    for (const n of nodes) {
+      this.lastSeen.set(n, now);
+      this.lastBeat.set(n, { at: now, lease: ANY_LEASE });
+    }
     this.lastEvent = now;
     this.flowingSince = now;
   }
@@ -79,10 +89,15 @@ export class HeartbeatSuspicion {
     for (const b of beating) {
       // A node first seen now (a record that just appeared) starts its allowance now.
       if (!this.lastSeen.has(b.node)) this.lastSeen.set(b.node, now);
-      // Not heard since the stream resumed (or since the watch started), or not yet under the lease its record is
+      // Not heard since the stream resumed (or since the watch came back), or not yet under the lease its record is
       // under now: late to reconnect or to register again, not known silent.
       const last = this.lastBeat.get(b.node);
-      if (!last || last.at < this.flowingSince || (b.lease !== undefined && last.lease !== b.lease)) continue;
+      if (
+        !last ||
+        last.at < this.flowingSince ||
+        (b.lease !== undefined && last.lease !== ANY_LEASE && last.lease !== b.lease)
+      )
+        continue;
       const from = Math.max(this.lastSeen.get(b.node)!, this.flowingSince);
       // Silence is measured up to the stream's last event, not up to now: another node's heartbeat must have come
       // more than misses periods after this node's last (which is then not the last event). Measured up to now, a
