@@ -7,14 +7,12 @@
 // `compactionIntervalSeconds: 0`; two compactors do no harm beyond the smaller of their histories. Under etcd
 // authentication only the root role may compact: there etcd's own auto-compaction does it (docs/etcd.md).
 import type { Etcd3 } from 'etcd3';
-import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 
 export interface CompactorOptions {
   client: Etcd3;
   /** A key this controller may read (its etcd role covers the prefix only): its range's header has the revision. */
   probeKey: string;
-  clock: Clock;
   log: Logger;
   /** 0: never compact. */
   intervalMs: number;

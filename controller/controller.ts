@@ -113,7 +113,6 @@ export class Controller {
     this.compactor = new Compactor({
       client,
       probeKey: this.keys.nodesPrefix(),
-      clock,
       log: this.log,
       intervalMs: config.compactionIntervalSeconds * 1000,
       leading: () => this.term !== undefined && this.election.provable(),

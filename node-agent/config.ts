@@ -152,10 +152,15 @@ export function fenceOptions(
   // `auto` is resolved at start (node-agent/fence/auto.ts); unresolved it runs no fence.
   if (c.fence.mode !== 'nftables') return undefined;
   const heartbeatMs = heartbeatPeriodMs(c);
-  const windowMs = c.fence.windowMs ?? defaultFenceWindowMs(c.lease, heartbeatMs !== undefined);
+  const windowMs = fenceWindowMs(c);
   const problem = fenceTimingProblem(windowMs, c.lease);
   if (problem) throw new Error(`agent config: fence.windowMs: ${problem}`);
   return { windowMs, ...(heartbeatMs !== undefined ? { heartbeatMs } : {}) };
+}
+
+/** The fence window the agent runs with: agent.yaml's, else the default for its lease and heartbeats. */
+export function fenceWindowMs(c: Pick<AgentConfig, 'fence' | 'lease'> & Partial<Pick<AgentConfig, 'peer'>>): number {
+  return c.fence.windowMs ?? defaultFenceWindowMs(c.lease, heartbeatPeriodMs(c) !== undefined);
 }
 
 /** The heartbeat period the agent runs with when its fence runs (undefined: none). */

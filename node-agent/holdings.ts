@@ -7,7 +7,7 @@
 import type { ReleaseReason } from '../common/keyspace.js';
 import type { Clock } from '../common/clock.js';
 import type { Exec } from '../common/exec.js';
-import { FENCE_SLACK_MS, fenceExpiresAt } from '../common/fence.js';
+import { FENCE_SLACK_MS } from '../common/fence.js';
 import type { Logger } from '../common/log.js';
 import { lifetimeFor, type LeaseTiming } from '../common/lease.js';
 import { AddressManager, DeadlinePassedError, vipKey, type VipRef } from './addresses.js';
@@ -76,8 +76,6 @@ export class Holdings {
    *  history only (node-agent/presence.ts: an address that ran out before its removal was gone then); never read
    *  by anything that decides. */
   private readonly lifetimeEnds = new Map<string, number>();
-  /** Per address, when the fence element last opened for it ends (monotonic ms); the history only, as above. */
-  private readonly fenceEnds = new Map<string, number>();
 
   constructor(private readonly deps: HoldingsDeps) {
     this.addresses = new AddressManager(deps.exec, deps.deadlineExec);
@@ -247,7 +245,7 @@ export class Holdings {
     const ends = refs
       .map((r) => {
         const l = this.lifetimeEnds.get(vipKey(r));
-        const f = this.fenceEnds.get(vipKey(r));
+        const f = this.fence?.openUntilMs(r);
         return l === undefined ? undefined : f === undefined ? l : Math.min(l, f);
       })
       .filter((t): t is number => t !== undefined);
@@ -267,10 +265,8 @@ export class Holdings {
       try {
         // The fence too, to end by the same bound (rule 4): an element opened until t is open at most until
         // t + FENCE_SLACK_MS. Without it a fenced holder's VIP went dark one window after the last keepalive answer.
-        if (this.fence && untilMs !== undefined) {
+        if (this.fence && untilMs !== undefined)
           await this.fence.openUntil(h.refs, { expiresMs: untilMs - FENCE_SLACK_MS, deadlineMs });
-          for (const r of h.refs) this.fenceEnds.set(vipKey(r), untilMs - FENCE_SLACK_MS);
-        }
         await this.addresses.ensure(h.refs, lifetimeS, { deadlineMs });
       } catch (err) {
         if (err instanceof DeadlinePassedError) return false;
@@ -338,11 +334,7 @@ export class Holdings {
     const startedAt = clock.mono();
     try {
       // The fence first: an address is never on the machine without its gate (docs/design.md "Fast fence").
-      if (this.fence) {
-        await this.fence.open(refs, { sentAt: keeper.lastAnsweredSentAt, deadlineMs });
-        const end = fenceExpiresAt(keeper.lastAnsweredSentAt, this.fence.windowMs);
-        for (const r of refs) this.fenceEnds.set(vipKey(r), end);
-      }
+      await this.fence?.open(refs, { sentAt: keeper.lastAnsweredSentAt, deadlineMs });
       await this.addresses.ensure(refs, lifetime, { deadlineMs });
       for (const r of refs) this.lifetimeEnds.set(vipKey(r), startedAt + lifetime * 1000);
     } catch (err) {

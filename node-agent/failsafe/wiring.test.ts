@@ -39,7 +39,6 @@ function setup(o: { alsoHolds?: Set<string> } = {}) {
   };
   const published: Record<string, NodeFailsafe[]> = {};
   const ends: Record<string, () => number> = {};
-  const end0 = () => ends['n0']!();
   const extended: number[] = [];
   const nodes = ['n0', 'n1', 'n2'].map((node) => {
     const lease = { lease: '7' as string | undefined, validUntil: clock.t + 2000, sentAt: clock.t };
@@ -78,7 +77,7 @@ function setup(o: { alsoHolds?: Set<string> } = {}) {
     return { f, lease };
   });
   const answerAll = () => nodes.forEach((n) => ((n.lease.sentAt = clock.t), (n.lease.validUntil = clock.t + 2000)));
-  return { clock, nodes, published, extended, answerAll, lifetimeEnd: () => end0() };
+  return { clock, nodes, published, extended, answerAll, lifetimeEnd: () => ends['n0']!() };
 }
 
 describe('AgentFailsafe', () => {

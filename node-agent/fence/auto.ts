@@ -5,9 +5,9 @@
 // `nft -f` loads the table (nft installed, nf_tables in the kernel, CAP_NET_ADMIN): the same load the fence does
 // before its first element, so a node that passes here can open it.
 import type { Exec } from '../../common/exec.js';
-import { defaultFenceWindowMs, fenceTimingProblem } from '../../common/fence.js';
+import { fenceTimingProblem } from '../../common/fence.js';
 import type { Logger } from '../../common/log.js';
-import { heartbeatPeriodMs, type AgentConfig } from '../config.js';
+import { fenceWindowMs, type AgentConfig } from '../config.js';
 import { loadFenceTable } from './nft.js';
 import { FENCE_TABLE } from './ruleset.js';
 
@@ -23,10 +23,7 @@ export interface ResolveFenceDeps {
 /** Why `auto` cannot run the fence here, or undefined when it can (the table is then loaded). */
 async function obstacle(config: AgentConfig, deps: ResolveFenceDeps): Promise<string | undefined> {
   if (!deps.helper) return 'no data-path helper (vipwarden-dataplane) beside the agent';
-  const problem = fenceTimingProblem(
-    config.fence.windowMs ?? defaultFenceWindowMs(config.lease, heartbeatPeriodMs(config) !== undefined),
-    config.lease,
-  );
+  const problem = fenceTimingProblem(fenceWindowMs(config), config.lease);
   if (problem) return problem;
   try {
     await loadFenceTable(deps.exec, FENCE_TABLE, deps.nft);

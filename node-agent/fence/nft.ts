@@ -30,6 +30,8 @@ export class NftFence {
   readonly windowMs: number;
   readonly table: string;
   private loaded: Promise<void> | undefined;
+  /** Per address, the end (monotonic ms) its live element was last opened until; for the history only. */
+  private readonly ends = new Map<string, number>();
 
   constructor(
     private readonly exec: Exec,
@@ -97,6 +99,12 @@ export class NftFence {
       e instanceof DeadlineExpiredError || (e instanceof DataplaneError && e.errno === ETIME);
     if (failed.some(closed)) throw new DeadlinePassedError(o.deadlineMs);
     if (failed[0]) throw failed[0];
+    for (const a of addrs) this.ends.set(a, expiresMs);
+  }
+
+  /** When the element last opened for `ref` ends (monotonic ms), if one was opened and not closed since. */
+  openUntilMs(ref: VipRef): number | undefined {
+    return this.ends.get(ref.address);
   }
 
   /** Closes the fence of addresses that are gone (removes live elements and gates); errors are logged only: an
@@ -105,6 +113,7 @@ export class NftFence {
     if (refs.length === 0 || !this.dataplane) return;
     const dp = this.dataplane;
     const addrs = [...new Set(refs.map((r) => r.address))];
+    for (const a of addrs) this.ends.delete(a);
     await Promise.all(
       chunks(addrs).map((c) =>
         dp.fenceDel(this.table, c).catch((err: unknown) => this.log.warn({ err, vips: c }, 'fence: could not delete')),

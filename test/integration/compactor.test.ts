@@ -2,7 +2,6 @@
 // round before (so one interval of history stays), only while leading, and a compaction someone else made further
 // is no error.
 import { afterAll, beforeAll, expect, jest, test } from '@jest/globals';
-import { realClock } from '../../common/clock.js';
 import { connectEtcd } from '../../common/etcd.js';
 import { silentLogger } from '../../common/log.js';
 import { Compactor } from '../../controller/compactor.js';
@@ -43,7 +42,6 @@ function compactor(leading: () => boolean): { c: Compactor; compacted: number[] 
   const c = new Compactor({
     client,
     probeKey: '/t/a',
-    clock: realClock,
     log: silentLogger(),
     intervalMs: 1000,
     leading,

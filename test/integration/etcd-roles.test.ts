@@ -5,7 +5,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { execa } from 'execa';
-import { realClock } from '../../common/clock.js';
 import { connectEtcd } from '../../common/etcd.js';
 import { silentLogger } from '../../common/log.js';
 import { Compactor } from '../../controller/compactor.js';
@@ -133,7 +132,6 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
       const k = new Compactor({
         client: c,
         probeKey: keys.nodesPrefix(),
-        clock: realClock,
         log,
         intervalMs: 1000,
         leading: () => true,
