@@ -187,7 +187,10 @@ describe('version skew (issue 15 item 6)', () => {
     await until(async () => (await s.released('skew'))?.epoch === epoch, 5000, 'the release record');
     expect((await s.released('skew'))?.reason).toBe('spec-not-understood');
     expect(s.has('198.18.0.20/24')).toBe(false);
-    const rec = decode(NodeRecord, await s.get(s.keys.node(s.node)));
+    // The node record is written on its own, after the release record (bounded wait, the same check after it).
+    const record = async () => decode(NodeRecord, await s.get(s.keys.node(s.node)));
+    await until(async () => ((await record())?.specErrors?.length ?? 0) > 0, 5000, 'the spec error in the node record');
+    const rec = await record();
     expect(rec?.specErrors).toEqual([{ group: 'skew', why: expect.stringContaining('fromTheFuture') }]);
     expect(agent.holdings().has('skew')).toBe(false);
   });
