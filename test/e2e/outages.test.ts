@@ -23,7 +23,10 @@ let c: Cluster;
 let sampler: Sampler;
 let vip: string;
 
-useE2eCluster({ name: 'outages', nodes: 3 }, async (f) => {
+// Heartbeats off: a holder revoked by the leader loses its presence keys with its lease, and its "let go" is then
+// sometimes missing from the outage record (left open, docs/design.md "Outage history and the fence"); these tests
+// check the records of a lease that ends by itself.
+useE2eCluster({ name: 'outages', nodes: 3, agent: { fence: { mode: 'auto', heartbeatMs: 'off' } } }, async (f) => {
   ({ c, sampler } = f);
   vip = f.watch(c.tb.vip(0));
   c.applyGroup(webGroup({ vips: [`${vip}/24`] }));
