@@ -1,6 +1,7 @@
 // Whether failsafe can keep a group through an etcd outage now, read from etcd's records alone (pure): shown by
 // `vipwarden status` ([failsafe]) and by the FailoverGroup's Failsafe condition (docs/design.md "Failsafe").
 import type { AssignmentRecord, NodeRecord } from './keyspace.js';
+import { hasPromiseSet } from './promise-sets.js';
 
 export interface FailsafeState {
   mode: 'failsafe' | 'release';
@@ -18,8 +19,7 @@ export function failsafeState(
   holderFailsafe: NodeRecord['failsafe'] | undefined,
 ): FailsafeState {
   const f = assignment?.holder ? holderFailsafe : undefined;
-  const armed =
-    mode === 'failsafe' && epoch !== undefined && assignment?.promiseSet !== undefined && f?.acks[group] === epoch;
+  const armed = mode === 'failsafe' && epoch !== undefined && hasPromiseSet(assignment) && f?.acks[group] === epoch;
   const last = f?.kept.filter((k) => k.group === group).at(-1);
   return { mode, armed, ...(last ? { lastKept: { ms: last.ms, at: last.at } } : {}) };
 }

@@ -105,6 +105,18 @@ export class Keys {
   keptEvent(group: string, epoch: number, node: string, at: number) {
     return `${this.event(group, epoch)}.kept.${node}.${at}`;
   }
+  promiseSetsPrefix() {
+    return `${this.prefix}promisesets/`;
+  }
+  /** A failsafe promise set, stored once by its digest (common/promise-sets.ts). */
+  promiseSet(digest: string) {
+    return `${this.prefix}promisesets/${digest}`;
+  }
+  /** The digest of a promisesets/<digest> key, or undefined. */
+  promiseSetDigestOf(key: string): string | undefined {
+    const s = this.segments(key, 'promisesets/');
+    return s.length === 1 && s[0] && /^[0-9a-f]{64}$/.test(s[0]) ? s[0] : undefined;
+  }
   drainPrefix() {
     return `${this.prefix}drain/`;
   }
@@ -256,7 +268,14 @@ export const AssignmentRecord = z.object({
   leader: z.string(),
   /** When the failure that led here was detected (ms since epoch), for outage figures. */
   detectedAt: Millis.optional(),
-  /** Failsafe groups only: every registered node with its lease when this was written (failsafe rule 1). */
+  /** Failsafe groups only: every registered node with its lease when this was written (failsafe rule 1), named by
+   *  the SHA-256 of its canonical text; the set is promisesets/<digest> (common/promise-sets.ts). */
+  promiseSetRef: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  /** The same set inline: how records were written before sets were stored by digest, and how readers hold a
+   *  record once they looked its set up. The leader writes only promiseSetRef. */
   promiseSet: z.array(PromiseSetEntry).optional(),
 });
 export type AssignmentRecord = z.infer<typeof AssignmentRecord>;

@@ -88,6 +88,7 @@ export class Controller {
       moves: m(this.keys.movesPrefix()),
       groups: m(this.keys.groupsPrefix()),
       presence: m(this.keys.presencePrefix()),
+      promisesets: m(this.keys.promiseSetsPrefix()),
     };
     this.memory = new LeaderMemory({
       clock,
@@ -191,7 +192,7 @@ export class Controller {
       this.kick();
     });
     this.memory.trackReleased(released());
-    for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves'] as const)
+    for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves', 'promisesets'] as const)
       this.mirrors[k].on('change', () => this.kick());
     for (const k of ['nodes', 'assignments'] as const)
       this.mirrors[k].on('change', () => (this.revocableCache = undefined));
@@ -320,6 +321,7 @@ export class Controller {
     let outcome: Outcome = 'ok';
     const results = await this.writer.applyAll(term, p.actions);
     if (results.includes('conflict')) outcome = 'conflict';
+    this.writer.collectPromiseSets(term, this.mirrors);
 
     if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
     // Status back to the source (Kubernetes), only when something changed.

@@ -12,6 +12,7 @@ import {
   type Keys,
 } from '../common/keyspace.js';
 import { decodeEntry } from './parsed.js';
+import { PromiseSets } from '../common/promise-sets.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, type FailoverGroup } from '../crds/failovergroup.js';
 import { addressOf, claimedBy, conflicts } from './conflicts.js';
@@ -19,7 +20,8 @@ import type { LeaderMemory } from './memory.js';
 import type { CurrentAssignment, LiveNode, PlanInput } from './planner.js';
 import type { SourceGroup } from './sources/types.js';
 
-export type MirrorName = 'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups' | 'presence';
+export type MirrorName =
+  'nodes' | 'health' | 'assignments' | 'released' | 'drain' | 'moves' | 'groups' | 'presence' | 'promisesets';
 export type Mirrors = Record<MirrorName, Mirror>;
 
 export interface Selection {
@@ -125,12 +127,15 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     m.set(node, rec);
   }
   const assignments = new Map<string, CurrentAssignment>();
+  // A record whose promise set the leader cannot read yet (its promisesets/ watch is behind the assignments one) is
+  // not planned this pass: planned as if it named no set, a failsafe group would lose rule 5's wait. The set's
+  // arrival wakes a pass.
+  let frozen: Set<string> | undefined;
   for (const e of mirrors.assignments.under(keys.assignmentsPrefix())) {
     const group = e.key.slice(keys.assignmentsPrefix().length);
-    const rec = decodeEntry(AssignmentRecord, e, (why) =>
-      log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
-    );
-    if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
+    const rec = resolvedAssignment(ctx, e);
+    if (rec === 'unresolved') (frozen ??= new Set(sel.frozen)).add(group);
+    else if (rec) assignments.set(group, { record: rec, epoch: e.modRevision });
   }
   // What this leader wrote is newer than what its watch shows yet: planned from the older epoch, each such group
   // would be written again and fail its compare (1,306 conflicts in a cold placement of 1,000 groups, scale
@@ -153,7 +158,7 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     mono: ctx.mono,
     leader: ctx.leader,
     groups: sel.groups,
-    frozen: sel.frozen,
+    frozen: frozen ?? sel.frozen,
     contested: sel.contested,
     nodes,
     gone: memory.gone,
@@ -166,6 +171,38 @@ export function buildInput(ctx: InputContext, sel: Pick<Selection, 'groups' | 'f
     firstSeen: memory.firstSeen,
     settleMs: ctx.settleMs,
   };
+}
+
+const resolved = new WeakMap<Entry, AssignmentRecord>();
+
+/** An assignment entry parsed, with its stored promise set (cached per entry once found: a set never changes). */
+function resolvedAssignment(ctx: InputContext, e: Entry): AssignmentRecord | 'unresolved' | undefined {
+  const hit = resolved.get(e);
+  if (hit) return hit;
+  const rec = decodeEntry(AssignmentRecord, e, (why) =>
+    ctx.log.warn({ key: e.key, why }, 'ignoring an assignment that does not parse'),
+  );
+  if (!rec) return undefined;
+  const full = promiseSetsOf(ctx).resolve(rec);
+  if (!full) return 'unresolved';
+  resolved.set(e, full);
+  return full;
+}
+
+const setsByMirror = new WeakMap<Mirror, PromiseSets>();
+function promiseSetsOf(ctx: InputContext): PromiseSets {
+  const m = ctx.mirrors.promisesets;
+  let s = setsByMirror.get(m);
+  if (!s)
+    setsByMirror.set(
+      m,
+      (s = new PromiseSets(
+        m,
+        (d) => ctx.keys.promiseSet(d),
+        (digest, why) => ctx.log.warn({ digest, why }, 'ignoring a stored promise set'),
+      )),
+    );
+  return s;
 }
 
 const fromEtcd = new Map<string, { modRevision: number; group: SourceGroup }>();

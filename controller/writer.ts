@@ -13,6 +13,8 @@ import type { Term } from './election.js';
 import type { OwnWrite } from './input.js';
 import type { ControllerMetrics } from './metrics.js';
 import { checksHash, type Action } from './planner.js';
+import { decodeEntry } from './parsed.js';
+import { assignmentWire, collectable } from '../common/promise-sets.js';
 import type { StatusSink } from './sources/types.js';
 
 /**
@@ -58,35 +60,63 @@ function urgency(a: Action): number {
   return a.type === 'put' && a.record.reason === 'promise-set' ? 1 : 0;
 }
 
-/** The actions in batches of one urgency each, urgent ones first, each batch within the limits above. */
+/** An action as it goes to etcd: the assignment's value, and the promise set it names (common/promise-sets.ts). */
+export interface WireAction {
+  index: number;
+  action: Action;
+  value?: string;
+  set?: { key: string; value: string };
+}
+
+/**
+ * The actions in batches of one urgency each, urgent ones first, each batch within the limits above (a promise set
+ * counts once per batch that names it: it is written once there, beside the assignments).
+ */
 export function batchActions(
   actions: readonly Action[],
+  keyOfSet: (digest: string) => string,
   perTxn = ASSIGNMENTS_PER_TXN,
   maxBytes = ASSIGNMENT_TXN_BYTES,
-): { index: number; action: Action; value?: string }[][] {
-  const items = actions.map((action, index) => ({
+): WireAction[][] {
+  const items: WireAction[] = actions.map((action, index) => ({
     index,
     action,
-    ...(action.type === 'put' ? { value: JSON.stringify(action.record) } : {}),
+    ...(action.type === 'put' ? assignmentWire(action.record, keyOfSet) : {}),
   }));
   items.sort((x, y) => urgency(x.action) - urgency(y.action) || x.index - y.index);
   const batches: (typeof items)[] = [];
   let cur: typeof items = [];
+  let sets = new Set<string>();
   let bytes = 0;
   for (const it of items) {
-    const size = it.action.group.length + (it.value?.length ?? 0) + 64;
+    let size = it.action.group.length + (it.value?.length ?? 0) + 64;
+    if (it.set && !sets.has(it.set.key)) size += it.set.value.length + it.set.key.length;
     const last = cur[cur.length - 1];
     if (last && (cur.length >= perTxn || bytes + size > maxBytes || urgency(last.action) !== urgency(it.action))) {
       batches.push(cur);
       cur = [];
+      sets = new Set();
       bytes = 0;
+      size = it.action.group.length + (it.value?.length ?? 0) + 64;
+      if (it.set) size += it.set.value.length + it.set.key.length;
     }
+    if (it.set) sets.add(it.set.key);
     cur.push(it);
     bytes += size;
   }
   if (cur.length) batches.push(cur);
   return batches;
 }
+
+/** The distinct promise sets a batch names, each as a put (etcd refuses a key written twice in one transaction). */
+function setPuts(client: Etcd3, batch: readonly WireAction[]): PutBuilder[] {
+  const sets = new Map<string, string>();
+  for (const it of batch) if (it.set) sets.set(it.set.key, it.set.value);
+  return [...sets].map(([k, v]) => client.put(k).value(v));
+}
+
+/** Stored promise sets are looked at for deletion at most this often (ms). */
+const PROMISE_SET_COLLECT_MS = 10_000;
 
 export interface FencedWriterDeps {
   client: Etcd3;
@@ -111,6 +141,8 @@ export class FencedWriter {
   /** Events waiting for a transaction, oldest first, and the event transactions in flight. */
   private readonly pendingEvents: { term: Term; key: string; value: string; prefix: string; log: Logger }[] = [];
   private eventTxns = 0;
+  private collecting = false;
+  private nextCollect = 0;
 
   constructor(private readonly deps: FencedWriterDeps) {}
 
@@ -127,7 +159,7 @@ export class FencedWriter {
   async applyAll(term: Term, actions: readonly Action[]): Promise<('ok' | 'conflict')[]> {
     const results: ('ok' | 'conflict')[] = new Array<'ok' | 'conflict'>(actions.length).fill('conflict');
     await Promise.all(
-      batchActions(actions).map(async (batch) => {
+      batchActions(actions, (d) => this.deps.keys.promiseSet(d)).map(async (batch) => {
         const batchResult = await this.writes.execute(() => this.applyBatch(term, batch));
         if (batchResult !== 'retry') {
           for (const it of batch) results[it.index] = batchResult;
@@ -142,10 +174,7 @@ export class FencedWriter {
   }
 
   /** One fenced transaction for a batch: 'ok', 'conflict' (deposed), or 'retry' (some epoch moved: one by one). */
-  private async applyBatch(
-    term: Term,
-    batch: readonly { action: Action; value?: string }[],
-  ): Promise<'ok' | 'conflict' | 'retry'> {
+  private async applyBatch(term: Term, batch: readonly WireAction[]): Promise<'ok' | 'conflict' | 'retry'> {
     if (batch.length === 1) return this.apply(term, batch[0]!.action);
     const { client, keys } = this.deps;
     let txn = this.fenced(term);
@@ -155,7 +184,9 @@ export class FencedWriter {
         ? client.put(keys.assignment(a.group)).value(value!)
         : client.delete().key(keys.assignment(a.group)),
     );
-    const res = await txn.then(...ops).commit();
+    // The promise sets the batch names go in the same transaction: a record that names a set is never in etcd
+    // without it (common/promise-sets.ts).
+    const res = await txn.then(...ops, ...setPuts(client, batch)).commit();
     if (!res.succeeded) {
       if (!(await this.stillLeader(term))) {
         this.deps.onDeposed('leader key is no longer ours');
@@ -222,9 +253,14 @@ export class FencedWriter {
     const { client, keys } = this.deps;
     const key = keys.assignment(a.group);
     const txn = this.fenced(term).and(key, 'Mod', '==', a.expectEpoch);
-    const value = a.type === 'put' ? JSON.stringify(a.record) : undefined;
+    const wire: WireAction = {
+      index: 0,
+      action: a,
+      ...(a.type === 'put' ? assignmentWire(a.record, (d) => keys.promiseSet(d)) : {}),
+    };
+    const value = wire.value;
     const op = value !== undefined ? client.put(key).value(value) : client.delete().key(key);
-    const res = await txn.then(op).commit();
+    const res = await txn.then(op, ...setPuts(client, [wire])).commit();
     if (!res.succeeded) {
       if (!(await this.stillLeader(term))) {
         this.deps.onDeposed('leader key is no longer ours');
@@ -235,6 +271,44 @@ export class FencedWriter {
     }
     this.wrote(term, a, Number(res.header.revision), value);
     return 'ok';
+  }
+
+  /**
+   * Deletes the stored promise sets no assignment names (common/promise-sets.ts `collectable`: only sets last
+   * written at or before the assignments mirror's revision, each compared on that mod revision), at most every
+   * PROMISE_SET_COLLECT_MS, in the background. A delete that fails its compare was written again since: kept.
+   */
+  collectPromiseSets(term: Term, mirrors: { assignments: Mirror; promisesets: Mirror }): void {
+    const now = this.deps.clock.mono();
+    if (this.collecting || now < this.nextCollect) return;
+    this.nextCollect = now + PROMISE_SET_COLLECT_MS;
+    const { client, keys } = this.deps;
+    const referenced = new Set<string>();
+    for (const e of mirrors.assignments.under(keys.assignmentsPrefix())) {
+      const ref = decodeEntry(AssignmentRecord, e)?.promiseSetRef;
+      if (ref) referenced.add(ref);
+    }
+    const stale = collectable(
+      mirrors.promisesets.under(keys.promiseSetsPrefix()),
+      referenced,
+      mirrors.assignments.revision,
+      (k) => keys.promiseSetDigestOf(k),
+    );
+    if (!stale.length) return;
+    this.collecting = true;
+    void Promise.all(
+      stale.map((e) =>
+        this.writes.execute(() =>
+          this.fenced(term).and(e.key, 'Mod', '==', e.modRevision).then(client.delete().key(e.key)).commit(),
+        ),
+      ),
+    )
+      .then((rs) => {
+        const n = rs.filter((r) => r.succeeded).length;
+        if (n) this.deps.log.info({ deleted: n }, 'deleted promise sets no assignment names');
+      })
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'could not delete unused promise sets'))
+      .finally(() => (this.collecting = false));
   }
 
   /**
@@ -250,8 +324,14 @@ export class FencedWriter {
   private wrote(term: Term, a: Action, epoch: number, value?: string): void {
     const prev = this.recent.get(a.group);
     if (!prev || prev.epoch < epoch) {
-      // The record as a reader of etcd decodes it (the same schema as the mirror's entries).
-      const record = a.type === 'put' ? decode(AssignmentRecord, value ?? JSON.stringify(a.record)) : undefined;
+      // The record as a reader of etcd decodes it (the same schema as the mirror's entries), with the promise set
+      // it names, as buildInput resolves it.
+      const read =
+        a.type === 'put'
+          ? decode(AssignmentRecord, value ?? assignmentWire(a.record, (d) => this.deps.keys.promiseSet(d)).value)
+          : undefined;
+      const record =
+        read && a.type === 'put' && a.record.promiseSet ? { ...read, promiseSet: a.record.promiseSet } : read;
       this.recent.set(a.group, record ? { epoch, record } : { epoch });
     }
     const log = this.deps.log.child({ group: a.group, epoch });

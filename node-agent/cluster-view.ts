@@ -3,6 +3,7 @@
 import type { Etcd3 } from 'etcd3';
 import { Mirror, type Entry } from '../common/etcd.js';
 import { AssignmentRecord, decode, GroupRecord, type Keys } from '../common/keyspace.js';
+import { PromiseSets } from '../common/promise-sets.js';
 import type { Logger } from '../common/log.js';
 import { FailoverGroupSpec, formatPath, type Spec } from '../crds/failovergroup.js';
 
@@ -18,6 +19,9 @@ export type SpecRead = { kind: 'absent' } | { kind: 'ok'; spec: Spec } | { kind:
 export class ClusterView {
   readonly groups: Mirror;
   readonly assignments: Mirror;
+  /** Failsafe promise sets, named by digest in the assignments (common/promise-sets.ts). */
+  readonly promiseSets: Mirror;
+  private readonly sets: PromiseSets;
   /**
    * Parses by mirror entry. The mirror replaces an entry on every change and never edits one, so an entry stands
    * for one mod revision of its key: a cached parse is that revision's, and it goes with the entry.
@@ -32,11 +36,23 @@ export class ClusterView {
   ) {
     this.groups = new Mirror(client, keys.groupsPrefix(), log, { resyncMs: 60_000 });
     this.assignments = new Mirror(client, keys.assignmentsPrefix(), log, { resyncMs: 60_000 });
+    this.promiseSets = new Mirror(client, keys.promiseSetsPrefix(), log, { resyncMs: 60_000 });
+    this.sets = new PromiseSets(
+      this.promiseSets,
+      (d) => keys.promiseSet(d),
+      (digest, why) => log.warn({ digest, why }, 'ignoring a stored promise set'),
+    );
   }
 
+  /**
+   * Resolves once groups and assignments are listed. The promise sets are not waited for: without them the agent
+   * only cannot keep by promises (an etcd role from before they were stored, deploy/etcd/setup.sh not run again,
+   * must not keep the agent from starting).
+   */
   start(signal: AbortSignal): Promise<void> {
     this.groups.start(signal);
     this.assignments.start(signal);
+    this.promiseSets.start(signal);
     return Promise.all([this.groups.ready, this.assignments.ready]).then(() => undefined);
   }
 
@@ -47,8 +63,14 @@ export class ClusterView {
   onChange(fn: () => void): void {
     this.groups.on('change', fn);
     this.assignments.on('change', fn);
+    this.promiseSets.on('change', fn);
   }
 
+  /**
+   * The group's assignment, with the promise set it names in `promiseSet` once this agent has read and checked it
+   * (common/promise-sets.ts). Until then the record comes without it: failsafe then neither acknowledges nor keeps
+   * by that epoch, and everything else acts on the record as usual.
+   */
   assignment(group: string): Assignment | undefined {
     const e = this.assignments.get(this.keys.assignment(group));
     if (!e) return undefined;
@@ -58,6 +80,11 @@ export class ClusterView {
         this.log.warn({ group, why }, 'ignoring an assignment that does not parse'),
       );
       this.assignmentReads.set(e, record);
+    }
+    if (record?.promiseSetRef !== undefined && record.promiseSet === undefined) {
+      const full = this.sets.resolve(record);
+      // A set never changes under its digest: once read, it stays with the entry.
+      if (full) this.assignmentReads.set(e, (record = full));
     }
     return record ? { record, epoch: e.modRevision } : undefined;
   }

@@ -12,7 +12,7 @@
 # `etcdctl user passwd USER` and give the component an etcd.auth.file holding "USER:password".
 #
 # Roles (P = the prefix):
-#   vipwarden-node-<node>   read P/groups/, P/assignments/, P/nodes/ (its own record; the peers' failsafe addresses);
+#   vipwarden-node-<node>   read P/groups/, P/assignments/, P/promisesets/, P/nodes/ (its own record; the peers' failsafe addresses);
 #                           read and write P/nodes/<node>, P/heartbeat/<node>, P/health/<node>/, P/released/<node>/,
 #                           P/presence/<node>/
 #                           (user <node>). Nothing else: not the other nodes' health, releases and presence, events,
@@ -82,6 +82,7 @@ for n in "${nodes[@]}"; do
   # peer channel reads where the other agents listen).
   grant "${r}" read "${prefix}groups/" prefix
   grant "${r}" read "${prefix}assignments/" prefix
+  grant "${r}" read "${prefix}promisesets/" prefix
   grant "${r}" read "${prefix}nodes/" prefix
   grant "${r}" readwrite "${prefix}nodes/${n}"
   grant "${r}" readwrite "${prefix}health/${n}/" prefix

@@ -93,6 +93,7 @@ export function mirrorsOf(s: State, rev: number): Mirrors {
     drain: mirrorOf(k.drainPrefix(), empty, rev),
     moves: mirrorOf(k.movesPrefix(), empty, rev),
     groups: mirrorOf(k.groupsPrefix(), empty, rev),
+    promisesets: mirrorOf(k.promiseSetsPrefix(), empty, rev),
     presence: mirrorOf(k.presencePrefix(), empty, rev),
   };
 }

@@ -82,9 +82,10 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.health('web', 'node1'), true)).toBe('ok');
     expect(await put('node1', keys.released('web', 'node1'), true)).toBe('ok');
     expect(await put('node1', keys.presence('web', 'node1'), true)).toBe('ok');
-    // It reads what an agent needs: the groups, the assignments, the node records (its own, and the peers' addresses).
+    // It reads what an agent needs: the groups, the assignments and their promise sets, the node records (its own, and the peers' addresses).
     expect(await read('node1', keys.groupsPrefix())).toBe('ok');
     expect(await read('node1', keys.assignmentsPrefix())).toBe('ok');
+    expect(await read('node1', keys.promiseSetsPrefix())).toBe('ok');
     expect(await read('node1', keys.nodesPrefix())).toBe('ok');
     expect(await read('node1', keys.healthPrefix() + 'node1/')).toBe('ok');
     expect(await read('node1', keys.releasedPrefix() + 'node1/')).toBe('ok');
@@ -95,6 +96,7 @@ describe('etcd roles from deploy/etcd/setup.sh', () => {
     expect(await put('node1', keys.presence('web', 'node2'))).toBe('denied');
     expect(await put('node1', keys.outage('web', 7, 'node1', 1))).toBe('denied');
     expect(await put('node1', keys.assignment('web'))).toBe('denied');
+    expect(await put('node1', keys.promiseSet('0'.repeat(64)))).toBe('denied');
     expect(await put('node1', keys.group('web'))).toBe('denied');
     expect(await put('node1', keys.leader())).toBe('denied');
     expect(await put('node1', keys.move('web'))).toBe('denied');

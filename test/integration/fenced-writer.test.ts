@@ -1,10 +1,12 @@
 // The leader's batched writes against a real etcd (controller/writer.ts): many assignments per fenced transaction,
 // each with its own compare; a stale epoch in a batch costs only its own group; a deposed leader writes nothing;
-// events go many per transaction and stay bounded per group.
+// events go many per transaction and stay bounded per group; failsafe promise sets are stored once, by digest, in the
+// transactions that name them, and deleted once nothing names them.
 import { afterAll, beforeAll, describe, expect, jest, test } from '@jest/globals';
 import { realClock } from '../../common/clock.js';
-import { connectEtcd } from '../../common/etcd.js';
-import { Keys } from '../../common/keyspace.js';
+import { connectEtcd, Mirror } from '../../common/etcd.js';
+import { Keys, type AssignmentRecord } from '../../common/keyspace.js';
+import { promiseSetDigest, PromiseSetRecord } from '../../common/promise-sets.js';
 import { silentLogger } from '../../common/log.js';
 import type { Term } from '../../controller/election.js';
 import { NO_CONTROLLER_METRICS } from '../../controller/metrics.js';
@@ -123,5 +125,83 @@ describe('FencedWriter', () => {
     );
     // The newest ones (key order), as before.
     expect(await names('a')).toEqual([6, 7, 8].map((e) => keys.event('a', e)));
+  });
+
+  test('promise sets: stored once by digest with the records that name them; collected when nobody names them', async () => {
+    const keys = new Keys('/batch-sets/');
+    const term = await leader(keys);
+    const setA = Object.freeze([
+      { node: 'n1', lease: '11' },
+      { node: 'n2', lease: '12' },
+    ]) as AssignmentRecord['promiseSet'] & object;
+    const setB = Object.freeze([{ node: 'n1', lease: '11' }]) as AssignmentRecord['promiseSet'] & object;
+    const put = (g: string, set: AssignmentRecord['promiseSet'], expectEpoch: number): Action => ({
+      type: 'put',
+      group: g,
+      expectEpoch,
+      record: { ...record(g, 'n1'), promiseSet: set },
+    });
+    const w = writer(keys);
+    // 150 records (two transactions), one set: each transaction writes it beside its records.
+    expect(
+      await w.applyAll(
+        term,
+        Array.from({ length: 150 }, (_, i) => put(`g${i}`, setA, 0)),
+      ),
+    ).not.toContain('conflict');
+    const stored = async () => await c.getAll().prefix(keys.promiseSetsPrefix()).strings();
+    const a = promiseSetDigest(setA);
+    expect(Object.keys(await stored())).toEqual([keys.promiseSet(a)]);
+    expect(PromiseSetRecord.parse(JSON.parse((await stored())[keys.promiseSet(a)]!)).set).toEqual(setA);
+    const g0 = JSON.parse((await c.get(keys.assignment('g0')).string())!) as AssignmentRecord;
+    expect(g0.promiseSetRef).toBe(a);
+    expect(g0.promiseSet).toBeUndefined();
+    // What the leader remembers of its own writes carries the set, as buildInput reads the record.
+    expect(w.ownWrites(0).get('g0')?.record?.promiseSet).toEqual(setA);
+
+    // Every record moves to set B: A is named by nothing and goes; B stays.
+    const epochs = await c.getAll().prefix(keys.assignmentsPrefix()).exec();
+    const epochOf = new Map(epochs.kvs.map((kv) => [kv.key.toString(), Number(kv.mod_revision)]));
+    const moved = Array.from({ length: 150 }, (_, i) => put(`g${i}`, setB, epochOf.get(keys.assignment(`g${i}`))!));
+    expect(await w.applyAll(term, moved)).not.toContain('conflict');
+    const ac = new AbortController();
+    const mirrors = {
+      assignments: new Mirror(c, keys.assignmentsPrefix(), silentLogger()),
+      promisesets: new Mirror(c, keys.promiseSetsPrefix(), silentLogger()),
+    };
+    try {
+      for (const m of Object.values(mirrors)) m.start(ac.signal);
+      await Promise.all(Object.values(mirrors).map((m) => m.ready));
+      w.collectPromiseSets(term, mirrors);
+      const b = promiseSetDigest(setB);
+      await until(async () => Object.keys(await stored()).length === 1, 10_000, 'set A deleted');
+      expect(Object.keys(await stored())).toEqual([keys.promiseSet(b)]);
+
+      // A set written again after the mirror read it is not deleted: the delete compares its mod revision. Here the
+      // promisesets view is stale (it shows A as last written at revision 1), nothing names A in the assignments
+      // view, and A is in etcd under a newer revision.
+      await w.applyAll(term, [put('lone', setA, 0)]);
+      const idle = (prefix: string) => new Mirror(c, prefix, silentLogger());
+      const views = { assignments: idle(keys.assignmentsPrefix()), promisesets: idle(keys.promiseSetsPrefix()) };
+      views.assignments.revision = Number.MAX_SAFE_INTEGER;
+      const entry = (modRevision: number) => ({
+        key: keys.promiseSet(a),
+        value: '',
+        modRevision,
+        createRevision: 1,
+        lease: '0',
+      });
+      views.promisesets.entries.set(keys.promiseSet(a), entry(1));
+      writer(keys).collectPromiseSets(term, views);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(Object.keys(await stored())).toContain(keys.promiseSet(a));
+      // The same view with A's real mod revision: deleted.
+      const real = Number((await c.get(keys.promiseSet(a)).exec()).kvs[0]!.mod_revision);
+      views.promisesets.entries.set(keys.promiseSet(a), entry(real));
+      writer(keys).collectPromiseSets(term, views);
+      await until(async () => !(keys.promiseSet(a) in (await stored())), 10_000, 'set A deleted');
+    } finally {
+      ac.abort();
+    }
   });
 });
