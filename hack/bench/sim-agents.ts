@@ -1,8 +1,9 @@
 // Simulated node agents for the scale benchmark, run as one child process (dist/hack/bench/sim-agents.js).
 // Each simulated agent does what a real agent does against etcd, with its own etcd client: it keeps a node lease
 // (common/lease.ts, same timing as a real agent), writes nodes/<node>, writes health/<node>/<group> (healthy, with
-// the checksHash the controller published in groups/<group>) for the groups that name it, and mirrors assignments/
-// by list + watch. It writes nothing else and never touches addresses.
+// the checksHash the controller published in groups/<group>) for the groups that name it, in transactions as a real
+// agent's publisher batches them (node-agent/health-publisher.ts), and mirrors assignments/ by list + watch. It
+// writes nothing else and never touches addresses.
 // Differences, so that one 2-core machine can play 100 or 1,000 nodes next to etcd and the controller:
 //  - the group records are watched once per process and shared (a real agent has its own groups/ watch; those
 //    records change only when a spec changes);
@@ -22,6 +23,7 @@ import { decode, GroupRecord, Keys, type HealthRecord, type NodeRecord } from '.
 import { LeaseKeeper, maxLifetimeSeconds, type LeaseTiming } from '../../common/lease.js';
 import type { Logger } from '../../common/log.js';
 import { retry } from '../../common/retry.js';
+import { etcdHealthStore, MAX_BATCH_PUTS, type HealthStore } from '../../node-agent/health-publisher.js';
 
 export interface SimConfig {
   endpoints: string[];
@@ -55,9 +57,10 @@ function groupRecord(key: string, value: string, rev: number): GroupRecord | und
 }
 
 /**
- * Health puts in flight, for the whole process: 100 agents writing their 30 records each at once put 3,000
- * requests on etcd in one go; most timed out on this machine and the controller placed groups without their health.
- * (100 real agents on 100 machines would start them at once too, but with 100 machines' CPU to send them.)
+ * Health transactions in flight, for the whole process. When each record was a put of its own, 100 agents writing
+ * their 30 records each at once put 3,000 requests on etcd in one go; most timed out on this machine and the
+ * controller placed groups without their health. (100 real agents on 100 machines would start them at once too, but
+ * with 100 machines' CPU to send them.) Now an agent's changed records go up to MAX_BATCH_PUTS per transaction.
  */
 const healthWrites = bulkhead(64, Infinity);
 const HEALTH_ATTEMPTS = 20;
@@ -74,9 +77,14 @@ class SimAgent {
   readonly keeper: LeaseKeeper;
   private readonly keys: Keys;
   private readonly assignments: Mirror | undefined;
+  private readonly health: Required<HealthStore>;
   private readonly published = new Map<string, string>();
-  /** Failed health puts in a row, per group. */
+  /** Failed health writes in a row, per group. */
   private readonly failures = new Map<string, number>();
+  /** Group keys changed since the last batch: the next one goes on the next tick, or after the batch in flight. */
+  private readonly changed = new Set<string>();
+  private inFlight: Promise<void> | undefined;
+  private flushScheduled = false;
   private readonly ac = new AbortController();
   registered = false;
 
@@ -90,6 +98,7 @@ class SimAgent {
   ) {
     this.keys = new Keys(cfg.prefix);
     this.client = client;
+    this.health = etcdHealthStore(client);
     this.keeper = new LeaseKeeper(this.client, cfg.lease, realClock, log.child({ node }));
     this.assignments = watchAssignments
       ? new Mirror(this.client, this.keys.assignmentsPrefix(), log, { resyncMs: cfg.resyncMs })
@@ -108,7 +117,7 @@ class SimAgent {
       this.registered = false;
       void this.register().then(() => this.publish([...this.groups.entries.keys()]));
     });
-    const onGroups = (keys: string[]) => void this.publish(keys);
+    const onGroups = (keys: string[]) => this.publish(keys);
     this.groups.on('change', onGroups);
     signal.addEventListener('abort', () => this.groups.off('change', onGroups), { once: true });
     await this.keeper.start(signal);
@@ -147,11 +156,30 @@ class SimAgent {
     ).catch(() => undefined); // gave up or stopped: the node stays unregistered, as before
   }
 
-  /** health/<node>/<group> for every changed group record that names this node, when its checksHash is new. */
-  private async publish(keys: readonly string[]): Promise<void> {
+  /** Queues changed group records for the next batch (see flush). */
+  private publish(keys: readonly string[]): void {
+    for (const k of keys) this.changed.add(k);
+    if (this.flushScheduled || this.inFlight) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.inFlight = this.flush().finally(() => {
+        this.inFlight = undefined;
+        if (this.changed.size > 0 && !this.ac.signal.aborted) this.publish([]);
+      });
+    });
+  }
+
+  /**
+   * health/<node>/<group> for every changed group record that names this node, when its checksHash is new: one
+   * transaction per MAX_BATCH_PUTS records, through the process-wide bulkhead.
+   */
+  private async flush(): Promise<void> {
+    const keys = [...this.changed];
+    this.changed.clear();
     const lease = this.keeper.lease;
-    if (!lease || !this.registered) return;
-    const writes: Promise<unknown>[] = [];
+    if (!lease || !this.registered || this.ac.signal.aborted) return;
+    const batch: { key: string; group: string; value: string }[] = [];
     for (const key of keys) {
       const e = this.groups.get(key);
       const group = key.slice(this.keys.groupsPrefix().length);
@@ -165,20 +193,33 @@ class SimAgent {
         checksHash: rec.checksHash,
         at: Date.now(),
       };
+      batch.push({ key, group, value: JSON.stringify(h) });
+    }
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < batch.length; i += MAX_BATCH_PUTS) {
+      const chunk = batch.slice(i, i + MAX_BATCH_PUTS);
+      const puts = chunk.map((c) => ({ key: this.keys.health(c.group, this.node), value: c.value, lease }));
       writes.push(
         healthWrites
-          .execute(() =>
-            this.client.put(this.keys.health(group, this.node)).value(JSON.stringify(h)).lease(lease).exec(),
-          )
-          .then(() => this.failures.delete(group))
+          .execute(() => this.health.putMany(puts))
+          .then(() => {
+            for (const c of chunk) this.failures.delete(c.group);
+          })
           .catch((err) => {
-            this.published.delete(group);
-            // Retried, as a real agent's publisher does (node-agent/health-publisher.ts), a bounded number of times.
-            const n = (this.failures.get(group) ?? 0) + 1;
-            this.failures.set(group, n);
-            this.log.warn({ node: this.node, group, err, attempt: n }, 'health put failed');
-            if (n < HEALTH_ATTEMPTS && !this.ac.signal.aborted)
-              setTimeout(() => void this.publish([key]), HEALTH_RETRY_MS).unref();
+            // Retried, as a real agent's publisher does (node-agent/health-publisher.ts), a bounded number of times:
+            // each group on its own count, the retries of one failed transaction together.
+            const again: string[] = [];
+            let attempt = 0;
+            for (const c of chunk) {
+              this.published.delete(c.group);
+              const n = (this.failures.get(c.group) ?? 0) + 1;
+              this.failures.set(c.group, n);
+              attempt = Math.max(attempt, n);
+              if (n < HEALTH_ATTEMPTS) again.push(c.key);
+            }
+            this.log.warn({ node: this.node, groups: chunk.length, err, attempt }, 'health transaction failed');
+            if (again.length > 0 && !this.ac.signal.aborted)
+              setTimeout(() => this.publish(again), HEALTH_RETRY_MS).unref();
           }),
       );
     }
