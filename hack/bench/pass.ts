@@ -9,6 +9,7 @@ import type { Entry } from '../../common/etcd.js';
 import { Mirror } from '../../common/etcd.js';
 import { Keys, type AssignmentRecord, type HealthRecord, type NodeRecord } from '../../common/keyspace.js';
 import { silentLogger } from '../../common/log.js';
+import { assignmentWire } from '../../common/promise-sets.js';
 import { parseFailoverGroup, type FailoverGroup } from '../../crds/failovergroup.js';
 import { buildInput, type Mirrors } from '../../controller/input.js';
 import { LeaderMemory } from '../../controller/memory.js';
@@ -19,13 +20,22 @@ interface State {
   keys: Keys;
   groups: Map<string, FailoverGroup>;
   /** key -> value, per mirror. */
-  values: Record<'nodes' | 'health' | 'assignments', Map<string, { value: string; lease: string }>>;
+  values: Record<'nodes' | 'health' | 'assignments' | 'promisesets', Map<string, { value: string; lease: string }>>;
 }
 
 export function scaleState(nodes: number, groups: number): State {
   const keys = new Keys('/bench/');
   const lease = (n: number) => String(1000 + n);
-  const values: State['values'] = { nodes: new Map(), health: new Map(), assignments: new Map() };
+  const values: State['values'] = {
+    nodes: new Map(),
+    health: new Map(),
+    assignments: new Map(),
+    promisesets: new Map(),
+  };
+  // Every assignment names the live promise set (failsafe groups, the default), stored once as the leader writes it.
+  const liveSet = Array.from({ length: nodes }, (_, n) => ({ node: nodeName(n), lease: lease(n) })).sort((a, b) =>
+    a.node < b.node ? -1 : a.node > b.node ? 1 : 0,
+  );
   for (let n = 0; n < nodes; n++) {
     const rec: NodeRecord = {
       name: nodeName(n),
@@ -68,7 +78,9 @@ export function scaleState(nodes: number, groups: number): State {
       at: 0,
       leader: 'bench',
     };
-    values.assignments.set(keys.assignment(g.name), { value: JSON.stringify(a), lease: '0' });
+    const wire = assignmentWire({ ...a, promiseSet: liveSet }, (d) => keys.promiseSet(d));
+    values.assignments.set(keys.assignment(g.name), { value: wire.value, lease: '0' });
+    if (wire.set) values.promisesets.set(wire.set.key, { value: wire.set.value, lease: '0' });
   }
   return { keys, groups: gs, values };
 }
@@ -93,7 +105,7 @@ export function mirrorsOf(s: State, rev: number): Mirrors {
     drain: mirrorOf(k.drainPrefix(), empty, rev),
     moves: mirrorOf(k.movesPrefix(), empty, rev),
     groups: mirrorOf(k.groupsPrefix(), empty, rev),
-    promisesets: mirrorOf(k.promiseSetsPrefix(), empty, rev),
+    promisesets: mirrorOf(k.promiseSetsPrefix(), s.values.promisesets, rev),
     presence: mirrorOf(k.presencePrefix(), empty, rev),
   };
 }
