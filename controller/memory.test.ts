@@ -310,3 +310,33 @@ describe('a revocable holder\'s wait (heartbeats; docs/design.md "Fast fence")',
     expect(slow.gone.get('1001')).toMatchObject({ goneAt: revokedAt, waitMs: 150 + FENCE_SLACK_MS });
   });
 });
+
+describe('answers: a pass waits for etcd on leases whose keys vanished', () => {
+  test('resolves with the answer, so that the same pass sees the lease gone; bounded when etcd does not answer', async () => {
+    const clock = new JumpyClock();
+    let answer: ((ttl: number) => void) | undefined;
+    const memory = new LeaderMemory({
+      clock,
+      log: silentLogger(),
+      keys,
+      kernelSlackMs: SLACK,
+      askLease: () => new Promise<number>((r) => (answer = r)),
+    });
+    memories.push(memory);
+    // Nothing asked: nothing to wait for.
+    await memory.answers(10_000);
+    // The holder's node key is gone: its lease is asked about at once.
+    memory.observe([], [assignmentEntry('a', '1001')]);
+    expect(answer).toBeDefined();
+    const waited = memory.answers(10_000);
+    answer!(-1);
+    await waited;
+    expect(memory.isGone('1001')).toBe(true);
+    // etcd silent: the wait ends by itself.
+    memory.observe([], [assignmentEntry('a', '1001'), { ...assignmentEntry('b', '1003'), key: keys.assignment('x') }]);
+    const t0 = Date.now();
+    await memory.answers(30);
+    expect(memory.isGone('1003')).toBe(false);
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+});

@@ -89,6 +89,8 @@ export class LeaderMemory {
   private carried = new Set<string>();
   private named = new Set<string>();
   private readonly asking = new Set<string>();
+  /** The asks about leases whose keys vanished, while they are under way (answers()). */
+  private readonly vanishedAsks = new Set<Promise<void>>();
   /** When each holder lease was last asked about (mono). */
   private readonly polled = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -167,7 +169,9 @@ export class LeaderMemory {
       const next = this.unconfirmed.get(lease);
       // (Infinity: it was carried by a key until now; its turn is now.)
       if (next !== undefined && next > now && Number.isFinite(next)) continue;
-      void this.ask(lease);
+      const asked = this.ask(lease);
+      this.vanishedAsks.add(asked);
+      void asked.finally(() => this.vanishedAsks.delete(asked));
     }
     this.schedule();
   }
@@ -202,6 +206,21 @@ export class LeaderMemory {
       this.asking.delete(lease);
       this.schedule();
     }
+  }
+
+  /**
+   * Resolves once every ask about a lease whose keys vanished that is under way now has its answer, or after
+   * `timeoutMs`. A pass that waits for them plans a lost node's groups with etcd's word that its lease ended,
+   * instead of leaving them to the pass its answer wakes (at 10,000 groups a pass is ~0.2 s: scale benchmark).
+   */
+  async answers(timeoutMs: number): Promise<void> {
+    if (this.vanishedAsks.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.vanishedAsks]),
+      new Promise<void>((r) => (timer = setTimeout(r, timeoutMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   /** etcd answered this leader's revocation of the lease (controller/heartbeats.ts): it is gone from now. */
