@@ -23,9 +23,9 @@ import { AssignmentRecord } from '../common/keyspace.js';
 import { OutageHistory } from './outages.js';
 import { NO_CONTROLLER_METRICS, type ControllerMetrics } from './metrics.js';
 import { decodeEntry } from './parsed.js';
-import { planYielding, type CurrentAssignment, type plan } from './planner.js';
+import { planYielding, type Action, type CurrentAssignment, type plan } from './planner.js';
 import { NO_STATUS, type GroupSource, type StatusSink } from './sources/types.js';
-import { FencedWriter } from './writer.js';
+import { FencedWriter, isDeferrable } from './writer.js';
 
 export interface ControllerDeps {
   config: ControllerConfig;
@@ -46,6 +46,8 @@ type Outcome = 'ok' | 'requeue' | 'conflict' | 'error';
  * that is down at election must not stop the leader from failing groups over (issue 15.8).
  */
 const SOURCE_START_TIMEOUT_MS = 2000;
+/** How long a pass waits for etcd's word on leases whose keys just vanished (LeaderMemory.answers). */
+const VANISHED_LEASE_WAIT_MS = 50;
 
 export class Controller {
   readonly keys: Keys;
@@ -64,6 +66,8 @@ export class Controller {
   private readonly ac = new AbortController();
   private term: Term | undefined;
   private passRunning = false;
+  /** Groups whose deferred writes (promise-set rewrites) are in flight: not planned until they are done. */
+  private deferred: Set<string> | undefined;
   private passAgain = false;
   private requeueTimer: NodeJS.Timeout | undefined;
   private periodic: NodeJS.Timeout | undefined;
@@ -301,6 +305,13 @@ export class Controller {
     this.metrics.groups(sel.groups.size, sel.frozen.size);
 
     await this.writer.publishGroups(term, sel.groups, this.mirrors);
+    // A node's keys that vanished: etcd is asked whether its lease ended (buildInput does that too), and the pass
+    // waits a little for the answer, so that it can move the node's groups itself.
+    this.memory.observe(
+      this.mirrors.nodes.under(this.keys.nodesPrefix()),
+      this.mirrors.assignments.under(this.keys.assignmentsPrefix()),
+    );
+    await this.memory.answers(VANISHED_LEASE_WAIT_MS);
     const input = buildInput(
       {
         keys: this.keys,
@@ -313,19 +324,30 @@ export class Controller {
         mono: this.deps.clock.mono(),
         ownWrites: this.writer.ownWrites(this.mirrors.assignments.revision),
       },
-      sel,
+      // A group whose deferred write is in flight is planned once it is done (planned from the epoch before it, it
+      // would only fail its compare).
+      this.deferred ? { ...sel, frozen: new Set([...sel.frozen, ...this.deferred]) } : sel,
     );
     const p = await planYielding(input);
     this.lastDecisions = p.decisions;
 
     let outcome: Outcome = 'ok';
-    const results = await this.writer.applyAll(term, p.actions);
+    // Promise-set rewrites go in the background (writer.ts isDeferrable): the next pass, which may move a lost
+    // node's groups, does not wait for them. Every write is fenced and compared as ever; a write planned later is
+    // all this changes (rule 1's new epoch comes as from a slower leader).
+    const now = p.actions.filter((a) => !isDeferrable(a));
+    const later = p.actions.filter(isDeferrable);
+    const written = this.writer.applyAll(term, now);
+    if (later.length) this.writeDeferred(term, later);
+    const results = await written;
     if (results.includes('conflict')) outcome = 'conflict';
     this.writer.collectPromiseSets(term, this.mirrors);
 
     if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
-    // Status back to the source (Kubernetes), only when something changed.
+    // Status back to the source (Kubernetes), only when something changed. A group held back for this pass only (its
+    // promise set not read yet, a deferred write in flight) has no decision: its status waits for the next one.
     for (const s of sourceGroups) {
+      if (input.frozen.has(s.name) && !sel.frozen.has(s.name)) continue;
       const failsafe = this.failsafeOf(s.name, s.group, input.assignments.get(s.name));
       const report = {
         decision: p.decisions.get(s.name),
@@ -364,6 +386,29 @@ export class Controller {
       this.requeueAt(p.requeueAt);
     }
     return outcome;
+  }
+
+  /**
+   * Writes deferrable actions in the background, one set of them at a time: while one is in flight the next pass
+   * plans none of its groups, and its end asks for a pass (which plans what is still due). Actions planned while one
+   * is in flight are dropped: they are planned again then.
+   */
+  private writeDeferred(term: Term, actions: readonly Action[]): void {
+    if (this.deferred) return;
+    const groups = new Set(actions.map((a) => a.group));
+    this.deferred = groups;
+    // A batch that is done frees its groups at once (its writes are in ownWrites): a lost node's group waits for
+    // its own batch at most, not for the whole set.
+    const settled = (gs: readonly string[]) => {
+      for (const g of gs) groups.delete(g);
+    };
+    void this.writer
+      .applyAll(term, actions, { deferred: true, settled })
+      .catch((err: unknown) => this.log.warn({ err }, 'deferred assignment writes failed'))
+      .finally(() => {
+        if (this.deferred === groups) this.deferred = undefined;
+        this.kick();
+      });
   }
 
   /** History: the periods with a VIP on no node that the agents' presence records show (controller/outages.ts). */

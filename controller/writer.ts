@@ -57,8 +57,20 @@ export const ASSIGNMENT_TXN_BYTES = 512 * 1024;
  * written in name order).
  */
 function urgency(a: Action): number {
-  return a.type === 'put' && a.record.reason === 'promise-set' ? 1 : 0;
+  return isDeferrable(a) ? 1 : 0;
 }
+
+/**
+ * A promise-set rewrite (same holder, new epoch: failsafe rule 1) may go in the background, after the pass that
+ * planned it (controller.ts `deferred`): at 10,000 groups a node that comes or goes rewrites 9,990 records, and a
+ * pass that waited for them held up the moves of a lost node's groups by the next pass (scale benchmark).
+ */
+export function isDeferrable(a: Action): boolean {
+  return a.type === 'put' && a.record.reason === 'promise-set';
+}
+
+/** Deferred writes in flight at once: few, so that a pass's own writes never queue behind them. */
+const MAX_DEFERRED_WRITES_IN_FLIGHT = 4;
 
 /** An action as it goes to etcd: the assignment's value, and the promise set it names (common/promise-sets.ts). */
 export interface WireAction {
@@ -132,6 +144,8 @@ export interface FencedWriterDeps {
 
 export class FencedWriter {
   private readonly writes: BulkheadPolicy = bulkhead(MAX_WRITES_IN_FLIGHT, Infinity);
+  /** The background lane (applyAll with `deferred`): its own slots, so that it never holds up a pass's writes. */
+  private readonly deferredWrites: BulkheadPolicy = bulkhead(MAX_DEFERRED_WRITES_IN_FLIGHT, Infinity);
   /** Outages apart from events: they never hold up an event (tests read events right after a move). */
   private readonly outageWrites: BulkheadPolicy = bulkhead(MAX_OUTAGE_WRITES_IN_FLIGHT, Infinity);
   /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
@@ -154,20 +168,30 @@ export class FencedWriter {
    * Applies every action: many per fenced transaction (batchActions), each with its own compare, a bounded number
    * of transactions at a time. A transaction whose compares do not all hold writes nothing; its actions are then
    * tried one by one, so that one group planned from a stale epoch holds up no other. Returns what became of each
-   * action, in the order given.
+   * action, in the order given; `settled` is told of each batch's groups once its writes are done (committed ones
+   * are in ownWrites by then).
    */
-  async applyAll(term: Term, actions: readonly Action[]): Promise<('ok' | 'conflict')[]> {
+  async applyAll(
+    term: Term,
+    actions: readonly Action[],
+    opts: { deferred?: boolean; settled?: (groups: readonly string[]) => void } = {},
+  ): Promise<('ok' | 'conflict')[]> {
+    const lane = opts.deferred ? this.deferredWrites : this.writes;
     const results: ('ok' | 'conflict')[] = new Array<'ok' | 'conflict'>(actions.length).fill('conflict');
     await Promise.all(
       batchActions(actions, (d) => this.deps.keys.promiseSet(d)).map(async (batch) => {
-        const batchResult = await this.writes.execute(() => this.applyBatch(term, batch));
-        if (batchResult !== 'retry') {
-          for (const it of batch) results[it.index] = batchResult;
-          return;
+        try {
+          const batchResult = await lane.execute(() => this.applyBatch(term, batch));
+          if (batchResult !== 'retry') {
+            for (const it of batch) results[it.index] = batchResult;
+            return;
+          }
+          await Promise.all(
+            batch.map(async (it) => (results[it.index] = await lane.execute(() => this.apply(term, it.action)))),
+          );
+        } finally {
+          opts.settled?.(batch.map((it) => it.action.group));
         }
-        await Promise.all(
-          batch.map(async (it) => (results[it.index] = await this.writes.execute(() => this.apply(term, it.action)))),
-        );
       }),
     );
     return results;
