@@ -50,3 +50,18 @@ describe('DirectorySource deletion grace', () => {
     expect(src.list()).toEqual([]);
   });
 });
+
+describe('DirectorySource synced', () => {
+  test('not synced until the first scan is done: an empty list before it means nothing (the leader reads etcd)', async () => {
+    const d = dir();
+    writeFileSync(join(d, 'web.yaml'), doc);
+    const src = new DirectorySource(d, silentLogger(), 60_000, 0);
+    expect(src.synced()).toBe(false);
+    expect(src.list()).toEqual([]);
+    const scanning = src.scan();
+    expect(src.synced()).toBe(false);
+    await scanning;
+    expect(src.synced()).toBe(true);
+    expect(src.list().map((g) => g.name)).toEqual(['web']);
+  });
+});

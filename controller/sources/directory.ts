@@ -81,6 +81,7 @@ const READ_CONCURRENCY = 32;
 export class DirectorySource implements GroupSource {
   readonly kind = 'directory';
   private snapshot: SourceGroup[] = [];
+  private scanned = false;
   private readonly lastGood = new Map<string, FailoverGroup>();
   private readonly createdAt = new Map<string, number>();
   private watcher: FSWatcher | undefined;
@@ -107,6 +108,15 @@ export class DirectorySource implements GroupSource {
 
   list(): SourceGroup[] {
     return this.snapshot;
+  }
+
+  /**
+   * False until the first scan is done. Without it a leader whose first scan outlasted the source's start timeout
+   * (10,000 files on a loaded machine, scale benchmark) read an empty list as "every group deleted": it deleted the
+   * group records and would have released every VIP; the records in etcd now stand in until the scan is done.
+   */
+  synced(): boolean {
+    return this.scanned;
   }
 
   async start(signal: AbortSignal, onChange: () => void): Promise<void> {
@@ -217,5 +227,6 @@ export class DirectorySource implements GroupSource {
       this.lastErrors = errText;
     }
     this.snapshot = groups;
+    this.scanned = true;
   }
 }
