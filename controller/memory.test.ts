@@ -340,3 +340,66 @@ describe('answers: a pass waits for etcd on leases whose keys vanished', () => {
     expect(Date.now() - t0).toBeLessThan(5_000);
   });
 });
+
+describe("the holder poll reads etcd's lease list once, and asks only about the leases it lacks", () => {
+  /** Holders g0..g4 (leases 2000..2004), each carried by its node key. */
+  function holders(n: number) {
+    const nodes = Array.from({ length: n }, (_, i) => nodeEntry(`n${i}`, String(2000 + i)));
+    const assignments = nodes.map((e, i) => ({
+      ...assignmentEntry(`n${i}`, e.lease),
+      key: keys.assignment(`g${i}`),
+    }));
+    return { nodes, assignments };
+  }
+
+  function setupListed(list: () => Promise<ReadonlySet<string>>) {
+    const clock = new JumpyClock();
+    const leases = new FakeLeases();
+    let lists = 0;
+    const memory = new LeaderMemory({
+      clock,
+      log: silentLogger(),
+      keys,
+      kernelSlackMs: SLACK,
+      askLease: leases.ask,
+      listLeases: () => (lists++, list()),
+    });
+    memories.push(memory);
+    return { clock, leases, memory, lists: () => lists };
+  }
+
+  test('one list per period instead of one LeaseTimeToLive per holder; a lease the list lacks ends only on "not found"', async () => {
+    const { nodes, assignments } = holders(5);
+    // The member's list lacks 2003 (its revocation applied) and 2004 (a stale member: the lease is alive).
+    const listed = new Set(['2000', '2001', '2002']);
+    const t = setupListed(async () => listed);
+    for (const e of nodes) t.leases.alive.add(e.lease);
+    t.leases.alive.delete('2003');
+    t.memory.observe(nodes, assignments);
+    await settle();
+    expect(t.lists()).toBe(1);
+    expect(t.leases.asked.sort()).toEqual(['2003', '2004']);
+    expect(t.memory.isGone('2003')).toBe(true);
+    // Absent from the list is no answer: etcd said 2004 lives, so it does.
+    expect(t.memory.isGone('2004')).toBe(false);
+    // The next period: one list again.
+    t.clock.pass(HOLDER_POLL_MS);
+    t.memory.observe(nodes, assignments);
+    await settle();
+    expect(t.lists()).toBe(2);
+  });
+
+  test('a list that fails: every due holder lease is asked about, as without it', async () => {
+    const { nodes, assignments } = holders(4);
+    const t = setupListed(async () => {
+      throw new Error('permission denied');
+    });
+    for (const e of nodes) t.leases.alive.add(e.lease);
+    t.leases.alive.delete('2001');
+    t.memory.observe(nodes, assignments);
+    await settle();
+    await settle();
+    expect(t.leases.asked.sort()).toEqual(['2000', '2001', '2002', '2003']);
+    expect(t.memory.isGone('2001')).toBe(true);
+  });
+});

@@ -35,6 +35,9 @@ export const LEASE_RECHECK_MS = 250;
  */
 export const HOLDER_POLL_MS = 500;
 
+/** Holder leases due for their poll at once from which one LeaseLeases call replaces their LeaseTimeToLive calls. */
+const LIST_FROM = 3;
+
 /** After a failed LeaseTimeToLive, the next try. */
 const LEASE_RETRY_MS = 200;
 
@@ -48,6 +51,11 @@ export interface LeaderMemoryOptions {
   /** How late the kernel may delete an expired address (controller config). */
   kernelSlackMs: number;
   askLease: AskLease;
+  /**
+   * Every lease etcd's member has (LeaseLeases): with it, the holder poll is one call per period, and only a holder
+   * lease missing from the list is asked about (LeaseTimeToLive, whose "not found" alone ends a lease).
+   */
+  listLeases?: () => Promise<ReadonlySet<string>>;
   /** etcd said a lease ended: a pass should look. */
   onChange?: () => void;
 }
@@ -93,6 +101,8 @@ export class LeaderMemory {
   private readonly vanishedAsks = new Set<Promise<void>>();
   /** When each holder lease was last asked about (mono). */
   private readonly polled = new Map<string, number>();
+  /** A LeaseLeases call is under way (the holder poll). */
+  private listing = false;
   private timer: NodeJS.Timeout | undefined;
   private poller: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -149,6 +159,7 @@ export class LeaderMemory {
   private check(): void {
     if (this.stopped) return;
     const now = this.opts.clock.mono();
+    const due: string[] = [];
     for (const lease of new Set([...this.leaseInfo.keys(), ...this.holders.keys()])) {
       if (this.gone.has(lease)) continue;
       if (this.asking.has(lease)) {
@@ -162,8 +173,7 @@ export class LeaderMemory {
         if (this.named.has(lease)) this.unconfirmed.delete(lease);
         else this.unconfirmed.set(lease, Infinity);
         // A holder's lease is asked about anyway now and then: the watch may be late to show its keys gone.
-        if (this.holders.has(lease) && now - (this.polled.get(lease) ?? -Infinity) >= HOLDER_POLL_MS)
-          void this.ask(lease, false);
+        if (this.holders.has(lease) && now - (this.polled.get(lease) ?? -Infinity) >= HOLDER_POLL_MS) due.push(lease);
         continue;
       }
       const next = this.unconfirmed.get(lease);
@@ -173,7 +183,41 @@ export class LeaderMemory {
       this.vanishedAsks.add(asked);
       void asked.finally(() => this.vanishedAsks.delete(asked));
     }
+    this.poll(due, now);
     this.schedule();
+  }
+
+  /**
+   * The holder poll (issue 15.15): each due lease is asked about (LeaseTimeToLive), or, when many are due, etcd's
+   * list of leases is read once and only those missing from it are asked about. The list is a hint, never an
+   * answer: a lease it lacks is asked about, and only LeaseTimeToLive's "not found" ends it (so goneAt still comes
+   * after the lease ended); a lease it shows is treated as this period's poll said alive, which is what
+   * LeaseTimeToLive would have said of it a moment earlier (a member whose list is behind delays the end as a late
+   * poll does, never invents one).
+   */
+  private poll(due: readonly string[], now: number): void {
+    if (!due.length) return;
+    const list = this.opts.listLeases;
+    if (!list || due.length < LIST_FROM) {
+      for (const lease of due) void this.ask(lease, false);
+      return;
+    }
+    if (this.listing) return;
+    this.listing = true;
+    for (const lease of due) this.polled.set(lease, now);
+    list()
+      .then(
+        (alive) => {
+          if (this.stopped) return;
+          for (const lease of due) if (!alive.has(lease) && !this.gone.has(lease)) void this.ask(lease, false);
+        },
+        (err: unknown) => {
+          if (this.stopped) return;
+          this.opts.log.warn({ err }, 'could not list etcd leases; asking about each holder lease');
+          for (const lease of due) if (!this.gone.has(lease)) void this.ask(lease, false);
+        },
+      )
+      .finally(() => (this.listing = false));
   }
 
   private schedule(): void {
