@@ -1009,4 +1009,34 @@ describe('planYielding', () => {
     expect(p).toEqual(plan(inp));
     expect(p.actions.length).toBeGreaterThan(0);
   });
+
+  test("the groups of a holder whose lease ended are planned first and handed to `urgent` before the others' turn", async () => {
+    const groups = Array.from({ length: 1200 }, (_, i) => group(`g${String(i).padStart(4, '0')}`));
+    const goneB = { lease: leaseOf('b'), node: 'b', goneAt: NOW - 1000, waitMs: 0, ttlMs: 2000 };
+    const inp = input(undefined, {
+      groups: new Map(groups.map((g) => [g.name, g])),
+      nodes: live('a', 'c'),
+      health: new Map(groups.map((g) => [g.name, health(g, { a: true, c: true }).get(g.name)!])),
+      firstSeen: new Map(groups.map((g) => [g.name, NOW - 60_000])),
+      // The last groups (by name) are b's: planned last in name order, first here. The others have no holder yet.
+      assignments: new Map(groups.slice(1190).flatMap((g, i) => [...assignment(g, 'b', 10 + i)])),
+      gone: new Map([[goneB.lease, goneB]]),
+    });
+    let urgent: readonly Action[] | undefined;
+    let turnedBefore: boolean | undefined;
+    let turned = false;
+    setImmediate(() => (turned = true));
+    const p = await planYielding(inp, {
+      urgent: (actions) => {
+        urgent = actions;
+        turnedBefore = turned;
+      },
+    });
+    expect(turnedBefore).toBe(false);
+    expect(urgent?.map((a) => a.group)).toEqual(groups.slice(1190).map((g) => g.name));
+    expect(urgent?.every((a) => a.type === 'put' && a.record.reason === 'lease-expired')).toBe(true);
+    // The plan is the same, in name order, with those actions in it.
+    expect(p).toEqual(plan(inp));
+    expect(p.actions.map((a) => a.group)).toEqual(groups.map((g) => g.name));
+  });
 });

@@ -61,31 +61,58 @@ const GROUPS_PER_TURN = 500;
  * loaded machine without one, and the leader's lease keepalives waited behind it (scale benchmark). Each group is
  * still planned in one synchronous step from the same input; what may advance between two steps is only what the
  * leader's memory learns from etcd (a lease it said ended, a release), as it may between buildInput and plan.
+ *
+ * `urgent` is given the actions of the groups whose holder's lease etcd said ended (planned first) as soon as they
+ * are planned, so that a lost node's groups can be written while the others are planned (a group's plan depends on
+ * the input and that group only). Those actions are in the returned plan too.
  */
-export async function planYielding(input: PlanInput): Promise<Plan> {
+export async function planYielding(
+  input: PlanInput,
+  opts: { urgent?: (actions: readonly Action[]) => void } = {},
+): Promise<Plan> {
   const steps = planSteps(input);
   for (let n = 1, r = steps.next(); ; n++, r = steps.next()) {
     if (r.done) return r.value;
+    if (r.value) opts.urgent?.(r.value);
     if (n % GROUPS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
-/** The plan, one group per step. */
-function* planSteps(input: PlanInput): Generator<void, Plan> {
-  const actions: Action[] = [];
+/**
+ * The plan, one group per step; the groups whose holder's lease ended first, and after them (when there are any)
+ * one step that yields their actions. The plan lists actions in group name order whatever the order of planning.
+ */
+function* planSteps(input: PlanInput): Generator<readonly Action[] | undefined, Plan> {
+  const planned = new Map<string, Action>();
   const decisions = new Map<string, GroupDecision>();
   let requeueAt: number | undefined;
   forgetLiveSet(input.nodes);
-  const names = new Set<string>([...input.groups.keys(), ...input.assignments.keys()]);
-  for (const name of [...names].sort()) {
-    if (input.frozen.has(name)) continue;
+  const names = [...new Set<string>([...input.groups.keys(), ...input.assignments.keys()])].sort();
+  const lost = (name: string) => {
+    const lease = input.assignments.get(name)?.record.holderLease;
+    return typeof lease === 'string' && input.gone.has(lease);
+  };
+  const urgent = input.gone.size ? names.filter(lost) : [];
+  const rest = urgent.length ? names.filter((n) => !lost(n)) : names;
+  const step = (name: string) => {
     const cur = input.assignments.get(name);
     const r = withKeptSet(cur, withRetiring(cur, planGroup(input, name)));
-    if (r.action) actions.push(r.action);
+    if (r.action) planned.set(name, r.action);
     if (r.decision) decisions.set(name, r.decision);
     if (r.until !== undefined) requeueAt = requeueAt === undefined ? r.until : Math.min(requeueAt, r.until);
+  };
+  for (const name of urgent) {
+    if (input.frozen.has(name)) continue;
+    step(name);
     yield;
   }
+  if (urgent.length) yield urgent.flatMap((n) => planned.get(n) ?? []);
+  for (const name of rest) {
+    if (input.frozen.has(name)) continue;
+    step(name);
+    yield;
+  }
+  const actions = names.flatMap((n) => planned.get(n) ?? []);
   return { actions, decisions, requeueAt };
 }
 
