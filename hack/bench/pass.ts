@@ -14,6 +14,7 @@ import { parseFailoverGroup, type FailoverGroup } from '../../crds/failovergroup
 import { buildInput, type Mirrors } from '../../controller/input.js';
 import { LeaderMemory } from '../../controller/memory.js';
 import { checksHash, plan, specHash, vipsOf } from '../../controller/planner.js';
+import { batchActions } from '../../controller/writer.js';
 import { nodeName, scaleGroup } from './scale.js';
 
 interface State {
@@ -94,6 +95,12 @@ function mirrorOf(prefix: string, values: Map<string, { value: string; lease: st
   return m;
 }
 
+function cloneMirror(m: Mirror): Mirror {
+  const c = new Mirror(null as never, m.prefix, silentLogger());
+  for (const [k, e] of m.entries) c.entries.set(k, e);
+  return c;
+}
+
 export function mirrorsOf(s: State, rev: number): Mirrors {
   const empty = new Map<string, { value: string; lease: string }>();
   const k = s.keys;
@@ -155,10 +162,67 @@ function main(): void {
     same.push(r.ms);
     actions = r.actions;
   }
+  // A lost node: its node record and health gone, etcd said its lease ended; the pass that moves its groups (and
+  // plans every other failsafe group's promise-set rewrite), then the writer's batching of what it planned.
+  let mono = 1;
+  const lostMemory = new LeaderMemory({
+    clock: { mono: () => mono, wall: () => mono, sleep: () => Promise.resolve() },
+    log: silentLogger(),
+    keys: s.keys,
+    kernelSlackMs: 0,
+    askLease: () => Promise.resolve(2),
+  });
+  lostMemory.observe(steady.nodes.under(s.keys.nodesPrefix()), steady.assignments.under(s.keys.assignmentsPrefix()));
+  timePass(s, steady, lostMemory);
+  const lostLease = '1000';
+  const lost = { ...steady, nodes: cloneMirror(steady.nodes), health: cloneMirror(steady.health) };
+  for (const m of [lost.nodes, lost.health])
+    for (const [k, e] of m.entries) if (e.lease === lostLease) m.entries.delete(k);
+  lostMemory.revoked(lostLease);
+  mono += 3_600_000;
+  const tl = performance.now();
+  const input = buildInput(
+    {
+      keys: s.keys,
+      mirrors: lost,
+      memory: lostMemory,
+      log: silentLogger(),
+      leader: 'bench',
+      settleMs: 0,
+      now: mono,
+      mono,
+    },
+    { groups: s.groups, frozen: new Set(), contested: new Set() },
+  );
+  const lp = plan(input);
+  const lostPlanMs = performance.now() - tl;
+  const tw = performance.now();
+  const batches = batchActions(lp.actions, (d) => s.keys.promiseSet(d));
+  const lostWireMs = performance.now() - tw;
+  const moves = lp.actions.filter((a) => a.type === 'put' && a.record.reason !== 'promise-set').length;
+  lostMemory.stop();
   memory.stop();
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
   console.log(
-    JSON.stringify({ nodes, groups, passes, freshEntriesMs: med(fresh), sameEntriesMs: med(same), actions }, null, 0),
+    JSON.stringify(
+      {
+        nodes,
+        groups,
+        passes,
+        freshEntriesMs: med(fresh),
+        sameEntriesMs: med(same),
+        actions,
+        lostNode: {
+          planMs: lostPlanMs.toFixed(1),
+          batchMs: lostWireMs.toFixed(1),
+          actions: lp.actions.length,
+          moves,
+          batches: batches.length,
+        },
+      },
+      null,
+      0,
+    ),
   );
 }
 
