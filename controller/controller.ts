@@ -208,8 +208,13 @@ export class Controller {
         );
       }
     });
-    for (const k of ['nodes', 'health', 'assignments', 'drain', 'moves', 'promisesets'] as const)
-      this.mirrors[k].on('change', () => this.kick());
+    for (const k of ['nodes', 'health', 'drain', 'moves'] as const) this.mirrors[k].on('change', () => this.kick());
+    // This leader's own writes coming back wake no pass (writer.ts ownEcho): the pass after a write is asked for
+    // when it is done (pass()).
+    for (const k of ['assignments', 'promisesets'] as const)
+      this.mirrors[k].on('change', (changed: readonly string[]) => {
+        if (!this.writer.ownEcho(k, this.mirrors[k], changed)) this.kick();
+      });
     for (const k of ['nodes', 'assignments'] as const)
       this.mirrors[k].on('change', () => (this.revocableCache = undefined));
     const timedOut = await Promise.race([
@@ -360,6 +365,8 @@ export class Controller {
     // After the pass's own writes: batching 9,990 rewrites takes ~20-40 ms of CPU, which must not delay those.
     if (later.length) this.writeDeferred(term, later);
     if (results.includes('conflict')) outcome = 'conflict';
+    // What this pass wrote is planned from at once (ownWrites), not when its echo comes back.
+    if (results.includes('ok')) this.passAgain = true;
     this.writer.collectPromiseSets(term, this.mirrors);
 
     if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
@@ -420,6 +427,8 @@ export class Controller {
     // its own batch at most, not for the whole set.
     const settled = (gs: readonly string[]) => {
       for (const g of gs) groups.delete(g);
+      // A group of a holder whose lease ended meanwhile is planned now, not when the whole lane is done.
+      if (gs.some((g) => this.holderGone(g))) this.kick();
     };
     void this.writer
       .applyAll(term, actions, { deferred: true, settled })
@@ -428,6 +437,14 @@ export class Controller {
         if (this.deferred === groups) this.deferred = undefined;
         this.kick();
       });
+  }
+
+  /** Whether etcd said the lease of the group's holder (as this leader last wrote or read it) ended. */
+  private holderGone(group: string): boolean {
+    const own = this.writer.ownWrites(this.mirrors.assignments.revision).get(group)?.record;
+    const e = this.mirrors.assignments.get(this.keys.assignment(group));
+    const lease = own?.holderLease ?? (e ? decodeEntry(AssignmentRecord, e)?.holderLease : undefined);
+    return typeof lease === 'string' && this.memory.isGone(lease);
   }
 
   /** History: the periods with a VIP on no node that the agents' presence records show (controller/outages.ts). */

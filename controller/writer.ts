@@ -69,6 +69,9 @@ export function isDeferrable(a: Action): boolean {
   return a.type === 'put' && a.record.reason === 'promise-set';
 }
 
+/** Echoes remembered before those the mirror has shown are swept (ownEcho). */
+const MAX_ECHOES = 20_000;
+
 /** Deferred writes in flight at once: few, so that a pass's own writes never queue behind them. */
 const MAX_DEFERRED_WRITES_IN_FLIGHT = 4;
 
@@ -150,6 +153,8 @@ export class FencedWriter {
   private readonly outageWrites: BulkheadPolicy = bulkhead(MAX_OUTAGE_WRITES_IN_FLIGHT, Infinity);
   /** groups/<name> values by group object (parsed once, never changed in place): not serialized on every pass. */
   private readonly groupJson = new WeakMap<FailoverGroup, string>();
+  /** Keys this leader put, with the revision, until their watch event came (ownEcho). */
+  private readonly echoes = { assignments: new Map<string, number[]>(), promisesets: new Map<string, number[]>() };
   /** This leader's assignment writes, by group, until the assignments mirror shows them (ownWrites). */
   private readonly recent = new Map<string, OwnWrite>();
   /** Events waiting for a transaction, oldest first, and the event transactions in flight. */
@@ -224,6 +229,7 @@ export class FencedWriter {
     }
     const epoch = Number(res.header.revision);
     for (const { action, value } of batch) this.wrote(term, action, epoch, value);
+    for (const it of batch) if (it.set) this.echo('promisesets', it.set.key, epoch);
     return 'ok';
   }
 
@@ -294,6 +300,7 @@ export class FencedWriter {
       return 'conflict';
     }
     this.wrote(term, a, Number(res.header.revision), value);
+    if (wire.set) this.echo('promisesets', wire.set.key, Number(res.header.revision));
     return 'ok';
   }
 
@@ -339,6 +346,40 @@ export class FencedWriter {
    * The assignments this leader wrote or deleted that a mirror at `mirrorRevision` does not show yet. A mirror at
    * or past a write's revision shows it, or what came after it: the write is forgotten then.
    */
+  /**
+   * Whether every key a watch change names is this leader's own put at the revision the mirror now shows: the pass
+   * that wrote it planned every later step from it already (ownWrites), and the pass after a write is asked for by
+   * the controller itself, so the echo wakes no pass. At 10,000 groups a placement's ~100 echoed batches each
+   * started a ~0.3 s pass, and the watch fell seconds behind (a lost node's key deletion queued behind them).
+   * A delete, a put by anyone else, or a put this leader made at another revision is not an echo.
+   */
+  ownEcho(kind: 'assignments' | 'promisesets', mirror: Mirror, changed: readonly string[]): boolean {
+    const echoes = this.echoes[kind];
+    let own = true;
+    for (const k of changed) {
+      const revs = echoes.get(k);
+      const e = mirror.get(k);
+      if (!revs || !e || !revs.includes(e.modRevision)) own = false;
+      // The writes up to the one shown came back (or were overwritten before their event: a watch shows each).
+      if (revs && e) {
+        const left = revs.filter((r) => r > e.modRevision);
+        if (left.length) echoes.set(k, left);
+        else echoes.delete(k);
+      }
+    }
+    // Writes whose echo never came one by one (a list after a broken watch shows them together): shown by now.
+    if (echoes.size > MAX_ECHOES)
+      for (const [k, revs] of echoes) if (revs.every((r) => r <= mirror.revision)) echoes.delete(k);
+    return own;
+  }
+
+  /** A key this leader put at `revision` (a promise set goes in many transactions: each is remembered). */
+  private echo(kind: 'assignments' | 'promisesets', key: string, revision: number): void {
+    const revs = this.echoes[kind].get(key);
+    if (revs) revs.push(revision);
+    else this.echoes[kind].set(key, [revision]);
+  }
+
   ownWrites(mirrorRevision: number): ReadonlyMap<string, OwnWrite> {
     for (const [g, w] of this.recent) if (w.epoch <= mirrorRevision) this.recent.delete(g);
     return this.recent;
@@ -346,6 +387,7 @@ export class FencedWriter {
 
   /** A written action: remembered until the mirror shows it, logged, and its event recorded. */
   private wrote(term: Term, a: Action, epoch: number, value?: string): void {
+    if (a.type === 'put') this.echo('assignments', this.deps.keys.assignment(a.group), epoch);
     const prev = this.recent.get(a.group);
     if (!prev || prev.epoch < epoch) {
       // The record as a reader of etcd decodes it (the same schema as the mirror's entries), with the promise set

@@ -92,6 +92,61 @@ describe('FencedWriter', () => {
     await until(async () => (await c.getAll().prefix(keys.eventsPrefix()).count()) === 249, 10_000, 'the 249 events');
   });
 
+  test("the watch's echo of this leader's own puts is told apart from anyone else's change (ownEcho)", async () => {
+    const keys = new Keys('/batch-echo/');
+    const term = await leader(keys);
+    const ac = new AbortController();
+    const w = writer(keys);
+    /**
+     * Each watch change: what ownEcho said, and whether it could know (the commit's answer came before the watch's
+     * event: which of the two comes first is etcd's choice, and an echo not known yet wakes a pass, as any change).
+     */
+    const verdicts: { kind: string; own: boolean; known: boolean }[] = [];
+    const mirrors = (['assignments', 'promisesets'] as const).map((kind) => {
+      const m = new Mirror(
+        c,
+        kind === 'assignments' ? keys.assignmentsPrefix() : keys.promiseSetsPrefix(),
+        silentLogger(),
+      );
+      m.on('change', (changed) => {
+        const epochs = new Set([...w.ownWrites(0).values()].map((o) => o.epoch));
+        const known = changed.every((k) => epochs.has(m.get(k)?.modRevision ?? -1));
+        verdicts.push({ kind, own: w.ownEcho(kind, m, changed), known });
+      });
+      m.start(ac.signal);
+      return m;
+    });
+    await Promise.all(mirrors.map((m) => m.ready));
+    try {
+      // 250 records naming one promise set: three transactions, so three puts of the set's key.
+      const set = Object.freeze([{ node: 'n1', lease: '11' }]) as AssignmentRecord['promiseSet'] & object;
+      const many: Action[] = Array.from({ length: 250 }, (_, i) => ({
+        type: 'put',
+        group: `s${i}`,
+        expectEpoch: 0,
+        record: { ...record(`s${i}`, 'n1'), promiseSet: set },
+      }));
+      expect(await w.applyAll(term, many)).not.toContain('conflict');
+      const count = (kind: string) => verdicts.filter((v) => v.kind === kind).length;
+      await until(
+        async () => count('promisesets') >= 3 && [...mirrors[0]!.under(keys.assignmentsPrefix())].length === 250,
+        10_000,
+        'the echoes',
+      );
+      for (const v of verdicts) expect(v.own).toBe(v.known);
+      // Someone else's put (an old leader, an operator), and a delete: never echoes, they wake a pass.
+      const before = verdicts.length;
+      await c.put(keys.assignment('s1')).value(JSON.stringify(record('s1', 'n2')));
+      await until(async () => verdicts.length >= before + 1, 10_000, 'the other put');
+      await c.delete().key(keys.assignment('s2'));
+      await until(async () => verdicts.length >= before + 2, 10_000, 'the delete');
+      expect(verdicts.slice(before).map((v) => v.own)).toEqual([false, false]);
+    } finally {
+      ac.abort();
+      for (const m of mirrors) m.stop();
+    }
+  });
+
   test('a deposed leader writes none of a batch and is told so', async () => {
     const keys = new Keys('/batch-deposed/');
     const term = await leader(keys);
