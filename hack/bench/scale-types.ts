@@ -54,6 +54,8 @@ export interface ScaleResult {
     safetyWaitMs?: number;
     /** The same wait for an agent with the default lease (2 s TTL), which a real cluster would add. */
     defaultAgentSafetyWaitMs?: number;
+    /** How long after the warm placement the node was lost (scale.ts LOST_NODE_SETTLE_MS_PER_GROUP). */
+    settleMs?: number;
     lastGroupMs?: number;
     note?: string;
   };
@@ -97,6 +99,9 @@ export function scaleGroup(i: number, nodes: number): Record<string, unknown> {
  * inside the TTL that the controller's Safety-3 wait after a lease ends is 0: the lost-node figure is the
  * controller's own reaction. The wait a default agent's record implies is reported beside it (safetyWaitMs).
  */
+/** The wait before the lost node, per group (at least 3 s): 8 s at 10,000 groups. */
+export const LOST_NODE_SETTLE_MS_PER_GROUP = 0.8;
+
 export const SIM_LEASE = { ttlSeconds: 10, keepaliveIntervalMs: 2000, marginMs: 2000, renewWindowMs: 500 };
 /** The default agent lease (common/lease-config.ts) as published, for the Safety-3 wait it implies. */
 export const DEFAULT_AGENT_LEASE = { ...LEASE_CONFIG_DEFAULT, renewWindowMs: 500 };

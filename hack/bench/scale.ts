@@ -35,6 +35,7 @@ import {
   SIM_AGENTS_PER_CLIENT,
   SIM_ASSIGNMENT_WATCHERS,
   SIM_LEASE,
+  LOST_NODE_SETTLE_MS_PER_GROUP,
   type ProcSample,
   type ScaleOptions,
   type ScaleResult,
@@ -279,8 +280,11 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
     );
 
     // 5. A node is lost: its agent stops, its lease is revoked; every group it held must move (the warm start's
-    //    controller, once its placement settled).
-    await sleep(3000);
+    //    controller, once its placement settled: the watches of the controller and of the simulated agents bring
+    //    back every record it wrote, ~3 s for 10,000 on the 2-core machine, during which a node key's deletion
+    //    waits behind them).
+    const settleMs = Math.max(3000, o.groups * LOST_NODE_SETTLE_MS_PER_GROUP);
+    await sleep(settleMs);
     const held = [...holders].filter(([, h]) => h === victim).map(([g]) => g);
     const lostNode: ScaleResult['lostNode'] = {
       node: victim,
@@ -288,6 +292,7 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
       reassigned: 0,
       safetyWaitMs: safetyWaitMs(SIM_LEASE),
       defaultAgentSafetyWaitMs: safetyWaitMs(DEFAULT_AGENT_LEASE),
+      settleMs,
     };
     sim.kill('SIGUSR2');
     await waitFor('victim stopped', 5000, () => simEvents.some((e) => e['event'] === 'victim-stopped'), 20);
