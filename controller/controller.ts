@@ -46,6 +46,8 @@ type Outcome = 'ok' | 'requeue' | 'conflict' | 'error';
  * that is down at election must not stop the leader from failing groups over (issue 15.8).
  */
 const SOURCE_START_TIMEOUT_MS = 2000;
+/** After a pass that wrote, the next one starts within this (controller.ts kickSoon). */
+const FOLLOW_UP_PASS_MS = 50;
 /** How long a pass waits for etcd's word on leases whose keys just vanished (LeaderMemory.answers). */
 const VANISHED_LEASE_WAIT_MS = 150;
 
@@ -165,6 +167,7 @@ export class Controller {
   async stop(): Promise<void> {
     this.ac.abort();
     if (this.requeueTimer) clearTimeout(this.requeueTimer);
+    if (this.soon) clearTimeout(this.soon);
     if (this.periodic) clearInterval(this.periodic);
     for (const m of Object.values(this.mirrors)) m.stop();
     this.memory.stop();
@@ -278,6 +281,14 @@ export class Controller {
     return out;
   }
 
+  private soon: NodeJS.Timeout | undefined;
+  private kickSoon(): void {
+    this.soon ??= setTimeout(() => {
+      this.soon = undefined;
+      this.kick();
+    }, FOLLOW_UP_PASS_MS);
+  }
+
   kick(): void {
     if (!this.term || this.ac.signal.aborted) return;
     void this.runPass();
@@ -365,8 +376,10 @@ export class Controller {
     // After the pass's own writes: batching 9,990 rewrites takes ~20-40 ms of CPU, which must not delay those.
     if (later.length) this.writeDeferred(term, later);
     if (results.includes('conflict')) outcome = 'conflict';
-    // What this pass wrote is planned from at once (ownWrites), not when its echo comes back.
-    if (results.includes('ok')) this.passAgain = true;
+    // What this pass wrote is planned from by the next pass (ownWrites), which its echo no longer starts: one is
+    // asked for shortly (coalescing with whatever else comes meanwhile), not at once, so that the watches (health
+    // in a cold placement) are read between passes.
+    if (results.includes('ok')) this.kickSoon();
     this.writer.collectPromiseSets(term, this.mirrors);
 
     if (!synced) return p.requeueAt !== undefined ? (this.requeueAt(p.requeueAt), 'requeue') : outcome;
