@@ -73,6 +73,20 @@ async function read(user: string, prefix: string): Promise<'ok' | 'denied' | str
 }
 
 describe('etcd roles from deploy/etcd/setup.sh', () => {
+  test("the controller may list etcd's leases and ask one's TTL (the leader memory's holder poll)", async () => {
+    const c = connectEtcd({ ...etcd.clientConfig({ user: 'controller' }), timeoutMs: 3000 });
+    try {
+      const l = c.lease(5, { autoKeepAlive: false });
+      const id = await l.grant();
+      // Refused, the poll would fall back to one LeaseTimeToLive per holder (controller/memory.ts): no error shows.
+      expect((await c.leaseClient.leaseLeases()).leases.map((x) => x.ID)).toContain(id);
+      expect(Number((await c.leaseClient.leaseTimeToLive({ ID: id, keys: false })).TTL)).toBeGreaterThan(0);
+      await l.revoke();
+    } finally {
+      c.close();
+    }
+  });
+
   test('authentication is on: an unknown certificate CN gets nothing', async () => {
     expect(await read('stranger', keys.prefix)).not.toBe('ok');
   });
