@@ -72,6 +72,8 @@ export class Controller {
   private deferred: Set<string> | undefined;
   private passAgain = false;
   private requeueTimer: NodeJS.Timeout | undefined;
+  /** The follow-up pass after a write (kickSoon). */
+  private soon: NodeJS.Timeout | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private readonly log: Logger;
   /** Decisions of the last pass, for tests and status. */
@@ -213,7 +215,7 @@ export class Controller {
     });
     for (const k of ['nodes', 'health', 'drain', 'moves'] as const) this.mirrors[k].on('change', () => this.kick());
     // This leader's own writes coming back wake no pass (writer.ts ownEcho): the pass after a write is asked for
-    // when it is done (pass()).
+    // by the pass that wrote (kickSoon).
     for (const k of ['assignments', 'promisesets'] as const)
       this.mirrors[k].on('change', (changed: readonly string[]) => {
         if (!this.writer.ownEcho(k, this.mirrors[k], changed)) this.kick();
@@ -281,7 +283,6 @@ export class Controller {
     return out;
   }
 
-  private soon: NodeJS.Timeout | undefined;
   private kickSoon(): void {
     this.soon ??= setTimeout(() => {
       this.soon = undefined;

@@ -9,7 +9,7 @@ import { AssignmentRecord, decode, Keys, MAX_RENEW_WINDOW_MS, NodeRecord } from 
 import { silentLogger } from '../common/log.js';
 import type { FailoverGroup } from '../crds/failovergroup.js';
 import { testGroup } from './testing/groups.js';
-import { HOLDER_POLL_MS, LeaderMemory, unknownOverhangMs } from './memory.js';
+import { HOLDER_POLL_MS, LeaderMemory, unknownOverhangMs, type LeaderMemoryOptions } from './memory.js';
 import { checksHash, plan, specHash, vipsOf, type PlanInput } from './planner.js';
 
 const keys = new Keys('/t/');
@@ -82,6 +82,13 @@ afterEach(() => {
   for (const m of memories) m.stop();
   memories = [];
 });
+
+/** A memory on `clock` with this file's keys and slack, stopped after the test. */
+function memoryWith(clock: Clock, opts: Pick<LeaderMemoryOptions, 'askLease' | 'listLeases'>): LeaderMemory {
+  const memory = new LeaderMemory({ clock, log: silentLogger(), keys, kernelSlackMs: SLACK, ...opts });
+  memories.push(memory);
+  return memory;
+}
 
 function setup() {
   const clock = new JumpyClock();
@@ -289,14 +296,7 @@ describe('a revocable holder\'s wait (heartbeats; docs/design.md "Fast fence")',
     const clock = new JumpyClock();
     // A poll of the holder lease is under way when the revocation is answered; its "not found" comes after.
     let answerPoll: (ttl: number) => void = () => undefined;
-    const slow = new LeaderMemory({
-      clock,
-      log: silentLogger(),
-      keys,
-      kernelSlackMs: SLACK,
-      askLease: () => new Promise<number>((r) => (answerPoll = r)),
-    });
-    memories.push(slow);
+    const slow = memoryWith(clock, { askLease: () => new Promise<number>((r) => (answerPoll = r)) });
     slow.observe([nodeEntry('a', '1001', revocableRec)], [assignmentEntry('a', '1001')]);
     clock.pass(HOLDER_POLL_MS);
     slow.observe([nodeEntry('a', '1001', revocableRec)], [assignmentEntry('a', '1001')]); // the poll starts
@@ -315,14 +315,7 @@ describe('answers: a pass waits for etcd on leases whose keys vanished', () => {
   test('resolves with the answer, so that the same pass sees the lease gone; bounded when etcd does not answer', async () => {
     const clock = new JumpyClock();
     let answer: ((ttl: number) => void) | undefined;
-    const memory = new LeaderMemory({
-      clock,
-      log: silentLogger(),
-      keys,
-      kernelSlackMs: SLACK,
-      askLease: () => new Promise<number>((r) => (answer = r)),
-    });
-    memories.push(memory);
+    const memory = memoryWith(clock, { askLease: () => new Promise<number>((r) => (answer = r)) });
     // Nothing asked: nothing to wait for.
     await memory.answers(10_000);
     // The holder's node key is gone: its lease is asked about at once.
@@ -356,15 +349,7 @@ describe("the holder poll reads etcd's lease list once, and asks only about the 
     const clock = new JumpyClock();
     const leases = new FakeLeases();
     let lists = 0;
-    const memory = new LeaderMemory({
-      clock,
-      log: silentLogger(),
-      keys,
-      kernelSlackMs: SLACK,
-      askLease: leases.ask,
-      listLeases: () => (lists++, list()),
-    });
-    memories.push(memory);
+    const memory = memoryWith(clock, { askLease: leases.ask, listLeases: () => (lists++, list()) });
     return { clock, leases, memory, lists: () => lists };
   }
 

@@ -343,13 +343,9 @@ export class FencedWriter {
   }
 
   /**
-   * The assignments this leader wrote or deleted that a mirror at `mirrorRevision` does not show yet. A mirror at
-   * or past a write's revision shows it, or what came after it: the write is forgotten then.
-   */
-  /**
    * Whether every key a watch change names is this leader's own put at the revision the mirror now shows: the pass
    * that wrote it planned every later step from it already (ownWrites), and the pass after a write is asked for by
-   * the controller itself, so the echo wakes no pass. At 10,000 groups a placement's ~100 echoed batches each
+   * the controller itself, so the echo wakes no pass. At 10,000 groups a placement's ~200 echoed batches each
    * started a ~0.3 s pass, and the watch fell seconds behind (a lost node's key deletion queued behind them).
    * A delete, a put by anyone else, or a put this leader made at another revision is not an echo.
    */
@@ -380,6 +376,10 @@ export class FencedWriter {
     else this.echoes[kind].set(key, [revision]);
   }
 
+  /**
+   * The assignments this leader wrote or deleted that a mirror at `mirrorRevision` does not show yet. A mirror at
+   * or past a write's revision shows it, or what came after it: the write is forgotten then.
+   */
   ownWrites(mirrorRevision: number): ReadonlyMap<string, OwnWrite> {
     for (const [g, w] of this.recent) if (w.epoch <= mirrorRevision) this.recent.delete(g);
     return this.recent;

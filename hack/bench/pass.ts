@@ -13,7 +13,7 @@ import { assignmentWire } from '../../common/promise-sets.js';
 import { parseFailoverGroup, type FailoverGroup } from '../../crds/failovergroup.js';
 import { buildInput, type Mirrors } from '../../controller/input.js';
 import { LeaderMemory } from '../../controller/memory.js';
-import { checksHash, plan, specHash, vipsOf } from '../../controller/planner.js';
+import { checksHash, plan, specHash, vipsOf, type Plan } from '../../controller/planner.js';
 import { batchActions } from '../../controller/writer.js';
 import { nodeName, scaleGroup } from './scale.js';
 
@@ -117,8 +117,13 @@ export function mirrorsOf(s: State, rev: number): Mirrors {
   };
 }
 
-/** ms of one buildInput + plan. */
-export function timePass(s: State, mirrors: Mirrors, memory: LeaderMemory): { ms: number; actions: number } {
+/** ms of one buildInput + plan, at monotonic (and wall) time `at`. */
+export function timePass(
+  s: State,
+  mirrors: Mirrors,
+  memory: LeaderMemory,
+  at = 1,
+): { ms: number; actions: number; plan: Plan } {
   const t0 = performance.now();
   const input = buildInput(
     {
@@ -128,13 +133,13 @@ export function timePass(s: State, mirrors: Mirrors, memory: LeaderMemory): { ms
       log: silentLogger(),
       leader: 'bench',
       settleMs: 0,
-      now: 1,
-      mono: 1,
+      now: at,
+      mono: at,
     },
     { groups: s.groups, frozen: new Set(), contested: new Set() },
   );
   const p = plan(input);
-  return { ms: performance.now() - t0, actions: p.actions.length };
+  return { ms: performance.now() - t0, actions: p.actions.length, plan: p };
 }
 
 function main(): void {
@@ -180,22 +185,7 @@ function main(): void {
     for (const [k, e] of m.entries) if (e.lease === lostLease) m.entries.delete(k);
   lostMemory.revoked(lostLease);
   mono += 3_600_000;
-  const tl = performance.now();
-  const input = buildInput(
-    {
-      keys: s.keys,
-      mirrors: lost,
-      memory: lostMemory,
-      log: silentLogger(),
-      leader: 'bench',
-      settleMs: 0,
-      now: mono,
-      mono,
-    },
-    { groups: s.groups, frozen: new Set(), contested: new Set() },
-  );
-  const lp = plan(input);
-  const lostPlanMs = performance.now() - tl;
+  const { ms: lostPlanMs, plan: lp } = timePass(s, lost, lostMemory, mono);
   const tw = performance.now();
   const batches = batchActions(lp.actions, (d) => s.keys.promiseSet(d));
   const lostWireMs = performance.now() - tw;
