@@ -1,8 +1,15 @@
-// The esbuild bundle for Node's single executable application (hack/package/sea.sh): one CommonJS file,
-// OUTDIR/vipwarden.cjs, holding the three commands behind hack/package/multicall.mjs. Run after `npm run build`:
-// the commands are bin/*.js, the same code that `npm run build` ships.
+// The esbuild bundles for Node's single executable application (hack/package/sea.sh): one minified CommonJS file
+// per command, OUTDIR/agent.cjs, controller.cjs and cli.cjs (the SEA's assets), and OUTDIR/vipwarden.cjs, the
+// SEA's main script (hack/package/multicall.cjs), which runs the one the binary was started as. Run after
+// `npm run build`: the commands are bin/*.js, the same code that `npm run build` ships.
 //
 //   node hack/package/bundle.mjs OUTDIR
+//
+// One bundle per command, not one for all three: V8 keeps a script's whole source in memory and the SEA's code
+// cache materializes every function compiled while it was made, so an agent that carried the controller's and the
+// CLI's code (the Kubernetes client among them) held ~25 MiB more than it runs (docs/design.md "Footprint").
+// Minified: the source V8 keeps, and the bytecode and scope data of what runs, are smaller. keepNames stays on
+// (error classes and log lines name constructors).
 //
 // What a bundle cannot do the way node_modules does, and what this script does about it:
 //   - import.meta.url (ESM) does not exist in a CommonJS bundle. The agent finds vw-before and vipwarden-ndsend
@@ -97,27 +104,38 @@ var __vw_import_meta_url = (() => {
 
 mkdirSync(out, { recursive: true });
 const started = Date.now();
-const result = await build({
+const common = {
   absWorkingDir: root,
-  entryPoints: [{ in: 'hack/package/multicall.mjs', out: 'vipwarden' }],
-  outdir: out,
-  outExtension: { '.js': '.cjs' },
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  minify: false,
+  minify: true,
   keepNames: true,
   sourcemap: false,
   legalComments: 'none',
   metafile: true,
   logLevel: 'warning',
-  define: { 'import.meta.url': '__vw_import_meta_url' },
-  banner: { js: banner },
-  plugins: [etcdProtoPlugin, optionalPlugin, versionPlugin],
-});
-for (const w of result.warnings) console.error(`bundle: warning: ${w.text}`);
-const sizes = Object.entries(result.metafile.outputs).map(
-  ([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1e6).toFixed(1)} MB`,
-);
+};
+const results = [
+  await build({
+    ...common,
+    entryPoints: [
+      { in: 'bin/vipwarden-agent.js', out: 'agent' },
+      { in: 'bin/vipwarden-controller.js', out: 'controller' },
+      { in: 'bin/vipwarden.js', out: 'cli' },
+    ],
+    outdir: out,
+    outExtension: { '.js': '.cjs' },
+    define: { 'import.meta.url': '__vw_import_meta_url' },
+    banner: { js: banner },
+    plugins: [etcdProtoPlugin, optionalPlugin, versionPlugin],
+  }),
+  // The dispatcher: built-in modules only.
+  await build({ ...common, entryPoints: ['hack/package/multicall.cjs'], outfile: join(out, 'vipwarden.cjs') }),
+];
+for (const w of results.flatMap((r) => r.warnings)) console.error(`bundle: warning: ${w.text}`);
+const sizes = results
+  .flatMap((r) => Object.entries(r.metafile.outputs))
+  .map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1e6).toFixed(2)} MB`);
 console.error(`bundle: ${sizes.join(', ')} in ${Date.now() - started} ms`);

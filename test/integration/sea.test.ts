@@ -198,3 +198,19 @@ test('the Kubernetes source loads lazily from the bundle (its client is there: a
   expect(r.err).toContain(join(dir, 'no-such-kubeconfig'));
   noRuntimeWarnings(r.err);
 });
+
+test('each command is its own bundle: the agent carries neither the Kubernetes client nor the controller', async () => {
+  const out = join(dir, 'bundles');
+  const r = await run([process.execPath, join(REPO, 'hack', 'package', 'bundle.mjs'), out], { env: process.env });
+  expect(r.code).toBe(0);
+  const agent = readFileSync(join(out, 'agent.cjs'), 'utf8');
+  const controller = readFileSync(join(out, 'controller.cjs'), 'utf8');
+  // keepNames keeps class names: KubeConfig is @kubernetes/client-node's, HeartbeatMonitor and Compactor the
+  // controller's.
+  for (const name of ['KubeConfig', 'HeartbeatMonitor', 'Compactor']) {
+    expect(controller).toContain(`"${name}"`);
+    expect(agent).not.toContain(`"${name}"`);
+  }
+  // The dispatcher holds no command's code: it reads the one it runs.
+  expect(readFileSync(join(out, 'vipwarden.cjs'), 'utf8').length).toBeLessThan(4000);
+});
