@@ -54,7 +54,7 @@ import { ARBITER_MODES, runArbiterModes, splitModes } from './arbiter.js';
 
 const USAGE = `usage: bench [--quick] [--iterations N] [--modes ${[...MODES, ...ARBITER_MODES].join(',')}] [--profiles ${PROFILES.join(',')}]
              [--out DIR] [--scale | --no-scale] [--no-failover] [--settle-ms MS] [--footprint-ms MS] [--vipwarden-groups N]
-             [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]
+             [--agent dist|sea] [--scale-nodes N] [--scale-groups N] [--scale-steady-ms MS]
              [--heartbeat-load] [--heartbeat-nodes 3,10,100] [--heartbeat-ms 30] [--heartbeat-duration-ms MS]`;
 
 function list<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
@@ -114,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       'settle-ms': { type: 'string' },
       'footprint-ms': { type: 'string' },
       'vipwarden-groups': { type: 'string' },
+      agent: { type: 'string' },
       'scale-nodes': { type: 'string' },
       'scale-groups': { type: 'string' },
       'scale-steady-ms': { type: 'string' },
@@ -140,6 +141,16 @@ export async function main(argv: string[]): Promise<number> {
   const footprintMs = int(values['footprint-ms'], values.quick ? 5000 : 20_000, 0, 600_000, '--footprint-ms');
   // FailoverGroups on vipwarden's testbed (the failover figures are those of the first, web).
   const vwGroups = int(values['vipwarden-groups'], 1, 1, 50, '--vipwarden-groups');
+  // The agent the testbeds run: dist (node dist/node-agent/main.js, the default) or sea (the single executable
+  // that the .deb and the image ship, built by hack/package/sea.sh; its footprint is what an operator sees).
+  const agentForm = values.agent ?? 'dist';
+  if (agentForm !== 'dist' && agentForm !== 'sea') throw new Error(`--agent: dist or sea, not "${agentForm}"`);
+  if (agentForm === 'sea') {
+    const r = await run(['bash', join(REPO, 'hack', 'package', 'sea.sh')], { timeoutMs: 600_000 });
+    const dir = /^SEA_DIR=(.+)$/m.exec(r.stdout)?.[1];
+    if (!dir) throw new Error('hack/package/sea.sh printed no SEA_DIR');
+    process.env.VIPWARDEN_TESTBED_AGENT = join(dir, 'vipwarden-agent');
+  }
   const scale = values['no-scale'] ? false : (values.scale ?? true);
   const failover = !values['no-failover'];
   // Heartbeat write load (issue 13): off unless asked for.
@@ -164,6 +175,7 @@ export async function main(argv: string[]): Promise<number> {
     settleMs,
     footprintMs,
     vipwardenGroups: vwGroups,
+    agent: agentForm,
     machine: await machine(),
   };
   log(

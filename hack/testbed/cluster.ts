@@ -10,7 +10,7 @@ import { collectStatus, type GroupStatus } from '../../cli/main.js';
 import { connectEtcd } from '../../common/etcd.js';
 import { setupEtcdRoles } from '../etcd/roles.js';
 import { decode, EventRecord, Keys } from '../../common/keyspace.js';
-import { AGENT_NODE_FLAGS } from '../../node-agent/node-flags.js';
+import { AGENT_GLIBC_TUNABLES, AGENT_NODE_FLAGS } from '../../node-agent/node-flags.js';
 import {
   createTestbed,
   startEtcd,
@@ -172,6 +172,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       ...(process.env as Record<string, string>),
       ...(opts.prettyLogs ? { VIPWARDEN_LOG_PRETTY: '1' } : {}),
     };
+    // VIPWARDEN_TESTBED_AGENT=/path/to/vipwarden-agent runs that executable (the single executable that the .deb and
+    // the image ship, hack/package/sea.sh) instead of dist/node-agent/main.js; it reads the agent's flags from
+    // NODE_OPTIONS, as under the systemd unit. Both get the unit's GLIBC_TUNABLES.
+    const agentExe = process.env.VIPWARDEN_TESTBED_AGENT;
+    const agentCommand = () =>
+      agentExe ? [agentExe] : [process.execPath, ...AGENT_NODE_FLAGS, join(DIST, 'node-agent', 'main.js')];
+    const agentEnv = {
+      ...env,
+      GLIBC_TUNABLES: AGENT_GLIBC_TUNABLES,
+      ...(agentExe ? { NODE_OPTIONS: AGENT_NODE_FLAGS.join(' ') } : {}),
+    };
     const e = etcd;
     const c = client;
 
@@ -198,11 +209,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const old = agents.get(node);
       if (old && !old.exited) throw new Error(`agent on ${node} is still running`);
       writeAgentConfig(node);
-      const p = tb.spawn(
-        node,
-        [process.execPath, ...AGENT_NODE_FLAGS, join(DIST, 'node-agent', 'main.js'), '--config', agentConfigPath(node)],
-        { name: 'agent', env },
-      );
+      const p = tb.spawn(node, [...agentCommand(), '--config', agentConfigPath(node)], {
+        name: 'agent',
+        env: agentEnv,
+      });
       agents.set(node, p);
       return p;
     };
