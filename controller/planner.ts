@@ -88,12 +88,12 @@ function* planSteps(input: PlanInput): Generator<readonly Action[] | undefined, 
   let requeueAt: number | undefined;
   forgetLiveSet(input.nodes);
   const names = [...new Set<string>([...input.groups.keys(), ...input.assignments.keys()])].sort();
-  const lost = (name: string) => {
+  const urgent: string[] = [];
+  const rest: string[] = [];
+  for (const name of names) {
     const lease = input.assignments.get(name)?.record.holderLease;
-    return typeof lease === 'string' && input.gone.has(lease);
-  };
-  const urgent = input.gone.size ? names.filter(lost) : [];
-  const rest = urgent.length ? names.filter((n) => !lost(n)) : names;
+    (typeof lease === 'string' && input.gone.has(lease) ? urgent : rest).push(name);
+  }
   const step = (name: string) => {
     const cur = input.assignments.get(name);
     const r = withKeptSet(cur, withRetiring(cur, planGroup(input, name)));

@@ -1,6 +1,6 @@
-// The Node.js and V8 flags the agent runs under, and its malloc settings. The agent is a small, long-running daemon that allocates little
-// and keeps little; the runtime's defaults are sized for servers and only cost it resident memory. Every launcher
-// passes these: bin/vipwarden-agent.js (its #! line), the systemd unit and the DaemonSet (NODE_OPTIONS, which the
+// The Node.js and V8 flags the agent runs under, and its malloc settings. The agent is a small, long-running
+// daemon that allocates little and keeps little; the runtime's defaults are sized for servers and only cost it
+// resident memory. Every launcher passes these: bin/vipwarden-agent.js (its #! line), the systemd unit and the DaemonSet (NODE_OPTIONS, which the
 // single executable reads too) and the testbed. node-flags.test.ts keeps them in step with this list, and every
 // flag here must be allowed in NODE_OPTIONS.
 //
@@ -21,8 +21,8 @@ export const AGENT_NODE_FLAGS: readonly string[] = [
  * GLIBC_TUNABLES for the agent: fixed malloc thresholds. glibc raises its mmap and trim thresholds as large blocks
  * are freed (up to 32 MiB), and then keeps what start-up freed: parsing and compiling the bundle leaves ~20 MiB of
  * free memory in the brk heap for the life of the process. With both at 128 KiB (glibc's initial values, now fixed)
- * large blocks are mapped and unmapped, and free memory at the heap's top goes back to the kernel. The
- * agent allocates little after start, so the extra system calls cost nothing measurable. Measured: idle SEA agent,
+ * large blocks are mapped and unmapped, and free memory at the heap's top goes back to the kernel. The agent
+ * allocates little after start, so the extra system calls cost nothing measurable. Measured: idle SEA agent,
  * 10 groups checked every 100 ms, RSS 101 -> 83 MiB (docs/design.md "Footprint"). (arena_max=2 saved 2 MiB of
  * that, not worth a setting.) Read by glibc at exec: the launchers set it in the environment, as for NODE_OPTIONS.
  */

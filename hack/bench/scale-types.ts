@@ -93,15 +93,15 @@ export function scaleGroup(i: number, nodes: number): Record<string, unknown> {
   };
 }
 
+/** The wait before the lost node, per group (at least 3 s): 8 s at 10,000 groups. */
+export const LOST_NODE_SETTLE_MS_PER_GROUP = 0.8;
+
 /**
  * The simulated agents' lease: 10 s, renewed every 2 s (1,000 nodes make 500 keepalives a second, not the 4,000 of
  * the 2 s default that starved this 2-core machine). Its margin keeps the longest address lifetime (8 s) so far
  * inside the TTL that the controller's Safety-3 wait after a lease ends is 0: the lost-node figure is the
  * controller's own reaction. The wait a default agent's record implies is reported beside it (safetyWaitMs).
  */
-/** The wait before the lost node, per group (at least 3 s): 8 s at 10,000 groups. */
-export const LOST_NODE_SETTLE_MS_PER_GROUP = 0.8;
-
 export const SIM_LEASE = { ttlSeconds: 10, keepaliveIntervalMs: 2000, marginMs: 2000, renewWindowMs: 500 };
 /** The default agent lease (common/lease-config.ts) as published, for the Safety-3 wait it implies. */
 export const DEFAULT_AGENT_LEASE = { ...LEASE_CONFIG_DEFAULT, renewWindowMs: 500 };

@@ -176,8 +176,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     // the image ship, hack/package/sea.sh) instead of dist/node-agent/main.js; it reads the agent's flags from
     // NODE_OPTIONS, as under the systemd unit. Both get the unit's GLIBC_TUNABLES.
     const agentExe = process.env.VIPWARDEN_TESTBED_AGENT;
-    const agentCommand = () =>
-      agentExe ? [agentExe] : [process.execPath, ...AGENT_NODE_FLAGS, join(DIST, 'node-agent', 'main.js')];
+    const agentCommand = agentExe
+      ? [agentExe]
+      : [process.execPath, ...AGENT_NODE_FLAGS, join(DIST, 'node-agent', 'main.js')];
     const agentEnv = {
       ...env,
       GLIBC_TUNABLES: AGENT_GLIBC_TUNABLES,
@@ -209,7 +210,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const old = agents.get(node);
       if (old && !old.exited) throw new Error(`agent on ${node} is still running`);
       writeAgentConfig(node);
-      const p = tb.spawn(node, [...agentCommand(), '--config', agentConfigPath(node)], {
+      const p = tb.spawn(node, [...agentCommand, '--config', agentConfigPath(node)], {
         name: 'agent',
         env: agentEnv,
       });
